@@ -1,0 +1,35 @@
+// Logging for the daemon: one line per event on stderr, which systemd sends to the journal.
+// Lines carry a level and the UTC time, so `journalctl -u faasd` and a plain terminal both read
+// well. Thread-safe: each call writes one whole line with a single write(2).
+#pragma once
+
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+
+namespace faasd {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+void SetLogLevel(LogLevel level);
+bool LogEnabled(LogLevel level);
+void LogLine(LogLevel level, std::string_view message);
+
+template <typename... Args>
+void LogInfo(const Args&... args) {
+  if (LogEnabled(LogLevel::kInfo)) LogLine(LogLevel::kInfo, absl::StrCat(args...));
+}
+template <typename... Args>
+void LogWarning(const Args&... args) {
+  if (LogEnabled(LogLevel::kWarning)) LogLine(LogLevel::kWarning, absl::StrCat(args...));
+}
+template <typename... Args>
+void LogError(const Args&... args) {
+  if (LogEnabled(LogLevel::kError)) LogLine(LogLevel::kError, absl::StrCat(args...));
+}
+template <typename... Args>
+void LogDebug(const Args&... args) {
+  if (LogEnabled(LogLevel::kDebug)) LogLine(LogLevel::kDebug, absl::StrCat(args...));
+}
+
+}  // namespace faasd

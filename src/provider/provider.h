@@ -1,0 +1,65 @@
+// The provider: the function lifecycle the gateway drives. The gateway sees only this face.
+//
+// FunctionProvider is shared across the gateway's threads; every method is thread-safe.
+// Errors use absl::Status codes that the gateway maps to HTTP:
+//   InvalidArgument → 400, NotFound → 404, AlreadyExists → 409, FailedPrecondition → 400,
+//   Unavailable → 503 (containerd unreachable) or 502 (registry), DeadlineExceeded → 504,
+//   anything else → 500. Messages name the thing and the cause.
+//
+// RoutingTable is the invoke path's view: an immutable snapshot swapped atomically on every
+// change, so a lookup never takes a lock held by a slow containerd call.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "provider/types.h"
+
+namespace faasd::provider {
+
+// Where one ready replica of a function listens.
+struct Endpoint {
+  std::string ip;
+  int port = 8080;
+};
+
+// Immutable map from "name.namespace" to the ready endpoints of that function.
+struct RoutingSnapshot {
+  // key: "name.namespace"; value: endpoints of ready replicas (may be empty while starting).
+  std::map<std::string, std::vector<Endpoint>> functions;
+};
+
+class RoutingTable {
+ public:
+  virtual ~RoutingTable() = default;
+  // Current snapshot; never null. Cheap: one atomic shared_ptr load.
+  virtual std::shared_ptr<const RoutingSnapshot> Snapshot() const = 0;
+};
+
+class FunctionProvider {
+ public:
+  virtual ~FunctionProvider() = default;
+
+  // ns "" means the default namespace. InvalidArgument for a bad or unknown namespace.
+  virtual absl::StatusOr<std::vector<FunctionStatus>> List(const std::string& ns) = 0;
+  virtual absl::StatusOr<FunctionStatus> Get(const std::string& name, const std::string& ns) = 0;
+  // Creates a function. AlreadyExists when one of that name is deployed.
+  virtual absl::Status Deploy(const FunctionDeployment& d) = 0;
+  // Replaces a deployed function. NotFound when absent (faas-cli then POSTs).
+  virtual absl::Status Update(const FunctionDeployment& d) = 0;
+  // Takes the function out of routing at once; stopping its containers happens in the
+  // background. NotFound when absent.
+  virtual absl::Status Remove(const std::string& name, const std::string& ns) = 0;
+  virtual absl::Status Scale(const std::string& name, const std::string& ns,
+                             uint64_t replicas) = 0;
+  virtual absl::StatusOr<std::vector<std::string>> Namespaces() = 0;
+  // OK when the backing runtime (containerd) answers.
+  virtual absl::Status Healthy() = 0;
+
+  virtual const RoutingTable& Routes() const = 0;
+};
+
+}  // namespace faasd::provider

@@ -1,0 +1,77 @@
+// The OpenFaaS provider types, with the exact JSON field names faas-cli and the UI speak
+// (see shared/openfaas-api.md). Pure data: no I/O, safe to copy between threads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace faasd::provider {
+
+inline constexpr char kDefaultNamespace[] = "openfaas-fn";
+
+struct FunctionResources {
+  std::string memory;  // Kubernetes quantity: "128Mi", "1G"
+  std::string cpu;     // Kubernetes quantity: "500m", "2"
+  bool empty() const { return memory.empty() && cpu.empty(); }
+};
+
+struct FunctionDeployment {
+  std::string service;
+  std::string image;
+  std::string namespace_;  // "" means kDefaultNamespace
+  std::string env_process;
+  std::map<std::string, std::string> env_vars;
+  std::vector<std::string> constraints;
+  std::vector<std::string> secrets;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  std::optional<FunctionResources> limits;
+  std::optional<FunctionResources> requests;
+  bool read_only_root_filesystem = false;
+};
+
+struct FunctionUsage {
+  double cpu = 0;
+  double total_memory_bytes = 0;
+};
+
+struct FunctionStatus {
+  std::string name;
+  std::string image;
+  std::string namespace_;
+  std::string env_process;
+  std::map<std::string, std::string> env_vars;
+  std::vector<std::string> constraints;
+  std::vector<std::string> secrets;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  std::optional<FunctionResources> limits;
+  std::optional<FunctionResources> requests;
+  bool read_only_root_filesystem = false;
+  double invocation_count = 0;
+  uint64_t replicas = 0;
+  uint64_t available_replicas = 0;
+  std::string created_at;  // RFC3339
+  std::optional<FunctionUsage> usage;
+};
+
+// Parses a FunctionDeployment request body. InvalidArgument names the bad field.
+// Does not validate names or images: see ValidateDeployment.
+absl::StatusOr<FunctionDeployment> ParseDeployment(std::string_view body);
+// Checks service name, namespace, image and env names. InvalidArgument names the cause.
+absl::Status ValidateDeployment(const FunctionDeployment& d);
+// DNS-label rule shared by functions, secrets and namespaces: [a-z0-9]([-a-z0-9]*[a-z0-9])?,
+// at most 63 characters. `what` names the thing in the error ("function name").
+absl::Status ValidateName(std::string_view what, std::string_view name);
+
+nlohmann::json ToJson(const FunctionDeployment& d);
+nlohmann::json ToJson(const FunctionStatus& s);  // omits empty/zero fields, as upstream
+FunctionStatus StatusFromDeployment(const FunctionDeployment& d);
+
+}  // namespace faasd::provider

@@ -1,0 +1,570 @@
+"""Pieces of the integration test bench: a private containerd, a loopback registry, a test
+image built without Docker, a private CNI bridge, and the faasd daemon under test.
+
+Every piece owns what it creates and removes it in close(), which is written to be safe to call
+after a partial start (the fixtures call it from finalizers, so failures still clean up).
+Waits poll with a deadline; nothing sleeps to synchronise.
+"""
+
+import base64
+import http.client
+import ipaddress
+import json
+import os
+import random
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FAASD_BIN = os.environ.get("FAASD_BIN", str(REPO / "build" / "src" / "faasd"))
+FNSERVER_BIN = os.environ.get("FNSERVER_BIN", str(REPO / "build" / "tests" / "fixtures" / "fnserver"))
+NAMESPACE = "openfaas-fn"
+NAMESERVER = "198.51.100.53"  # TEST-NET-2: never answers, only checked in resolv.conf
+
+
+class HarnessError(Exception):
+    pass
+
+
+def wait_until(predicate, timeout, what, interval=0.1):
+    """Polls predicate() until it returns a truthy value (returned) or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # polled states raise while not ready (connection refused)
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_exc!r})" if last_exc else ""
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def run(args, check=True, timeout=120, **kw):
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise HarnessError(
+            f"{shlex.join(str(a) for a in args)}: exit {proc.returncode}: "
+            f"{proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tail(path, max_bytes=20000):
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+    return data[-max_bytes:].decode("utf-8", "replace")
+
+
+def stop_process(proc, term_timeout=10):
+    """SIGTERM, then SIGKILL after term_timeout; only the process we started, by its PID."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=term_timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def unmount_under(*dirs):
+    """Unmounts every mount point below dirs, deepest first."""
+    prefixes = [str(Path(d).resolve()) + "/" for d in dirs]
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mnt = line.split()[4].encode().decode("unicode_escape")
+            if any((mnt + "/").startswith(p) for p in prefixes):
+                points.append(mnt)
+    for mnt in sorted(set(points), key=len, reverse=True):
+        if run(["umount", mnt], check=False).returncode != 0:
+            run(["umount", "-l", mnt], check=False)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # http.client.HTTPMessage: case-insensitive get()
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<{self.status} {self.text[:300]!r}>"
+
+
+def http_request(host, port, method, path, body=None, headers=None, timeout=30):
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+    elif isinstance(body, str):
+        body = body.encode()
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = b"" if method == "HEAD" else resp.read()
+        return Response(resp.status, resp.headers, data)
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+class Containerd:
+    """Debian's containerd with private root, state and sockets."""
+
+    DISABLED = [
+        "io.containerd.grpc.v1.cri",
+        "io.containerd.snapshotter.v1.aufs",
+        "io.containerd.snapshotter.v1.btrfs",
+        "io.containerd.snapshotter.v1.devmapper",
+        "io.containerd.snapshotter.v1.zfs",
+        "io.containerd.tracing.processor.v1.otlp",
+        "io.containerd.internal.v1.tracing",
+    ]
+
+    def __init__(self, workdir):
+        self.dir = Path(workdir) / "ctd"
+        self.root = self.dir / "root"
+        self.state = self.dir / "state"
+        self.address = str(self.dir / "ctd.sock")
+        self.log_path = self.dir / "containerd.log"
+        self.proc = None
+
+    def start(self, timeout=30):
+        self.root.mkdir(parents=True)
+        self.state.mkdir(parents=True)
+        config = self.dir / "config.toml"
+        config.write_text(
+            "version = 2\n"
+            f'root = "{self.root}"\n'
+            f'state = "{self.state}"\n'
+            f"disabled_plugins = {json.dumps(self.DISABLED)}\n"
+            "[grpc]\n"
+            f'  address = "{self.address}"\n'
+            "[ttrpc]\n"
+            f'  address = "{self.address}.ttrpc"\n'
+            "[debug]\n"
+            '  address = ""\n'
+            '  level = "info"\n'
+            "[metrics]\n"
+            '  address = ""\n')
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["/usr/bin/containerd", "--config", str(config)],
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise HarnessError(f"containerd exited {self.proc.returncode}:\n"
+                                   f"{tail(self.log_path)}")
+            return os.path.exists(self.address) and \
+                self.ctr("version", check=False).returncode == 0
+        try:
+            wait_until(ready, timeout, "containerd socket " + self.address)
+        except TimeoutError as exc:
+            raise HarnessError(f"{exc}\n{tail(self.log_path)}") from None
+
+    def ctr(self, *args, namespace=None, check=True, timeout=120):
+        cmd = ["ctr", "--address", self.address]
+        if namespace:
+            cmd += ["--namespace", namespace]
+        return run(cmd + [str(a) for a in args], check=check, timeout=timeout)
+
+    def lines(self, *args, namespace=None):
+        out = self.ctr(*args, namespace=namespace, check=False).stdout
+        return [l.strip() for l in out.splitlines() if l.strip()]
+
+    def task_pid(self, container_id, namespace=NAMESPACE):
+        """PID of a running task, or None."""
+        for line in self.lines("tasks", "ls", namespace=namespace)[1:]:
+            fields = line.split()
+            if fields[0] == container_id and len(fields) >= 3 and fields[2] == "RUNNING":
+                return int(fields[1])
+        return None
+
+    def remove_everything(self):
+        for ns in self.lines("namespaces", "ls", "-q"):
+            for task in self.lines("tasks", "ls", "-q", namespace=ns):
+                self.ctr("tasks", "kill", "-a", "-s", "SIGKILL", task, namespace=ns, check=False)
+            for task in self.lines("tasks", "ls", "-q", namespace=ns):
+                try:
+                    wait_until(lambda: self.ctr("tasks", "delete", task, namespace=ns,
+                                                check=False).returncode == 0
+                               or task not in self.lines("tasks", "ls", "-q", namespace=ns),
+                               10, f"task {ns}/{task} to stop")
+                except TimeoutError:
+                    self.ctr("tasks", "delete", "-f", task, namespace=ns, check=False)
+            for c in self.lines("containers", "ls", "-q", namespace=ns):
+                self.ctr("containers", "delete", c, namespace=ns, check=False)
+
+    def shim_pids(self):
+        """containerd-shim processes serving this containerd (they outlive it if left)."""
+        pids = []
+        for p in Path("/proc").iterdir():
+            if not p.name.isdigit():
+                continue
+            try:
+                cmd = (p / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd and b"containerd-shim" in cmd[0] and self.address.encode() in cmd:
+                pids.append(int(p.name))
+        return pids
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.remove_everything()
+            finally:
+                stop_process(self.proc)
+        for pid in self.shim_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        unmount_under(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+class Registry:
+    """Debian's docker-registry on 127.0.0.1:<free port>, filesystem storage, access log."""
+
+    def __init__(self, workdir):
+        self.dir = Path(workdir) / "registry"
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.log_path = self.dir / "registry.log"
+        self.proc = None
+
+    def start(self, timeout=30):
+        (self.dir / "data").mkdir(parents=True)
+        config = self.dir / "config.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: info\n  accesslog:\n    disabled: false\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.dir / 'data'}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.host}\n")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(config)],
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise HarnessError(f"docker-registry exited {self.proc.returncode}:\n"
+                                   f"{tail(self.log_path)}")
+            return http_request("127.0.0.1", self.port, "GET", "/v2/", timeout=2).status == 200
+        try:
+            wait_until(ready, timeout, "registry " + self.host)
+        except TimeoutError as exc:
+            raise HarnessError(f"{exc}\n{tail(self.log_path)}") from None
+
+    def blob_gets(self, repo=None):
+        """Count of blob downloads (GET /v2/<repo>/blobs/...) in the access log so far."""
+        pattern = re.compile(r'"GET /v2/(?P<repo>[^ ]+)/blobs/sha256:[0-9a-f]+ HTTP/[0-9.]+" (2|3)')
+        n = 0
+        for line in tail(self.log_path, 10**9).splitlines():
+            m = pattern.search(line)
+            if m and (repo is None or m.group("repo") == repo):
+                n += 1
+        return n
+
+    def close(self):
+        stop_process(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+class FunctionImages:
+    """OCI images holding busybox + fnserver, built with umoci and pushed with skopeo.
+
+    refs: {"echo": ..., "cat": ..., "hello": ...} -> "127.0.0.1:PORT/<name>:latest".
+    The echo image sets greeting=from-image so tests can check envVars override image env.
+    """
+
+    VARIANTS = {
+        "echo": ["mode=echo", "greeting=from-image"],
+        "cat": ["mode=fork", "fprocess=cat"],
+        "hello": ["mode=hello"],
+    }
+
+    def __init__(self, workdir, registry):
+        self.dir = Path(workdir) / "image"
+        self.registry = registry
+        self.refs = {}
+
+    def build(self):
+        if not os.access(FNSERVER_BIN, os.X_OK):
+            raise HarnessError(f"fnserver binary {FNSERVER_BIN}: not found (set FNSERVER_BIN)")
+        layout = self.dir / "oci"
+        bundle = self.dir / "bundle"
+        self.dir.mkdir(parents=True)
+        run(["umoci", "init", "--layout", layout])
+        run(["umoci", "new", "--image", f"{layout}:base"])
+        run(["umoci", "unpack", "--image", f"{layout}:base", bundle])
+        rootfs = bundle / "rootfs"
+        for d in ["bin", "usr/bin", "etc", "tmp", "var/openfaas/secrets", "proc", "sys", "dev"]:
+            (rootfs / d).mkdir(parents=True, exist_ok=True)
+        os.chmod(rootfs / "tmp", 0o1777)
+        shutil.copy2("/bin/busybox", rootfs / "bin" / "busybox")
+        for applet in ["sh", "cat", "ls", "wc", "env", "hostname", "sleep", "echo", "tr"]:
+            os.symlink("busybox", rootfs / "bin" / applet)
+        shutil.copy2(FNSERVER_BIN, rootfs / "usr" / "bin" / "fnserver")
+        os.chmod(rootfs / "usr" / "bin" / "fnserver", 0o755)
+        (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+        (rootfs / "etc" / "group").write_text("root:x:0:\n")
+        (rootfs / "etc" / "hosts").write_text("")
+        (rootfs / "etc" / "resolv.conf").write_text("")
+        run(["umoci", "repack", "--image", f"{layout}:base", bundle])
+        for name, env in self.VARIANTS.items():
+            args = ["umoci", "config", "--image", f"{layout}:base", "--tag", name,
+                    "--config.entrypoint", "/usr/bin/fnserver",
+                    "--config.env", "PATH=/usr/local/bin:/usr/bin:/bin",
+                    "--config.exposedports", "8080/tcp", "--config.workingdir", "/"]
+            for e in env:
+                args += ["--config.env", e]
+            run(args)
+            ref = f"{self.registry.host}/{name}:latest"
+            run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:{name}",
+                 f"docker://{ref}"], timeout=300)
+            self.refs[name] = ref
+        shutil.rmtree(bundle, ignore_errors=True)
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+class CniEnv:
+    """A test-only CNI bridge (fdt + 6 hex), a free /24 in 10.240.0.0/12, private dirs.
+
+    close() deletes the bridge, the veths left on it, and the iptables rules and chains that
+    the bridge (ipMasq) and firewall plugins made for this subnet.
+    """
+
+    POOL = ipaddress.ip_network("10.240.0.0/12")
+
+    def __init__(self, workdir):
+        suffix = "%06x" % random.getrandbits(24)
+        self.bridge = "fdt" + suffix
+        self.network = "fdt-" + suffix
+        self.dir = Path(workdir) / "cni"
+        self.conf_dir = self.dir / "conf"
+        self.ipam_dir = self.dir / "ipam"
+        self.cache_dir = self.dir / "cache"
+        self.subnet = self._free_subnet()
+
+    def _used_networks(self):
+        used = []
+        for cmd in (["ip", "-j", "route", "show", "table", "all"], ["ip", "-j", "addr"]):
+            data = json.loads(run(cmd).stdout or "[]")
+            for entry in data:
+                dst = entry.get("dst")
+                if dst and dst not in ("default", "broadcast", "local", "unreachable"):
+                    try:
+                        used.append(ipaddress.ip_network(dst, strict=False))
+                    except ValueError:
+                        pass
+                for a in entry.get("addr_info", []):
+                    try:
+                        used.append(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}",
+                                                         strict=False))
+                    except (KeyError, ValueError):
+                        pass
+        return used
+
+    def _free_subnet(self):
+        used = [n for n in self._used_networks() if n.version == 4 and n.prefixlen > 0]
+        candidates = list(self.POOL.subnets(new_prefix=24))
+        for _ in range(200):
+            net = random.choice(candidates)
+            if not any(net.overlaps(u) for u in used):
+                return net
+        raise HarnessError(f"no free /24 in {self.POOL}: every candidate overlaps a route")
+
+    @property
+    def gateway(self):
+        return str(next(self.subnet.hosts()))
+
+    def start(self):
+        for d in (self.conf_dir, self.ipam_dir, self.cache_dir):
+            d.mkdir(parents=True)
+
+    def flags(self):
+        return [f"--cni-bin-dir=/usr/lib/cni:/opt/cni/bin",
+                f"--cni-conf-dir={self.conf_dir}",
+                f"--cni-network={self.network}",
+                f"--cni-bridge={self.bridge}",
+                f"--cni-subnet={self.subnet}",
+                f"--cni-ipam-dir={self.ipam_dir}"]
+
+    def _mentions_us(self, rule):
+        prefix = str(self.subnet.network_address).rsplit(".", 1)[0] + "."
+        return (re.search(r"(?<![0-9.])" + re.escape(prefix) + r"[0-9]+(/[0-9]+)?\b", rule)
+                or self.bridge in rule or f'"{self.network}"' in rule)
+
+    def iptables_leftovers(self):
+        """Rules (table, rule) and chains (table, chain) that belong to this test network."""
+        rules, chains = [], []
+        for table in ("filter", "nat"):
+            out = run(["iptables-save", "-t", table], check=False).stdout
+            table_rules = [l for l in out.splitlines() if l.startswith("-A ")]
+            ours = set()
+            for r in table_rules:
+                chain = r.split()[1]
+                if re.fullmatch(r"CNI-[0-9a-f]{24}", chain) and self._mentions_us(r):
+                    ours.add(chain)
+            for r in table_rules:
+                jump = re.search(r"-j (\S+)", r)
+                if self._mentions_us(r) or (jump and jump.group(1) in ours):
+                    rules.append((table, r))
+            chains += [(table, c) for c in sorted(ours)]
+        return rules, chains
+
+    def close(self):
+        if run(["ip", "link", "show", self.bridge], check=False).returncode == 0:
+            links = json.loads(run(["ip", "-j", "link", "show", "master", self.bridge],
+                                   check=False).stdout or "[]")
+            for link in links:
+                run(["ip", "link", "del", link["ifname"]], check=False)
+            run(["ip", "link", "del", self.bridge], check=False)
+        rules, chains = self.iptables_leftovers()
+        for table, rule in rules:
+            args = shlex.split(rule)
+            run(["iptables", "-w", "-t", table, "-D"] + args[1:], check=False)
+        for table, chain in chains:
+            run(["iptables", "-w", "-t", table, "-F", chain], check=False)
+            run(["iptables", "-w", "-t", table, "-X", chain], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+class FaasdDaemon:
+    """The daemon under test, on 127.0.0.1:<free port>, with every path private."""
+
+    def __init__(self, workdir, containerd, cni):
+        self.dir = Path(workdir) / "faasd"
+        self.state_dir = self.dir / "state"
+        self.log_path = self.dir / "faasd.log"
+        self.port = free_port()
+        self.containerd = containerd
+        self.cni = cni
+        self.proc = None
+        self.user = None
+        self.password = None
+
+    def args(self):
+        return [FAASD_BIN, "up",
+                f"--listen=127.0.0.1:{self.port}",
+                f"--state-dir={self.state_dir}",
+                f"--containerd-address={self.containerd.address}",
+                f"--namespace={NAMESPACE}",
+                f"--nameserver={NAMESERVER}",
+                "--log-level=debug"] + self.cni.flags()
+
+    def start(self, timeout=30):
+        if not os.access(FAASD_BIN, os.X_OK):
+            raise HarnessError(f"faasd binary {FAASD_BIN}: not found (set FAASD_BIN)")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        log.write(f"==== harness: {shlex.join(self.args())}\n".encode())
+        log.flush()
+        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+
+        def healthy():
+            if self.proc.poll() is not None:
+                raise HarnessError(f"faasd exited {self.proc.returncode} during start")
+            return http_request("127.0.0.1", self.port, "GET", "/healthz",
+                                timeout=2).status == 200
+        try:
+            wait_until(healthy, timeout, f"faasd GET /healthz on 127.0.0.1:{self.port}")
+        except (TimeoutError, HarnessError) as exc:
+            raise HarnessError(f"{exc}\n--- faasd log ---\n{tail(self.log_path)}") from None
+        secrets = self.state_dir / "secrets"
+        user_file = secrets / "basic-auth-user"
+        self.user = user_file.read_text().strip() if user_file.exists() else "admin"
+        self.password = (secrets / "basic-auth-password").read_text().strip()
+
+    def stop(self, term_timeout=15):
+        stop_process(self.proc, term_timeout)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- API client --------------------------------------------------------------------------
+    def auth_header(self, user=None, password=None):
+        token = f"{user or self.user}:{password if password is not None else self.password}"
+        return "Basic " + base64.b64encode(token.encode()).decode()
+
+    def request(self, method, path, body=None, headers=None, auth=True, timeout=60):
+        h = dict(headers or {})
+        if auth and "Authorization" not in h:
+            h["Authorization"] = self.auth_header()
+        if isinstance(body, (dict, list)) and "Content-Type" not in h:
+            h["Content-Type"] = "application/json"
+        return http_request("127.0.0.1", self.port, method, path, body, h, timeout)
+
+    def deploy(self, name, image, method="POST", **fields):
+        spec = {"service": name, "image": image}
+        spec.update(fields)
+        return self.request(method, "/system/functions", spec)
+
+    def delete(self, name):
+        return self.request("DELETE", "/system/functions", {"functionName": name})
+
+    def describe(self, name):
+        return self.request("GET", "/system/function/" + urllib.parse.quote(name, safe=""))
+
+    def list(self):
+        return self.request("GET", "/system/functions")
+
+    def invoke(self, name, path="", method="POST", body=None, headers=None, timeout=60):
+        return self.request(method, f"/function/{name}{path}", body, headers, auth=False,
+                            timeout=timeout)
+
+    def wait_ready(self, name, timeout=60):
+        """Polls until availableReplicas >= 1 and the function answers its invoke route."""
+        def ready():
+            r = self.describe(name)
+            return r.status == 200 and r.json().get("availableReplicas", 0) >= 1
+        wait_until(ready, timeout, f"function {name} availableReplicas>=1")
+        wait_until(lambda: self.invoke(name, "/_/health", method="GET").status == 200,
+                   timeout, f"function {name} to answer /_/health")
+
+    def close(self):
+        self.stop()
+        unmount_under(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)

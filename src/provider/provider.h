@@ -53,8 +53,7 @@ class FunctionProvider {
   // Takes the function out of routing at once; stopping its containers happens in the
   // background. NotFound when absent.
   virtual absl::Status Remove(const std::string& name, const std::string& ns) = 0;
-  virtual absl::Status Scale(const std::string& name, const std::string& ns,
-                             uint64_t replicas) = 0;
+  virtual absl::Status Scale(const std::string& name, const std::string& ns, uint64_t replicas) = 0;
   virtual absl::StatusOr<std::vector<std::string>> Namespaces() = 0;
   // OK when the backing runtime (containerd) answers.
   virtual absl::Status Healthy() = 0;

@@ -34,7 +34,8 @@ class HarnessError(Exception):
 
 
 def wait_until(predicate, timeout, what, interval=0.1):
-    """Polls predicate() until it returns a truthy value (returned) or the deadline passes."""
+    """Polls predicate() until it returns a truthy value (returned) or the deadline passes.
+    Exceptions count as "not yet", except HarnessError, which ends the wait at once."""
     deadline = time.monotonic() + timeout
     last_exc = None
     while True:
@@ -42,6 +43,8 @@ def wait_until(predicate, timeout, what, interval=0.1):
             value = predicate()
             if value:
                 return value
+        except HarnessError:
+            raise  # fatal: the thing we wait for is gone (process exited)
         except Exception as exc:  # polled states raise while not ready (connection refused)
             last_exc = exc
         if time.monotonic() >= deadline:
@@ -462,7 +465,25 @@ class CniEnv:
         for table, chain in chains:
             run(["iptables", "-w", "-t", table, "-F", chain], check=False)
             run(["iptables", "-w", "-t", table, "-X", chain], check=False)
+        self._remove_idle_firewall_chains()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    @staticmethod
+    def _remove_idle_firewall_chains():
+        """The firewall plugin's shared CNI-FORWARD/CNI-ADMIN chains, only when nothing but
+        the plugin's own jump is left in them (another network may still be using them)."""
+        out = run(["iptables-save", "-t", "filter"], check=False).stdout
+        fwd = [l for l in out.splitlines() if l.startswith("-A CNI-FORWARD ")]
+        admin = [l for l in out.splitlines() if l.startswith("-A CNI-ADMIN ")]
+        if admin or any("-j CNI-ADMIN" not in l for l in fwd):
+            return
+        for l in out.splitlines():
+            if l.startswith("-A FORWARD ") and "-j CNI-FORWARD" in l:
+                run(["iptables", "-w", "-D"] + shlex.split(l)[1:], check=False)
+        for chain in ("CNI-FORWARD", "CNI-ADMIN"):
+            run(["iptables", "-w", "-F", chain], check=False)
+        for chain in ("CNI-FORWARD", "CNI-ADMIN"):
+            run(["iptables", "-w", "-X", chain], check=False)
 
 
 # ---------------------------------------------------------------------------------------------

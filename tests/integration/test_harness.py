@@ -1,6 +1,7 @@
 """Checks of the bench itself, without the daemon: when these fail, the other failures are the
 bench's, not faasd's."""
 
+import json
 import random
 
 import harness
@@ -48,4 +49,38 @@ def test_cni_subnet_is_private(cni):
     assert cni.subnet.prefixlen == 24 and cni.subnet.subnet_of(cni.POOL)
     assert harness.run(["ip", "link", "show", cni.bridge], check=False).returncode != 0
     rules, chains = cni.iptables_leftovers()
+    assert not rules and not chains, (rules, chains)
+
+
+def cni_exec(plugin, config, cid, netns, command="ADD"):
+    env = {"CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_NETNS": netns,
+           "CNI_IFNAME": "eth1", "CNI_PATH": "/usr/lib/cni", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    proc = harness.subprocess.run(["/usr/lib/cni/" + plugin], input=json.dumps(config),
+                                  capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, f"{plugin} {command}: {proc.stdout} {proc.stderr}"
+    return json.loads(proc.stdout) if proc.stdout.strip() else None
+
+
+def test_cni_cleanup_removes_what_the_plugins_create(workdir):
+    """Runs bridge(ipMasq)+firewall like the daemon does, then checks CniEnv.close() undoes it."""
+    env = harness.CniEnv(workdir + "/selfcheck")
+    netns = "fdt-ns-%06x" % random.getrandbits(24)
+    cid = "fdtselfcheck%06x" % random.getrandbits(24)
+    try:
+        env.start()
+        harness.run(["ip", "netns", "add", netns])
+        base = {"cniVersion": "0.4.0", "name": env.network}
+        bridge = dict(base, type="bridge", bridge=env.bridge, isGateway=True, ipMasq=True,
+                      ipam={"type": "host-local", "subnet": str(env.subnet),
+                            "dataDir": str(env.ipam_dir), "routes": [{"dst": "0.0.0.0/0"}]})
+        result = cni_exec("bridge", bridge, cid, "/run/netns/" + netns)
+        cni_exec("firewall", dict(base, type="firewall", prevResult=result), cid,
+                 "/run/netns/" + netns)
+        rules, chains = env.iptables_leftovers()
+        assert rules and chains, "plugins made no rules this harness would recognise"
+    finally:
+        harness.run(["ip", "netns", "del", netns], check=False)
+        env.close()
+    assert harness.run(["ip", "link", "show", env.bridge], check=False).returncode != 0
+    rules, chains = env.iptables_leftovers()
     assert not rules and not chains, (rules, chains)

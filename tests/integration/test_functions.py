@@ -1,0 +1,212 @@
+"""Function lifecycle through the OpenFaaS API: deploy, list, describe, invoke, update, scale,
+delete, and what a function sees inside its container (env, hostname, /etc/hosts)."""
+
+import concurrent.futures
+import http.client
+
+import pytest
+
+import harness
+
+OK = (200, 202)
+
+
+def find(listing, name):
+    return next((f for f in listing if f.get("name") == name), None)
+
+
+def test_healthz_info_namespaces(api):
+    assert api.request("GET", "/healthz", auth=False).status == 200
+    info = api.request("GET", "/system/info")
+    assert info.status == 200, info
+    assert info.json()["provider"]["orchestration"] == "containerd"
+    ns = api.request("GET", "/system/namespaces")
+    assert ns.status == 200 and harness.NAMESPACE in ns.json(), ns
+
+
+def test_deploy_list_describe(api, functions, fn_image):
+    name = functions.deploy("echo", labels={"team": "qa"}, annotations={"topic": "t1"})
+    listing = api.list()
+    assert listing.status == 200, listing
+    entry = find(listing.json(), name)
+    assert entry is not None, f"{name} not in {listing.text}"
+    assert entry["image"] == fn_image.refs["echo"]
+    d = api.describe(name)
+    assert d.status == 200, d
+    st = d.json()
+    assert st["name"] == name and st["image"] == fn_image.refs["echo"]
+    assert st.get("namespace", harness.NAMESPACE) == harness.NAMESPACE
+    assert st["replicas"] >= 1 and st["availableReplicas"] == 1
+    assert st["labels"].get("team") == "qa", st
+    assert st["annotations"].get("topic") == "t1", st
+    assert st.get("createdAt"), st
+
+
+@pytest.mark.parametrize("suffix", ["", ".openfaas-fn"])
+def test_invoke_echo_body_and_headers(api, functions, suffix):
+    name = functions.deploy("echo")
+    r = api.invoke(name + suffix, body=b"hello world", headers={"Content-Type": "text/plain"})
+    assert r.status == 200, r
+    assert r.body == b"hello world"
+    assert r.headers.get("X-Call-Id"), dict(r.headers)
+    assert r.headers.get("X-Start-Time"), dict(r.headers)
+    assert r.headers.get("X-Fn-Hostname") == name
+
+
+def test_invoke_passes_method_path_query(api, functions):
+    name = functions.deploy("echo")
+    for method in ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"]:
+        r = api.invoke(name, "/some/path?a=1&b=x%20y", method=method)
+        assert r.status == 200, (method, r)
+        assert r.text == f"{method} /some/path?a=1&b=x%20y", method
+    r = api.invoke(name + ".openfaas-fn", "?q=1", method="GET")
+    assert r.status == 200 and r.text == "GET /?q=1", r
+    head = api.invoke(name, "/h", method="HEAD")
+    assert head.status == 200 and head.body == b"", head
+
+
+def test_invoke_keeps_client_call_id(api, functions):
+    name = functions.deploy("echo")
+    r = api.invoke(name, body="x", headers={"X-Call-Id": "call-123"})
+    assert r.status == 200 and r.headers.get("X-Call-Id") == "call-123", dict(r.headers)
+
+
+def test_invoke_large_and_chunked_bodies(api, functions):
+    name = functions.deploy("echo")
+    big = bytes(range(256)) * 4096  # 1 MiB, every byte value
+    r = api.invoke(name, body=big, headers={"Content-Type": "application/octet-stream"})
+    assert r.status == 200 and r.body == big, (r.status, len(r.body))
+
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=60)
+    try:
+        conn.request("POST", f"/function/{name}", body=iter([b"chunk-one,", b"chunk-two"]),
+                     encode_chunked=True, headers={"Transfer-Encoding": "chunked"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.read() == b"chunk-one,chunk-two"
+    finally:
+        conn.close()
+
+
+def test_concurrent_invokes(api, functions):
+    name = functions.deploy("echo")
+
+    def call(i):
+        r = api.invoke(name, body=f"req-{i}")
+        return r.status, r.text
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(call, range(64)))
+    assert results == [(200, f"req-{i}") for i in range(64)]
+
+
+def test_fork_mode_and_env_process(api, functions):
+    cat = functions.deploy("cat", image="cat")
+    r = api.invoke(cat, body="meow")
+    assert r.status == 200 and r.text == "meow", r
+    wc = functions.deploy("wc", image="cat", envProcess="wc -c")
+    r = api.invoke(wc, body="12345")
+    assert r.status == 200 and r.text.strip() == "5", r
+
+
+def test_env_overrides_image_env_and_hostname(api, functions):
+    name = functions.deploy("env", envVars={"greeting": "override", "extra": "x y"})
+    for var, want in [("greeting", "override"), ("extra", "x y"), ("mode", "echo")]:
+        r = api.invoke(name, headers={"X-Echo-Env": var}, method="GET")
+        assert r.status == 200, r
+        assert r.headers.get(f"X-Fn-Env-{var}") == want, (var, dict(r.headers))
+    assert r.headers.get("X-Fn-Hostname") == name
+
+
+def test_etc_hosts_and_resolv_conf(api, functions, cni):
+    name = functions.deploy("files")
+    hosts = api.invoke(name, "/_/file?path=/etc/hosts", method="GET")
+    assert hosts.status == 200, hosts
+    lines = [l.split() for l in hosts.text.splitlines() if l.strip() and not l.startswith("#")]
+    assert any(l[0] == cni.gateway and "gateway" in l[1:] for l in lines), hosts.text
+    assert any("localhost" in l[1:] for l in lines), hosts.text
+    resolv = api.invoke(name, "/_/file?path=/etc/resolv.conf", method="GET")
+    assert resolv.status == 200 and f"nameserver {harness.NAMESERVER}" in resolv.text, resolv
+
+
+def test_update_replaces_env(api, functions, fn_image):
+    name = functions.deploy("upd", envVars={"version": "1"})
+    r = api.deploy(name, fn_image.refs["echo"], method="PUT", envVars={"version": "2"})
+    assert r.status in OK, r
+
+    def sees_v2():
+        r = api.invoke(name, headers={"X-Echo-Env": "version"}, method="GET")
+        return r.status == 200 and r.headers.get("X-Fn-Env-version") == "2"
+    harness.wait_until(sees_v2, 60, f"{name} to run with version=2")
+    api.wait_ready(name)
+    st = api.describe(name).json()
+    assert st.get("envVars", {}).get("version", "2") == "2", st
+
+
+def test_update_can_change_image(api, functions, fn_image):
+    name = functions.deploy("swap")
+    r = api.deploy(name, fn_image.refs["hello"], method="PUT")
+    assert r.status in OK, r
+    harness.wait_until(lambda: api.invoke(name, body="x").text == "hello", 60,
+                       f"{name} to answer from the hello image")
+    assert api.describe(name).json()["image"] == fn_image.refs["hello"]
+
+
+def test_update_absent_is_404(api, functions, fn_image):
+    name = functions.name("absent")
+    r = api.deploy(name, fn_image.refs["echo"], method="PUT")
+    assert r.status == 404, r
+
+
+def test_deploy_existing_is_409(api, functions, fn_image):
+    name = functions.deploy("dup")
+    r = api.deploy(name, fn_image.refs["echo"])
+    assert r.status == 409, r
+    assert api.invoke(name, body="still").text == "still"
+
+
+def test_delete_then_404_and_redeploy(api, functions, fn_image):
+    name = functions.deploy("del")
+    r = api.delete(name)
+    assert r.status in OK, r
+    harness.wait_until(lambda: api.invoke(name, body="x").status == 404, 30,
+                       f"invoke {name} to answer 404 after delete")
+    assert api.describe(name).status == 404
+    assert find(api.list().json(), name) is None
+    assert api.delete(name).status == 404
+    r = api.deploy(name, fn_image.refs["echo"])
+    assert r.status in OK, f"redeploy {name} right after delete: {r}"
+    api.wait_ready(name)
+    assert api.invoke(name, body="again").text == "again"
+
+
+def test_scale_accepts_and_function_keeps_serving(api, functions):
+    name = functions.deploy("scale")
+    r = api.request("POST", f"/system/scale-function/{name}",
+                    {"serviceName": name, "replicas": 1, "namespace": harness.NAMESPACE})
+    assert r.status in OK, r
+    api.wait_ready(name)
+    assert api.invoke(name, body="s").text == "s"
+
+
+def test_image_is_complete_in_containerd(api, functions, fn_image, containerd):
+    functions.deploy("img")
+    out = containerd.ctr("images", "check", namespace=harness.NAMESPACE).stdout
+    line = next((l for l in out.splitlines() if fn_image.refs["echo"] in l), None)
+    assert line is not None and "complete" in line, out
+
+
+def test_second_deploy_of_same_image_downloads_nothing(api, functions, registry):
+    functions.deploy("first", image="hello")
+    before = registry.blob_gets("hello")
+    assert before >= 0
+    second = functions.deploy("second", image="hello")
+    assert api.invoke(second, body="x").text == "hello"
+    assert registry.blob_gets("hello") == before, \
+        harness.tail(registry.log_path, 3000)
+
+
+def test_invocation_count_in_status(api, functions):
+    name = functions.deploy("count")
+    for _ in range(3):
+        assert api.invoke(name, body="x").status == 200
+    harness.wait_until(lambda: api.describe(name).json().get("invocationCount", 0) >= 3, 10,
+                       f"{name} invocationCount >= 3")

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages faasd-cpp needs. Idempotent: asks apt only for what is
+# missing, and runs `apt-get update` only then.
+#
+#   scripts/deps.sh build   compilers and libraries to build the daemon
+#   scripts/deps.sh run     what the daemon drives at run time (containerd, runc, CNI, iptables)
+#   scripts/deps.sh test    run + the integration bench (registry, umoci, skopeo, pytest, ...)
+#   scripts/deps.sh         all of them
+set -euo pipefail
+
+build_pkgs=(
+  meson ninja-build g++ pkg-config git
+  protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libprotobuf-dev libabsl-dev
+  libcpp-httplib-dev nlohmann-json3-dev libnats-dev prometheus-cpp-dev catch2
+  libssl-dev zlib1g-dev
+  golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
+  golang-github-gogo-googleapis-dev
+)
+run_pkgs=(containerd runc containernetworking-plugins iptables iproute2 nats-server ca-certificates)
+test_pkgs=(
+  "${run_pkgs[@]}"
+  skopeo umoci docker-registry busybox-static util-linux
+  python3 python3-pytest curl jq wrk
+)
+
+want=()
+if [[ $# -eq 0 ]]; then set -- build run test; fi
+for group in "$@"; do
+  case "$group" in
+    build) want+=("${build_pkgs[@]}") ;;
+    run) want+=("${run_pkgs[@]}") ;;
+    test) want+=("${test_pkgs[@]}") ;;
+    *) echo "usage: $0 [build] [run] [test]" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for pkg in $(printf '%s\n' "${want[@]}" | sort -u); do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "deps.sh: missing packages (${missing[*]}); run as root" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+echo "deps.sh: installing ${missing[*]}"
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+    >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "deps.sh: apt-get failed installing: ${missing[*]}" >&2
+  exit 1
+fi

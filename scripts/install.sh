@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# THE run command: installs dependencies, builds, installs /usr/local/sbin/faasd and the systemd
+# unit, then starts containerd and faasd -- with systemd when it is PID 1, otherwise as
+# background processes (logs in /var/log/faasd/, pidfiles in /run/faasd/).
+#
+#   sudo scripts/install.sh         install and start
+#   sudo scripts/install.sh stop    stop what a previous run started without systemd
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build}
+faasd_bin=/usr/local/sbin/faasd  # meson's default prefix + sbindir; matches systemd/faasd.service
+ctd_sock=/run/containerd/containerd.sock
+run_dir=/run/faasd
+log_dir=/var/log/faasd
+state_dir=/var/lib/faasd
+gateway=http://127.0.0.1:8080
+
+die() { echo "install.sh: $*" >&2; exit 1; }
+
+# Stops the process in pidfile $1 if it is still the program $2 we started.
+stop_pidfile() {
+  local pidfile=$1 prog=$2 pid
+  [[ -f $pidfile ]] || return 0
+  pid=$(cat "$pidfile")
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null &&
+      tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$prog"; then
+    kill -TERM "$pid"
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+    echo "stopped $prog (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+# Polls command "$@" for up to $timeout seconds.
+wait_for() {
+  local timeout=$1; shift
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    [[ $SECONDS -lt $deadline ]] || return 1
+    sleep 0.2
+  done
+}
+
+[[ $(id -u) -eq 0 ]] || die "run as root (sudo $0)"
+
+if [[ ${1:-} == stop ]]; then
+  stop_pidfile "$run_dir/faasd.pid" faasd
+  stop_pidfile "$run_dir/containerd.pid" containerd
+  exit 0
+fi
+[[ $# -eq 0 ]] || die "usage: $0 [stop]"
+
+bash scripts/deps.sh build run
+if [[ -f "$build/build.ninja" ]]; then
+  meson setup --reconfigure "$build" >/dev/null
+else
+  meson setup "$build" >/dev/null
+fi
+ninja -C "$build" -j"$(nproc)"
+meson install -C "$build" --no-rebuild --quiet
+[[ -x $faasd_bin ]] || die "$faasd_bin missing after meson install (was the prefix changed?)"
+install -D -m 0644 systemd/faasd.service /etc/systemd/system/faasd.service
+
+if [[ -d /run/systemd/system ]]; then
+  systemctl daemon-reload
+  systemctl enable --now containerd
+  systemctl enable faasd
+  systemctl restart faasd
+  logs_hint="journalctl -u faasd -f"
+else
+  mkdir -p "$run_dir" "$log_dir"
+  if ! ctr --address "$ctd_sock" version >/dev/null 2>&1; then
+    setsid containerd </dev/null >>"$log_dir/containerd.log" 2>&1 &
+    echo $! >"$run_dir/containerd.pid"
+    wait_for 30 ctr --address "$ctd_sock" version ||
+      die "containerd did not answer on $ctd_sock; see $log_dir/containerd.log"
+  fi
+  stop_pidfile "$run_dir/faasd.pid" faasd  # a re-install runs the new binary
+  setsid "$faasd_bin" up --state-dir="$state_dir" </dev/null >>"$log_dir/faasd.log" 2>&1 &
+  echo $! >"$run_dir/faasd.pid"
+  logs_hint="tail -f $log_dir/faasd.log"
+fi
+
+wait_for 60 curl -sf "$gateway/healthz" ||
+  die "faasd did not become healthy on $gateway; see: $logs_hint"
+
+cat <<MSG
+faasd is up on $gateway  (logs: $logs_hint)
+Log in with faas-cli:
+  faas-cli login --gateway $gateway --password-stdin < $state_dir/secrets/basic-auth-password
+Or with curl:
+  curl -u admin:\$(cat $state_dir/secrets/basic-auth-password) $gateway/system/functions
+MSG

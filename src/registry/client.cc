@@ -1,0 +1,492 @@
+// RegistryClient: the distribution API over cpp-httplib. One httplib::Client per exchange keeps the
+// class thread-safe without locking sockets; only the token cache is shared.
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "httplib.h"
+#include "nlohmann/json.hpp"
+#include "registry/auth.h"
+#include "registry/registry.h"
+
+namespace faasd::registry {
+namespace {
+
+constexpr size_t kMaxManifestBytes = 4 << 20;  // containerd's limit too
+constexpr size_t kMaxErrorBodyBytes = 64 << 10;
+constexpr int kMaxRedirects = 5;
+constexpr char kDefaultCaFile[] = "/etc/ssl/certs/ca-certificates.crt";
+
+const char* const kManifestAccept =
+    "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.docker.distribution.manifest.v2+json";
+
+std::string MediaTypeOf(const std::string& content_type) {
+  std::string_view t = content_type;
+  t = t.substr(0, t.find(';'));
+  return absl::AsciiStrToLower(absl::StripAsciiWhitespace(Av(t)));
+}
+
+// The registry's own words from an error body ({"errors":[{"code","message"}]}), else "".
+std::string RegistryErrorText(const std::string& body) {
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return "";
+  auto errors = j.find("errors");
+  if (errors == j.end() || !errors->is_array() || errors->empty()) return "";
+  const nlohmann::json& e = (*errors)[0];
+  if (!e.is_object()) return "";
+  std::string message = e.value("message", "");
+  if (!message.empty()) return message;
+  return absl::AsciiStrToLower(e.value("code", ""));
+}
+
+std::string HeaderValue(const httplib::Headers& headers, const std::string& key) {
+  auto it = headers.find(key);  // httplib::Headers compares keys case-insensitively
+  return it == headers.end() ? std::string() : it->second;
+}
+
+bool IsRedirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+}  // namespace
+
+// One request to a registry and what came back. Bodies of 2xx responses go to `on_body` (or into
+// `body` when it is unset); other bodies are kept, bounded, for error messages.
+struct RegistryClient::Exchange {
+  std::string method = "GET";  // or "HEAD"
+  std::string path;            // "/v2/<repo>/manifests/<ref>"
+  httplib::Headers headers;
+  std::string what;            // "pull 127.0.0.1:5000/echo:nope", the prefix of every error
+  std::string not_found_text;  // for bodiless 404s: "manifest unknown"
+  bool follow_redirects = false;
+  std::function<absl::Status(std::string_view)> on_body;
+
+  int status = 0;
+  httplib::Headers response_headers;
+  std::string body;
+  std::string error_body;
+};
+
+RegistryClient::RegistryClient(RegistryOptions options) : options_(std::move(options)) {}
+
+namespace {
+
+void Configure(httplib::Client& cli, const RegistryOptions& o) {
+  cli.set_connection_timeout(o.connect_timeout_seconds, 0);
+  cli.set_read_timeout(o.read_timeout_seconds, 0);
+  cli.set_write_timeout(o.read_timeout_seconds, 0);
+  cli.set_follow_location(false);  // we follow by hand, to drop Authorization across hosts
+  cli.set_decompress(false);       // digests are over the bytes as stored
+  cli.set_keep_alive(false);
+  cli.set_ca_cert_path(o.ca_file.empty() ? kDefaultCaFile : o.ca_file);
+  cli.enable_server_certificate_verification(true);
+}
+
+bool UsesPlainHttp(const RegistryOptions& o, std::string_view domain) {
+  if (IsLoopbackHost(domain)) return true;
+  for (const std::string& r : o.insecure_registries) {
+    if (r == domain) return true;
+  }
+  return false;
+}
+
+// Reads the docker config each time credentials are needed, so edits apply without a restart.
+absl::StatusOr<std::optional<Credentials>> LoadCredentials(const RegistryOptions& o,
+                                                           std::string_view domain) {
+  if (o.docker_config_path.empty()) return std::optional<Credentials>();
+  std::ifstream in(o.docker_config_path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return std::optional<Credentials>();
+    return absl::FailedPreconditionError(
+        absl::StrCat("read ", o.docker_config_path, ": ", std::strerror(errno)));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  absl::StatusOr<std::optional<Credentials>> c = CredentialsFromDockerConfig(ss.str(), domain);
+  if (!c.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(o.docker_config_path, ": ", c.status().message()));
+  }
+  return c;
+}
+
+std::string BasicAuthorization(const Credentials& c) {
+  return "Basic " + absl::Base64Escape(absl::StrCat(c.username, ":", c.password));
+}
+
+absl::Status PerformExchange(const RegistryOptions& o, Url url, const std::string& authorization,
+                             std::string& method, httplib::Headers& extra, bool follow,
+                             const std::string& what,
+                             const std::function<absl::Status(std::string_view)>& on_body,
+                             int& status, httplib::Headers& response_headers, std::string& body,
+                             std::string& error_body) {
+  const std::string origin = url.Origin();
+  for (int hop = 0;; ++hop) {
+    httplib::Client cli(url.Origin());
+    if (!cli.is_valid()) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": bad URL ", url.Origin()));
+    }
+    Configure(cli, o);
+    httplib::Headers headers = extra;
+    headers.emplace("User-Agent", o.user_agent);
+    headers.emplace("Accept-Encoding", "identity");
+    if (!authorization.empty() && url.Origin() == origin) {
+      headers.emplace("Authorization", authorization);
+    }
+    status = 0;
+    response_headers.clear();
+    body.clear();
+    error_body.clear();
+    absl::Status body_error;
+    httplib::Result res(nullptr, httplib::Error::Unknown);
+    if (method == "HEAD") {
+      res = cli.Head(url.path_query, headers);
+    } else {
+      res = cli.Get(
+          url.path_query, headers,
+          [&](const httplib::Response& r) {
+            status = r.status;
+            response_headers = r.headers;
+            return true;
+          },
+          [&](const char* data, size_t n) {
+            std::string_view chunk(data, n);
+            if (status < 200 || status > 299) {
+              if (error_body.size() < kMaxErrorBodyBytes) error_body.append(chunk);
+              return true;
+            }
+            if (on_body) {
+              body_error = on_body(chunk);
+              return body_error.ok();
+            }
+            if (body.size() + n > kMaxManifestBytes) {
+              body_error = absl::ResourceExhaustedError(
+                  absl::StrCat("manifest larger than ", kMaxManifestBytes, " bytes"));
+              return false;
+            }
+            body.append(chunk);
+            return true;
+          });
+    }
+    if (!body_error.ok()) return body_error;
+    if (!res) {
+      return absl::UnavailableError(absl::StrCat(what, ": ", method, " ", url.Origin(),
+                                                 url.path_query, ": ",
+                                                 httplib::to_string(res.error())));
+    }
+    status = res->status;
+    response_headers = res->headers;
+    if (!follow || !IsRedirect(status)) return absl::OkStatus();
+    if (hop >= kMaxRedirects) {
+      return absl::UnavailableError(
+          absl::StrCat(what, ": more than ", kMaxRedirects, " redirects"));
+    }
+    absl::StatusOr<Url> next = ResolveLocation(url, res->get_header_value("Location"));
+    if (!next.ok())
+      return absl::UnavailableError(absl::StrCat(what, ": ", next.status().message()));
+    if (url.scheme == "https" && next->scheme == "http" && !IsLoopbackHost(next->host_port)) {
+      return absl::UnavailableError(
+          absl::StrCat(what, ": refusing redirect from https to ", next->Origin()));
+    }
+    url = *std::move(next);
+  }
+}
+
+}  // namespace
+
+std::string RegistryClient::CachedToken(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  auto it = tokens_.find(key);
+  if (it == tokens_.end()) return "";
+  if (absl::Now() >= it->second.expires) {
+    tokens_.erase(it);
+    return "";
+  }
+  return it->second.token;
+}
+
+absl::StatusOr<std::string> RegistryClient::FetchToken(const Reference& ref,
+                                                       const std::string& scope,
+                                                       const std::string& realm,
+                                                       const std::string& service,
+                                                       const std::string& challenge_scope) {
+  const std::string what = absl::StrCat("pull ", ref.Name(), ": token from ", realm);
+  absl::StatusOr<Url> url = ParseUrl(realm);
+  if (!url.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("pull ", ref.Name(), ": bad token realm: ", url.status().message()));
+  }
+  std::string query;
+  if (!service.empty()) absl::StrAppend(&query, "service=", QueryEscape(service));
+  absl::StrAppend(&query, query.empty() ? "" : "&",
+                  "scope=", QueryEscape(challenge_scope.empty() ? scope : challenge_scope));
+  url->path_query += (url->path_query.find('?') == std::string::npos ? "?" : "&") + query;
+
+  absl::StatusOr<std::optional<Credentials>> creds = LoadCredentials(options_, ref.domain);
+  if (!creds.ok()) return creds.status();
+  std::string authorization;
+  // Credentials travel only over TLS, or to hosts the operator already trusts in the clear.
+  if (*creds && (url->scheme == "https" || UsesPlainHttp(options_, url->host_port))) {
+    authorization = BasicAuthorization(**creds);
+  }
+  std::string method = "GET";
+  httplib::Headers headers;
+  int status = 0;
+  httplib::Headers response_headers;
+  std::string body, error_body;
+  absl::Status s =
+      PerformExchange(options_, *url, authorization, method, headers,
+                      /*follow=*/false, what, nullptr, status, response_headers, body, error_body);
+  if (!s.ok()) return s;
+  if (status == 401 || status == 403) {
+    std::string hint = options_.docker_config_path.empty()
+                           ? "no docker config is set for credentials"
+                           : absl::StrCat("check credentials in ", options_.docker_config_path);
+    return absl::UnauthenticatedError(absl::StrCat(what, ": unauthorized: ", hint));
+  }
+  if (status != 200) {
+    return absl::UnavailableError(absl::StrCat(what, ": HTTP ", status));
+  }
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  std::string token;
+  int64_t expires_in = 60;  // the distribution spec's default
+  if (j.is_object()) {
+    token = j.value("token", "");
+    if (token.empty()) token = j.value("access_token", "");
+    if (auto e = j.find("expires_in"); e != j.end() && e->is_number_integer()) {
+      expires_in = std::max<int64_t>(e->get<int64_t>(), 0);
+    }
+  }
+  if (token.empty()) {
+    return absl::UnavailableError(absl::StrCat(what, ": no token in response"));
+  }
+  // Renew a little early so a token does not expire between cache lookup and use.
+  absl::Time expires = absl::Now() + absl::Seconds(expires_in) - absl::Seconds(5);
+  absl::MutexLock lock(&mu_);
+  tokens_[absl::StrCat(ref.domain, "|", scope)] = {token, expires};
+  return token;
+}
+
+absl::Status RegistryClient::Send(const Reference& ref, Exchange& ex) {
+  const std::string scope = absl::StrCat("repository:", ref.path, ":pull");
+  const std::string key = absl::StrCat(ref.domain, "|", scope);
+  Url url;
+  url.scheme = UsesPlainHttp(options_, ref.domain) ? "http" : "https";
+  url.host_port = RegistryHost(ref.domain);
+  url.path_query = ex.path;
+
+  bool fetched_token = false, tried_basic = false;
+  bool sent_credentials = false;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::string authorization;
+    if (std::string token = CachedToken(key); !token.empty()) {
+      authorization = "Bearer " + token;
+    } else {
+      bool basic;
+      {
+        absl::MutexLock lock(&mu_);
+        basic = basic_domains_.count(ref.domain) > 0;
+      }
+      if (basic) {
+        absl::StatusOr<std::optional<Credentials>> creds = LoadCredentials(options_, ref.domain);
+        if (!creds.ok()) return creds.status();
+        if (*creds) authorization = BasicAuthorization(**creds);
+      }
+    }
+    sent_credentials = !authorization.empty();
+    absl::Status s = PerformExchange(options_, url, authorization, ex.method, ex.headers,
+                                     ex.follow_redirects, ex.what, ex.on_body, ex.status,
+                                     ex.response_headers, ex.body, ex.error_body);
+    if (!s.ok()) return s;
+    if (ex.status != 401) break;
+
+    std::vector<AuthChallenge> challenges =
+        ParseWwwAuthenticate(HeaderValue(ex.response_headers, "WWW-Authenticate"));
+    const AuthChallenge* bearer = nullptr;
+    const AuthChallenge* basic = nullptr;
+    for (const AuthChallenge& c : challenges) {
+      if (c.scheme == "bearer" && bearer == nullptr) bearer = &c;
+      if (c.scheme == "basic" && basic == nullptr) basic = &c;
+    }
+    if (bearer != nullptr && !fetched_token) {
+      auto realm = bearer->params.find("realm");
+      if (realm == bearer->params.end()) {
+        return absl::UnavailableError(absl::StrCat(ex.what, ": Bearer challenge without realm"));
+      }
+      auto param = [&](const char* name) {
+        auto it = bearer->params.find(name);
+        return it == bearer->params.end() ? std::string() : it->second;
+      };
+      absl::StatusOr<std::string> token =
+          FetchToken(ref, scope, realm->second, param("service"), param("scope"));
+      if (!token.ok()) return token.status();
+      fetched_token = true;
+      continue;
+    }
+    if (basic != nullptr && !tried_basic) {
+      tried_basic = true;
+      absl::MutexLock lock(&mu_);
+      basic_domains_[ref.domain] = true;
+      continue;
+    }
+    break;
+  }
+
+  if (ex.status >= 200 && ex.status <= 399) return absl::OkStatus();
+  std::string text = RegistryErrorText(ex.error_body);
+  auto with = [&](std::string fallback) {
+    return absl::StrCat(ex.what, ": ", text.empty() ? fallback : text);
+  };
+  std::string hint = options_.docker_config_path.empty()
+                         ? "no docker config is set for credentials"
+                         : absl::StrCat("check credentials in ", options_.docker_config_path);
+  switch (ex.status) {
+    case 401:
+      return absl::UnauthenticatedError(absl::StrCat(
+          ex.what, ": unauthorized: ", sent_credentials ? "" : "registry wants credentials; ",
+          hint));
+    case 403:
+      return absl::PermissionDeniedError(absl::StrCat(with("denied"), ": ", hint));
+    case 404:
+      return absl::NotFoundError(with(ex.not_found_text));
+    case 429:
+      return absl::ResourceExhaustedError(with("toomanyrequests"));
+    default:
+      break;
+  }
+  if (ex.status >= 500) {
+    return absl::UnavailableError(with(absl::StrCat("registry answered HTTP ", ex.status)));
+  }
+  return absl::InvalidArgumentError(with(absl::StrCat("registry answered HTTP ", ex.status)));
+}
+
+absl::StatusOr<std::pair<Descriptor, std::string>> RegistryClient::FetchManifest(
+    const Reference& ref, std::string_view tag_or_digest) {
+  std::string target(tag_or_digest.empty() ? ref.TagOrDigest() : tag_or_digest);
+  const bool by_digest = IsValidDigest(target);
+  Exchange ex;
+  ex.path = absl::StrCat("/v2/", ref.path, "/manifests/", target);
+  ex.headers.emplace("Accept", kManifestAccept);
+  ex.what = absl::StrCat("pull ", ref.Name(), by_digest ? "@" : ":", target);
+  ex.not_found_text = "manifest unknown";
+  ex.follow_redirects = true;
+  if (absl::Status s = Send(ref, ex); !s.ok()) return s;
+  if (ex.status != 200) {
+    return absl::UnavailableError(absl::StrCat(ex.what, ": unexpected HTTP ", ex.status));
+  }
+
+  Descriptor d;
+  d.digest = Sha256Digest(ex.body);
+  d.size = static_cast<int64_t>(ex.body.size());
+  d.media_type = MediaTypeOf(HeaderValue(ex.response_headers, "Content-Type"));
+  if (!IsIndexMediaType(d.media_type) && !IsManifestMediaType(d.media_type)) {
+    // Some registries answer application/json; the document says what it is.
+    nlohmann::json j = nlohmann::json::parse(ex.body, nullptr, /*allow_exceptions=*/false);
+    std::string declared = j.is_object() ? j.value("mediaType", "") : "";
+    if (j.is_object() && j.value("schemaVersion", 0) == 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(ex.what, ": Docker schema1 manifests are not supported; re-push the image"));
+    }
+    if (IsIndexMediaType(declared) || IsManifestMediaType(declared)) {
+      d.media_type = declared;
+    } else if (j.is_object() && j.contains("manifests")) {
+      d.media_type = kMediaTypeOciIndex;
+    } else if (j.is_object() && j.contains("config") && j.contains("layers")) {
+      d.media_type = kMediaTypeOciManifest;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(ex.what, ": unsupported manifest type \"", d.media_type, "\""));
+    }
+  }
+  if (by_digest && absl::StartsWith(target, "sha256:") && d.digest != target) {
+    return absl::DataLossError(absl::StrCat(ex.what, ": manifest content has digest ", d.digest));
+  }
+  std::string header = HeaderValue(ex.response_headers, "Docker-Content-Digest");
+  if (absl::StartsWith(header, "sha256:") && header != d.digest) {
+    return absl::DataLossError(
+        absl::StrCat(ex.what, ": registry says digest ", header, " but content has ", d.digest));
+  }
+  return std::make_pair(std::move(d), std::move(ex.body));
+}
+
+absl::StatusOr<Descriptor> RegistryClient::Resolve(const Reference& ref) {
+  Exchange ex;
+  ex.method = "HEAD";
+  ex.path = absl::StrCat("/v2/", ref.path, "/manifests/", ref.TagOrDigest());
+  ex.headers.emplace("Accept", kManifestAccept);
+  ex.what = absl::StrCat("pull ", ref.String());
+  ex.not_found_text = "manifest unknown";
+  absl::Status s = Send(ref, ex);
+  if (!s.ok() && !absl::IsInvalidArgument(s)) return s;
+  if (s.ok() && ex.status == 200) {
+    Descriptor d;
+    d.digest = HeaderValue(ex.response_headers, "Docker-Content-Digest");
+    d.media_type = MediaTypeOf(HeaderValue(ex.response_headers, "Content-Type"));
+    int64_t size = -1;
+    bool has_size = absl::SimpleAtoi(HeaderValue(ex.response_headers, "Content-Length"), &size);
+    if (IsValidDigest(d.digest) && has_size && size >= 0 &&
+        (IsIndexMediaType(d.media_type) || IsManifestMediaType(d.media_type))) {
+      if (!ref.digest.empty() && d.digest != ref.digest) {
+        return absl::DataLossError(absl::StrCat(ex.what, ": registry says digest ", d.digest));
+      }
+      d.size = size;
+      return d;
+    }
+  }
+  // HEAD unsupported (405 and friends) or not informative: the body tells us for certain.
+  absl::StatusOr<std::pair<Descriptor, std::string>> fetched = FetchManifest(ref);
+  if (!fetched.ok()) return fetched.status();
+  return fetched->first;
+}
+
+absl::Status RegistryClient::FetchBlob(
+    const Reference& ref, const Descriptor& blob,
+    const std::function<absl::Status(std::string_view chunk)>& sink) {
+  const std::string what = absl::StrCat("pull ", ref.String(), ": blob ", blob.digest);
+  if (!absl::StartsWith(blob.digest, "sha256:") || !IsValidDigest(blob.digest)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": only sha256 digests are supported"));
+  }
+  Sha256Hasher hasher;
+  int64_t received = 0;
+  absl::Status sink_error;
+  Exchange ex;
+  ex.path = absl::StrCat("/v2/", ref.path, "/blobs/", blob.digest);
+  ex.what = what;
+  ex.not_found_text = "blob unknown";
+  ex.follow_redirects = true;
+  ex.on_body = [&](std::string_view chunk) -> absl::Status {
+    received += static_cast<int64_t>(chunk.size());
+    if (received > blob.size) {
+      return absl::DataLossError(
+          absl::StrCat(what, ": more than the descriptor's ", blob.size, " bytes"));
+    }
+    hasher.Update(chunk);
+    sink_error = sink(chunk);
+    if (!sink_error.ok()) {
+      return absl::Status(sink_error.code(), absl::StrCat(what, ": ", sink_error.message()));
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = Send(ref, ex); !s.ok()) return s;
+  if (ex.status != 200) {
+    return absl::UnavailableError(absl::StrCat(what, ": unexpected HTTP ", ex.status));
+  }
+  if (received != blob.size) {
+    return absl::DataLossError(
+        absl::StrCat(what, ": got ", received, " bytes, descriptor says ", blob.size));
+  }
+  std::string got = hasher.Digest();
+  if (got != blob.digest) {
+    return absl::DataLossError(absl::StrCat(what, ": content has digest ", got));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace faasd::registry

@@ -1,0 +1,284 @@
+// RegistryClient against tiny registries on loopback that demand bearer tokens or basic auth,
+// redirect blobs to another origin, and lie about digests.
+#include <atomic>
+#include <mutex>
+
+#include "absl/strings/escaping.h"
+#include "catch.hpp"
+#include "registry/registry.h"
+#include "test_server.h"
+
+namespace r = faasd::registry;
+using faasd::registry::testing::TempDir;
+using faasd::registry::testing::TestServer;
+
+namespace {
+
+const std::string kManifest =
+    R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+    R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,)"
+    R"("digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},)"
+    R"("layers":[]})";
+const std::string kBlob = "layer bytes, pretend gzip";
+
+r::Reference Ref(const TestServer& s, const std::string& rest) {
+  auto ref = r::Reference::Parse(s.Host() + "/" + rest);
+  REQUIRE(ref.ok());
+  return *ref;
+}
+
+r::Descriptor BlobDescriptor(const std::string& content) {
+  r::Descriptor d;
+  d.digest = r::Sha256Digest(content);
+  d.size = static_cast<int64_t>(content.size());
+  return d;
+}
+
+std::string Basic(const std::string& user, const std::string& pass) {
+  return "Basic " + absl::Base64Escape(user + ":" + pass);
+}
+
+// A registry that wants "Bearer tok-N" for everything under /v2/, issuing tokens at /token to
+// alice:secret. It counts token requests and remembers the last scope asked for.
+struct BearerRegistry {
+  TestServer registry;
+  TestServer cdn;  // another origin, for blob redirects
+  std::atomic<int> tokens_issued{0};
+  std::atomic<bool> cdn_saw_authorization{false};
+  std::mutex mu;
+  std::string last_scope, last_service;
+
+  BearerRegistry() {
+    registry.server.Get("/token", [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.get_header_value("Authorization") != Basic("alice", "secret")) {
+        res.status = 401;
+        return;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        last_scope = req.get_param_value("scope");
+        last_service = req.get_param_value("service");
+      }
+      int n = ++tokens_issued;
+      res.set_content(R"({"access_token":"tok-)" + std::to_string(n) + R"(","expires_in":300})",
+                      "application/json");
+    });
+    registry.server.Get(R"(/v2/.*)", [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.get_header_value("Authorization").rfind("Bearer tok-", 0) != 0) {
+        res.status = 401;
+        res.set_header("WWW-Authenticate",
+                       "Bearer realm=\"http://" + registry.Host() +
+                           "/token\",service=\"test-registry\",scope=\"repository:team/fn:pull\"");
+        res.set_content(
+            R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})",
+            "application/json");
+        return;
+      }
+      if (req.path == "/v2/team/fn/manifests/1") {
+        res.set_header("Docker-Content-Digest", r::Sha256Digest(kManifest));
+        res.set_content(kManifest, r::kMediaTypeOciManifest);
+      } else if (req.path == "/v2/team/fn/blobs/" + r::Sha256Digest(kBlob)) {
+        res.status = 307;
+        res.set_header("Location", "http://" + cdn.Host() + "/cdn/blob?sig=xyz");
+      } else {
+        res.status = 404;
+        res.set_content(R"({"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]})",
+                        "application/json");
+      }
+    });
+    cdn.server.Get("/cdn/blob", [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.has_header("Authorization")) cdn_saw_authorization = true;
+      res.set_content(kBlob, "application/octet-stream");
+    });
+    REQUIRE(registry.Start());
+    REQUIRE(cdn.Start());
+  }
+};
+
+std::string DockerConfig(const TempDir& dir, const std::string& host, const std::string& user,
+                         const std::string& pass) {
+  return dir.Write("config.json", R"({"auths":{")" + host + R"(":{"auth":")" +
+                                      absl::Base64Escape(user + ":" + pass) + R"("}}})");
+}
+
+}  // namespace
+
+TEST_CASE("bearer flow: 401, token with basic credentials, retry, token cached", "[client]") {
+  BearerRegistry reg;
+  TempDir dir;
+  REQUIRE(!dir.path().empty());
+  r::RegistryOptions opts;
+  opts.docker_config_path = DockerConfig(dir, reg.registry.Host(), "alice", "secret");
+  r::RegistryClient client(opts);
+  r::Reference ref = Ref(reg.registry, "team/fn:1");
+
+  auto got = client.FetchManifest(ref);
+  INFO(got.status().ToString());
+  REQUIRE(got.ok());
+  CHECK(got->first.digest == r::Sha256Digest(kManifest));
+  CHECK(got->first.media_type == r::kMediaTypeOciManifest);
+  CHECK(got->first.size == static_cast<int64_t>(kManifest.size()));
+  CHECK(got->second == kManifest);
+  CHECK(reg.tokens_issued == 1);
+  {
+    std::lock_guard<std::mutex> lock(reg.mu);
+    CHECK(reg.last_scope == "repository:team/fn:pull");
+    CHECK(reg.last_service == "test-registry");
+  }
+
+  // Cached token: HEAD and blob fetch need no new one.
+  auto resolved = client.Resolve(ref);
+  REQUIRE(resolved.ok());
+  CHECK(resolved->digest == r::Sha256Digest(kManifest));
+  CHECK(resolved->size == static_cast<int64_t>(kManifest.size()));
+
+  std::string received;
+  absl::Status blob = client.FetchBlob(ref, BlobDescriptor(kBlob), [&](std::string_view chunk) {
+    received.append(chunk);
+    return absl::OkStatus();
+  });
+  INFO(blob.ToString());
+  CHECK(blob.ok());
+  CHECK(received == kBlob);
+  CHECK_FALSE(reg.cdn_saw_authorization);  // the registry's token stayed with the registry
+  CHECK(reg.tokens_issued == 1);
+
+  auto missing = client.FetchManifest(ref, "nope");
+  CHECK(missing.status().code() == absl::StatusCode::kNotFound);
+  CHECK(std::string(missing.status().message()) ==
+        "pull " + reg.registry.Host() + "/team/fn:nope: manifest unknown");
+}
+
+TEST_CASE("bearer flow with wrong or missing credentials is Unauthenticated", "[client]") {
+  BearerRegistry reg;
+  TempDir dir;
+  r::RegistryOptions opts;
+  opts.docker_config_path = DockerConfig(dir, reg.registry.Host(), "alice", "wrong");
+  r::RegistryClient client(opts);
+  auto got = client.FetchManifest(Ref(reg.registry, "team/fn:1"));
+  CHECK(got.status().code() == absl::StatusCode::kUnauthenticated);
+  CHECK(
+      std::string(got.status().message()).find("check credentials in " + opts.docker_config_path) !=
+      std::string::npos);
+
+  r::RegistryOptions no_config;
+  no_config.docker_config_path = dir.path() + "/does-not-exist.json";  // missing file = none
+  auto anon = r::RegistryClient(no_config).FetchManifest(Ref(reg.registry, "team/fn:1"));
+  CHECK(anon.status().code() == absl::StatusCode::kUnauthenticated);
+}
+
+TEST_CASE("basic challenge uses docker config credentials", "[client]") {
+  TestServer s;
+  std::atomic<int> unauthorized{0};
+  s.server.Get(R"(/v2/.*)", [&](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_header_value("Authorization") != Basic("bob", "pw")) {
+      ++unauthorized;
+      res.status = 401;
+      res.set_header("WWW-Authenticate", R"(Basic realm="Registry Realm")");
+      return;
+    }
+    res.set_content(kManifest, "application/json");  // generic type: the body decides
+  });
+  REQUIRE(s.Start());
+  TempDir dir;
+  r::RegistryOptions opts;
+  opts.docker_config_path = DockerConfig(dir, s.Host(), "bob", "pw");
+  r::RegistryClient client(opts);
+  auto got = client.FetchManifest(Ref(s, "fn:1"));
+  INFO(got.status().ToString());
+  REQUIRE(got.ok());
+  CHECK(got->first.media_type == r::kMediaTypeOciManifest);
+  CHECK(unauthorized == 1);
+  REQUIRE(client.FetchManifest(Ref(s, "fn:2")).ok());
+  CHECK(unauthorized == 1);  // credentials now go up front
+
+  r::RegistryOptions wrong;
+  wrong.docker_config_path = DockerConfig(dir, s.Host(), "bob", "nope");
+  auto denied = r::RegistryClient(wrong).FetchManifest(Ref(s, "fn:1"));
+  CHECK(denied.status().code() == absl::StatusCode::kUnauthenticated);
+}
+
+TEST_CASE("digest and size checks, HEAD fallback, server and connection errors", "[client]") {
+  const std::string other = R"({"schemaVersion":2,"manifests":[]})";
+  TestServer s;
+  s.server.Get(R"(/v2/.*)", [&](const httplib::Request& req, httplib::Response& res) {
+    const std::string& p = req.path;
+    if (p == "/v2/fn/manifests/lying") {
+      res.set_header("Docker-Content-Digest", r::Sha256Digest(other));
+      res.set_content(kManifest, r::kMediaTypeOciManifest);
+    } else if (p == "/v2/fn/manifests/nohead") {
+      if (req.method == "HEAD") {
+        res.status = 405;
+        return;
+      }
+      res.set_content(other, r::kMediaTypeOciIndex);
+    } else if (p.rfind("/v2/fn/manifests/sha256:", 0) == 0) {
+      res.set_content(kManifest, r::kMediaTypeOciManifest);  // whatever digest was asked for
+    } else if (p.rfind("/v2/fn/blobs/", 0) == 0) {
+      res.set_content(kBlob, "application/octet-stream");
+    } else if (p == "/v2/fn/manifests/schema1") {
+      res.set_content(R"({"schemaVersion":1,"fsLayers":[]})", "application/json");
+    } else if (p == "/v2/fn/manifests/broken") {
+      res.status = 503;
+    } else if (p == "/v2/fn/manifests/limited") {
+      res.status = 429;
+      res.set_content(R"({"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit"}]})",
+                      "application/json");
+    } else {
+      res.status = 404;
+    }
+  });
+  REQUIRE(s.Start());
+  r::RegistryClient client({});
+  r::Reference ref = Ref(s, "fn:1");
+
+  CHECK(client.FetchManifest(ref, "lying").status().code() == absl::StatusCode::kDataLoss);
+
+  const std::string wrong_digest = "sha256:" + std::string(64, 'e');
+  auto by_digest = client.FetchManifest(ref, wrong_digest);
+  CHECK(by_digest.status().code() == absl::StatusCode::kDataLoss);
+  CHECK(std::string(by_digest.status().message()).find("@" + wrong_digest) != std::string::npos);
+  REQUIRE(client.FetchManifest(ref, r::Sha256Digest(kManifest)).ok());
+
+  auto resolved = client.Resolve(Ref(s, "fn:nohead"));
+  INFO(resolved.status().ToString());
+  REQUIRE(resolved.ok());
+  CHECK(resolved->digest == r::Sha256Digest(other));
+  CHECK(resolved->media_type == r::kMediaTypeOciIndex);
+
+  auto missing = client.Resolve(Ref(s, "fn:gone"));
+  CHECK(missing.status().code() == absl::StatusCode::kNotFound);
+  CHECK(std::string(missing.status().message()) ==
+        "pull " + s.Host() + "/fn:gone: manifest unknown");
+
+  auto schema1 = client.FetchManifest(ref, "schema1");
+  CHECK(schema1.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(std::string(schema1.status().message()).find("schema1") != std::string::npos);
+  CHECK(client.FetchManifest(ref, "broken").status().code() == absl::StatusCode::kUnavailable);
+  auto limited = client.FetchManifest(ref, "limited");
+  CHECK(limited.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK(std::string(limited.status().message()).find("pull rate limit") != std::string::npos);
+
+  auto discard = [](std::string_view) { return absl::OkStatus(); };
+  r::Descriptor lie = BlobDescriptor(kBlob);
+  lie.digest = wrong_digest;
+  CHECK(client.FetchBlob(ref, lie, discard).code() == absl::StatusCode::kDataLoss);
+  r::Descriptor too_small = BlobDescriptor(kBlob);
+  too_small.size -= 1;
+  CHECK(client.FetchBlob(ref, too_small, discard).code() == absl::StatusCode::kDataLoss);
+  r::Descriptor too_big = BlobDescriptor(kBlob);
+  too_big.size += 1;
+  CHECK(client.FetchBlob(ref, too_big, discard).code() == absl::StatusCode::kDataLoss);
+
+  absl::Status sink_failed = client.FetchBlob(ref, BlobDescriptor(kBlob), [](std::string_view) {
+    return absl::ResourceExhaustedError("disk full");
+  });
+  CHECK(sink_failed.code() == absl::StatusCode::kResourceExhausted);
+  CHECK(std::string(sink_failed.message()).find("disk full") != std::string::npos);
+
+  int port = s.port();
+  s.server.stop();
+  auto refused = r::RegistryClient({}).FetchManifest(
+      *r::Reference::Parse("127.0.0.1:" + std::to_string(port) + "/fn:1"));
+  CHECK(refused.status().code() == absl::StatusCode::kUnavailable);
+}

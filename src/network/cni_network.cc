@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "base/log.h"
 #include "network/cni_protocol.h"
+#include "network/masquerade.h"
 #include "network/process.h"
 #include "network/subnet.h"
 #include "nlohmann/json.hpp"
@@ -368,6 +369,15 @@ absl::Status CniNetwork::RunDel(const std::string& container_id, const std::stri
                                    : absl::Status(out.status().code(),
                                                   absl::StrCat(what, ": ", out.status().message()));
     if (!status.ok() && first_error.ok()) first_error = status;
+  }
+  if (first_error.ok()) {
+    // After the plugins, so that a bridge plugin which did clean up leaves nothing to find.
+    first_error = RemoveMasqueradeLeftovers(config_.network_name, container_id, PathEnv(), timeout);
+    if (!first_error.ok()) {
+      first_error = absl::Status(
+          first_error.code(), absl::StrCat("cni DEL container ", container_id,
+                                           ": removing masquerade rules: ", first_error.message()));
+    }
   }
   return first_error;
 }

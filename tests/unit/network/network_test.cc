@@ -12,6 +12,7 @@
 #include "catch.hpp"
 #include "network/cni_network.h"
 #include "network/cni_protocol.h"
+#include "network/masquerade.h"
 #include "network/process.h"
 #include "network/subnet.h"
 #include "nlohmann/json.hpp"
@@ -345,6 +346,25 @@ struct FakePlugins {
                            result + "'\nexit 0\n";
       WriteFile(bin + "/" + type, script, 0755);
     }
+    // iptables is found through PATH (masquerade cleanup); this one logs its arguments and
+    // lists `postrouting` for -S.
+    WriteFile(bin + "/iptables",
+              "#!/bin/sh\necho \"$*\" >> " + dir.path() +
+                  "/iptables.log\n"
+                  "case \"$*\" in *-S*) cat " +
+                  dir.path() + "/postrouting 2>/dev/null;; esac\nexit 0\n",
+              0755);
+    const char* path = std::getenv("PATH");
+    saved_path = path != nullptr ? path : "";
+    setenv("PATH", (bin + ":/usr/bin:/bin").c_str(), 1);
+  }
+  ~FakePlugins() { setenv("PATH", saved_path.c_str(), 1); }
+  std::string saved_path;
+  std::vector<std::string> IptablesCalls() const {
+    std::vector<std::string> calls;
+    std::istringstream in(ReadFile(dir / "iptables.log"));
+    for (std::string line; std::getline(in, line);) calls.push_back(line);
+    return calls;
   }
   CniConfig Config() const {
     CniConfig config;
@@ -445,6 +465,47 @@ TEST_CASE("Attach chains ADD with prevResult; Detach runs DEL in reverse", "[cni
   // Idempotent: nothing cached, nothing run.
   CHECK(restarted->Detach("fn1", "").ok());
   CHECK(fake.Calls().size() == 4);
+}
+
+TEST_CASE("Detach removes masquerade rules the bridge plugin left behind", "[cni]") {
+  FakePlugins fake;
+  std::unique_ptr<CniNetwork> network = *CniNetwork::Create(fake.Config());
+  REQUIRE(network->Attach("fn5", "/run/netns/fake5").ok());
+  WriteFile(fake.dir / "postrouting",
+            "-P POSTROUTING ACCEPT\n"
+            "-A POSTROUTING -s 10.99.0.7/32 -m comment --comment \"name: \\\"fake-net\\\" id: "
+            "\\\"fn5\\\"\" -j CNI-0123456789abcdef01234567\n"
+            "-A POSTROUTING -s 10.99.0.8/32 -m comment --comment \"name: \\\"fake-net\\\" id: "
+            "\\\"other\\\"\" -j CNI-fedcba9876543210fedcba98\n");
+  REQUIRE(network->Detach("fn5", "").ok());
+  CHECK(fake.IptablesCalls() ==
+        std::vector<std::string>{
+            "-w -t nat -S POSTROUTING",
+            "-w -t nat -D POSTROUTING -s 10.99.0.7/32 -m comment --comment name: \"fake-net\" id: "
+            "\"fn5\" -j CNI-0123456789abcdef01234567",
+            "-w -t nat -F CNI-0123456789abcdef01234567",
+            "-w -t nat -X CNI-0123456789abcdef01234567"});
+}
+
+TEST_CASE("FindMasqueradeLeftovers matches the plugin's comment exactly", "[protocol]") {
+  std::string listing =
+      "-P POSTROUTING ACCEPT\n"
+      "-A POSTROUTING -s 10.62.0.5/32 -m comment --comment \"name: \\\"openfaas-cni-bridge\\\" "
+      "id: \\\"fn\\\"\" -j CNI-aaa\n"
+      "-A POSTROUTING -s 10.62.0.6/32 -m comment --comment \"name: \\\"openfaas-cni-bridge\\\" "
+      "id: \\\"fn2\\\"\" -j CNI-bbb\n"
+      "-A POSTROUTING -s 10.62.0.7/32 -m comment --comment \"name: \\\"other\\\" id: "
+      "\\\"fn\\\"\" -j CNI-ccc\n";
+  std::vector<MasqueradeLeftover> found =
+      FindMasqueradeLeftovers(listing, "openfaas-cni-bridge", "fn");
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].chain == "CNI-aaa");
+  CHECK(found[0].rule == std::vector<std::string>{"-D", "POSTROUTING", "-s", "10.62.0.5/32", "-m",
+                                                  "comment", "--comment",
+                                                  "name: \"openfaas-cni-bridge\" id: \"fn\"", "-j",
+                                                  "CNI-aaa"});
+  CHECK(FindMasqueradeLeftovers(listing, "openfaas-cni-bridge", "f").empty());
+  CHECK(SplitIptablesRule("a \"\" \"b c\"") == std::vector<std::string>{"a", "", "b c"});
 }
 
 TEST_CASE("a failed ADD is undone and leaves no cache entry", "[cni]") {

@@ -2,10 +2,12 @@
 // and the ADD/DEL chaining of CniNetwork against fake plugins (shell scripts that record what
 // they were given). The real plugins are exercised by network_live_test.
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -94,6 +96,8 @@ TEST_CASE("default conflist is faasd's layout and matches cni/10-openfaas.confli
   json packaged = json::parse(ReadFile(reference), nullptr, false);
   REQUIRE_FALSE(packaged.is_discarded());
   CHECK(packaged == conflist);
+  // Byte for byte what Create() writes, so packaging and daemon never drift apart.
+  CHECK(ReadFile(reference) == conflist.dump(2) + "\n");
 }
 
 TEST_CASE("conflist follows the config", "[conflist]") {
@@ -556,6 +560,27 @@ TEST_CASE("Attach to a new namespace releases the old attachment first", "[cni]"
   CHECK(calls[3] == "DEL bridge fn4 /run/netns/old");
   CHECK(calls[4] == "ADD bridge fn4 /run/netns/new");
   REQUIRE(network->Detach("fn4", "/run/netns/new").ok());
+}
+
+TEST_CASE("concurrent Attach and Detach of many containers", "[cni]") {
+  FakePlugins fake;
+  std::unique_ptr<CniNetwork> network = *CniNetwork::Create(fake.Config());
+  constexpr int kThreads = 6;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // Two threads share each id, so same-container serialisation is exercised too.
+      std::string id = "fn-c" + std::to_string(t / 2);
+      for (int round = 0; round < 3; ++round) {
+        if (!network->Attach(id, "/run/netns/c" + std::to_string(t / 2)).ok()) ++failures;
+        if (!network->Detach(id, "").ok()) ++failures;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  CHECK(failures == 0);
+  CHECK(network->AttachedContainers().empty());
 }
 
 TEST_CASE("Attach and Detach refuse unsafe ids", "[cni]") {

@@ -273,13 +273,19 @@ absl::StatusOr<std::string> CniNetwork::Attach(const std::string& container_id,
       prev_json = cached->result->dump();
       prev = &prev_json;
     }
-    if (absl::Status status = RunDel(container_id, cached.ok() ? cached->netns : "", prev);
-        !status.ok()) {
+    // Without the old netns path: that task is gone, and a /proc/<pid>/ns/net path may by now
+    // name an unrelated process's namespace. The masquerade cleanup in RunDel covers what the
+    // bridge plugin skips without it.
+    if (absl::Status status = RunDel(container_id, "", prev); !status.ok()) {
       return absl::Status(status.code(),
                           absl::StrCat("cni ADD container ", container_id,
                                        ": releasing stale attachment: ", status.message()));
     }
   }
+
+  // Our own text, written by Create(); parsed per call so the header need not expose JSON.
+  json conflist = json::parse(conflist_json_, nullptr, /*allow_exceptions=*/false);
+  if (!conflist.is_object()) return absl::InternalError("cni: stored conflist is not JSON");
 
   // Record intent before touching anything, so a crash mid-ADD is visible to the next start.
   if (absl::Status status = WriteCache(config_, container_id, {kStateAdding, netns_path, "", {}});
@@ -288,7 +294,6 @@ absl::StatusOr<std::string> CniNetwork::Attach(const std::string& container_id,
                         absl::StrCat("cni ADD container ", container_id, ": ", status.message()));
   }
 
-  json conflist = json::parse(conflist_json_);
   PluginCall call{"ADD", container_id, netns_path, config_.ifname, config_.plugin_dirs, ""};
   std::vector<std::string> env = PluginEnv(call, PathEnv());
   absl::Duration timeout = absl::Seconds(config_.plugin_timeout_seconds);
@@ -347,7 +352,8 @@ absl::StatusOr<std::string> CniNetwork::Attach(const std::string& container_id,
 
 absl::Status CniNetwork::RunDel(const std::string& container_id, const std::string& netns_path,
                                 const std::string* prev_result_json) {
-  json conflist = json::parse(conflist_json_);
+  json conflist = json::parse(conflist_json_, nullptr, /*allow_exceptions=*/false);
+  if (!conflist.is_object()) return absl::InternalError("cni: stored conflist is not JSON");
   json prev;
   if (prev_result_json != nullptr) {
     prev = json::parse(*prev_result_json, nullptr, /*allow_exceptions=*/false);

@@ -556,8 +556,9 @@ TEST_CASE("Attach to a new namespace releases the old attachment first", "[cni]"
   REQUIRE(network->Attach("fn4", "/run/netns/new").ok());
   std::vector<std::string> calls = fake.Calls();
   REQUIRE(calls.size() == 6);
-  CHECK(calls[2] == "DEL firewall fn4 /run/netns/old");
-  CHECK(calls[3] == "DEL bridge fn4 /run/netns/old");
+  // The old netns path is not reused: it may name someone else's namespace by now.
+  CHECK(calls[2] == "DEL firewall fn4 ");
+  CHECK(calls[3] == "DEL bridge fn4 ");
   CHECK(calls[4] == "ADD bridge fn4 /run/netns/new");
   REQUIRE(network->Detach("fn4", "/run/netns/new").ok());
 }

@@ -1,1 +1,268 @@
-int main() { return 0; }
+// The `faasd` command: `faasd up` runs the appliance (gateway + provider on containerd + CNI);
+// `faasd version` prints the build.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/log.h"
+#include "containerd/client.h"
+#include "faasd_version.h"
+#include "gateway/gateway.h"
+#include "image/puller.h"
+#include "network/cni_network.h"
+#include "provider/containerd_provider.h"
+#include "registry/registry.h"
+
+namespace {
+
+using namespace faasd;
+
+constexpr char kUsage[] = R"(usage: faasd up [flags] | faasd version
+
+flags for `up` (--name=value):
+  --listen=HOST:PORT            gateway address (0.0.0.0:8080)
+  --state-dir=DIR               state: secrets, logs, run files (/var/lib/faasd)
+  --containerd-address=PATH     containerd socket (/run/containerd/containerd.sock)
+  --namespace=NAME              containerd namespace for functions (openfaas-fn)
+  --cni-bin-dir=DIR[:DIR]       CNI plugin dirs (/usr/lib/cni:/opt/cni/bin)
+  --cni-conf-dir=DIR            where the conflist is written (/etc/cni/net.d)
+  --cni-network=NAME            CNI network name (openfaas-cni-bridge)
+  --cni-bridge=NAME             bridge device (openfaas0)
+  --cni-subnet=CIDR             function subnet (10.62.0.0/16)
+  --cni-ipam-dir=DIR            host-local IPAM state (/var/lib/cni/networks)
+  --cni-cache-dir=DIR           CNI results cache (<state-dir>/cni)
+  --insecure-registry=HOST:PORT plain-HTTP registry; repeatable (loopback always allowed)
+  --docker-config=PATH          registry credentials (<state-dir>/.docker/config.json)
+  --nameserver=IP               DNS server for functions; repeatable (host's resolv.conf)
+  --pull-policy=POLICY          Always | IfNotPresent | Never (Always)
+  --stop-grace=SECONDS          SIGTERM to SIGKILL on remove (30)
+  --upstream-timeout=SECONDS    invoke timeout (60)
+  --max-body-bytes=N            invoke body limit (33554432)
+  --log-level=LEVEL             debug | info | warning | error (info)
+)";
+
+struct Flags {
+  std::map<std::string, std::vector<std::string>> values;
+  std::string Get(const std::string& name, const std::string& def) const {
+    auto it = values.find(name);
+    return it == values.end() || it->second.empty() ? def : it->second.back();
+  }
+  std::vector<std::string> All(const std::string& name) const {
+    auto it = values.find(name);
+    return it == values.end() ? std::vector<std::string>{} : it->second;
+  }
+};
+
+const char* const kKnownFlags[] = {
+    "listen",        "state-dir",         "containerd-address", "namespace",  "cni-bin-dir",
+    "cni-conf-dir",  "cni-network",       "cni-bridge",         "cni-subnet", "cni-ipam-dir",
+    "cni-cache-dir", "insecure-registry", "docker-config",      "nameserver", "pull-policy",
+    "stop-grace",    "upstream-timeout",  "max-body-bytes",     "log-level",
+};
+
+bool ParseFlags(int argc, char** argv, Flags* flags) {
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0) {
+      std::fprintf(stderr, "faasd: unexpected argument %s\n%s", arg.c_str(), kUsage);
+      return false;
+    }
+    arg = arg.substr(2);
+    std::string name = arg, value;
+    if (auto eq = arg.find('='); eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    }
+    bool known = false;
+    for (const char* k : kKnownFlags) known = known || name == k;
+    if (!known) {
+      std::fprintf(stderr, "faasd: unknown flag --%s\n%s", name.c_str(), kUsage);
+      return false;
+    }
+    flags->values[name].push_back(value);
+  }
+  return true;
+}
+
+bool ParseSeconds(const Flags& f, const std::string& name, int def, int* out) {
+  std::string v = f.Get(name, std::to_string(def));
+  if (!absl::SimpleAtoi(v, out) || *out < 0) {
+    std::fprintf(stderr, "faasd: --%s=%s is not a number of seconds\n", name.c_str(), v.c_str());
+    return false;
+  }
+  return true;
+}
+
+std::string Arch() {
+  struct utsname u;
+  return ::uname(&u) == 0 ? u.machine : "unknown";
+}
+
+int Up(const Flags& f) {
+  std::string level = f.Get("log-level", "info");
+  if (level == "debug")
+    SetLogLevel(LogLevel::kDebug);
+  else if (level == "warning")
+    SetLogLevel(LogLevel::kWarning);
+  else if (level == "error")
+    SetLogLevel(LogLevel::kError);
+  else if (level != "info") {
+    std::fprintf(stderr, "faasd: --log-level=%s is not debug, info, warning or error\n",
+                 level.c_str());
+    return 2;
+  }
+  const std::string state_dir = f.Get("state-dir", "/var/lib/faasd");
+  int stop_grace = 30, upstream_timeout = 60;
+  if (!ParseSeconds(f, "stop-grace", 30, &stop_grace) ||
+      !ParseSeconds(f, "upstream-timeout", 60, &upstream_timeout)) {
+    return 2;
+  }
+  int64_t max_body = 0;
+  if (!absl::SimpleAtoi(f.Get("max-body-bytes", "33554432"), &max_body) || max_body <= 0) {
+    std::fprintf(stderr, "faasd: --max-body-bytes must be a positive number\n");
+    return 2;
+  }
+  absl::StatusOr<image::PullPolicy> policy = image::ParsePullPolicy(f.Get("pull-policy", "Always"));
+  if (!policy.ok()) {
+    std::fprintf(stderr, "faasd: --pull-policy: %s\n",
+                 std::string(policy.status().message()).c_str());
+    return 2;
+  }
+  std::string listen = f.Get("listen", "0.0.0.0:8080");
+  auto colon = listen.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
+    std::fprintf(stderr, "faasd: --listen=%s is not HOST:PORT\n", listen.c_str());
+    return 2;
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+
+  ::umask(022);
+  ::mkdir(state_dir.c_str(), 0755);
+
+  network::CniConfig cni;
+  cni.network_name = f.Get("cni-network", cni.network_name);
+  cni.bridge = f.Get("cni-bridge", cni.bridge);
+  cni.subnet = f.Get("cni-subnet", cni.subnet);
+  cni.conf_dir = f.Get("cni-conf-dir", cni.conf_dir);
+  cni.ipam_data_dir = f.Get("cni-ipam-dir", cni.ipam_data_dir);
+  cni.cache_dir = f.Get("cni-cache-dir", state_dir + "/cni");
+  if (auto dirs = f.Get("cni-bin-dir", ""); !dirs.empty()) {
+    cni.plugin_dirs = absl::StrSplit(dirs, ':', absl::SkipEmpty());
+  }
+  absl::StatusOr<std::unique_ptr<network::CniNetwork>> net = network::CniNetwork::Create(cni);
+  if (!net.ok()) {
+    LogError("cni: ", net.status().message());
+    return 1;
+  }
+
+  registry::RegistryOptions reg;
+  reg.insecure_registries = f.All("insecure-registry");
+  reg.docker_config_path = f.Get("docker-config", state_dir + "/.docker/config.json");
+  registry::RegistryClient registry_client(reg);
+
+  faasd::containerd::Client client(f.Get("containerd-address", "/run/containerd/containerd.sock"));
+  provider::ProviderOptions popts;
+  popts.ns = f.Get("namespace", provider::kDefaultNamespace);
+  popts.state_dir = state_dir;
+  popts.nameservers = f.All("nameserver");
+  popts.pull_policy = *policy;
+  popts.stop_grace = absl::Seconds(stop_grace);
+  image::ImagePuller puller(client, registry_client, popts.ns, registry::Platform::Host());
+  provider::ContainerdProvider provider(popts, client, puller, **net);
+
+  // containerd may still be starting (systemd orders us after it, but not after its socket).
+  absl::Status started;
+  for (int attempt = 0; attempt < 60; ++attempt) {
+    started = provider.Start();
+    if (started.ok() || started.code() != absl::StatusCode::kUnavailable) break;
+    if (attempt == 0) LogWarning("waiting for containerd: ", started.message());
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  if (!started.ok()) {
+    LogError("provider: ", started.message());
+    return 1;
+  }
+
+  absl::StatusOr<gateway::Credentials> creds =
+      gateway::LoadOrCreateCredentials(state_dir + "/secrets");
+  if (!creds.ok()) {
+    LogError("credentials: ", creds.status().message());
+    return 1;
+  }
+  gateway::GatewayOptions gopts;
+  gopts.listen_host = host;
+  gopts.port = port;
+  gopts.credentials = *creds;
+  gopts.max_request_bytes = static_cast<size_t>(max_body);
+  gopts.upstream_timeout_seconds = upstream_timeout;
+  gopts.version = FAASD_VERSION;
+  gopts.git_sha = FAASD_GIT_SHA;
+  gateway::Gateway gw(gopts, provider);
+  absl::Status s = gw.Start();
+  if (!s.ok()) {
+    LogError("gateway: ", s.message());
+    return 1;
+  }
+  LogInfo("faasd ", FAASD_VERSION, " (", FAASD_GIT_SHA, ") serving on ", host, ":", gw.port(),
+          ", functions in containerd namespace ", popts.ns, ", state in ", state_dir);
+
+  // Wait for SIGTERM/SIGINT on a dedicated thread via sigwait: no work in signal handlers.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  LogInfo("signal ", sig, ": stopping; function containers keep running");
+  gw.Stop();
+  provider.Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals in every thread; Up() collects them with sigwait.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  std::string cmd = argv[1];
+  if (cmd == "version" || cmd == "--version") {
+    std::printf("faasd-cpp %s (commit %s, %s)\n", FAASD_VERSION, FAASD_GIT_SHA, Arch().c_str());
+    return 0;
+  }
+  if (cmd == "up") {
+    Flags f;
+    if (!ParseFlags(argc, argv, &f)) return 2;
+    return Up(f);
+  }
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  std::fprintf(stderr, "faasd: unknown command %s\n%s", cmd.c_str(), kUsage);
+  return 2;
+}

@@ -32,7 +32,7 @@ bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load
 void LogLine(LogLevel level, std::string_view message) {
   std::string line =
       absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()), " ",
-                   LevelName(level), " ", message, "\n");
+                   LevelName(level), " ", absl::string_view(message.data(), message.size()), "\n");
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;
 }

@@ -14,6 +14,8 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 void SetLogLevel(LogLevel level);
 bool LogEnabled(LogLevel level);
 void LogLine(LogLevel level, std::string_view message);
+// Note: Debian's Abseil has its own absl::string_view; pass std::string, const char* or
+// absl::string_view to the Log* helpers, not std::string_view.
 
 template <typename... Args>
 void LogInfo(const Args&... args) {

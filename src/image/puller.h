@@ -1,0 +1,59 @@
+// Pulls an image into containerd the way containerd's own client does (resolve, fetch, unpack):
+// blobs go into the content store with their digests checked, GC reference labels tie the index,
+// manifest, config, layers and unpacked snapshots together, the image record is created, and the
+// layers are unpacked into the snapshotter under their chain IDs. Everything is done under a
+// lease, so a concurrent GC cannot take half a pull away. A second pull of the same image
+// downloads nothing: blobs and snapshots already present are skipped.
+//
+// Thread-safe: concurrent pulls (even of the same image) are fine; containerd arbitrates.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "containerd/client.h"
+#include "registry/registry.h"
+
+namespace faasd::image {
+
+enum class PullPolicy { kAlways, kIfNotPresent, kNever };
+// "Always", "IfNotPresent", "Never" (also lower-case and dashed forms).
+absl::StatusOr<PullPolicy> ParsePullPolicy(std::string_view s);
+
+struct PulledImage {
+  std::string name;           // containerd image name: the normalized reference
+  std::string target_digest;  // index or manifest digest the image record points at
+  registry::ImageConfig config;
+  std::string chain_id;     // the top layer's chain ID: parent of container snapshots
+  bool downloaded = false;  // false when nothing was fetched from the registry
+};
+
+// HTTP status hint for the gateway, attached as a payload to pull errors.
+inline constexpr char kHttpStatusPayload[] = "faasd/http-status";
+
+class ImagePuller {
+ public:
+  ImagePuller(containerd::Client& client, registry::RegistryClient& registry, std::string ns,
+              registry::Platform platform);
+
+  // Errors carry a kHttpStatusPayload: "400" for a bad reference or an image/tag the registry
+  // does not have or refuses us, "502" when the registry cannot be reached or fails.
+  absl::StatusOr<PulledImage> Pull(const std::string& image, PullPolicy policy);
+
+ private:
+  struct Scope;
+  absl::StatusOr<PulledImage> FromRegistry(const registry::Reference& ref, Scope& scope);
+  absl::StatusOr<PulledImage> FromContentStore(const registry::Reference& ref, Scope& scope);
+  absl::StatusOr<std::string> Blob(const registry::Reference& ref, const registry::Descriptor& desc,
+                                   Scope& scope, const containerd::Labels& labels,
+                                   bool* downloaded);
+  absl::Status Unpack(const registry::Manifest& manifest, const registry::ImageConfig& config,
+                      Scope& scope);
+
+  containerd::Client& client_;
+  registry::RegistryClient& registry_;
+  const std::string ns_;
+  const registry::Platform platform_;
+};
+
+}  // namespace faasd::image

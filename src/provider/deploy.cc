@@ -1,0 +1,302 @@
+// Deploy and update: pull, container, task, network, readiness.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "httplib.h"
+#include "provider/containerd_provider.h"
+#include "provider/internal.h"
+#include "provider/quantity.h"
+#include "provider/rootfs.h"
+#include "provider/spec.h"
+
+namespace faasd::provider {
+
+using containerd::api::services::containers::v1::Container;
+using namespace internal;
+
+namespace {
+
+std::string RandomSuffix() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  uint64_t v = rng();
+  for (int i = 0; i < 8; ++i, v >>= 4) s += hex[v & 0xf];
+  return s;
+}
+
+// Writes in place (not tmp + rename): the file is bind-mounted into a running container, and a
+// bind mount pins the inode.
+absl::Status WriteFile(const std::string& path, const std::string& content, mode_t mode) {
+  std::ofstream f(path, std::ios::trunc | std::ios::binary);
+  if (!f) return absl::InternalError(absl::StrCat("write ", path, ": cannot open"));
+  f << content;
+  f.close();
+  if (!f) return absl::InternalError(absl::StrCat("write ", path, ": failed"));
+  ::chmod(path.c_str(), mode);
+  return absl::OkStatus();
+}
+
+void MakeDirs(const std::string& path, mode_t mode) {
+  std::string cur;
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i == path.size() || path[i] == '/') {
+      ::mkdir(path.substr(0, i).c_str(), mode);
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
+  absl::Status s = ValidateDeployment(d);
+  if (s.ok()) s = CheckNamespace(d.namespace_);
+  if (!s.ok()) return s;
+  std::shared_ptr<absl::Mutex> op = OpLock(d.service);
+  absl::MutexLock guard(op.get());
+  absl::StatusOr<std::vector<Found>> existing = FindFunctions(d.service);
+  if (!existing.ok()) return existing.status();
+  if (!existing->empty()) {
+    return absl::AlreadyExistsError(absl::StrCat("function \"", d.service, "\" already exists"));
+  }
+  absl::StatusOr<Replica> r = CreateReplica(d);
+  if (!r.ok()) return r.status();
+  r->ready = WaitReady(*r, options_.deploy_ready_wait);
+  SetRoute(d.service, *r);
+  LogInfo("deployed ", d.service, " (", r->container_id, " at ", r->ip,
+          r->ready ? ", ready" : ", starting", ")");
+  return absl::OkStatus();
+}
+
+absl::Status ContainerdProvider::Update(const FunctionDeployment& d) {
+  absl::Status s = ValidateDeployment(d);
+  if (s.ok()) s = CheckNamespace(d.namespace_);
+  if (!s.ok()) return s;
+  std::shared_ptr<absl::Mutex> op = OpLock(d.service);
+  absl::MutexLock guard(op.get());
+  absl::StatusOr<std::vector<Found>> existing = FindFunctions(d.service);
+  if (!existing.ok()) return existing.status();
+  if (existing->empty()) {
+    return absl::NotFoundError(absl::StrCat("function \"", d.service, "\" not found"));
+  }
+  absl::StatusOr<Replica> r = CreateReplica(d);
+  if (!r.ok()) return r.status();  // the old replica keeps serving
+  r->ready = WaitReady(*r, options_.update_ready_wait);
+  SetRoute(d.service, *r);
+  for (const auto& f : *existing) {
+    (void)MarkRemoving(f.current);
+    ScheduleRemoval(f.current.id());
+    for (const auto& c : f.stale) {
+      (void)MarkRemoving(c);
+      ScheduleRemoval(c.id());
+    }
+  }
+  LogInfo("updated ", d.service, " (", r->container_id, " at ", r->ip, ")");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
+    const FunctionDeployment& d) {
+  image::PullPolicy policy = options_.pull_policy;
+  if (auto it = d.annotations.find(kPullPolicyAnnotation); it != d.annotations.end()) {
+    absl::StatusOr<image::PullPolicy> p = image::ParsePullPolicy(it->second);
+    if (!p.ok()) return p.status();
+    policy = *p;
+  }
+  int64_t memory = 0, cpu = 0, cpu_request = 0;
+  if (d.limits && !d.limits->memory.empty()) {
+    absl::StatusOr<int64_t> m = ParseMemoryQuantity(d.limits->memory);
+    if (!m.ok()) return m.status();
+    memory = *m;
+    if (memory > 0 && memory < (4 << 20)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("limits.memory ", d.limits->memory, " is below 4Mi"));
+    }
+  }
+  if (d.limits && !d.limits->cpu.empty()) {
+    absl::StatusOr<int64_t> c = ParseCpuQuantity(d.limits->cpu);
+    if (!c.ok()) return c.status();
+    cpu = *c;
+  }
+  if (d.requests && !d.requests->cpu.empty()) {
+    absl::StatusOr<int64_t> c = ParseCpuQuantity(d.requests->cpu);
+    if (!c.ok()) return c.status();
+    cpu_request = *c;
+  }
+  if (d.requests && !d.requests->memory.empty()) {
+    absl::StatusOr<int64_t> m = ParseMemoryQuantity(d.requests->memory);
+    if (!m.ok()) return m.status();
+  }
+  std::string secrets_dir;
+  if (!d.secrets.empty()) {
+    secrets_dir = absl::StrCat(options_.state_dir, "/secrets/", options_.ns);
+    for (const auto& name : d.secrets) {
+      struct stat st;
+      if (::stat(absl::StrCat(secrets_dir, "/", name).c_str(), &st) != 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("secret \"", name, "\" not found in namespace ", options_.ns));
+      }
+    }
+  }
+
+  absl::StatusOr<image::PulledImage> img = puller_.Pull(d.image, policy);
+  if (!img.ok()) return img.status();
+  absl::StatusOr<std::vector<std::string>> args =
+      ProcessArgs(img->config.entrypoint, img->config.cmd);
+  if (!args.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat("image ", d.image, ": ", args.status().message()));
+
+  const std::string id = absl::StrCat(d.service, "-", RandomSuffix());
+  const std::string run_dir = absl::StrCat(options_.state_dir, "/run/", id);
+  MakeDirs(run_dir, 0755);
+  containerd::CallScope lease_scope = Call(absl::Seconds(10));
+  absl::StatusOr<std::string> lease = client_.leases.Create(lease_scope, absl::Minutes(10));
+  if (!lease.ok()) return lease.status();
+  containerd::CallScope scope = Call();
+  scope.lease = *lease;
+  auto cleanup = [&](absl::Status s) {
+    (void)client_.containers.Delete(Call(), id);
+    (void)client_.snapshots.Remove(Call(), id);
+    (void)client_.leases.Delete(lease_scope, *lease);
+    std::error_code ec;
+    std::string rm = run_dir;
+    ::unlink((rm + "/hosts").c_str());
+    ::unlink((rm + "/resolv.conf").c_str());
+    ::rmdir(rm.c_str());
+    return s;
+  };
+
+  absl::StatusOr<containerd::Mounts> mounts =
+      client_.snapshots.Prepare(scope, id, img->chain_id, {});
+  if (!mounts.ok()) return cleanup(mounts.status());
+  ProcessUser user;
+  if (!img->config.user.empty()) {
+    std::map<std::string, std::string> files;
+    bool numeric = img->config.user.find_first_not_of("0123456789:") == std::string::npos;
+    if (!numeric || img->config.user.find(':') == std::string::npos) {
+      absl::StatusOr<std::map<std::string, std::string>> read = ReadRootfsFiles(
+          *mounts, {"/etc/passwd", "/etc/group"}, absl::StrCat(options_.state_dir, "/tmp"));
+      if (!read.ok()) return cleanup(read.status());
+      files = std::move(*read);
+    }
+    absl::StatusOr<ProcessUser> u =
+        ResolveUser(img->config.user, files["/etc/passwd"], files["/etc/group"]);
+    if (!u.ok())
+      return cleanup(
+          absl::InvalidArgumentError(absl::StrCat("image ", d.image, ": ", u.status().message())));
+    user = *u;
+  }
+
+  absl::StatusOr<std::string> resolv = network::ResolvConf(options_.nameservers);
+  if (!resolv.ok()) {
+    LogWarning("function ", d.service, ": no usable nameserver (", resolv.status().message(),
+               "); its /etc/resolv.conf is empty: set --nameserver");
+    resolv = std::string("# faasd: no nameserver configured (set --nameserver)\n");
+  }
+  absl::Status s = WriteFile(run_dir + "/resolv.conf", *resolv, 0644);
+  if (s.ok())
+    s = WriteFile(run_dir + "/hosts", network::HostsFile(d.service, network_.GatewayIp()), 0644);
+  if (!s.ok()) return cleanup(s);
+
+  SpecInputs in;
+  in.cgroups_path = absl::StrCat("/", options_.ns, "/", id);
+  in.hostname = d.service;
+  in.args = *args;
+  in.env = MergeEnv(img->config.env, d);
+  in.cwd = img->config.working_dir.empty() ? "/" : img->config.working_dir;
+  in.user = user;
+  in.hosts_file = run_dir + "/hosts";
+  in.resolv_conf_file = run_dir + "/resolv.conf";
+  in.secrets_dir = secrets_dir;
+  in.memory_limit_bytes = memory;
+  in.cpu_limit_millis = cpu;
+  in.cpu_request_millis = cpu_request;
+  in.read_only_rootfs = d.read_only_root_filesystem;
+  absl::StatusOr<std::string> spec = BuildRuntimeSpec(in);
+  if (!spec.ok()) return cleanup(spec.status());
+
+  Container c;
+  c.set_id(id);
+  c.set_image(img->name);
+  c.mutable_runtime()->set_name(options_.runtime);
+  c.mutable_spec()->set_type_url(kSpecTypeUrl);
+  c.mutable_spec()->set_value(*spec);
+  c.set_snapshotter(client_.snapshots.snapshotter());
+  c.set_snapshot_key(id);
+  auto& labels = *c.mutable_labels();
+  for (const auto& [k, v] : d.labels) labels[k] = v;
+  for (const auto& [k, v] : d.annotations) labels[kAnnotationPrefix + k] = v;
+  labels[kFunctionLabel] = d.service;
+  FunctionDeployment stored = d;
+  stored.namespace_ = options_.ns;
+  auto& ext = (*c.mutable_extensions())[kDeploymentExtension];
+  ext.set_type_url(kDeploymentTypeUrl);
+  ext.set_value(ToJson(stored).dump());
+  s = client_.containers.Create(scope, c);
+  if (!s.ok()) return cleanup(s);
+  (void)client_.leases.Delete(lease_scope, *lease);  // the container now holds the snapshot
+
+  absl::StatusOr<Replica> r = StartTask(id, d.service);
+  if (!r.ok()) return cleanup(r.status());
+  return r;
+}
+
+absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const std::string& id,
+                                                                          const std::string& name) {
+  containerd::CallScope scope = Call();
+  absl::StatusOr<containerd::Mounts> rootfs = client_.snapshots.GetMounts(scope, id);
+  if (!rootfs.ok()) return rootfs.status();
+  const std::string log_dir = absl::StrCat(options_.state_dir, "/logs/", options_.ns);
+  MakeDirs(log_dir, 0750);
+  const std::string log_uri = absl::StrCat("file://", log_dir, "/", name, ".log");
+  absl::StatusOr<uint32_t> pid = client_.tasks.Create(scope, id, *rootfs, {log_uri, log_uri});
+  if (!pid.ok()) return pid.status();
+  auto undo_task = [&](absl::Status s) {
+    (void)client_.tasks.Kill(Call(), id, SIGKILL, true);
+    (void)client_.tasks.Delete(Call(), id);
+    return s;
+  };
+  absl::StatusOr<std::string> ip = network_.Attach(id, absl::StrCat("/proc/", *pid, "/ns/net"));
+  if (!ip.ok()) return undo_task(ip.status());
+  // Now that the address is known, let the function resolve its own name to it.
+  (void)WriteFile(absl::StrCat(options_.state_dir, "/run/", id, "/hosts"),
+                  network::HostsFile(name, network_.GatewayIp(), *ip), 0644);
+  absl::StatusOr<uint32_t> started = client_.tasks.Start(scope, id);
+  if (!started.ok()) {
+    (void)network_.Detach(id, absl::StrCat("/proc/", *pid, "/ns/net"));
+    return undo_task(started.status());
+  }
+  Replica r;
+  r.container_id = id;
+  r.ip = *ip;
+  return r;
+}
+
+bool ContainerdProvider::Probe(const std::string& ip) {
+  httplib::Client cli(ip, options_.function_port);
+  cli.set_connection_timeout(0, 200000);
+  cli.set_read_timeout(1, 0);
+  auto res = cli.Get("/_/health");
+  // Any answer but 503 means the process listens; the watchdogs answer 503 until ready.
+  return res && res->status != 503;
+}
+
+bool ContainerdProvider::WaitReady(const Replica& r, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  absl::Duration backoff = absl::Milliseconds(5);
+  for (int i = 0; i < 10000; ++i) {
+    if (Probe(r.ip)) return true;
+    if (absl::Now() + backoff > deadline || stopping_.load()) return false;
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Milliseconds(100));
+  }
+  return false;
+}
+
+}  // namespace faasd::provider

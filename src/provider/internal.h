@@ -1,0 +1,18 @@
+// Names shared by the ContainerdProvider's files. Private to src/provider/.
+#pragma once
+
+#include <string>
+
+namespace faasd::provider::internal {
+
+inline constexpr char kFunctionLabel[] = "faasd.function";
+inline constexpr char kStateLabel[] = "faasd.state";
+inline constexpr char kStateRemoving[] = "removing";
+inline constexpr char kReplicasLabel[] = "faasd.replicas";
+inline constexpr char kAnnotationPrefix[] = "com.openfaas.annotations.";
+inline constexpr char kDeploymentExtension[] = "faasd.deployment";
+inline constexpr char kDeploymentTypeUrl[] = "faasd.io/FunctionDeployment";
+inline constexpr char kSpecTypeUrl[] = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+inline constexpr char kPullPolicyAnnotation[] = "faasd.pull-policy";
+
+}  // namespace faasd::provider::internal

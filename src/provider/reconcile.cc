@@ -1,0 +1,135 @@
+// Start-up rediscovery and the reconcile loop: containerd says what is deployed; this keeps
+// tasks running, routes current, and finishes removals a previous run left behind.
+#include <signal.h>
+
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "provider/containerd_provider.h"
+#include "provider/internal.h"
+
+namespace faasd::provider {
+
+using containerd::api::services::containers::v1::Container;
+using namespace internal;
+
+absl::Status ContainerdProvider::Start() {
+  absl::StatusOr<std::string> version = client_.version.Version(absl::Seconds(5));
+  if (!version.ok()) return version.status();
+  LogInfo("containerd ", *version, " at ", client_.connection.address());
+  absl::Status s = client_.namespaces.Ensure(options_.ns, {{"openfaas", "true"}});
+  if (!s.ok()) return s;
+  ReconcileOnce();
+  loop_ = std::thread([this] { ReconcileLoop(); });
+  return absl::OkStatus();
+}
+
+void ContainerdProvider::Stop() {
+  if (stopping_.exchange(true)) return;
+  loop_cv_.Signal();
+  if (loop_.joinable()) loop_.join();
+}
+
+void ContainerdProvider::ReconcileLoop() {
+  while (!stopping_.load()) {
+    {
+      absl::MutexLock l(&loop_mu_);
+      loop_cv_.WaitWithTimeout(&loop_mu_, options_.reconcile_interval);
+    }
+    if (stopping_.load()) break;
+    ReconcileOnce();
+  }
+}
+
+void ContainerdProvider::ReconcileOnce() {
+  absl::StatusOr<std::vector<Found>> found = FindFunctions("");
+  if (!found.ok()) {
+    LogWarning("reconcile: ", found.status().message());
+    return;
+  }
+  absl::StatusOr<std::vector<containerd::api::v1::types::Process>> tasks =
+      client_.tasks.List(Call());
+  if (!tasks.ok()) {
+    LogWarning("reconcile: ", tasks.status().message());
+    return;
+  }
+  std::map<std::string, containerd::api::v1::types::Process> task_by_id;
+  for (auto& t : *tasks) task_by_id[t.id().empty() ? t.container_id() : t.id()] = t;
+
+  std::set<std::string> seen;
+  for (const auto& f : *found) {
+    seen.insert(f.name);
+    std::shared_ptr<absl::Mutex> op = OpLock(f.name);
+    if (!op->TryLock()) continue;  // a deploy/update/remove is at work on it
+    const std::string& id = f.current.id();
+    for (const auto& c : f.stale) {
+      (void)MarkRemoving(c);
+      ScheduleRemoval(c.id());
+    }
+    auto rep = f.current.labels().find(kReplicasLabel);
+    bool scaled_to_zero = rep != f.current.labels().end() && rep->second == "0";
+    auto t = task_by_id.find(id);
+    bool running =
+        t != task_by_id.end() && t->second.status() == containerd::api::v1::types::RUNNING;
+    Replica r;
+    r.container_id = id;
+    if (scaled_to_zero) {
+      if (t != task_by_id.end()) {
+        (void)client_.tasks.Kill(Call(), id, SIGKILL, true);
+        if (!running) {
+          (void)client_.tasks.Delete(Call(), id);
+          (void)network_.Detach(id, "");
+        }
+      }
+      SetRoute(f.name, r);
+      op->Unlock();
+      continue;
+    }
+    if (running) {
+      std::optional<std::string> ip = network_.LookupIp(id);
+      if (!ip) {
+        absl::StatusOr<std::string> attached =
+            network_.Attach(id, absl::StrCat("/proc/", t->second.pid(), "/ns/net"));
+        if (attached.ok())
+          ip = *attached;
+        else
+          LogWarning("reconcile ", f.name, ": ", attached.status().message());
+      }
+      if (ip) r.ip = *ip;
+    } else {
+      // Dead, never started, or lost with a reboot: start it again.
+      if (t != task_by_id.end()) (void)client_.tasks.Delete(Call(), id);
+      (void)network_.Detach(id, "");
+      absl::StatusOr<Replica> started = StartTask(id, f.name);
+      if (started.ok()) {
+        LogInfo("reconcile: restarted ", f.name, " (", id, ") at ", started->ip);
+        r = *started;
+      } else {
+        LogWarning("reconcile: restart ", f.name, ": ", started.status().message());
+      }
+    }
+    bool known_ready = false;
+    {
+      absl::MutexLock l(&mu_);
+      auto cur = routes_.find(f.name);
+      known_ready = cur != routes_.end() && cur->second.container_id == id &&
+                    cur->second.ip == r.ip && cur->second.ready;
+    }
+    r.ready = !r.ip.empty() && (known_ready || Probe(r.ip));
+    if (!known_ready) SetRoute(f.name, r);
+    op->Unlock();
+  }
+  // Functions that vanished from containerd behind our back leave routing too.
+  absl::MutexLock l(&mu_);
+  bool changed = false;
+  for (auto it = routes_.begin(); it != routes_.end();) {
+    if (seen.count(it->first) == 0) {
+      it = routes_.erase(it);
+      changed = true;
+    } else {
+      ++it;
+    }
+  }
+  if (changed) Publish();
+}
+
+}  // namespace faasd::provider

@@ -1,0 +1,120 @@
+// Remove and scale: out of routing at once, containers stopped in the background.
+#include <signal.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "provider/containerd_provider.h"
+#include "provider/internal.h"
+
+namespace faasd::provider {
+
+using containerd::api::services::containers::v1::Container;
+using namespace internal;
+
+absl::Status ContainerdProvider::MarkRemoving(const Container& c) {
+  containerd::Labels labels(c.labels().begin(), c.labels().end());
+  labels[kStateLabel] = kStateRemoving;
+  return client_.containers.SetLabels(Call(), c.id(), labels);
+}
+
+absl::Status ContainerdProvider::Remove(const std::string& name, const std::string& ns) {
+  absl::Status s = ValidateName("function name", name);
+  if (s.ok()) s = CheckNamespace(ns);
+  if (!s.ok()) return s;
+  std::shared_ptr<absl::Mutex> op = OpLock(name);
+  absl::MutexLock guard(op.get());
+  absl::StatusOr<std::vector<Found>> found = FindFunctions(name);
+  if (!found.ok()) return found.status();
+  if (found->empty()) return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  SetRoute(name, std::nullopt);
+  for (const auto& f : *found) {
+    std::vector<const Container*> all{&f.current};
+    for (const auto& c : f.stale) all.push_back(&c);
+    for (const Container* c : all) {
+      s = MarkRemoving(*c);
+      if (!s.ok()) LogWarning("remove ", name, ": ", s.message());
+      ScheduleRemoval(c->id());
+    }
+  }
+  LogInfo("removed ", name, " from routing; stopping its containers in the background");
+  return absl::OkStatus();
+}
+
+absl::Status ContainerdProvider::Scale(const std::string& name, const std::string& ns,
+                                       uint64_t replicas) {
+  absl::Status s = ValidateName("function name", name);
+  if (s.ok()) s = CheckNamespace(ns);
+  if (!s.ok()) return s;
+  std::shared_ptr<absl::Mutex> op = OpLock(name);
+  absl::MutexLock guard(op.get());
+  absl::StatusOr<std::vector<Found>> found = FindFunctions(name);
+  if (!found.ok()) return found.status();
+  if (found->empty()) return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  const Container& c = found->front().current;
+  containerd::Labels labels(c.labels().begin(), c.labels().end());
+  // One replica at most for now; 0 stops the task and keeps the function deployed.
+  labels[kReplicasLabel] = replicas == 0 ? "0" : "1";
+  s = client_.containers.SetLabels(Call(), c.id(), labels);
+  if (!s.ok()) return s;
+  if (replicas == 0) {
+    SetRoute(name, Replica{c.id(), "", false});
+    (void)client_.tasks.Kill(Call(), c.id(), SIGKILL, true);
+  }
+  // Scaling up is done by the reconcile loop, which starts missing tasks; run it now.
+  loop_cv_.Signal();
+  return absl::OkStatus();
+}
+
+void ContainerdProvider::ScheduleRemoval(const std::string& id) {
+  {
+    absl::MutexLock l(&mu_);
+    if (!removing_.insert(id).second) return;
+  }
+  std::thread([this, id] {
+    StopAndRemove(id);
+    absl::MutexLock l(&mu_);
+    removing_.erase(id);
+  }).detach();
+}
+
+void ContainerdProvider::StopAndRemove(const std::string& id) {
+  absl::StatusOr<containerd::api::v1::types::Process> task = client_.tasks.Get(Call(), id);
+  if (task.ok()) {
+    if (task->status() == containerd::api::v1::types::RUNNING ||
+        task->status() == containerd::api::v1::types::PAUSED ||
+        task->status() == containerd::api::v1::types::CREATED) {
+      (void)client_.tasks.Kill(Call(), id, SIGTERM, false);
+      absl::StatusOr<uint32_t> exited = client_.tasks.Wait(Call(options_.stop_grace), id);
+      if (!exited.ok()) {
+        (void)client_.tasks.Kill(Call(), id, SIGKILL, true);
+        (void)client_.tasks.Wait(Call(absl::Seconds(10)), id);
+      }
+    }
+    absl::Status s = client_.tasks.Delete(Call(), id);
+    if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
+      LogWarning("remove ", id, ": ", s.message());
+  }
+  absl::Status s = network_.Detach(id, "");
+  if (!s.ok()) LogWarning("remove ", id, ": ", s.message());
+  s = client_.containers.Delete(Call(), id);
+  if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
+    LogWarning("remove ", id, ": ", s.message());
+  s = client_.snapshots.Remove(Call(), id);
+  if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
+    LogWarning("remove ", id, ": ", s.message());
+  const std::string run_dir = absl::StrCat(options_.state_dir, "/run/", id);
+  ::unlink((run_dir + "/hosts").c_str());
+  ::unlink((run_dir + "/resolv.conf").c_str());
+  ::rmdir(run_dir.c_str());
+  LogInfo("container ", id, " removed");
+}
+
+bool ContainerdProvider::WaitForRemovals(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  absl::MutexLock l(&mu_);
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return removing_.empty(); };
+  return mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+}
+
+}  // namespace faasd::provider

@@ -1,0 +1,21 @@
+// Reads a few small files (/etc/passwd, /etc/group) out of a container's prepared snapshot by
+// mounting it briefly, so image users given by name ("USER app") resolve to uid/gid as Docker
+// does. Needs root (mount(2)); the mount is private to a fresh temp dir and always undone.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "containerd/client.h"
+
+namespace faasd::provider {
+
+// Missing files map to "". Reads at most 1 MiB per file; never follows a symlink out of the
+// rootfs (a file that is a symlink reads as "").
+absl::StatusOr<std::map<std::string, std::string>> ReadRootfsFiles(
+    const containerd::Mounts& mounts, const std::vector<std::string>& paths,
+    const std::string& scratch_dir);
+
+}  // namespace faasd::provider

@@ -1,0 +1,69 @@
+// The embedded OpenFaaS gateway: the REST API faas-cli speaks (/system/*, behind HTTP Basic
+// auth), the invoke proxy (/function/NAME[.NS][/path]), /healthz and Prometheus /metrics.
+//
+// The gateway talks only to provider::FunctionProvider (lifecycle) and its RoutingTable
+// (where ready replicas listen). Provider errors map to HTTP in one place:
+//   InvalidArgument/FailedPrecondition → 400, NotFound → 404, AlreadyExists → 409,
+//   Unavailable → 503, DeadlineExceeded → 504, other → 500; a payload under the type URL
+//   "faasd/http-status" holding a decimal code (e.g. "502") overrides the mapping.
+//
+// The invoke path never calls the provider's lifecycle methods: it reads the routing snapshot,
+// forwards over per-thread keep-alive upstream connections, and counts invocations with atomics.
+// Responses that are chunked or of type text/event-stream / application/x-ndjson are streamed
+// to the client as they arrive; large or chunked request bodies are streamed to the function.
+//
+// Thread-safety: Start() and Stop() are called from one owning thread; requests are served on
+// the gateway's own worker threads. The provider must outlive the Gateway.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "provider/provider.h"
+
+namespace faasd::gateway {
+
+struct Credentials {
+  std::string user, password;
+};
+
+// Reads <dir>/basic-auth-user (default "admin" if absent, then written) and
+// <dir>/basic-auth-password (if absent: 40 random characters from /dev/urandom in a url-safe
+// alphabet, written mode 0600; the dir is created mode 0700). Values are whitespace-trimmed.
+// An existing but empty password file is an error: it would let anyone in.
+absl::StatusOr<Credentials> LoadOrCreateCredentials(const std::string& secrets_dir);
+
+struct GatewayOptions {
+  std::string listen_host = "0.0.0.0";
+  int port = 8080;  // 0 = pick a free port (tests); see Gateway::port()
+  Credentials credentials;
+  size_t max_request_bytes = 32 << 20;  // invoke bodies; /system/* bodies are capped at 1 MiB
+  int upstream_timeout_seconds = 60;    // exec timeout for /function/ (504 after)
+  int worker_threads = 0;               // 0 = enough for 256 concurrent keep-alive connections
+  std::string provider_name = "faasd-cpp", version, git_sha;
+};
+
+class GatewayServer;  // private: the httplib server and the route handlers
+
+class Gateway {
+ public:
+  Gateway(GatewayOptions options, provider::FunctionProvider& provider);
+  ~Gateway();  // stops if still running
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Binds (the error names the address) and serves on background threads.
+  absl::Status Start();
+  // The bound port (useful with port 0); 0 before Start().
+  int port() const;
+  // Stops accepting, finishes the listening thread and joins it. Idempotent.
+  void Stop();
+
+ private:
+  std::unique_ptr<GatewayServer> server_;
+};
+
+}  // namespace faasd::gateway

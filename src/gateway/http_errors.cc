@@ -1,0 +1,53 @@
+#include "gateway/http_errors.h"
+
+#include <optional>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace faasd::gateway {
+
+int HttpStatusFor(const absl::Status& status) {
+  if (auto payload = status.GetPayload(kHttpStatusPayloadUrl)) {
+    int code = 0;
+    if (absl::SimpleAtoi(std::string(*payload), &code) && code >= 400 && code <= 599) return code;
+  }
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kAlreadyExists:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnimplemented:
+      return 501;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 504;
+    default:
+      return 500;
+  }
+}
+
+void WriteError(httplib::Response& res, int http_status, absl::string_view message) {
+  res.status = http_status;
+  res.set_content(absl::StrCat(message, "\n"), "text/plain; charset=utf-8");
+}
+
+void WriteError(httplib::Response& res, const absl::Status& status) {
+  WriteError(res, HttpStatusFor(status), status.message());
+}
+
+}  // namespace faasd::gateway

@@ -1,0 +1,58 @@
+// Private to the gateway: the httplib server, route table and /system handlers behind
+// gateway::Gateway. One instance per Gateway; handlers run on the server's worker threads.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "gateway/gateway.h"
+#include "gateway/invoke_proxy.h"
+#include "gateway/metrics.h"
+#include "httplib.h"
+
+namespace faasd::gateway {
+
+// /system/* JSON bodies are small; bigger ones are refused before they are read.
+inline constexpr size_t kSystemBodyLimit = 1 << 20;
+
+class GatewayServer {
+ public:
+  GatewayServer(GatewayOptions options, provider::FunctionProvider& provider);
+  ~GatewayServer();
+
+  absl::Status Start();
+  int port() const { return port_; }
+  void Stop();
+
+ private:
+  // Exposes httplib's listening socket so the backlog can be raised past the compiled-in 5.
+  class Server : public httplib::Server {
+   public:
+    int listening_socket() const { return svr_sock_; }
+  };
+
+  void RegisterRoutes();
+  bool Authorized(const httplib::Request& req) const;
+  // Wraps a /system handler with basic auth and the body cap.
+  httplib::Server::Handler System(
+      std::function<void(const httplib::Request&, httplib::Response&)> handler);
+
+  void ListFunctions(const httplib::Request& req, httplib::Response& res);
+  void GetFunction(const httplib::Request& req, httplib::Response& res);
+  void DeployFunction(const httplib::Request& req, httplib::Response& res, bool update);
+  void DeleteFunction(const httplib::Request& req, httplib::Response& res);
+  void ScaleFunction(const httplib::Request& req, httplib::Response& res);
+  void Info(const httplib::Request& req, httplib::Response& res);
+  void Namespaces(const httplib::Request& req, httplib::Response& res);
+
+  const GatewayOptions options_;
+  provider::FunctionProvider& provider_;
+  InvocationMetrics metrics_;
+  InvokeProxy proxy_;
+  Server server_;
+  std::thread listener_;
+  int port_ = 0;
+};
+
+}  // namespace faasd::gateway

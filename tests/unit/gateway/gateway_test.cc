@@ -1,0 +1,287 @@
+// /system/* routes, auth, credentials, healthz, metrics and redirects over real loopback HTTP.
+#include "gateway/gateway.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "catch.hpp"
+#include "nlohmann/json.hpp"
+#include "test_support.h"
+
+namespace faasd::gateway::testing {
+namespace {
+
+struct Fixture {
+  FakeProvider provider;
+  std::unique_ptr<Gateway> gateway;
+  std::unique_ptr<httplib::Client> client;
+
+  Fixture() {
+    GatewayOptions o;
+    o.listen_host = "127.0.0.1";
+    o.port = 0;
+    o.credentials = {"admin", "s3cret"};
+    o.max_request_bytes = 4 << 20;
+    o.version = "0.1.0";
+    o.git_sha = "abc123";
+    gateway = std::make_unique<Gateway>(o, provider);
+    REQUIRE(gateway->Start().ok());
+    client = std::make_unique<httplib::Client>("127.0.0.1", gateway->port());
+    client->set_basic_auth("admin", "s3cret");
+  }
+  ~Fixture() { gateway->Stop(); }
+};
+
+const char kDeploy[] = R"({"service":"echo","image":"127.0.0.1:5000/echo:1"})";
+
+TEST_CASE("basic auth guards /system and not /healthz", "[gateway][auth]") {
+  Fixture f;
+  httplib::Client anon("127.0.0.1", f.gateway->port());
+  auto r = anon.Get("/system/functions");
+  REQUIRE(r);
+  CHECK(r->status == 401);
+  CHECK(r->get_header_value("WWW-Authenticate") == "Basic realm=\"Restricted\"");
+  CHECK(r->body.find("invalid credentials") == 0);
+
+  httplib::Client wrong("127.0.0.1", f.gateway->port());
+  wrong.set_basic_auth("admin", "s3cres");
+  CHECK(wrong.Get("/system/functions")->status == 401);
+  wrong.set_basic_auth("admin", "s3cret-longer");
+  CHECK(wrong.Get("/system/functions")->status == 401);
+  wrong.set_basic_auth("root", "s3cret");
+  CHECK(wrong.Get("/system/info")->status == 401);
+  httplib::Headers garbage = {{"Authorization", "Basic !!!notbase64"}};
+  CHECK(anon.Get("/system/functions", garbage)->status == 401);
+  CHECK(anon.Post("/system/functions", kDeploy, "application/json")->status == 401);
+  CHECK(f.provider.functions.empty());
+
+  CHECK(f.client->Get("/system/functions")->status == 200);
+  auto h = anon.Get("/healthz");
+  REQUIRE(h);
+  CHECK(h->status == 200);
+  CHECK(h->body == "OK");
+  CHECK(anon.Get("/metrics")->status == 200);
+}
+
+TEST_CASE("healthz follows the provider", "[gateway]") {
+  Fixture f;
+  f.provider.healthy = false;
+  CHECK(f.client->Get("/healthz")->status == 503);
+  f.provider.healthy = true;
+  CHECK(f.client->Get("/healthz")->status == 200);
+}
+
+TEST_CASE("root redirects to the UI", "[gateway]") {
+  Fixture f;
+  auto r = f.client->Get("/");
+  REQUIRE(r);
+  CHECK(r->status / 100 == 3);
+  CHECK(r->get_header_value("Location") == "/ui/");
+}
+
+TEST_CASE("deploy answers 202, duplicate 409, update absent 404", "[gateway][deploy]") {
+  Fixture f;
+  auto put = f.client->Put("/system/functions", kDeploy, "application/json");
+  REQUIRE(put);
+  CHECK(put->status == 404);  // faas-cli then POSTs
+  auto post = f.client->Post("/system/functions", kDeploy, "application/json");
+  REQUIRE(post);
+  CHECK(post->status == 202);
+  REQUIRE(f.provider.functions.count("echo.openfaas-fn") == 1);
+  CHECK(f.provider.functions["echo.openfaas-fn"].image == "127.0.0.1:5000/echo:1");
+  CHECK(f.client->Post("/system/functions", kDeploy, "application/json")->status == 409);
+  CHECK(f.client->Put("/system/functions", kDeploy, "application/json")->status == 202);
+
+  // ?namespace= fills the body's empty namespace.
+  CHECK(f.client->Post("/system/functions?namespace=other", kDeploy, "application/json")->status ==
+        202);
+  CHECK(f.provider.functions.count("echo.other") == 1);
+}
+
+TEST_CASE("deploy rejects malformed bodies and bad names with 400", "[gateway][deploy]") {
+  Fixture f;
+  auto status = [&](const std::string& body) {
+    auto r = f.client->Post("/system/functions", body, "application/json");
+    REQUIRE(r);
+    return r->status;
+  };
+  CHECK(status("{not json") == 400);
+  CHECK(status("[]") == 400);
+  CHECK(status("") == 400);
+  CHECK(status(R"({"image":"x:1"})") == 400);     // missing service
+  CHECK(status(R"({"service":"echo"})") == 400);  // missing image
+  CHECK(status(R"({"service":"../x","image":"x:1"})") == 400);
+  CHECK(status(R"({"service":"","image":"x:1"})") == 400);
+  CHECK(status(R"({"service":"Echo","image":"x:1"})") == 400);
+  CHECK(status(absl::StrCat(R"({"service":")", std::string(300, 'a'), R"(","image":"x:1"})")) ==
+        400);
+  CHECK(status(R"({"service":"echo","image":"x:1","namespace":"../etc"})") == 400);
+  CHECK(f.client->Put("/system/functions", "{oops", "application/json")->status == 400);
+  CHECK(f.provider.functions.empty());
+}
+
+TEST_CASE("provider errors map to HTTP, including the http-status payload", "[gateway]") {
+  Fixture f;
+  absl::Status registry = absl::UnavailableError("pull 127.0.0.1:5000/echo:1: manifest unknown");
+  registry.SetPayload("faasd/http-status", absl::Cord("502"));
+  f.provider.next_deploy_error = registry;
+  auto r = f.client->Post("/system/functions", kDeploy, "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 502);
+  CHECK(r->body.find("manifest unknown") != std::string::npos);
+  f.provider.next_deploy_error = absl::UnavailableError("containerd: connection refused");
+  CHECK(f.client->Post("/system/functions", kDeploy, "application/json")->status == 503);
+  f.provider.next_deploy_error = absl::InternalError("boom");
+  CHECK(f.client->Post("/system/functions", kDeploy, "application/json")->status == 500);
+}
+
+TEST_CASE("oversized /system body is 413", "[gateway]") {
+  Fixture f;
+  std::string big = absl::StrCat(R"({"service":"echo","image":"x:1","envProcess":")",
+                                 std::string(2 << 20, 'a'), R"("})");
+  auto r = f.client->Post("/system/functions", big, "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 413);
+  CHECK(f.provider.functions.empty());
+}
+
+TEST_CASE("list, get, delete, scale and 404 on unknown functions", "[gateway]") {
+  Fixture f;
+  REQUIRE(f.client->Post("/system/functions", kDeploy, "application/json")->status == 202);
+
+  auto list = f.client->Get("/system/functions");
+  REQUIRE(list);
+  CHECK(list->status == 200);
+  auto j = nlohmann::json::parse(list->body);
+  REQUIRE(j.is_array());
+  REQUIRE(j.size() == 1);
+  CHECK(j[0]["name"] == "echo");
+  CHECK(f.client->Get("/system/functions?namespace=other")->status == 200);
+  CHECK(f.client->Get("/system/functions?namespace=Bad")->status == 400);
+  CHECK(f.client->Get("/system/functions?namespace=..%2Fx")->status == 400);
+  CHECK(f.client->Get("/system/functions?namespace=missing")->status == 400);
+
+  auto get = f.client->Get("/system/function/echo");
+  REQUIRE(get);
+  CHECK(get->status == 200);
+  CHECK(nlohmann::json::parse(get->body)["image"] == "127.0.0.1:5000/echo:1");
+  CHECK(f.client->Get("/system/function/nope")->status == 404);
+  CHECK(f.client->Get("/system/function/Echo")->status == 400);
+  CHECK(f.client->Get("/system/function/echo?namespace=BAD")->status == 400);
+  CHECK(f.client->Get(("/system/function/" + std::string(300, 'a')).c_str())->status == 400);
+
+  const std::string scale = R"({"serviceName":"echo","replicas":3})";
+  CHECK(f.client->Post("/system/scale-function/echo", scale, "application/json")->status == 202);
+  CHECK(f.provider.scaled["echo.openfaas-fn"] == 3);
+  CHECK(f.client->Post("/system/scale-function/nope", scale, "application/json")->status == 404);
+  CHECK(f.client->Post("/system/scale-function/echo", "{", "application/json")->status == 400);
+  CHECK(f.client->Post("/system/scale-function/echo", R"({"replicas":-1})", "application/json")
+            ->status == 400);
+  CHECK(f.client->Post("/system/scale-function/UP", scale, "application/json")->status == 400);
+  CHECK(f.client->Post("/system/scale-function/echo?namespace=..", scale, "application/json")
+            ->status == 400);
+
+  CHECK(f.client->Delete("/system/functions", R"({"functionName":"nope"})", "application/json")
+            ->status == 404);
+  CHECK(f.client->Delete("/system/functions", R"({"functionName":"../x"})", "application/json")
+            ->status == 400);
+  CHECK(
+      f.client->Delete("/system/functions", R"({"functionName":""})", "application/json")->status ==
+      400);
+  CHECK(f.client->Delete("/system/functions", "nope", "application/json")->status == 400);
+  CHECK(f.client->Delete("/system/functions", R"({"functionName":"echo"})", "application/json")
+            ->status == 202);
+  CHECK(f.provider.functions.empty());
+  CHECK(f.client->Get("/system/function/echo")->status == 404);
+}
+
+TEST_CASE("info and namespaces", "[gateway]") {
+  Fixture f;
+  auto info = f.client->Get("/system/info");
+  REQUIRE(info);
+  CHECK(info->status == 200);
+  auto j = nlohmann::json::parse(info->body);
+  CHECK(j["provider"]["provider"] == "faasd-cpp");
+  CHECK(j["provider"]["orchestration"] == "containerd");
+  CHECK(j["provider"]["version"]["sha"] == "abc123");
+  CHECK(j["version"]["release"] == "0.1.0");
+  CHECK(j["arch"].is_string());
+  auto ns = f.client->Get("/system/namespaces");
+  REQUIRE(ns);
+  CHECK(ns->status == 200);
+  CHECK(nlohmann::json::parse(ns->body) == nlohmann::json({"openfaas-fn", "other"}));
+}
+
+TEST_CASE("Start names the address when the port is taken", "[gateway]") {
+  Fixture f;
+  FakeProvider other;
+  GatewayOptions o;
+  o.listen_host = "127.0.0.1";
+  o.port = f.gateway->port();
+  Gateway second(o, other);
+  absl::Status s = second.Start();
+  CHECK(!s.ok());
+  CHECK(std::string(s.message()).find(absl::StrCat("127.0.0.1:", o.port)) != std::string::npos);
+}
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/gateway-test-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    for (const char* f : {"/secrets/basic-auth-user", "/secrets/basic-auth-password"}) {
+      ::unlink((path + f).c_str());
+    }
+    ::rmdir((path + "/secrets").c_str());
+    ::rmdir(path.c_str());
+  }
+};
+
+std::string ReadFile(const std::string& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST_CASE("credentials are created once, then read back trimmed", "[gateway][credentials]") {
+  TempDir tmp;
+  const std::string dir = tmp.path + "/secrets";
+  auto first = LoadOrCreateCredentials(dir);
+  REQUIRE(first.ok());
+  CHECK(first->user == "admin");
+  CHECK(first->password.size() >= 32);
+  for (char c : first->password)
+    CHECK((std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'));
+  struct stat st;
+  REQUIRE(::stat(dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  REQUIRE(::stat((dir + "/basic-auth-password").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(ReadFile(dir + "/basic-auth-password") == first->password);
+
+  auto second = LoadOrCreateCredentials(dir);
+  REQUIRE(second.ok());
+  CHECK(second->password == first->password);
+
+  { std::ofstream(dir + "/basic-auth-password") << "  hunter2 \n"; }
+  { std::ofstream(dir + "/basic-auth-user") << "\toperator\n"; }
+  auto third = LoadOrCreateCredentials(dir);
+  REQUIRE(third.ok());
+  CHECK(third->user == "operator");
+  CHECK(third->password == "hunter2");
+
+  { std::ofstream(dir + "/basic-auth-password") << "  \n"; }
+  CHECK(!LoadOrCreateCredentials(dir).ok());
+  CHECK(!LoadOrCreateCredentials("").ok());
+}
+
+}  // namespace
+}  // namespace faasd::gateway::testing

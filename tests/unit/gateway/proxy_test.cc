@@ -1,0 +1,244 @@
+// The invoke proxy against a real echo upstream on loopback.
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "catch.hpp"
+#include "gateway/gateway.h"
+#include "nlohmann/json.hpp"
+#include "test_support.h"
+
+namespace faasd::gateway::testing {
+namespace {
+
+struct ProxyFixture {
+  FakeProvider provider;
+  EchoUpstream upstream;
+  std::unique_ptr<Gateway> gateway;
+  std::unique_ptr<httplib::Client> client;
+
+  ProxyFixture() {
+    provider.routes.Set("echo.openfaas-fn", {{"127.0.0.1", upstream.port()}});
+    provider.routes.Set("echo.other", {{"127.0.0.1", upstream.port()}});
+    provider.routes.Set("starting.openfaas-fn", {});
+    provider.routes.Set("down.openfaas-fn", {{"127.0.0.1", UnusedPort()}});
+    GatewayOptions o;
+    o.listen_host = "127.0.0.1";
+    o.port = 0;
+    o.credentials = {"admin", "pw"};
+    o.upstream_timeout_seconds = 1;
+    o.max_request_bytes = 3 << 20;
+    gateway = std::make_unique<Gateway>(o, provider);
+    REQUIRE(gateway->Start().ok());
+    client = std::make_unique<httplib::Client>("127.0.0.1", gateway->port());
+    client->set_read_timeout(10, 0);
+  }
+  ~ProxyFixture() { gateway->Stop(); }
+};
+
+bool Has(const std::string& body, const std::string& line) {
+  return body.find(line) != std::string::npos;
+}
+
+TEST_CASE("proxy forwards method, path, query, headers and body", "[proxy]") {
+  ProxyFixture f;
+  httplib::Headers h = {{"X-Custom", "yes"}, {"X-Forwarded-For", "10.0.0.9"}};
+  auto r = f.client->Post("/function/echo/a/b?x=1&y=two", h, "hello body", "text/plain");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(Has(r->body, "method=POST\n"));
+  CHECK(Has(r->body, "path=/a/b\n"));
+  CHECK(Has(r->body, "query=x=1;y=two;"));
+  CHECK(Has(r->body, "body=hello body\n"));
+  CHECK(Has(r->body, "h:X-Custom=yes\n"));
+  CHECK(Has(r->body, "h:X-Forwarded-For=10.0.0.9, 127.0.0.1\n"));
+  CHECK(Has(r->body, "h:X-Forwarded-Host=127.0.0.1:"));
+  CHECK(Has(r->body, "h:X-Call-Id="));
+  CHECK(Has(r->body, "h:X-Start-Time="));
+  // Upstream headers come back, plus the call id and start time.
+  CHECK(r->get_header_value("X-Upstream") == "echo");
+  CHECK(r->get_header_value("X-Duration-Seconds") == "0.001");
+  const std::string call_id = r->get_header_value("X-Call-Id");
+  CHECK(call_id.size() == 36);
+  CHECK(call_id[14] == '4');
+  CHECK(Has(r->body, "h:X-Call-Id=" + call_id + "\n"));
+  CHECK(!r->get_header_value("X-Start-Time").empty());
+  CHECK(r->get_header_value("Content-Type") == "text/plain");
+
+  // A caller's own call id and start time are kept.
+  httplib::Headers mine = {{"X-Call-Id", "call-1"}, {"X-Start-Time", "42"}};
+  auto r2 = f.client->Get("/function/echo", mine);
+  REQUIRE(r2);
+  CHECK(r2->get_header_value("X-Call-Id") == "call-1");
+  CHECK(r2->get_header_value("X-Start-Time") == "42");
+  CHECK(Has(r2->body, "path=/\n"));
+  CHECK(Has(r2->body, "h:X-Call-Id=call-1\n"));
+}
+
+TEST_CASE("proxy handles every method, HEAD and OPTIONS", "[proxy]") {
+  ProxyFixture f;
+  CHECK(Has(f.client->Put("/function/echo/p", "x", "text/plain")->body, "method=PUT"));
+  CHECK(Has(f.client->Patch("/function/echo/p", "x", "text/plain")->body, "method=PATCH"));
+  CHECK(Has(f.client->Delete("/function/echo/p")->body, "method=DELETE"));
+  CHECK(Has(f.client->Delete("/function/echo/p", "gone", "text/plain")->body, "body=gone"));
+  CHECK(Has(f.client->Post("/function/echo")->body, "method=POST"));
+  auto opt = f.client->Options("/function/echo/p");
+  REQUIRE(opt);
+  CHECK(opt->status == 200);
+  CHECK(Has(opt->body, "method=OPTIONS"));
+  auto head = f.client->Head("/function/echo/p");
+  REQUIRE(head);
+  CHECK(head->status == 200);
+  CHECK(head->body.empty());
+  CHECK(!head->get_header_value("X-Call-Id").empty());
+  // The connection is still usable after HEAD.
+  CHECK(f.client->Get("/function/echo")->status == 200);
+}
+
+TEST_CASE("proxy .namespace suffix selects the namespace", "[proxy]") {
+  ProxyFixture f;
+  CHECK(f.client->Get("/function/echo.openfaas-fn/x")->status == 200);
+  CHECK(f.client->Get("/function/echo.other?q=1")->status == 200);
+  CHECK(f.client->Get("/function/echo.missing")->status == 404);
+  CHECK(f.client->Get("/function/echo.Bad")->status == 400);
+}
+
+TEST_CASE("proxy error statuses", "[proxy]") {
+  ProxyFixture f;
+  auto unknown = f.client->Get("/function/nope");
+  REQUIRE(unknown);
+  CHECK(unknown->status == 404);
+  CHECK(Has(unknown->body, "function nope.openfaas-fn not found"));
+  CHECK(f.client->Post("/function/nope", "body", "text/plain")->status == 404);
+  CHECK(f.client->Get("/function/starting")->status == 503);
+  CHECK(f.client->Get("/function/down")->status == 502);
+  CHECK(f.client->Get("/function/..%2Fx")->status == 400);
+  CHECK(f.client->Get("/function/UPPER")->status == 400);
+  CHECK(f.client->Get(("/function/" + std::string(300, 'a')).c_str())->status == 400);
+  CHECK(f.client->Get("/function/")->status == 400);
+
+  const auto start = std::chrono::steady_clock::now();
+  auto slow = f.client->Get("/function/echo/slow");
+  REQUIRE(slow);
+  CHECK(slow->status == 504);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(2900));
+  // The gateway still serves after the timeout.
+  CHECK(f.client->Get("/function/echo")->status == 200);
+}
+
+TEST_CASE("proxy refuses bodies over the limit with 413", "[proxy]") {
+  ProxyFixture f;
+  std::string big(4 << 20, 'x');
+  auto r = f.client->Post("/function/echo", big, "application/octet-stream");
+  REQUIRE(r);
+  CHECK(r->status == 413);
+  httplib::Client chunked("127.0.0.1", f.gateway->port());
+  size_t sent = 0;
+  auto c = chunked.Post(
+      "/function/echo",
+      [&](size_t, httplib::DataSink& sink) {
+        if (sent >= (4u << 20)) {
+          sink.done();
+          return true;
+        }
+        std::string piece(64 << 10, 'y');
+        sent += piece.size();
+        return sink.write(piece.data(), piece.size());
+      },
+      "application/octet-stream");
+  // Either a 413 answer or a dropped connection: never a 200.
+  if (c) CHECK(c->status == 413);
+}
+
+TEST_CASE("proxy streams large and chunked request bodies", "[proxy]") {
+  ProxyFixture f;
+  std::string big(2 << 20, 'z');
+  auto r = f.client->Post("/function/echo", big, "application/octet-stream");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(Has(r->body, "body=" + big + "\n"));
+  int calls = 0;
+  auto c = f.client->Post(
+      "/function/echo/chunks",
+      [&](size_t, httplib::DataSink& sink) {
+        if (calls++ == 3) {
+          sink.done();
+          return true;
+        }
+        return sink.write("abc", 3);
+      },
+      "text/plain");
+  REQUIRE(c);
+  CHECK(c->status == 200);
+  CHECK(Has(c->body, "body=abcabcabc\n"));
+}
+
+TEST_CASE("proxy streams chunked responses as they arrive", "[proxy]") {
+  ProxyFixture f;
+  std::string got;
+  bool first_before_release = false;
+  auto r = f.client->Get("/function/echo/stream", [&](const char* data, size_t len) {
+    got.append(data, len);
+    if (got.find("first\n") != std::string::npos && !f.upstream.release_stream.load()) {
+      first_before_release = true;
+      f.upstream.release_stream = true;
+    }
+    return true;
+  });
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(first_before_release);
+  CHECK(got == "first\nsecond\n");
+  CHECK(!r->get_header_value("X-Call-Id").empty());
+
+  auto ev = f.client->Get("/function/echo/events");
+  REQUIRE(ev);
+  CHECK(ev->get_header_value("Content-Type") == "text/event-stream");
+  CHECK(ev->body == "data: one\n\ndata: two\n\n");
+}
+
+TEST_CASE("proxy reuses upstream connections across requests", "[proxy]") {
+  ProxyFixture f;
+  for (int i = 0; i < 50; ++i) REQUIRE(f.client->Get("/function/echo")->status == 200);
+  CHECK(f.upstream.requests.load() == 50);
+}
+
+TEST_CASE("metrics count invocations and fill invocationCount", "[proxy][metrics]") {
+  ProxyFixture f;
+  f.provider.functions["echo.openfaas-fn"].service = "echo";
+  f.provider.functions["echo.openfaas-fn"].image = "x:1";
+  for (int i = 0; i < 3; ++i) REQUIRE(f.client->Get("/function/echo")->status == 200);
+  REQUIRE(f.client->Get("/function/starting")->status == 503);
+  auto m = f.client->Get("/metrics");
+  REQUIRE(m);
+  CHECK(m->status == 200);
+  const std::string& b = m->body;
+  CHECK(Has(b, "# TYPE gateway_function_invocation_total counter"));
+  CHECK(Has(
+      b, "gateway_function_invocation_total{function_name=\"echo.openfaas-fn\",code=\"200\"} 3\n"));
+  CHECK(Has(b,
+            "gateway_function_invocation_total{function_name=\"starting.openfaas-fn\",code=\"503\"}"
+            " 1\n"));
+  CHECK(Has(b, "# TYPE gateway_functions_seconds histogram"));
+  CHECK(Has(
+      b, "gateway_functions_seconds_count{function_name=\"echo.openfaas-fn\",code=\"200\"} 3\n"));
+  CHECK(Has(b,
+            "gateway_functions_seconds_bucket{function_name=\"echo.openfaas-fn\",code=\"200\",le="
+            "\"+Inf\"} 3\n"));
+  CHECK(Has(b, "gateway_function_invocation_started{function_name=\"echo.openfaas-fn\"} 3\n"));
+  CHECK(Has(b, "# TYPE gateway_service_count gauge"));
+  CHECK(Has(b, "gateway_service_count{function_name=\"echo.openfaas-fn\"} 1\n"));
+  CHECK(Has(b, "gateway_service_count{function_name=\"starting.openfaas-fn\"} 0\n"));
+
+  f.client->set_basic_auth("admin", "pw");
+  auto list = f.client->Get("/system/functions");
+  REQUIRE(list);
+  auto j = nlohmann::json::parse(list->body);
+  REQUIRE(j.size() == 1);
+  CHECK(j[0]["invocationCount"] == 3);
+  auto one = f.client->Get("/system/function/echo");
+  REQUIRE(one);
+  CHECK(nlohmann::json::parse(one->body)["invocationCount"] == 3);
+}
+
+}  // namespace
+}  // namespace faasd::gateway::testing

@@ -1,0 +1,170 @@
+#include "test_support.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+
+namespace faasd::gateway::testing {
+
+std::shared_ptr<const provider::RoutingSnapshot> FakeRoutes::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return snap_;
+}
+
+void FakeRoutes::Set(const std::string& key, std::vector<provider::Endpoint> endpoints) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto next = std::make_shared<provider::RoutingSnapshot>(*snap_);
+  next->functions[key] = std::move(endpoints);
+  snap_ = next;
+}
+
+namespace {
+std::string Key(const std::string& name, const std::string& ns) {
+  return absl::StrCat(name, ".", ns.empty() ? provider::kDefaultNamespace : ns);
+}
+}  // namespace
+
+absl::StatusOr<std::vector<provider::FunctionStatus>> FakeProvider::List(const std::string& ns) {
+  if (ns != provider::kDefaultNamespace && ns != "other") {
+    return absl::InvalidArgumentError(absl::StrCat("namespace ", ns, ": not found"));
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  std::vector<provider::FunctionStatus> out;
+  for (const auto& [key, d] : functions) {
+    if ((d.namespace_.empty() ? provider::kDefaultNamespace : d.namespace_) != ns) continue;
+    out.push_back(provider::StatusFromDeployment(d));
+  }
+  return out;
+}
+
+absl::StatusOr<provider::FunctionStatus> FakeProvider::Get(const std::string& name,
+                                                           const std::string& ns) {
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = functions.find(Key(name, ns));
+  if (it == functions.end()) {
+    return absl::NotFoundError(absl::StrCat("function ", name, ": not found"));
+  }
+  return provider::StatusFromDeployment(it->second);
+}
+
+absl::Status FakeProvider::Deploy(const provider::FunctionDeployment& d) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (!next_deploy_error.ok()) {
+    absl::Status s = next_deploy_error;
+    next_deploy_error = absl::OkStatus();
+    return s;
+  }
+  if (functions.count(Key(d.service, d.namespace_))) {
+    return absl::AlreadyExistsError(absl::StrCat("function ", d.service, ": already exists"));
+  }
+  functions[Key(d.service, d.namespace_)] = d;
+  return absl::OkStatus();
+}
+
+absl::Status FakeProvider::Update(const provider::FunctionDeployment& d) {
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = functions.find(Key(d.service, d.namespace_));
+  if (it == functions.end()) {
+    return absl::NotFoundError(absl::StrCat("function ", d.service, ": not found"));
+  }
+  it->second = d;
+  return absl::OkStatus();
+}
+
+absl::Status FakeProvider::Remove(const std::string& name, const std::string& ns) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (functions.erase(Key(name, ns)) == 0) {
+    return absl::NotFoundError(absl::StrCat("function ", name, ": not found"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FakeProvider::Scale(const std::string& name, const std::string& ns,
+                                 uint64_t replicas) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (!functions.count(Key(name, ns))) {
+    return absl::NotFoundError(absl::StrCat("function ", name, ": not found"));
+  }
+  scaled[Key(name, ns)] = replicas;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> FakeProvider::Namespaces() {
+  return std::vector<std::string>{provider::kDefaultNamespace, "other"};
+}
+
+EchoUpstream::EchoUpstream() {
+  auto echo = [this](const httplib::Request& req, httplib::Response& res) {
+    requests.fetch_add(1);
+    std::string out = absl::StrCat("method=", req.method, "\npath=", req.path, "\n");
+    std::string query;
+    for (const auto& [k, v] : req.params) absl::StrAppend(&query, k, "=", v, ";");
+    absl::StrAppend(&out, "query=", query, "\nbody=", req.body, "\n");
+    for (const auto& [k, v] : req.headers) absl::StrAppend(&out, "h:", k, "=", v, "\n");
+    res.set_header("X-Duration-Seconds", "0.001");
+    res.set_header("X-Upstream", "echo");
+    res.set_content(out, "text/plain");
+  };
+  server_.Get("/slow", [](const httplib::Request&, httplib::Response& res) {
+    // Simulates a function slower than the gateway's timeout; not synchronisation.
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    res.set_content("late", "text/plain");
+  });
+  server_.Get("/stream", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_chunked_content_provider("text/plain", [this](size_t offset, httplib::DataSink& sink) {
+      if (offset == 0) {
+        sink.write("first\n", 6);
+        return true;
+      }
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (!release_stream.load() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      sink.write("second\n", 7);
+      sink.done();
+      return true;
+    });
+  });
+  server_.Get("/events", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("data: one\n\ndata: two\n\n", "text/event-stream");
+  });
+  server_.Get(".*", echo);
+  server_.Post(".*", echo);
+  server_.Put(".*", echo);
+  server_.Patch(".*", echo);
+  server_.Delete(".*", echo);
+  server_.Options(".*", echo);
+  server_.set_keep_alive_max_count(1000);
+  port_ = server_.bind_to_any_port("127.0.0.1");
+  thread_ = std::thread([this] { server_.listen_after_bind(); });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!server_.is_running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+EchoUpstream::~EchoUpstream() {
+  release_stream = true;
+  server_.stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+int UnusedPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+}  // namespace faasd::gateway::testing

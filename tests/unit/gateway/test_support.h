@@ -1,0 +1,74 @@
+// Fakes for the gateway tests: a FunctionProvider over an in-memory map, a routing table the
+// test edits, and a real httplib echo upstream on 127.0.0.1.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "gateway/gateway.h"
+#include "httplib.h"
+#include "provider/provider.h"
+
+namespace faasd::gateway::testing {
+
+class FakeRoutes : public provider::RoutingTable {
+ public:
+  std::shared_ptr<const provider::RoutingSnapshot> Snapshot() const override;
+  void Set(const std::string& key, std::vector<provider::Endpoint> endpoints);
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const provider::RoutingSnapshot> snap_ =
+      std::make_shared<provider::RoutingSnapshot>();
+};
+
+class FakeProvider : public provider::FunctionProvider {
+ public:
+  absl::StatusOr<std::vector<provider::FunctionStatus>> List(const std::string& ns) override;
+  absl::StatusOr<provider::FunctionStatus> Get(const std::string& name,
+                                               const std::string& ns) override;
+  absl::Status Deploy(const provider::FunctionDeployment& d) override;
+  absl::Status Update(const provider::FunctionDeployment& d) override;
+  absl::Status Remove(const std::string& name, const std::string& ns) override;
+  absl::Status Scale(const std::string& name, const std::string& ns, uint64_t replicas) override;
+  absl::StatusOr<std::vector<std::string>> Namespaces() override;
+  absl::Status Healthy() override {
+    return healthy ? absl::OkStatus() : absl::UnavailableError("containerd down");
+  }
+  const provider::RoutingTable& Routes() const override { return routes; }
+
+  std::mutex mu;
+  std::map<std::string, provider::FunctionDeployment> functions;  // "name.ns"
+  std::map<std::string, uint64_t> scaled;
+  absl::Status next_deploy_error;  // returned once by Deploy when not OK
+  std::atomic<bool> healthy{true};
+  FakeRoutes routes;
+};
+
+// Echo upstream: answers every method on every path with a body describing the request
+// ("method=..\npath=..\nquery=..\nbody=..\n" plus "h:<name>=<value>" lines). Special paths:
+//   /slow     answers after 3 s (for the gateway's timeout)
+//   /stream   chunked: "first\n", then waits for release_stream (or 5 s), then "second\n"
+//   /events   text/event-stream with two events
+class EchoUpstream {
+ public:
+  EchoUpstream();
+  ~EchoUpstream();
+  int port() const { return port_; }
+  std::atomic<bool> release_stream{false};
+  std::atomic<int> requests{0};
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+// Returns a port nothing listens on (bound then closed).
+int UnusedPort();
+
+}  // namespace faasd::gateway::testing

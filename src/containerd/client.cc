@@ -75,7 +75,7 @@ absl::Status NamespaceService::Ensure(const std::string& ns, const Labels& label
       }
       if (!missing) return absl::OkStatus();
       grpc::ClientContext uctx;
-      conn_.Prepare(uctx, CallScope{});
+      conn_.Prepare(uctx, CallScope{ns});  // containerd publishes the event in ns
       nsapi::UpdateNamespaceRequest ureq;
       *ureq.mutable_namespace_() = resp.namespace_();
       for (const auto& [k, v] : labels) (*ureq.mutable_namespace_()->mutable_labels())[k] = v;
@@ -87,7 +87,7 @@ absl::Status NamespaceService::Ensure(const std::string& ns, const Labels& label
     }
   }
   grpc::ClientContext ctx;
-  conn_.Prepare(ctx, CallScope{});
+  conn_.Prepare(ctx, CallScope{ns});
   nsapi::CreateNamespaceRequest req;
   req.mutable_namespace_()->set_name(ns);
   for (const auto& [k, v] : labels) (*req.mutable_namespace_()->mutable_labels())[k] = v;
@@ -248,6 +248,10 @@ class GrpcContentWriter : public ContentWriter {
     content::WriteContentResponse resp;
     if (!stream_->Read(&resp)) return Broken("commit");
     stream_->WritesDone();
+    // containerd's server "pumps through the last message" once more as it returns; gRPC's
+    // Finish() waits until every message is read, so drain (bounded) first.
+    for (int i = 0; i < 4 && stream_->Read(&resp); ++i) {
+    }
     finished_ = true;
     grpc::Status st = stream_->Finish();
     if (st.error_code() == grpc::StatusCode::ALREADY_EXISTS) return absl::OkStatus();
@@ -257,6 +261,9 @@ class GrpcContentWriter : public ContentWriter {
  private:
   absl::Status Broken(absl::string_view step) {
     stream_->WritesDone();
+    content::WriteContentResponse drain;
+    for (int i = 0; i < 4 && stream_->Read(&drain); ++i) {
+    }
     finished_ = true;
     grpc::Status st = stream_->Finish();
     if (st.error_code() == grpc::StatusCode::ALREADY_EXISTS) {

@@ -1,5 +1,6 @@
 // Deploy and update: pull, container, task, network, readiness.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -218,6 +219,11 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   in.cpu_limit_millis = cpu;
   in.cpu_request_millis = cpu_request;
   in.read_only_rootfs = d.read_only_root_filesystem;
+  // As many open files as a busy function wants, but runc cannot raise past our own hard limit.
+  struct rlimit nofile;
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    in.nofile_limit = std::min<uint64_t>(65536, nofile.rlim_max);
+  }
   absl::StatusOr<std::string> spec = BuildRuntimeSpec(in);
   if (!spec.ok()) return cleanup(spec.status());
 

@@ -157,7 +157,9 @@ absl::StatusOr<std::string> BuildRuntimeSpec(const SpecInputs& in) {
       {"env", in.env},
       {"cwd", in.cwd.empty() ? "/" : in.cwd},
       {"capabilities", {{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
-      {"rlimits", json::array({{{"type", "RLIMIT_NOFILE"}, {"hard", 65536}, {"soft", 65536}}})},
+      {"rlimits",
+       json::array(
+           {{{"type", "RLIMIT_NOFILE"}, {"hard", in.nofile_limit}, {"soft", in.nofile_limit}}})},
       {"noNewPrivileges", true},
   };
   json mounts = json::array({

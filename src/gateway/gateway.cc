@@ -43,6 +43,13 @@ bool DecodeBase64(absl::string_view in, std::string* out) {
     return -1;
   };
   out->clear();
+  // Strict, as Go's StdEncoding is upstream: padded to a multiple of 4, '=' only at the end.
+  if (in.size() % 4 != 0) return false;
+  size_t pad = in.find('=');
+  if (pad != absl::string_view::npos &&
+      (in.size() - pad > 2 || in.find_first_not_of('=', pad) != absl::string_view::npos)) {
+    return false;
+  }
   uint32_t acc = 0;
   int bits = 0;
   for (char c : in) {

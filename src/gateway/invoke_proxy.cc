@@ -81,7 +81,8 @@ struct Target {
   absl::string_view name, ns, suffix;
 };
 
-// "/function/echo.ns/a/b?x=1" → {echo, ns, "/a/b?x=1"}; suffix always starts with '/'.
+// "/function/echo.ns/a/b?x=1" → {echo, ns, "/a/b?x=1"}; suffix is "", or starts with '/' or
+// '?' ("/function/echo?x=1").
 bool ParseTarget(absl::string_view target, Target* out) {
   if (!absl::StartsWith(target, kPrefix)) return false;
   absl::string_view rest = target.substr(kPrefix.size());
@@ -167,7 +168,8 @@ void InvokeProxy::Handle(const httplib::Request& req, httplib::Response& res,
   // Request head.
   std::string head;
   head.reserve(512);
-  absl::StrAppend(&head, req.method, " ", t.suffix.empty() ? "/" : "", t.suffix,
+  absl::StrAppend(&head, req.method, " ",
+                  (t.suffix.empty() || t.suffix.front() == '?') ? "/" : "", t.suffix,
                   " HTTP/1.1\r\nHost: ", address, "\r\n");
   const std::string connection = req.get_header_value("Connection");
   std::string xff;

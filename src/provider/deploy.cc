@@ -57,6 +57,9 @@ void MakeDirs(const std::string& path, mode_t mode) {
 absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
   absl::Status s = ValidateDeployment(d);
   if (s.ok()) s = CheckNamespace(d.namespace_);
+  if (auto it = d.annotations.find(kPullPolicyAnnotation); s.ok() && it != d.annotations.end()) {
+    s = image::ParsePullPolicy(it->second).status();
+  }
   if (!s.ok()) return s;
   std::shared_ptr<absl::Mutex> op = OpLock(d.service);
   absl::MutexLock guard(op.get());
@@ -77,6 +80,9 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
 absl::Status ContainerdProvider::Update(const FunctionDeployment& d) {
   absl::Status s = ValidateDeployment(d);
   if (s.ok()) s = CheckNamespace(d.namespace_);
+  if (auto it = d.annotations.find(kPullPolicyAnnotation); s.ok() && it != d.annotations.end()) {
+    s = image::ParsePullPolicy(it->second).status();
+  }
   if (!s.ok()) return s;
   std::shared_ptr<absl::Mutex> op = OpLock(d.service);
   absl::MutexLock guard(op.get());

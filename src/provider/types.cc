@@ -1,6 +1,7 @@
 #include "provider/types.h"
 
 #include "absl/strings/str_cat.h"
+#include "provider/quantity.h"
 
 namespace faasd::provider {
 namespace {
@@ -132,6 +133,18 @@ absl::Status ValidateDeployment(const FunctionDeployment& d) {
   for (const auto& [k, v] : d.env_vars) {
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat("envVars name \"", k, "\" is invalid"));
+    }
+  }
+  for (const auto* r : {&d.limits, &d.requests}) {
+    if (!r->has_value()) continue;
+    const char* which = r == &d.limits ? "limits" : "requests";
+    if (!(*r)->memory.empty()) {
+      absl::StatusOr<int64_t> m = ParseMemoryQuantity((*r)->memory);
+      if (!m.ok()) return absl::InvalidArgumentError(absl::StrCat(which, ".", m.status().message()));
+    }
+    if (!(*r)->cpu.empty()) {
+      absl::StatusOr<int64_t> c = ParseCpuQuantity((*r)->cpu);
+      if (!c.ok()) return absl::InvalidArgumentError(absl::StrCat(which, ".", c.status().message()));
     }
   }
   for (const auto& secret : d.secrets) {

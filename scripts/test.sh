@@ -34,8 +34,9 @@ if ! ninja -C "$build" -j"$(nproc)"; then
   finish 1
 fi
 
-# Unit tests: meson counts one test per Catch2 binary.
-meson test -C "$build" --no-rebuild --suite unit --print-errorlogs 2>&1 | tee "$logs/unit.log"
+# Unit tests and the live adapter tests (real registry, real CNI plugins): meson counts one
+# test per binary.
+meson test -C "$build" --no-rebuild --suite unit --suite live --print-errorlogs 2>&1 | tee "$logs/unit.log"
 unit_rc=${PIPESTATUS[0]}
 count() { awk -v k="$1" -F: '$1 == k { gsub(/ /, "", $2); print $2; exit }' "$logs/unit.log"; }
 unit_ok=$(count "Ok"); unit_fail=$(count "Fail"); unit_timeout=$(count "Timeout")

@@ -1,0 +1,177 @@
+// Pure logic of the provider: request parsing and validation, quantities, users, env, spec.
+#include "catch.hpp"
+#include "nlohmann/json.hpp"
+#include "provider/quantity.h"
+#include "provider/spec.h"
+#include "provider/types.h"
+
+using namespace faasd::provider;
+using nlohmann::json;
+
+TEST_CASE("ParseDeployment reads every field with upstream's names") {
+  auto d = ParseDeployment(R"({"service":"echo","image":"r/echo:1","namespace":"openfaas-fn",
+    "envProcess":"cat","envVars":{"A":"1"},"constraints":["c"],"secrets":["s"],
+    "labels":{"l":"v"},"annotations":{"a":"b"},"limits":{"memory":"128Mi","cpu":"500m"},
+    "requests":{"memory":"64Mi"},"readOnlyRootFilesystem":true})");
+  REQUIRE(d.ok());
+  CHECK(d->service == "echo");
+  CHECK(d->image == "r/echo:1");
+  CHECK(d->env_process == "cat");
+  CHECK(d->env_vars.at("A") == "1");
+  CHECK(d->secrets == std::vector<std::string>{"s"});
+  CHECK(d->limits->memory == "128Mi");
+  CHECK(d->limits->cpu == "500m");
+  CHECK(d->requests->memory == "64Mi");
+  CHECK(d->read_only_root_filesystem);
+  json round = ToJson(*d);
+  CHECK(round["envProcess"] == "cat");
+  CHECK(round["limits"]["memory"] == "128Mi");
+  CHECK(round["readOnlyRootFilesystem"] == true);
+}
+
+TEST_CASE("ParseDeployment rejects malformed bodies with the field named") {
+  CHECK(ParseDeployment("{").status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(ParseDeployment("[]").status().code() == absl::StatusCode::kInvalidArgument);
+  auto s = ParseDeployment(R"({"service":"x","image":"y","envVars":["a=b"]})").status();
+  CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(std::string(s.message()).find("envVars") != std::string::npos);
+  CHECK(!ParseDeployment(R"({"service":1,"image":"y"})").ok());
+  CHECK(!ParseDeployment(R"({"service":"x","image":"y","readOnlyRootFilesystem":"yes"})").ok());
+}
+
+TEST_CASE("ValidateName accepts DNS labels only") {
+  CHECK(ValidateName("function name", "echo").ok());
+  CHECK(ValidateName("function name", "a-1").ok());
+  CHECK(ValidateName("function name", std::string(63, 'a')).ok());
+  for (std::string bad : {"", "../x", "a/b", "Echo", "-a", "a-", "a.b", "a_b", "a b"}) {
+    INFO(bad);
+    CHECK(ValidateName("function name", bad).code() == absl::StatusCode::kInvalidArgument);
+  }
+  CHECK(!ValidateName("function name", std::string(64, 'a')).ok());
+  CHECK(!ValidateName("function name", std::string(300, 'a')).ok());
+}
+
+TEST_CASE("ValidateDeployment requires service and image and checks quantities") {
+  FunctionDeployment d;
+  CHECK(std::string(ValidateDeployment(d).message()).find("service") != std::string::npos);
+  d.service = "echo";
+  CHECK(std::string(ValidateDeployment(d).message()).find("image") != std::string::npos);
+  d.image = "r/echo:1";
+  CHECK(ValidateDeployment(d).ok());
+  d.limits = FunctionResources{"lots", ""};
+  CHECK(std::string(ValidateDeployment(d).message()).find("memory") != std::string::npos);
+  d.limits = FunctionResources{"", "fast"};
+  CHECK(!ValidateDeployment(d).ok());
+  d.limits.reset();
+  d.image = "r/echo 1";
+  CHECK(!ValidateDeployment(d).ok());
+  d.image = "r/echo:1";
+  d.secrets = {"../etc"};
+  CHECK(!ValidateDeployment(d).ok());
+}
+
+TEST_CASE("Kubernetes quantities") {
+  CHECK(*ParseMemoryQuantity("128Mi") == 128 * 1024 * 1024);
+  CHECK(*ParseMemoryQuantity("1G") == 1000000000);
+  CHECK(*ParseMemoryQuantity("1Gi") == 1073741824);
+  CHECK(*ParseMemoryQuantity("512000") == 512000);
+  CHECK(*ParseMemoryQuantity("1e3") == 1000);
+  CHECK(*ParseMemoryQuantity("64k") == 64000);
+  CHECK(*ParseCpuQuantity("500m") == 500);
+  CHECK(*ParseCpuQuantity("2") == 2000);
+  CHECK(*ParseCpuQuantity("0.25") == 250);
+  for (const char* bad : {"", "lots", "-1", "1Xi", "Mi", "1..2"}) {
+    INFO(bad);
+    CHECK(!ParseMemoryQuantity(bad).ok());
+  }
+}
+
+TEST_CASE("ResolveUser follows Docker's rules") {
+  const char* passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n";
+  const char* group = "root:x:0:\napp:x:1001:\nextra:x:2000:app,other\n";
+  auto u = ResolveUser("", passwd, group);
+  CHECK(u->uid == 0);
+  CHECK(u->gid == 0);
+  u = ResolveUser("app", passwd, group);
+  REQUIRE(u.ok());
+  CHECK(u->uid == 1000);
+  CHECK(u->gid == 1001);
+  CHECK(u->additional_gids == std::vector<uint32_t>{2000});
+  u = ResolveUser("1000", passwd, group);
+  CHECK(u->gid == 1001);
+  u = ResolveUser("4242", passwd, group);
+  CHECK(u->uid == 4242);
+  CHECK(u->gid == 0);
+  u = ResolveUser("app:extra", passwd, group);
+  CHECK(u->gid == 2000);
+  u = ResolveUser("5:7", "", "");
+  CHECK(u->uid == 5);
+  CHECK(u->gid == 7);
+  CHECK(ResolveUser("nobody", passwd, group).status().code() == absl::StatusCode::kNotFound);
+  CHECK(ResolveUser("app:nogroup", passwd, group).status().code() == absl::StatusCode::kNotFound);
+}
+
+TEST_CASE("MergeEnv: deployment overrides image, fprocess from envProcess, PATH kept") {
+  FunctionDeployment d;
+  d.env_vars = {{"greeting", "from-deploy"}, {"NEW", "1"}};
+  d.env_process = "cat";
+  auto env = MergeEnv({"PATH=/bin", "greeting=from-image", "fprocess=old"}, d);
+  CHECK(env ==
+        std::vector<std::string>{"PATH=/bin", "greeting=from-deploy", "fprocess=cat", "NEW=1"});
+  auto bare = MergeEnv({}, FunctionDeployment{});
+  REQUIRE(bare.size() == 1);
+  CHECK(bare[0].rfind("PATH=", 0) == 0);
+}
+
+TEST_CASE("ProcessArgs joins entrypoint and cmd") {
+  CHECK(*ProcessArgs({"/fwatchdog"}, {"-x"}) == std::vector<std::string>{"/fwatchdog", "-x"});
+  CHECK(!ProcessArgs({}, {}).ok());
+}
+
+TEST_CASE("BuildRuntimeSpec: namespaces, mounts, limits, user") {
+  SpecInputs in;
+  in.cgroups_path = "/openfaas-fn/echo-1";
+  in.hostname = "echo";
+  in.args = {"/usr/bin/fnserver"};
+  in.env = {"A=1"};
+  in.user = ProcessUser{1000, 1001, {2000}};
+  in.hosts_file = "/run/x/hosts";
+  in.resolv_conf_file = "/run/x/resolv.conf";
+  in.memory_limit_bytes = 64 << 20;
+  in.cpu_limit_millis = 500;
+  in.nofile_limit = 4096;
+  auto spec = BuildRuntimeSpec(in);
+  REQUIRE(spec.ok());
+  json j = json::parse(*spec);
+  CHECK(j["hostname"] == "echo");
+  CHECK(j["process"]["args"][0] == "/usr/bin/fnserver");
+  CHECK(j["process"]["user"]["uid"] == 1000);
+  CHECK(j["process"]["user"]["additionalGids"][0] == 2000);
+  CHECK(j["process"]["rlimits"][0]["hard"] == 4096);
+  CHECK(j["linux"]["cgroupsPath"] == "/openfaas-fn/echo-1");
+  CHECK(j["linux"]["resources"]["memory"]["limit"] == 64 << 20);
+  CHECK(j["linux"]["resources"]["cpu"]["quota"] == 50000);
+  CHECK(j["linux"]["resources"]["cpu"]["period"] == 100000);
+  CHECK(j["root"]["readonly"] == false);
+  bool net = false;
+  for (const auto& ns : j["linux"]["namespaces"]) net = net || ns["type"] == "network";
+  CHECK(net);
+  std::map<std::string, json> mounts;
+  for (const auto& m : j["mounts"]) mounts[m["destination"]] = m;
+  CHECK(mounts.at("/etc/hosts")["source"] == "/run/x/hosts");
+  CHECK(mounts.at("/etc/resolv.conf")["options"] == json({"rbind", "ro"}));
+  CHECK(mounts.count("/var/openfaas/secrets") == 0);
+  CHECK(mounts.count("/tmp") == 0);
+  auto caps = j["process"]["capabilities"]["bounding"];
+  CHECK(std::find(caps.begin(), caps.end(), "CAP_NET_RAW") != caps.end());
+  CHECK(std::find(caps.begin(), caps.end(), "CAP_SYS_ADMIN") == caps.end());
+
+  in.read_only_rootfs = true;
+  in.secrets_dir = "/var/lib/faasd/secrets/openfaas-fn";
+  j = json::parse(*BuildRuntimeSpec(in));
+  CHECK(j["root"]["readonly"] == true);
+  mounts.clear();
+  for (const auto& m : j["mounts"]) mounts[m["destination"]] = m;
+  CHECK(mounts.at("/tmp")["type"] == "tmpfs");
+  CHECK(mounts.at("/var/openfaas/secrets")["source"] == "/var/lib/faasd/secrets/openfaas-fn");
+}

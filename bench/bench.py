@@ -1,0 +1,401 @@
+#!/usr/bin/env python3
+"""faasd-cpp benchmark: gateway overhead, deploy->first-200 and daemon RSS, in one run.
+
+Brings up the private integration stack (tests/integration/harness.py: registry, test images,
+CNI bridge, containerd, faasd), deploys `hello` (answers from memory) and `cat` (forks `cat` per
+request), then drives each with wrk directly at http://IP:8080/ and through the gateway at
+http://127.0.0.1:PORT/function/NAME. Writes a markdown report (default bench/results-latest.md).
+
+Contract: stdlib only; every loop is bounded in count and time; everything the harness created
+is closed in a finally block (also on SIGINT/SIGTERM); traffic goes only to loopback and the
+harness's private bridge. Exit status is 0 when the run completed, even if targets are missed
+(the report says so), 1 when the run itself failed, 2 on bad usage.
+"""
+
+import argparse
+import datetime
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+
+# Targets from the issue, for the "target" column only; the run never fails on them.
+TARGET_RATIO_FORK = 0.90
+TARGET_RATIO_FAST = 0.50
+TARGET_ADDED_P99_MS = 1.0
+TARGET_FIRST_200_MS = 150.0
+TARGET_RSS_MB = 20.0
+
+
+class Interrupted(Exception):
+    pass
+
+
+def on_signal(signum, _frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def mem_status(pid):
+    """VmRSS and its split (RssAnon: heap/stacks, RssFile: mapped binary and shared
+    libraries), all in KiB, plus the thread count."""
+    want = ("VmRSS", "RssAnon", "RssFile", "RssShmem", "Threads")
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in want:
+                out[key] = int(rest.split()[0])
+    if "VmRSS" not in out:
+        raise RuntimeError(f"/proc/{pid}/status: no VmRSS line")
+    return out
+
+
+def function_ip(state_dir, name):
+    """The function's IP from the daemon's CNI attachment records (<state>/cni/<id>.json)."""
+    best = None
+    for path in sorted((Path(state_dir) / "cni").glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        cid = rec.get("containerId", "")
+        if cid.rsplit("-", 1)[0] == name and rec.get("state") == "attached" and rec.get("ip"):
+            mtime = path.stat().st_mtime
+            if best is None or mtime > best[0]:
+                best = (mtime, rec["ip"])
+    return best[1] if best else None
+
+
+def http_status(url, method="GET", body=None, timeout=2.0):
+    req = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            resp.read()
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def run_wrk(url, conns, threads, seconds, method, body):
+    env = dict(os.environ, BENCH_METHOD=method, BENCH_BODY=body or "")
+    args = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s",
+            "--latency", "-s", str(BENCH_DIR / "wrk.lua"), url]
+    proc = subprocess.run(args, capture_output=True, text=True, env=env,
+                          timeout=seconds + 30)
+    m = re.search(r"^BENCH (\{.*\})$", proc.stdout, re.M)
+    if proc.returncode != 0 or not m:
+        raise RuntimeError(f"wrk {url}: exit {proc.returncode}: {proc.stderr.strip()}\n"
+                           f"{proc.stdout}")
+    res = json.loads(m.group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", proc.stdout)
+    res["non2xx"] = int(non2xx.group(1)) if non2xx else 0
+    res["rps"] = res["requests"] / (res["duration_us"] / 1e6) if res["duration_us"] else 0.0
+    res["errors"] = (res["err_connect"] + res["err_read"] + res["err_write"] +
+                     res["err_timeout"])
+    return res
+
+
+def fmt_ms(us):
+    return f"{us / 1000:.2f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build-dir", default=str(REPO / "build"))
+    ap.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--conns", default="16,128")
+    ap.add_argument("--deploys", type=int, default=5, help="deploy->first-200 samples")
+    ap.add_argument("--out", default=str(BENCH_DIR / "results-latest.md"))
+    ap.add_argument("--keep-log", default=str(BENCH_DIR / "last-faasd.log"),
+                    help="copy of the daemon log after the run ('' to skip)")
+    ap.add_argument("--deadline", type=int, default=900, help="whole-run time bound, seconds")
+    a = ap.parse_args()
+
+    build = Path(a.build_dir).resolve()
+    faasd_src = build / "src" / "faasd"
+    fnserver_src = build / "tests" / "fixtures" / "fnserver"
+    for p in (faasd_src, fnserver_src):
+        if not os.access(p, os.X_OK):
+            print(f"bench: {p}: not found or not executable (build first: "
+                  f"ninja -C {build} src/faasd tests/fixtures/fnserver)", file=sys.stderr)
+            return 2
+    if os.geteuid() != 0:
+        print("bench: needs root (containerd, CNI bridge, iptables)", file=sys.stderr)
+        return 2
+    if shutil.which("wrk") is None:
+        print("bench: wrk not found (apt-get install wrk)", file=sys.stderr)
+        return 2
+
+    wd = Path(tempfile.mkdtemp(prefix="faasd-bench-", dir="/tmp"))
+    # Private copies so a rebuild during the run does not swap binaries under us.
+    (wd / "bin").mkdir()
+    faasd_bin = wd / "bin" / "faasd"
+    fnserver_bin = wd / "bin" / "fnserver"
+    shutil.copy2(faasd_src, faasd_bin)
+    shutil.copy2(fnserver_src, fnserver_bin)
+    os.environ["FAASD_BIN"] = str(faasd_bin)
+    os.environ["FNSERVER_BIN"] = str(fnserver_bin)
+    sys.path.insert(0, str(REPO / "tests" / "integration"))
+    import harness  # noqa: E402  (reads FAASD_BIN/FNSERVER_BIN at import)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    # Whole-run bound: SIGALRM raises Interrupted wherever we are, then finally cleans up.
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.alarm(a.deadline)
+
+    reg = imgs = cni = ctd = d = None
+    started = time.time()
+    load_before = os.getloadavg()
+    ok = False
+    try:
+        log(f"workdir {wd}")
+        reg = harness.Registry(wd)
+        reg.start()
+        imgs = harness.FunctionImages(wd, reg)
+        imgs.build()
+        cni = harness.CniEnv(wd)
+        cni.start()
+        ctd = harness.Containerd(wd)
+        ctd.start()
+        d = harness.FaasdDaemon(wd, ctd, cni)
+        d.start()
+        pid = d.proc.pid
+        rss_start = mem_status(pid)
+        gw = f"http://127.0.0.1:{d.port}"
+        log(f"faasd pid {pid} on {gw}, bridge {cni.bridge} {cni.subnet}")
+
+        fns = {"hello": dict(image=imgs.refs["hello"], method="GET", body=None),
+               "cat": dict(image=imgs.refs["cat"], method="POST", body="hello bench\n")}
+        for name, f in fns.items():
+            r = d.deploy(name, f["image"])
+            if r.status not in (200, 202):
+                raise RuntimeError(f"deploy {name}: {r!r}")
+            d.wait_ready(name, timeout=60)
+            f["ip"] = harness.wait_until(lambda: function_ip(d.state_dir, name), 10,
+                                         f"CNI record for {name}")
+            if ipaddress.ip_address(f["ip"]) not in cni.subnet:
+                raise RuntimeError(f"{name}: IP {f['ip']} outside test subnet {cni.subnet}")
+            body = f["body"].encode() if f["body"] else None
+            for url in (f"http://{f['ip']}:8080/", f"{gw}/function/{name}"):
+                harness.wait_until(lambda: http_status(url, f["method"], body) == 200,
+                                        10, f"200 from {url}")
+            log(f"{name} at {f['ip']}")
+
+        # Idle RSS with both functions deployed: let the deploy settle, sample a few times.
+        rss_idle = []
+        for _ in range(5):
+            time.sleep(0.2)  # measurement spacing, not synchronisation
+            rss_idle.append(mem_status(pid))
+        rss_idle_kib = max(rss_idle, key=lambda m: m["VmRSS"])
+
+        # Load.
+        conns = [int(c) for c in a.conns.split(",") if c]
+        results = []  # (name, conns, direct, via)
+        for name, f in fns.items():
+            direct_url = f"http://{f['ip']}:8080/"
+            via_url = f"{gw}/function/{name}"
+            # short warm-up of both paths (connection pools, page cache)
+            run_wrk(direct_url, 8, 1, 1, f["method"], f["body"])
+            run_wrk(via_url, 8, 1, 1, f["method"], f["body"])
+            for c in conns:
+                log(f"{name} c={c} direct")
+                direct = run_wrk(direct_url, c, a.threads, a.duration, f["method"], f["body"])
+                log(f"{name} c={c} via gateway")
+                via = run_wrk(via_url, c, a.threads, a.duration, f["method"], f["body"])
+                if not d.running():
+                    raise RuntimeError(f"faasd exited {d.proc.returncode} under load "
+                                       f"({name} c={c}); log {d.log_path}")
+                results.append((name, c, direct, via))
+        rss_after_load_kib = mem_status(pid)
+
+        # Deploy -> first 200, cached image.
+        deploy_ms, deploy_api_ms = [], []
+        for i in range(a.deploys):
+            name = f"cold{i}-{os.getpid() % 10000}"
+            url = f"{gw}/function/{name}"
+            t0 = time.monotonic()
+            r = d.deploy(name, fns["hello"]["image"])
+            t_api = time.monotonic()
+            if r.status not in (200, 202):
+                raise RuntimeError(f"deploy {name}: {r!r}")
+            first = None
+            for _ in range(15000):  # ~2 ms apart, bounded at 30 s
+                if http_status(url, timeout=1.0) == 200:
+                    first = time.monotonic()
+                    break
+                if time.monotonic() - t0 > 30:
+                    break
+                time.sleep(0.002)
+            if first is None:
+                raise RuntimeError(f"{name}: no 200 from {url} within 30 s of deploy")
+            deploy_ms.append((first - t0) * 1000)
+            deploy_api_ms.append((t_api - t0) * 1000)
+            r = d.delete(name)
+            if r.status not in (200, 202):
+                raise RuntimeError(f"delete {name}: {r!r}")
+            harness.wait_until(
+                lambda: name not in [x.get("name") for x in d.list().json()], 30,
+                f"{name} gone from /system/functions")
+            # Removal finishes in the background; wait for the container too, so the next
+            # sample does not overlap a teardown.
+            harness.wait_until(
+                lambda: not any(c.startswith(name + "-") for c in
+                                ctd.lines("containers", "ls", "-q",
+                                          namespace=harness.NAMESPACE)), 30,
+                f"{name}'s container removed")
+        rss_end_kib = mem_status(pid)
+
+        if not d.running():
+            raise RuntimeError(f"faasd exited {d.proc.returncode}")
+        log_text = harness.tail(d.log_path, 10**8)
+        bad_lines = [l for l in log_text.splitlines()
+                     if re.search(r"\b(error|warn|warning|fatal)\b", l, re.I)]
+
+        report = render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle_kib,
+                        rss_after_load_kib, rss_end_kib, bad_lines, started,
+                        faasd_src, load_before)
+        Path(a.out).write_text(report)
+        print(report)
+        log(f"wrote {a.out}")
+        ok = True
+    except Interrupted as exc:
+        log(f"interrupted ({exc}); cleaning up")
+    except Exception as exc:  # report, then clean up
+        log(f"FAILED: {exc!r}")
+        if d is not None:
+            log("--- faasd log tail ---\n" + harness.tail(d.log_path, 4000))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if a.keep_log and d is not None:
+            try:
+                shutil.copy2(d.log_path, a.keep_log)
+                log(f"daemon log kept at {a.keep_log}")
+            except OSError as exc:
+                log(f"could not keep daemon log: {exc}")
+        for piece in (d, ctd, cni, imgs, reg):
+            if piece is None:
+                continue
+            try:
+                piece.close()
+            except Exception as exc:
+                log(f"close {type(piece).__name__}: {exc!r}")
+        shutil.rmtree(wd, ignore_errors=True)
+    return 0 if ok else 1
+
+
+def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, rss_end,
+           bad_lines, started, faasd_src, load_before):
+    rev = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"],
+                         capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+                           capture_output=True, text=True).stdout.strip()
+    out = []
+    w = out.append
+    w("# faasd-cpp benchmark results\n")
+    w(f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
+    w(f"- commit: `{rev}`{' (src/ has uncommitted changes)' if dirty else ''}")
+    w(f"- binary: `{faasd_src}`")
+    w(f"- host: {os.cpu_count()} CPUs (`{os.uname().release}`), shared; wrk and the "
+      f"functions run on the same cores as the daemon; load average (1 min) "
+      f"{load_before[0]:.2f} before the run, {os.getloadavg()[0]:.2f} after")
+    w(f"- wrk: {a.threads} threads, {a.duration} s per run, keep-alive; `hello` GET, "
+      f"`cat` POST with a 12-byte body")
+    w(f"- run took {time.time() - started:.0f} s\n")
+
+    w("## Throughput and latency (direct = http://IP:8080/, via = gateway /function/NAME)\n")
+    w("| function | conns | direct req/s | via req/s | via/direct | direct p50 ms | via p50 ms "
+      "| added p50 ms | direct p99 ms | via p99 ms | added p99 ms | errors direct/via "
+      "| non-2xx direct/via |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, c, dr, via in results:
+        ratio = via["rps"] / dr["rps"] if dr["rps"] else 0
+        w(f"| {name} | {c} | {dr['rps']:.0f} | {via['rps']:.0f} | {ratio:.2f} "
+          f"| {fmt_ms(dr['p50_us'])} | {fmt_ms(via['p50_us'])} "
+          f"| {fmt_ms(via['p50_us'] - dr['p50_us'])} "
+          f"| {fmt_ms(dr['p99_us'])} | {fmt_ms(via['p99_us'])} "
+          f"| {fmt_ms(via['p99_us'] - dr['p99_us'])} "
+          f"| {dr['errors']}/{via['errors']} | {dr['non2xx']}/{via['non2xx']} |")
+    w("")
+
+    med = statistics.median(deploy_ms) if deploy_ms else float("nan")
+    w("## Summary against the issue's targets\n")
+    w("| metric | measured | target | met |")
+    w("|---|---:|---:|:---:|")
+
+    def row(metric, value, target, met):
+        w(f"| {metric} | {value} | {target} | {'yes' if met else 'no'} |")
+
+    for name, target in (("cat", TARGET_RATIO_FORK), ("hello", TARGET_RATIO_FAST)):
+        for _, c, dr, via in [r for r in results if r[0] == name]:
+            ratio = via["rps"] / dr["rps"] if dr["rps"] else 0
+            kind = "forking" if name == "cat" else "fast"
+            row(f"via/direct req/s, {kind} (`{name}`), c={c}", f"{ratio:.2f}", f"≥ {target:.2f}",
+                ratio >= target)
+    for name, c, dr, via in results:
+        added = (via["p99_us"] - dr["p99_us"]) / 1000
+        row(f"added p99, `{name}`, c={c}", f"{added:.2f} ms", f"≤ {TARGET_ADDED_P99_MS:.0f} ms",
+            added <= TARGET_ADDED_P99_MS)
+    row("deploy → first 200 (cached image), median", f"{med:.1f} ms",
+        f"≤ {TARGET_FIRST_200_MS:.0f} ms", med <= TARGET_FIRST_200_MS)
+    row("daemon idle RSS (2 functions deployed)", f"{rss_idle['VmRSS'] / 1024:.1f} MB",
+        f"≤ {TARGET_RSS_MB:.0f} MB", rss_idle["VmRSS"] / 1024 <= TARGET_RSS_MB)
+    w("")
+
+    w("## Deploy → first 200 (cached image)\n")
+    w("Time from sending POST /system/functions (new name, already-pulled `hello` image) to the "
+      "first 200 from GET /function/NAME, polled every ~2 ms; the function is removed after "
+      "each sample.\n")
+    w(f"- first 200, ms: median **{med:.1f}**, each: "
+      + ", ".join(f"{x:.1f}" for x in deploy_ms))
+    w("- of which the deploy API call returned after, ms: "
+      + ", ".join(f"{x:.1f}" for x in deploy_api_ms))
+    w("")
+    w("## Daemon RSS (VmRSS)\n")
+    w("RssAnon is the daemon's own heap and stacks; RssFile is the mapped binary and shared "
+      "libraries (gRPC, protobuf, abseil, OpenSSL), partly shared with other processes.\n")
+    w("| when | VmRSS MB | RssAnon MB | RssFile MB | threads |")
+    w("|---|---:|---:|---:|---:|")
+    for label, m in (("right after start, nothing deployed", rss_start),
+                     ("idle, `hello` and `cat` deployed", rss_idle),
+                     ("right after the load runs", rss_load),
+                     (f"after {len(deploy_ms)} deploy/remove cycles", rss_end)):
+        w(f"| {label} | {m['VmRSS'] / 1024:.1f} | {m.get('RssAnon', 0) / 1024:.1f} "
+          f"| {m.get('RssFile', 0) / 1024:.1f} | {m.get('Threads', 0)} |")
+    w("")
+    w("## Daemon log\n")
+    w(f"{len(bad_lines)} error/warning lines in the daemon log during the run.")
+    if bad_lines:
+        w("\n```")
+        for l in bad_lines[:15]:
+            w(l[:300])
+        if len(bad_lines) > 15:
+            w(f"... {len(bad_lines) - 15} more")
+        w("```")
+    w("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "base/log.h"
 #include "gateway/http_errors.h"
+#include "gateway/names.h"
 #include "gateway/server.h"
 
 namespace faasd::gateway {
@@ -140,6 +141,35 @@ void GatewayServer::RegisterRoutes() {
                System([this](auto& q, auto& r) { ScaleFunction(q, r); }));
   server_.Get("/system/info", System([this](auto& q, auto& r) { Info(q, r); }));
   server_.Get("/system/namespaces", System([this](auto& q, auto& r) { Namespaces(q, r); }));
+
+  // Routes of the faas-provider API that later work will fill in. Until then they say so
+  // plainly (501) instead of a bare 404 that faas-cli shows as "function not found".
+  auto not_yet = [](absl::string_view what) {
+    return [what](const httplib::Request&, httplib::Response& res) {
+      WriteError(res, 501, absl::StrCat(what, " is not implemented yet in faasd-cpp"));
+    };
+  };
+  server_.Get("/system/logs", System([this](const httplib::Request& q, httplib::Response& r) {
+                std::string name = q.get_param_value("name");
+                if (absl::Status s = CheckName("function name", name); !s.ok())
+                  return WriteError(r, s);
+                absl::StatusOr<provider::FunctionStatus> f =
+                    provider_.Get(name, q.get_param_value("namespace"));
+                if (!f.ok()) return WriteError(r, f.status());
+                WriteError(r, 501, "function logs are not implemented yet in faasd-cpp");
+              }));
+  for (const char* path : {"/system/secrets"}) {
+    server_.Get(path, System(not_yet("secrets")));
+    server_.Post(path, System(not_yet("secrets")));
+    server_.Put(path, System(not_yet("secrets")));
+    server_.Delete(path, System(not_yet("secrets")));
+  }
+  server_.Get(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));
+  server_.Post(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));
+  server_.Put(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));
+  server_.Delete(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));
+  server_.Post("/system/alert", System(not_yet("alert-driven scaling")));
+  server_.Post(R"(/async-function/.*)", not_yet("asynchronous invocation"));
 
   server_.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     absl::Status s = provider_.Healthy();

@@ -90,7 +90,9 @@ void GatewayServer::GetFunction(const httplib::Request& req, httplib::Response& 
 
 void GatewayServer::DeployFunction(const httplib::Request& req, httplib::Response& res,
                                    bool update) {
-  const char* verb = update ? "update" : "deploy";
+  // faas-cli sends PUT first for every deploy, so "update" would mislead in error messages.
+  const char* verb = "deploy";
+  (void)update;
   // Malformed JSON and wrong types are reported before the provider's own checks.
   json probe;
   if (!ParseObject(req, res, verb, &probe)) return;
@@ -163,6 +165,13 @@ void GatewayServer::ScaleFunction(const httplib::Request& req, httplib::Response
 void GatewayServer::Info(const httplib::Request&, httplib::Response& res) {
   struct utsname u {};
   std::string arch = ::uname(&u) == 0 ? u.machine : "unknown";
+  // Upstream reports Go's GOARCH names.
+  if (arch == "x86_64")
+    arch = "amd64";
+  else if (arch == "aarch64")
+    arch = "arm64";
+  else if (arch.rfind("armv", 0) == 0)
+    arch = "arm";
   json out = {
       {"provider",
        {{"provider", options_.provider_name},

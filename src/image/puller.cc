@@ -140,8 +140,7 @@ absl::StatusOr<std::string> ImagePuller::Blob(const registry::Reference& ref,
   if (!written.ok()) {
     if (written.code() == absl::StatusCode::kAlreadyExists)
       return Blob(ref, desc, scope, labels, downloaded);
-    return RegistryError(absl::Status(
-        written.code(), absl::StrCat(scope.what, ": blob ", desc.digest, ": ", written.message())));
+    return RegistryError(written);
   }
   absl::Status committed = (*writer)->Commit(labels);
   if (!committed.ok()) return committed;
@@ -155,8 +154,7 @@ absl::StatusOr<PulledImage> ImagePuller::FromRegistry(const registry::Reference&
   out.name = ref.String();
   absl::StatusOr<registry::Descriptor> top = registry_.Resolve(ref);
   if (!top.ok()) {
-    return RegistryError(
-        absl::Status(top.status().code(), absl::StrCat(scope.what, ": ", top.status().message())));
+    return RegistryError(top.status());  // the registry client names the pull already
   }
   // The top-level manifest or index: read from the content store when we already hold it.
   std::string top_body;
@@ -169,8 +167,7 @@ absl::StatusOr<PulledImage> ImagePuller::FromRegistry(const registry::Reference&
   } else {
     auto fetched = registry_.FetchManifest(ref, top->digest);
     if (!fetched.ok()) {
-      return RegistryError(absl::Status(
-          fetched.status().code(), absl::StrCat(scope.what, ": ", fetched.status().message())));
+      return RegistryError(fetched.status());
     }
     top_body = std::move(fetched->second);
     if (top->media_type.empty()) top->media_type = fetched->first.media_type;
@@ -208,8 +205,7 @@ absl::StatusOr<PulledImage> ImagePuller::FromRegistry(const registry::Reference&
     } else {
       auto fetched = registry_.FetchManifest(ref, chosen->digest);
       if (!fetched.ok()) {
-        return RegistryError(absl::Status(
-            fetched.status().code(), absl::StrCat(scope.what, ": ", fetched.status().message())));
+        return RegistryError(fetched.status());
       }
       manifest_body = std::move(fetched->second);
       out.downloaded = true;

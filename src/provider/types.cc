@@ -140,11 +140,13 @@ absl::Status ValidateDeployment(const FunctionDeployment& d) {
     const char* which = r == &d.limits ? "limits" : "requests";
     if (!(*r)->memory.empty()) {
       absl::StatusOr<int64_t> m = ParseMemoryQuantity((*r)->memory);
-      if (!m.ok()) return absl::InvalidArgumentError(absl::StrCat(which, ".", m.status().message()));
+      if (!m.ok())
+        return absl::InvalidArgumentError(absl::StrCat(which, ".", m.status().message()));
     }
     if (!(*r)->cpu.empty()) {
       absl::StatusOr<int64_t> c = ParseCpuQuantity((*r)->cpu);
-      if (!c.ok()) return absl::InvalidArgumentError(absl::StrCat(which, ".", c.status().message()));
+      if (!c.ok())
+        return absl::InvalidArgumentError(absl::StrCat(which, ".", c.status().message()));
     }
   }
   for (const auto& secret : d.secrets) {
@@ -185,7 +187,12 @@ json ToJson(const FunctionStatus& s) {
   if (s.limits) j["limits"] = ResourcesJson(*s.limits);
   if (s.requests) j["requests"] = ResourcesJson(*s.requests);
   if (s.read_only_root_filesystem) j["readOnlyRootFilesystem"] = true;
-  j["invocationCount"] = s.invocation_count;
+  // Go encodes a whole float64 without a fraction ("2", not "2.0"); so do we.
+  if (s.invocation_count == static_cast<double>(static_cast<uint64_t>(s.invocation_count))) {
+    j["invocationCount"] = static_cast<uint64_t>(s.invocation_count);
+  } else {
+    j["invocationCount"] = s.invocation_count;
+  }
   j["replicas"] = s.replicas;
   j["availableReplicas"] = s.available_replicas;
   if (!s.created_at.empty()) j["createdAt"] = s.created_at;

@@ -17,6 +17,26 @@
 namespace faasd::registry {
 namespace {
 
+// httplib's own names ("Connection", "Read") are too terse for an operator's log.
+std::string DescribeError(httplib::Error e) {
+  switch (e) {
+    case httplib::Error::Connection:
+      return "cannot connect (refused, unreachable or timed out)";
+    case httplib::Error::Read:
+      return "connection broken while reading";
+    case httplib::Error::Write:
+      return "connection broken while writing";
+    case httplib::Error::ConnectionTimeout:
+      return "connect timed out";
+    case httplib::Error::SSLConnection:
+      return "TLS handshake failed";
+    case httplib::Error::SSLServerVerification:
+      return "TLS certificate verification failed";
+    default:
+      return httplib::to_string(e);
+  }
+}
+
 constexpr size_t kMaxManifestBytes = 4 << 20;  // containerd's limit too
 constexpr size_t kMaxErrorBodyBytes = 64 << 10;
 constexpr int kMaxRedirects = 5;
@@ -178,8 +198,7 @@ absl::Status PerformExchange(const RegistryOptions& o, Url url, const std::strin
     if (!body_error.ok()) return body_error;
     if (!res) {
       return absl::UnavailableError(absl::StrCat(what, ": ", method, " ", url.Origin(),
-                                                 url.path_query, ": ",
-                                                 httplib::to_string(res.error())));
+                                                 url.path_query, ": ", DescribeError(res.error())));
     }
     status = res->status;
     response_headers = res->headers;

@@ -224,6 +224,21 @@ class Containerd:
             for c in self.lines("containers", "ls", "-q", namespace=ns):
                 self.ctr("containers", "delete", c, namespace=ns, check=False)
 
+    def kill_task_processes(self):
+        """SIGKILLs every process in the cgroup of each task bundle under our state dir."""
+        for pidfile in self.state.glob("io.containerd.runtime.v2.task/*/*/init.pid"):
+            ns, cid = pidfile.parent.parent.name, pidfile.parent.name
+            for procs in Path("/sys/fs/cgroup").glob(f"*/{ns}/{cid}/cgroup.procs"):
+                try:
+                    pids = [int(x) for x in procs.read_text().split()]
+                except OSError:
+                    continue
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+
     def shim_pids(self):
         """containerd-shim processes serving this containerd (they outlive it if left)."""
         pids = []
@@ -244,6 +259,9 @@ class Containerd:
                 self.remove_everything()
             finally:
                 stop_process(self.proc)
+        # Tasks the API could not remove (containerd gone, a removal still in flight): kill their
+        # processes before their shims, or they outlive the shims as orphans.
+        self.kill_task_processes()
         for pid in self.shim_pids():
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -210,3 +210,56 @@ def test_invocation_count_in_status(api, functions):
         assert api.invoke(name, body="x").status == 200
     harness.wait_until(lambda: api.describe(name).json().get("invocationCount", 0) >= 3, 10,
                        f"{name} invocationCount >= 3")
+
+
+def test_update_keeps_serving_throughout(api, functions, fn_image):
+    """Blue-green: every invoke during a PUT answers 200, before and after the switch."""
+    name = functions.deploy("bg", envVars={"version": "1"})
+    statuses = []
+    stop = {"flag": False}
+
+    def hammer():
+        deadline = harness.time.monotonic() + 60
+        for _ in range(5000):
+            if stop["flag"] or harness.time.monotonic() > deadline:
+                break
+            statuses.append(api.invoke(name, body="x", timeout=10).status)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(hammer)
+        harness.wait_until(lambda: len(statuses) >= 5, 30, "invokes to start")
+        r = api.deploy(name, fn_image.refs["echo"], method="PUT", envVars={"version": "2"})
+        assert r.status in OK, r
+        harness.wait_until(
+            lambda: api.invoke(name, headers={"X-Echo-Env": "version"}, method="GET")
+            .headers.get("X-Fn-Env-version") == "2", 60, f"{name} to serve version 2")
+        n = len(statuses)
+        harness.wait_until(lambda: len(statuses) >= n + 5, 30, "invokes after the switch")
+        stop["flag"] = True
+        fut.result(timeout=30)
+    bad = [s for s in statuses if s != 200]
+    assert len(statuses) >= 10 and not bad, f"{len(bad)} of {len(statuses)} invokes failed: {bad[:5]}"
+
+
+def test_failed_update_leaves_function_running(api, functions, fn_image, registry):
+    name = functions.deploy("keep")
+    r = api.deploy(name, f"{registry.host}/does-not-exist:1", method="PUT")
+    assert 400 <= r.status < 600 and r.status != 404, r
+    assert "does-not-exist" in r.text, r
+    assert api.invoke(name, body="alive").text == "alive"
+    assert api.describe(name).json()["image"] == fn_image.refs["echo"]
+
+
+def test_remove_is_prompt_when_function_ignores_sigterm(api, functions, fn_image):
+    """Upstream watchdogs take ~30 s after SIGTERM; remove must not make the client wait."""
+    name = functions.deploy("slowterm", envVars={"ignore_sigterm": "1"})
+    t0 = harness.time.monotonic()
+    r = api.delete(name)
+    elapsed = harness.time.monotonic() - t0
+    assert r.status in OK, r
+    assert elapsed < 5, f"DELETE took {elapsed:.1f}s"
+    assert api.invoke(name, body="x").status == 404
+    r = api.deploy(name, fn_image.refs["echo"])
+    assert r.status in OK, f"redeploy {name} while the old one is still stopping: {r}"
+    api.wait_ready(name)
+    assert api.invoke(name, body="new").text == "new"

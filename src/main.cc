@@ -46,6 +46,7 @@ flags for `up` (--name=value):
   --nameserver=IP               DNS server for functions; repeatable (host's resolv.conf)
   --pull-policy=POLICY          Always | IfNotPresent | Never (Always)
   --stop-grace=SECONDS          SIGTERM to SIGKILL on remove (30)
+  --reconcile-interval=SECONDS  periodic check of tasks, besides containerd's exit events (2)
   --upstream-timeout=SECONDS    invoke timeout (60)
   --max-body-bytes=N            invoke body limit (33554432)
   --log-level=LEVEL             debug | info | warning | error (info)
@@ -67,7 +68,7 @@ const char* const kKnownFlags[] = {
     "listen",        "state-dir",         "containerd-address", "namespace",  "cni-bin-dir",
     "cni-conf-dir",  "cni-network",       "cni-bridge",         "cni-subnet", "cni-ipam-dir",
     "cni-cache-dir", "insecure-registry", "docker-config",      "nameserver", "pull-policy",
-    "stop-grace",    "upstream-timeout",  "max-body-bytes",     "log-level",
+    "stop-grace",    "upstream-timeout",  "max-body-bytes",     "log-level",  "reconcile-interval",
 };
 
 bool ParseFlags(int argc, char** argv, Flags* flags) {
@@ -124,8 +125,9 @@ int Up(const Flags& f) {
     return 2;
   }
   const std::string state_dir = f.Get("state-dir", "/var/lib/faasd");
-  int stop_grace = 30, upstream_timeout = 60;
+  int stop_grace = 30, upstream_timeout = 60, reconcile_interval = 2;
   if (!ParseSeconds(f, "stop-grace", 30, &stop_grace) ||
+      !ParseSeconds(f, "reconcile-interval", 2, &reconcile_interval) ||
       !ParseSeconds(f, "upstream-timeout", 60, &upstream_timeout)) {
     return 2;
   }
@@ -183,6 +185,7 @@ int Up(const Flags& f) {
   popts.nameservers = f.All("nameserver");
   popts.pull_policy = *policy;
   popts.stop_grace = absl::Seconds(stop_grace);
+  popts.reconcile_interval = absl::Seconds(std::max(1, reconcile_interval));
   image::ImagePuller puller(client, registry_client, popts.ns, registry::Platform::Host());
   provider::ContainerdProvider provider(popts, client, puller, **net);
 

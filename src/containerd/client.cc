@@ -579,6 +579,29 @@ absl::Status TaskService::Delete(const CallScope& scope, const std::string& cont
   return FromGrpc(stub_->Delete(&ctx, req, &resp), absl::StrCat("tasks.Delete ", container_id));
 }
 
+// ---- events -------------------------------------------------------------------------------------
+
+EventService::EventService(const Connection& conn)
+    : conn_(conn), stub_(api::services::events::v1::Events::NewStub(conn.channel())) {}
+
+absl::Status EventService::Subscribe(
+    grpc::ClientContext& ctx, const std::vector<std::string>& filters,
+    const std::function<bool(const api::services::events::v1::Envelope&)>& on_event) {
+  api::services::events::v1::SubscribeRequest req;
+  for (const auto& f : filters) req.add_filters(f);
+  auto reader = stub_->Subscribe(&ctx, req);
+  api::services::events::v1::Envelope envelope;
+  while (reader->Read(&envelope)) {
+    if (!on_event(envelope)) {
+      ctx.TryCancel();
+      break;
+    }
+  }
+  grpc::Status st = reader->Finish();
+  if (st.error_code() == grpc::StatusCode::CANCELLED) return absl::OkStatus();
+  return FromGrpc(st, "events.Subscribe");
+}
+
 Client::Client(const std::string& address, const std::string& snapshotter)
     : connection(address),
       version(connection),
@@ -589,6 +612,7 @@ Client::Client(const std::string& address, const std::string& snapshotter)
       snapshots(connection, snapshotter),
       diff(connection),
       containers(connection),
-      tasks(connection) {}
+      tasks(connection),
+      events(connection) {}
 
 }  // namespace faasd::containerd

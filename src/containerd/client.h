@@ -20,6 +20,7 @@
 #include "services_containers_v1_containers.grpc.pb.h"
 #include "services_content_v1_content.grpc.pb.h"
 #include "services_diff_v1_diff.grpc.pb.h"
+#include "services_events_v1_events.grpc.pb.h"
 #include "services_images_v1_images.grpc.pb.h"
 #include "services_leases_v1_leases.grpc.pb.h"
 #include "services_namespaces_v1_namespace.grpc.pb.h"
@@ -217,6 +218,21 @@ class TaskService {
   std::unique_ptr<api::services::tasks::v1::Tasks::Stub> stub_;
 };
 
+class EventService {
+ public:
+  explicit EventService(const Connection& conn);
+  // Streams events matching `filters` (e.g. `topic=="/tasks/exit"`, `namespace==openfaas-fn`)
+  // to `on_event` until it returns false, `ctx` is cancelled, or the stream fails. No deadline:
+  // the caller cancels through `ctx`.
+  absl::Status Subscribe(
+      grpc::ClientContext& ctx, const std::vector<std::string>& filters,
+      const std::function<bool(const api::services::events::v1::Envelope&)>& on_event);
+
+ private:
+  const Connection& conn_;
+  std::unique_ptr<api::services::events::v1::Events::Stub> stub_;
+};
+
 // The faces bundled, as the provider and the image puller use them.
 struct Client {
   explicit Client(const std::string& address, const std::string& snapshotter = "overlayfs");
@@ -230,6 +246,7 @@ struct Client {
   DiffService diff;
   ContainerStore containers;
   TaskService tasks;
+  EventService events;
 };
 
 }  // namespace faasd::containerd

@@ -103,6 +103,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReconcileOnce();
   void ReconcileLoop();
+  void WatchTaskExits();
+  void RequestReconcile();  // run a reconcile pass now rather than at the next interval
 
   const ProviderOptions options_;
   containerd::Client& client_;
@@ -117,8 +119,11 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
 
   std::atomic<bool> stopping_{false};
   absl::Mutex loop_mu_;
-  absl::CondVar loop_cv_;
+  bool reconcile_requested_ ABSL_GUARDED_BY(loop_mu_) = false;
   std::thread loop_;
+  absl::Mutex events_mu_;
+  grpc::ClientContext* events_ctx_ ABSL_GUARDED_BY(events_mu_) = nullptr;
+  std::thread events_;
 };
 
 }  // namespace faasd::provider

@@ -20,20 +20,65 @@ absl::Status ContainerdProvider::Start() {
   if (!s.ok()) return s;
   ReconcileOnce();
   loop_ = std::thread([this] { ReconcileLoop(); });
+  events_ = std::thread([this] { WatchTaskExits(); });
   return absl::OkStatus();
+}
+
+// A function's task that exits is restarted at once instead of at the next periodic pass, so
+// the gateway routes to a dead address for milliseconds, not seconds.
+void ContainerdProvider::WatchTaskExits() {
+  const std::vector<std::string> filters{
+      absl::StrCat("topic==\"/tasks/exit\",namespace==", options_.ns)};
+  absl::Duration backoff = absl::Milliseconds(200);
+  while (!stopping_.load()) {
+    grpc::ClientContext ctx;
+    {
+      absl::MutexLock l(&events_mu_);
+      if (stopping_.load()) break;
+      events_ctx_ = &ctx;
+    }
+    absl::Status s = client_.events.Subscribe(ctx, filters, [this](const auto&) {
+      RequestReconcile();
+      return !stopping_.load();
+    });
+    {
+      absl::MutexLock l(&events_mu_);
+      events_ctx_ = nullptr;
+    }
+    if (stopping_.load()) break;
+    if (!s.ok()) LogDebug("events: ", s.message(), "; resubscribing");
+    absl::MutexLock l(&loop_mu_);
+    auto stop = [this]() { return stopping_.load(); };
+    loop_mu_.AwaitWithTimeout(absl::Condition(&stop), backoff);  // retry pace; Stop() wakes it
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
 }
 
 void ContainerdProvider::Stop() {
   if (stopping_.exchange(true)) return;
-  loop_cv_.Signal();
+  {
+    absl::MutexLock l(&events_mu_);
+    if (events_ctx_ != nullptr) events_ctx_->TryCancel();
+  }
+  RequestReconcile();  // wakes the loop, which then sees stopping_
   if (loop_.joinable()) loop_.join();
+  if (events_.joinable()) events_.join();
+}
+
+void ContainerdProvider::RequestReconcile() {
+  absl::MutexLock l(&loop_mu_);
+  reconcile_requested_ = true;
 }
 
 void ContainerdProvider::ReconcileLoop() {
   while (!stopping_.load()) {
     {
       absl::MutexLock l(&loop_mu_);
-      loop_cv_.WaitWithTimeout(&loop_mu_, options_.reconcile_interval);
+      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_mu_) {
+        return reconcile_requested_ || stopping_.load();
+      };
+      loop_mu_.AwaitWithTimeout(absl::Condition(&wake), options_.reconcile_interval);
+      reconcile_requested_ = false;
     }
     if (stopping_.load()) break;
     ReconcileOnce();

@@ -62,7 +62,7 @@ absl::Status ContainerdProvider::Scale(const std::string& name, const std::strin
     (void)client_.tasks.Kill(Call(), c.id(), SIGKILL, true);
   }
   // Scaling up is done by the reconcile loop, which starts missing tasks; run it now.
-  loop_cv_.Signal();
+  RequestReconcile();
   return absl::OkStatus();
 }
 

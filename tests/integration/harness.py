@@ -526,7 +526,10 @@ class FaasdDaemon:
                 f"--containerd-address={self.containerd.address}",
                 f"--namespace={NAMESPACE}",
                 f"--nameserver={NAMESERVER}",
-                "--log-level=debug"] + self.cni.flags()
+                "--log-level=debug",
+                # No periodic reconcile: every restart the tests see must come from
+                # containerd's task-exit events or from start-up rediscovery.
+                "--reconcile-interval=3600"] + self.cni.flags()
 
     def start(self, timeout=30):
         if not os.access(FAASD_BIN, os.X_OK):

@@ -62,6 +62,20 @@ def test_task_killed_while_daemon_down_is_restarted(api, functions, containerd):
     api.wait_ready(name)
 
 
+def test_task_killed_while_daemon_up_is_restarted_promptly(api, functions, containerd):
+    """containerd's /tasks/exit event triggers the restart (the harness turns the periodic
+    reconcile pass off, so nothing else could)."""
+    name = functions.deploy("lazarus")
+    cid, pid = task_of(containerd, name)
+    assert pid
+    containerd.ctr("tasks", "kill", "-s", "SIGKILL", cid, namespace=harness.NAMESPACE)
+
+    def back():
+        new = containerd.task_pid(cid)
+        return new is not None and new != pid and api.invoke(name, body="up").text == "up"
+    harness.wait_until(back, 30, f"{name} to be restarted and served")
+
+
 def test_functions_and_credentials_persist_across_restart(api, functions, fn_image):
     a = functions.deploy("keep-a", envVars={"k": "v"}, labels={"l": "1"})
     b = functions.deploy("keep-b", image="hello")

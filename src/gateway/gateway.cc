@@ -14,6 +14,7 @@
 #include "gateway/http_errors.h"
 #include "gateway/names.h"
 #include "gateway/server.h"
+#include "gateway/worker_pool.h"
 
 namespace faasd::gateway {
 namespace {
@@ -205,7 +206,10 @@ void GatewayServer::RegisterRoutes() {
 absl::Status GatewayServer::Start() {
   if (listener_.joinable()) return absl::FailedPreconditionError("gateway: already started");
   const int workers = options_.worker_threads > 0 ? options_.worker_threads : kDefaultWorkers;
-  server_.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  // A few threads idle, up to `workers` under load (each keep-alive connection holds one).
+  server_.new_task_queue = [workers] {
+    return new ElasticWorkerPool(8, static_cast<size_t>(workers), absl::Seconds(30));
+  };
   server_.set_keep_alive_max_count(10000);
   server_.set_keep_alive_timeout(5);
   server_.set_read_timeout(30);

@@ -1,0 +1,56 @@
+#include "gateway/worker_pool.h"
+
+#include <atomic>
+
+#include "absl/synchronization/notification.h"
+#include "catch.hpp"
+
+using faasd::gateway::ElasticWorkerPool;
+
+namespace {
+// Polls `pred` until it holds or `timeout` passes.
+template <typename Pred>
+bool Eventually(Pred pred, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (pred()) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return pred();
+}
+}  // namespace
+
+TEST_CASE("ElasticWorkerPool grows to max under blocking work and shrinks back when idle") {
+  ElasticWorkerPool pool(2, 8, absl::Milliseconds(100));
+  CHECK(pool.threads() == 2);
+  absl::Notification release;
+  std::atomic<int> running{0}, done{0};
+  for (int i = 0; i < 12; ++i) {
+    pool.enqueue([&] {
+      ++running;
+      release.WaitForNotificationWithTimeout(absl::Seconds(10));
+      ++done;
+    });
+  }
+  // Eight run at once (the max); the other four wait in the queue.
+  REQUIRE(Eventually([&] { return running.load() == 8; }, absl::Seconds(5)));
+  CHECK(pool.threads() == 8);
+  release.Notify();
+  REQUIRE(Eventually([&] { return done.load() == 12; }, absl::Seconds(5)));
+  CHECK(Eventually([&] { return pool.threads() == 2; }, absl::Seconds(5)));
+  // Still serves after shrinking.
+  absl::Notification ran;
+  pool.enqueue([&] { ran.Notify(); });
+  CHECK(ran.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  pool.shutdown();
+}
+
+TEST_CASE("ElasticWorkerPool shutdown runs queued work and joins") {
+  std::atomic<int> done{0};
+  {
+    ElasticWorkerPool pool(1, 1, absl::Seconds(30));
+    for (int i = 0; i < 5; ++i) pool.enqueue([&] { ++done; });
+    pool.shutdown();
+  }
+  CHECK(done.load() == 5);
+}

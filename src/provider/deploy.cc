@@ -70,7 +70,9 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
   }
   absl::StatusOr<Replica> r = CreateReplica(d);
   if (!r.ok()) return r.status();
+  const absl::Time t_started = absl::Now();
   r->ready = WaitReady(*r, options_.deploy_ready_wait);
+  LogDebug("deploy ", d.service, ": ready after ", absl::FormatDuration(absl::Now() - t_started));
   SetRoute(d.service, *r);
   LogInfo("deployed ", d.service, " (", r->container_id, " at ", r->ip,
           r->ready ? ", ready" : ", starting", ")");
@@ -151,7 +153,9 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
     }
   }
 
+  const absl::Time t0 = absl::Now();
   absl::StatusOr<image::PulledImage> img = puller_.Pull(d.image, policy);
+  const absl::Time t_pulled = absl::Now();
   if (!img.ok()) return img.status();
   absl::StatusOr<std::vector<std::string>> args =
       ProcessArgs(img->config.entrypoint, img->config.cmd);
@@ -254,8 +258,13 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   if (!s.ok()) return cleanup(s);
   (void)client_.leases.Delete(lease_scope, *lease);  // the container now holds the snapshot
 
+  const absl::Time t_created = absl::Now();
   absl::StatusOr<Replica> r = StartTask(id, d.service);
   if (!r.ok()) return cleanup(r.status());
+  // Where deploy time goes, for operators chasing slow deploys (--log-level=debug).
+  LogDebug("deploy ", d.service, ": pull ", absl::FormatDuration(t_pulled - t0), ", container ",
+           absl::FormatDuration(t_created - t_pulled), ", task+network ",
+           absl::FormatDuration(absl::Now() - t_created));
   return r;
 }
 
@@ -274,7 +283,9 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
     (void)client_.tasks.Delete(Call(), id);
     return s;
   };
+  const absl::Time t_task = absl::Now();
   absl::StatusOr<std::string> ip = network_.Attach(id, absl::StrCat("/proc/", *pid, "/ns/net"));
+  LogDebug("task ", id, ": cni attach ", absl::FormatDuration(absl::Now() - t_task));
   if (!ip.ok()) return undo_task(ip.status());
   // Now that the address is known, let the function resolve its own name to it.
   (void)WriteFile(absl::StrCat(options_.state_dir, "/run/", id, "/hosts"),

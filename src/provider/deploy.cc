@@ -284,7 +284,14 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
     return s;
   };
   const absl::Time t_task = absl::Now();
-  absl::StatusOr<std::string> ip = network_.Attach(id, absl::StrCat("/proc/", *pid, "/ns/net"));
+  const std::string netns = absl::StrCat("/proc/", *pid, "/ns/net");
+  absl::StatusOr<std::string> ip = network_.Attach(id, netns);
+  if (!ip.ok()) {
+    // The firewall plugin races with concurrent ADDs when it creates its shared chains
+    // ("CHAIN_USER_ADD failed (File exists)"); the failed ADD was rolled back, so try once more.
+    LogWarning("task ", id, ": ", ip.status().message(), "; retrying once");
+    ip = network_.Attach(id, netns);
+  }
   LogDebug("task ", id, ": cni attach ", absl::FormatDuration(absl::Now() - t_task));
   if (!ip.ok()) return undo_task(ip.status());
   // Now that the address is known, let the function resolve its own name to it.

@@ -108,6 +108,15 @@ absl::StatusOr<std::vector<ContainerdProvider::Found>> ContainerdProvider::FindF
   return out;
 }
 
+absl::StatusOr<std::vector<ContainerdProvider::Found>> ContainerdProvider::FindDeployed(
+    const std::string& name) {
+  absl::StatusOr<std::vector<Found>> found = FindFunctions(name);
+  if (found.ok() && found->empty()) {
+    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  }
+  return found;
+}
+
 namespace {
 
 std::string Rfc3339(const google::protobuf::Timestamp& ts) {

@@ -92,6 +92,10 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   containerd::CallScope Call(absl::Duration timeout = absl::Seconds(30)) const;
 
   absl::StatusOr<std::vector<Found>> FindFunctions(const std::string& only_name);
+  // FindFunctions(name), NotFound when nothing of that name is deployed.
+  absl::StatusOr<std::vector<Found>> FindDeployed(const std::string& name);
+  // Everything about a FunctionDeployment that can be refused before touching containerd.
+  absl::Status CheckDeployment(const FunctionDeployment& d) const;
   absl::StatusOr<Replica> CreateReplica(const FunctionDeployment& d);
   absl::StatusOr<Replica> StartTask(const std::string& container_id, const std::string& name);
   bool WaitReady(const Replica& r, absl::Duration timeout);

@@ -54,13 +54,17 @@ void MakeDirs(const std::string& path, mode_t mode) {
 
 }  // namespace
 
-absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
+absl::Status ContainerdProvider::CheckDeployment(const FunctionDeployment& d) const {
   absl::Status s = ValidateDeployment(d);
   if (s.ok()) s = CheckNamespace(d.namespace_);
   if (auto it = d.annotations.find(kPullPolicyAnnotation); s.ok() && it != d.annotations.end()) {
     s = image::ParsePullPolicy(it->second).status();
   }
-  if (!s.ok()) return s;
+  return s;
+}
+
+absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
+  if (absl::Status s = CheckDeployment(d); !s.ok()) return s;
   std::shared_ptr<absl::Mutex> op = OpLock(d.service);
   absl::MutexLock guard(op.get());
   absl::StatusOr<std::vector<Found>> existing = FindFunctions(d.service);
@@ -80,19 +84,11 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
 }
 
 absl::Status ContainerdProvider::Update(const FunctionDeployment& d) {
-  absl::Status s = ValidateDeployment(d);
-  if (s.ok()) s = CheckNamespace(d.namespace_);
-  if (auto it = d.annotations.find(kPullPolicyAnnotation); s.ok() && it != d.annotations.end()) {
-    s = image::ParsePullPolicy(it->second).status();
-  }
-  if (!s.ok()) return s;
+  if (absl::Status s = CheckDeployment(d); !s.ok()) return s;
   std::shared_ptr<absl::Mutex> op = OpLock(d.service);
   absl::MutexLock guard(op.get());
-  absl::StatusOr<std::vector<Found>> existing = FindFunctions(d.service);
+  absl::StatusOr<std::vector<Found>> existing = FindDeployed(d.service);
   if (!existing.ok()) return existing.status();
-  if (existing->empty()) {
-    return absl::NotFoundError(absl::StrCat("function \"", d.service, "\" not found"));
-  }
   absl::StatusOr<Replica> r = CreateReplica(d);
   if (!r.ok()) return r.status();  // the old replica keeps serving
   r->ready = WaitReady(*r, options_.update_ready_wait);

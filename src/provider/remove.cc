@@ -24,9 +24,8 @@ absl::Status ContainerdProvider::Remove(const std::string& name, const std::stri
   if (!s.ok()) return s;
   std::shared_ptr<absl::Mutex> op = OpLock(name);
   absl::MutexLock guard(op.get());
-  absl::StatusOr<std::vector<Found>> found = FindFunctions(name);
+  absl::StatusOr<std::vector<Found>> found = FindDeployed(name);
   if (!found.ok()) return found.status();
-  if (found->empty()) return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
   SetRoute(name, std::nullopt);
   for (const auto& f : *found) {
     std::vector<const Container*> all{&f.current};
@@ -48,9 +47,8 @@ absl::Status ContainerdProvider::Scale(const std::string& name, const std::strin
   if (!s.ok()) return s;
   std::shared_ptr<absl::Mutex> op = OpLock(name);
   absl::MutexLock guard(op.get());
-  absl::StatusOr<std::vector<Found>> found = FindFunctions(name);
+  absl::StatusOr<std::vector<Found>> found = FindDeployed(name);
   if (!found.ok()) return found.status();
-  if (found->empty()) return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
   const Container& c = found->front().current;
   containerd::Labels labels(c.labels().begin(), c.labels().end());
   // One replica at most for now; 0 stops the task and keeps the function deployed.

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/log.h"
+#include "builder/builder.h"
 #include "containerd/client.h"
 #include "faasd_version.h"
 #include "gateway/gateway.h"
@@ -27,7 +28,7 @@ namespace {
 
 using namespace faasd;
 
-constexpr char kUsage[] = R"(usage: faasd up [flags] | faasd version
+constexpr char kUsage[] = R"(usage: faasd up [flags] | faasd build [flags] [PATH] | faasd version
 
 flags for `up` (--name=value):
   --listen=HOST:PORT            gateway address (0.0.0.0:8080)
@@ -261,6 +262,7 @@ int main(int argc, char** argv) {
     std::printf("faasd-cpp %s (commit %s, %s)\n", FAASD_VERSION, FAASD_GIT_SHA, Arch().c_str());
     return 0;
   }
+  if (cmd == "build") return faasd::builder::Main(argc, argv);
   if (cmd == "up") {
     Flags f;
     if (!ParseFlags(argc, argv, &f)) return 2;

@@ -1,0 +1,190 @@
+#include "image/importer.h"
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "image/puller.h"
+#include "registry/registry.h"
+
+namespace faasd::image {
+namespace {
+
+constexpr int64_t kMaxDocumentBytes = 8 << 20;
+constexpr size_t kChunk = 1 << 20;
+
+std::string RandomHex() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrCat(absl::Hex(rng(), absl::kZeroPad16));
+}
+
+class Import {
+ public:
+  Import(containerd::Client& client, std::string layout, containerd::CallScope scope)
+      : client_(client), layout_(std::move(layout)), scope_(std::move(scope)) {}
+
+  std::string BlobPath(const std::string& digest) const {
+    return absl::StrCat(layout_, "/blobs/", digest.substr(0, digest.find(':')), "/",
+                        digest.substr(digest.find(':') + 1));
+  }
+
+  absl::StatusOr<std::string> ReadDocument(const registry::Descriptor& d) const {
+    if (!registry::IsValidDigest(d.digest))
+      return absl::InvalidArgumentError(absl::StrCat("bad digest \"", d.digest, "\""));
+    if (d.size > kMaxDocumentBytes)
+      return absl::InvalidArgumentError(absl::StrCat("blob ", d.digest, ": too large"));
+    std::ifstream in(BlobPath(d.digest), std::ios::binary);
+    if (!in) return absl::NotFoundError(absl::StrCat("blob ", d.digest, ": not found"));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    std::string body = ss.str();
+    if (registry::Sha256Digest(body) != d.digest)
+      return absl::DataLossError(absl::StrCat("blob ", d.digest, ": content does not match"));
+    return body;
+  }
+
+  // Streams a blob file into the content store; only labels are added when it is there already.
+  absl::Status Put(const registry::Descriptor& d, const containerd::Labels& labels) {
+    absl::StatusOr<containerd::ContentInfo> info = client_.content.Info(scope_, d.digest);
+    if (info.ok()) return client_.content.AddLabels(scope_, d.digest, labels);
+    if (info.status().code() != absl::StatusCode::kNotFound) return info.status();
+    if (!registry::IsValidDigest(d.digest))
+      return absl::InvalidArgumentError(absl::StrCat("bad digest \"", d.digest, "\""));
+    std::ifstream in(BlobPath(d.digest), std::ios::binary);
+    if (!in) return absl::NotFoundError(absl::StrCat("blob ", d.digest, ": not found"));
+    absl::StatusOr<std::unique_ptr<containerd::ContentWriter>> w = client_.content.OpenWriter(
+        scope_, absl::StrCat("faasd-import-", d.digest, "-", RandomHex()), d.digest, d.size);
+    if (!w.ok()) return w.status();
+    std::string buf(kChunk, '\0');
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      std::streamsize n = in.gcount();
+      if (n <= 0) break;
+      absl::Status s = (*w)->Write(std::string_view(buf.data(), static_cast<size_t>(n)));
+      if (!s.ok()) return s;
+    }
+    if (in.bad()) return absl::DataLossError(absl::StrCat("blob ", d.digest, ": read failed"));
+    return (*w)->Commit(labels);
+  }
+
+  absl::StatusOr<ImportedImage> One(const registry::Descriptor& desc) {
+    ImportedImage out;
+    auto ann = desc.annotations;
+    if (auto it = ann.find("io.containerd.image.name"); it != ann.end()) {
+      out.name = it->second;
+    } else if (auto it = ann.find("org.opencontainers.image.ref.name"); it != ann.end()) {
+      out.name = it->second;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("manifest ", desc.digest, " has no image name annotation"));
+    }
+    absl::StatusOr<registry::Reference> ref = registry::Reference::Parse(out.name);
+    if (!ref.ok()) return ref.status();
+    out.name = ref->String();
+    out.manifest_digest = desc.digest;
+    if (!registry::IsManifestMediaType(desc.media_type))
+      return absl::InvalidArgumentError(
+          absl::StrCat(out.name, ": ", desc.media_type, " is not an image manifest"));
+    absl::StatusOr<std::string> manifest_body = ReadDocument(desc);
+    if (!manifest_body.ok()) return manifest_body.status();
+    absl::StatusOr<registry::Manifest> manifest = registry::ParseManifest(*manifest_body);
+    if (!manifest.ok()) return manifest.status();
+    absl::StatusOr<std::string> config_body = ReadDocument(manifest->config);
+    if (!config_body.ok()) return config_body.status();
+    absl::StatusOr<registry::ImageConfig> config = registry::ParseImageConfig(*config_body);
+    if (!config.ok()) return config.status();
+    if (config->diff_ids.size() != manifest->layers.size())
+      return absl::InvalidArgumentError(absl::StrCat(out.name, ": manifest has ",
+                                                     manifest->layers.size(), " layers, config ",
+                                                     config->diff_ids.size(), " diff IDs"));
+    for (size_t i = 0; i < manifest->layers.size(); ++i) {
+      absl::Status s =
+          Put(manifest->layers[i], {{"containerd.io/uncompressed", config->diff_ids[i]}});
+      if (!s.ok()) return s;
+    }
+    std::vector<std::string> chain = registry::ChainIds(config->diff_ids);
+    out.chain_id = chain.empty() ? "" : chain.back();
+    containerd::Labels config_labels;
+    if (!out.chain_id.empty())
+      config_labels["containerd.io/gc.ref.snapshot." + client_.snapshots.snapshotter()] =
+          out.chain_id;
+    absl::Status s = Put(manifest->config, config_labels);
+    if (!s.ok()) return s;
+    containerd::Labels manifest_labels{
+        {"containerd.io/gc.ref.content.config", manifest->config.digest}};
+    for (size_t i = 0; i < manifest->layers.size(); ++i)
+      manifest_labels[absl::StrCat("containerd.io/gc.ref.content.l.", i)] =
+          manifest->layers[i].digest;
+    s = Put(desc, manifest_labels);
+    if (!s.ok()) return s;
+    containerd::api::services::images::v1::Image record;
+    record.set_name(out.name);
+    record.mutable_target()->set_media_type(desc.media_type);
+    record.mutable_target()->set_digest(desc.digest);
+    record.mutable_target()->set_size(desc.size);
+    s = client_.images.Put(scope_, record);
+    if (!s.ok()) return s;
+    return out;
+  }
+
+ private:
+  containerd::Client& client_;
+  const std::string layout_;
+  const containerd::CallScope scope_;
+};
+
+absl::Status Named(const std::string& layout, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat("import ", layout, ": ", s.message()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ImportedImage>> ImportOciLayout(containerd::Client& client,
+                                                           const std::string& ns,
+                                                           const std::string& layout_dir) {
+  std::ifstream in(layout_dir + "/index.json", std::ios::binary);
+  if (!in) return Named(layout_dir, absl::NotFoundError("index.json: cannot read"));
+  std::ostringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<registry::Index> index = registry::ParseIndex(text.str());
+  if (!index.ok()) return Named(layout_dir, index.status());
+  if (index->manifests.empty())
+    return Named(layout_dir, absl::InvalidArgumentError("index.json lists no manifests"));
+
+  containerd::CallScope lease_scope{ns, "", absl::Seconds(10)};
+  absl::StatusOr<std::string> lease = client.leases.Create(lease_scope, absl::Hours(1));
+  if (!lease.ok()) return Named(layout_dir, lease.status());
+  containerd::CallScope scope{ns, *lease, absl::Minutes(10)};
+  Import import(client, layout_dir, scope);
+  std::vector<ImportedImage> out;
+  absl::Status failed;
+  for (const registry::Descriptor& d : index->manifests) {
+    absl::StatusOr<ImportedImage> img = import.One(d);
+    if (!img.ok()) {
+      failed = Named(layout_dir, img.status());
+      break;
+    }
+    out.push_back(std::move(*img));
+  }
+  // Unpack with the puller's content-store path (no registry is contacted with policy Never):
+  // it creates the snapshots under the chain IDs the config's GC label names.
+  if (failed.ok()) {
+    registry::RegistryClient no_registry(registry::RegistryOptions{});
+    ImagePuller puller(client, no_registry, ns, registry::Platform::Host());
+    for (const ImportedImage& img : out) {
+      absl::StatusOr<PulledImage> unpacked = puller.Pull(img.name, PullPolicy::kNever);
+      if (!unpacked.ok()) {
+        failed = Named(layout_dir, unpacked.status());
+        break;
+      }
+    }
+  }
+  absl::Status del = client.leases.Delete(lease_scope, *lease);
+  if (!del.ok()) LogWarning("import ", layout_dir, ": ", del.message());
+  if (!failed.ok()) return failed;
+  return out;
+}
+
+}  // namespace faasd::image

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <future>
 #include <map>
 #include <memory>
 #include <set>
@@ -97,7 +98,18 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // Everything about a FunctionDeployment that can be refused before touching containerd.
   absl::Status CheckDeployment(const FunctionDeployment& d) const;
   absl::StatusOr<Replica> CreateReplica(const FunctionDeployment& d);
-  absl::StatusOr<Replica> StartTask(const std::string& container_id, const std::string& name);
+  using NetworkFuture = std::future<absl::StatusOr<std::string>>;
+  // Creates and starts the task. `pending` is an attach already under way (from
+  // AttachNetwork after PrepareNetns); null starts one here.
+  absl::StatusOr<Replica> StartTask(const std::string& container_id, const std::string& name,
+                                    NetworkFuture* pending = nullptr);
+  // The container's pinned network namespace: created, or kept when it exists with an address
+  // (a restarted task keeps its address).
+  absl::Status PrepareNetns(const std::string& container_id);
+  // CNI ADD into that namespace (or the address it already has).
+  absl::StatusOr<std::string> AttachNetwork(const std::string& container_id);
+  void ReleaseNetwork(const std::string& container_id);
+  std::string NetnsPath(const std::string& container_id) const;
   bool WaitReady(const Replica& r, absl::Duration timeout);
   bool Probe(const std::string& ip);
   void ScheduleRemoval(const std::string& container_id);

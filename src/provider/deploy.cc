@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <future>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "httplib.h"
+#include "network/netns.h"
 #include "provider/containerd_provider.h"
 #include "provider/internal.h"
 #include "provider/quantity.h"
@@ -162,22 +164,27 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   const std::string id = absl::StrCat(d.service, "-", RandomSuffix());
   const std::string run_dir = absl::StrCat(options_.state_dir, "/run/", id);
   MakeDirs(run_dir, 0755);
+  // The namespace and its CNI ADD (tens of ms of plugin execs and iptables) proceed while
+  // containerd prepares the snapshot and the container; the task joins the namespace by path.
+  if (absl::Status s = PrepareNetns(id); !s.ok()) return s;
+  NetworkFuture network = std::async(std::launch::async, [this, id] { return AttachNetwork(id); });
   containerd::CallScope lease_scope = Call(absl::Seconds(10));
   absl::StatusOr<std::string> lease = client_.leases.Create(lease_scope, absl::Minutes(10));
-  if (!lease.ok()) return lease.status();
-  containerd::CallScope scope = Call();
-  scope.lease = *lease;
   auto cleanup = [&](absl::Status s) {
+    if (network.valid()) (void)network.get();
+    ReleaseNetwork(id);
     (void)client_.containers.Delete(Call(), id);
     (void)client_.snapshots.Remove(Call(), id);
-    (void)client_.leases.Delete(lease_scope, *lease);
-    std::error_code ec;
+    if (lease.ok()) (void)client_.leases.Delete(lease_scope, *lease);
     std::string rm = run_dir;
     ::unlink((rm + "/hosts").c_str());
     ::unlink((rm + "/resolv.conf").c_str());
     ::rmdir(rm.c_str());
     return s;
   };
+  if (!lease.ok()) return cleanup(lease.status());
+  containerd::CallScope scope = Call();
+  scope.lease = *lease;
 
   absl::StatusOr<containerd::Mounts> mounts =
       client_.snapshots.Prepare(scope, id, img->chain_id, {});
@@ -206,10 +213,12 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
                "); its /etc/resolv.conf is empty: set --nameserver");
     resolv = std::string("# faasd: no nameserver configured (set --nameserver)\n");
   }
+  std::string in_netns_path;
   absl::Status s = WriteFile(run_dir + "/resolv.conf", *resolv, 0644);
   if (s.ok())
     s = WriteFile(run_dir + "/hosts", network::HostsFile(d.service, network_.GatewayIp()), 0644);
   if (!s.ok()) return cleanup(s);
+  in_netns_path = NetnsPath(id);
 
   SpecInputs in;
   in.cgroups_path = absl::StrCat("/", options_.ns, "/", id);
@@ -225,6 +234,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   in.cpu_limit_millis = cpu;
   in.cpu_request_millis = cpu_request;
   in.read_only_rootfs = d.read_only_root_filesystem;
+  in.netns_path = in_netns_path;
   // As many open files as a busy function wants, but runc cannot raise past our own hard limit.
   struct rlimit nofile;
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
@@ -255,7 +265,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   (void)client_.leases.Delete(lease_scope, *lease);  // the container now holds the snapshot
 
   const absl::Time t_created = absl::Now();
-  absl::StatusOr<Replica> r = StartTask(id, d.service);
+  absl::StatusOr<Replica> r = StartTask(id, d.service, &network);
   if (!r.ok()) return cleanup(r.status());
   // Where deploy time goes, for operators chasing slow deploys (--log-level=debug).
   LogDebug("deploy ", d.service, ": pull ", absl::FormatDuration(t_pulled - t0), ", container ",
@@ -264,40 +274,78 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   return r;
 }
 
+std::string ContainerdProvider::NetnsPath(const std::string& id) const {
+  return absl::StrCat(options_.state_dir, "/netns/", id);
+}
+
+absl::Status ContainerdProvider::PrepareNetns(const std::string& id) {
+  const std::string path = NetnsPath(id);
+  if (network::IsNetns(path) && network_.LookupIp(id)) return absl::OkStatus();  // restart
+  (void)network_.Detach(id, "");
+  (void)network::DeleteNetns(path);
+  MakeDirs(absl::StrCat(options_.state_dir, "/netns"), 0755);
+  return network::CreateNetns(path);
+}
+
+absl::StatusOr<std::string> ContainerdProvider::AttachNetwork(const std::string& id) {
+  if (std::optional<std::string> ip = network_.LookupIp(id)) return *ip;
+  const std::string path = NetnsPath(id);
+  const absl::Time t0 = absl::Now();
+  absl::StatusOr<std::string> ip = network_.Attach(id, path);
+  if (!ip.ok()) {
+    // The firewall plugin races with concurrent ADDs when it creates its shared chains
+    // ("CHAIN_USER_ADD failed (File exists)"); the failed ADD was rolled back, so try once more.
+    LogWarning("network ", id, ": ", ip.status().message(), "; retrying once");
+    ip = network_.Attach(id, path);
+  }
+  LogDebug("network ", id, ": cni attach ", absl::FormatDuration(absl::Now() - t0));
+  return ip;
+}
+
+void ContainerdProvider::ReleaseNetwork(const std::string& id) {
+  const std::string path = NetnsPath(id);
+  absl::Status s = network_.Detach(id, network::IsNetns(path) ? path : "");
+  if (!s.ok()) LogWarning("network ", id, ": ", s.message());
+  s = network::DeleteNetns(path);
+  if (!s.ok()) LogWarning("network ", id, ": ", s.message());
+}
+
 absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const std::string& id,
-                                                                          const std::string& name) {
+                                                                          const std::string& name,
+                                                                          NetworkFuture* pending) {
+  NetworkFuture own;
+  if (pending == nullptr) {
+    absl::Status s = PrepareNetns(id);
+    if (!s.ok()) return s;
+    own = std::async(std::launch::async, [this, id] { return AttachNetwork(id); });
+    pending = &own;
+  }
+  // The CNI ADD runs while runc creates the task: the namespace exists already and the task
+  // joins it by path; only Start must wait for the address.
+  auto fail = [&](absl::Status s) {
+    if (pending->valid()) (void)pending->get();
+    return s;
+  };
   containerd::CallScope scope = Call();
   absl::StatusOr<containerd::Mounts> rootfs = client_.snapshots.GetMounts(scope, id);
-  if (!rootfs.ok()) return rootfs.status();
+  if (!rootfs.ok()) return fail(rootfs.status());
   const std::string log_dir = absl::StrCat(options_.state_dir, "/logs/", options_.ns);
   MakeDirs(log_dir, 0750);
   const std::string log_uri = absl::StrCat("file://", log_dir, "/", name, ".log");
   absl::StatusOr<uint32_t> pid = client_.tasks.Create(scope, id, *rootfs, {log_uri, log_uri});
-  if (!pid.ok()) return pid.status();
+  if (!pid.ok()) return fail(pid.status());
   auto undo_task = [&](absl::Status s) {
     (void)client_.tasks.Kill(Call(), id, SIGKILL, true);
     (void)client_.tasks.Delete(Call(), id);
     return s;
   };
-  const absl::Time t_task = absl::Now();
-  const std::string netns = absl::StrCat("/proc/", *pid, "/ns/net");
-  absl::StatusOr<std::string> ip = network_.Attach(id, netns);
-  if (!ip.ok()) {
-    // The firewall plugin races with concurrent ADDs when it creates its shared chains
-    // ("CHAIN_USER_ADD failed (File exists)"); the failed ADD was rolled back, so try once more.
-    LogWarning("task ", id, ": ", ip.status().message(), "; retrying once");
-    ip = network_.Attach(id, netns);
-  }
-  LogDebug("task ", id, ": cni attach ", absl::FormatDuration(absl::Now() - t_task));
+  absl::StatusOr<std::string> ip = pending->get();
   if (!ip.ok()) return undo_task(ip.status());
-  // Now that the address is known, let the function resolve its own name to it.
+  // The function resolves its own name to its address.
   (void)WriteFile(absl::StrCat(options_.state_dir, "/run/", id, "/hosts"),
                   network::HostsFile(name, network_.GatewayIp(), *ip), 0644);
   absl::StatusOr<uint32_t> started = client_.tasks.Start(scope, id);
-  if (!started.ok()) {
-    (void)network_.Detach(id, absl::StrCat("/proc/", *pid, "/ns/net"));
-    return undo_task(started.status());
-  }
+  if (!started.ok()) return undo_task(started.status());
   Replica r;
   r.container_id = id;
   r.ip = *ip;

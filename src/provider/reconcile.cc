@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "network/netns.h"
 #include "provider/containerd_provider.h"
 #include "provider/internal.h"
 
@@ -122,7 +123,7 @@ void ContainerdProvider::ReconcileOnce() {
         (void)client_.tasks.Kill(Call(), id, SIGKILL, true);
         if (!running) {
           (void)client_.tasks.Delete(Call(), id);
-          (void)network_.Detach(id, "");
+          ReleaseNetwork(id);
         }
       }
       SetRoute(f.name, r);
@@ -132,8 +133,12 @@ void ContainerdProvider::ReconcileOnce() {
     if (running) {
       std::optional<std::string> ip = network_.LookupIp(id);
       if (!ip) {
-        absl::StatusOr<std::string> attached =
-            network_.Attach(id, absl::StrCat("/proc/", t->second.pid(), "/ns/net"));
+        // The task runs in our pinned namespace; a task from before namespaces were pinned
+        // runs in its own.
+        const std::string netns = network::IsNetns(NetnsPath(id))
+                                      ? NetnsPath(id)
+                                      : absl::StrCat("/proc/", t->second.pid(), "/ns/net");
+        absl::StatusOr<std::string> attached = network_.Attach(id, netns);
         if (attached.ok())
           ip = *attached;
         else
@@ -141,9 +146,9 @@ void ContainerdProvider::ReconcileOnce() {
       }
       if (ip) r.ip = *ip;
     } else {
-      // Dead, never started, or lost with a reboot: start it again.
+      // Dead, never started, or lost with a reboot: start it again, in the same namespace and
+      // with the same address when they survived.
       if (t != task_by_id.end()) (void)client_.tasks.Delete(Call(), id);
-      (void)network_.Detach(id, "");
       absl::StatusOr<Replica> started = StartTask(id, f.name);
       if (started.ok()) {
         LogInfo("reconcile: restarted ", f.name, " (", id, ") at ", started->ip);

@@ -93,9 +93,8 @@ void ContainerdProvider::StopAndRemove(const std::string& id) {
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
       LogWarning("remove ", id, ": ", s.message());
   }
-  absl::Status s = network_.Detach(id, "");
-  if (!s.ok()) LogWarning("remove ", id, ": ", s.message());
-  s = client_.containers.Delete(Call(), id);
+  ReleaseNetwork(id);
+  absl::Status s = client_.containers.Delete(Call(), id);
   if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
     LogWarning("remove ", id, ": ", s.message());
   s = client_.snapshots.Remove(Call(), id);

@@ -198,11 +198,13 @@ absl::StatusOr<std::string> BuildRuntimeSpec(const SpecInputs& in) {
   json linux_section = {
       {"resources", resources},
       {"cgroupsPath", in.cgroups_path},
-      {"namespaces", json::array({{{"type", "pid"}},
-                                  {{"type", "ipc"}},
-                                  {{"type", "uts"}},
-                                  {{"type", "mount"}},
-                                  {{"type", "network"}}})},
+      {"namespaces",
+       json::array({{{"type", "pid"}},
+                    {{"type", "ipc"}},
+                    {{"type", "uts"}},
+                    {{"type", "mount"}},
+                    in.netns_path.empty() ? json{{"type", "network"}}
+                                          : json{{"type", "network"}, {"path", in.netns_path}}})},
       {"maskedPaths",
        {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
         "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",

@@ -43,6 +43,7 @@ struct SpecInputs {
   int64_t cpu_limit_millis = 0;    // 0 = none
   int64_t cpu_request_millis = 0;  // 0 = default shares
   bool read_only_rootfs = false;   // also mounts a tmpfs on /tmp
+  std::string netns_path;          // join this network namespace; "" = a new one
   uint64_t nofile_limit = 1024;    // RLIMIT_NOFILE soft = hard; must not exceed the daemon's hard
 };
 

@@ -16,7 +16,7 @@ build_pkgs=(
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
   golang-github-gogo-googleapis-dev
 )
-run_pkgs=(containerd runc containernetworking-plugins iptables iproute2 nats-server ca-certificates)
+run_pkgs=(containerd runc containernetworking-plugins iptables iproute2 nats-server ca-certificates busybox-static)
 test_pkgs=(
   "${run_pkgs[@]}"
   skopeo umoci docker-registry busybox-static util-linux

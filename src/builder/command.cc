@@ -28,8 +28,8 @@ flags (--name=value):
   --archive=FILE              also write the layout as one tar (skopeo's oci-archive:)
   --base=PATH                 base rootfs: a directory or a .tar/.tar.gz (static busybox)
   --busybox=PATH              busybox for the default base (/bin/busybox)
-  --watchdog=PATH             fwatchdog binary (found next to faasd, in <build>/src/watchdog/,
-                              or /usr/lib/faasd/)
+  --watchdog=PATH             fwatchdog binary (default: next to faasd, in ../bin/, in
+                              <build>/src/watchdog/, or /usr/lib/faasd/)
   --env=NAME=VALUE            image env, over stack.yml's environment; repeatable
   --no-build-command          do not run the functions' build_command
   --import                    import the images into containerd (as root)
@@ -49,7 +49,8 @@ std::string DefaultWatchdog() {
   if (n > 0) {
     std::string dir(exe, static_cast<size_t>(n));
     dir = dir.substr(0, dir.find_last_of('/'));
-    candidates = {dir + "/fwatchdog", dir + "/watchdog/fwatchdog", dir + "/../lib/faasd/fwatchdog"};
+    // Installed: faasd in sbin, fwatchdog in bin. Build tree: src/faasd, src/watchdog/fwatchdog.
+    candidates = {dir + "/fwatchdog", dir + "/../bin/fwatchdog", dir + "/watchdog/fwatchdog"};
   }
   candidates.push_back("/usr/lib/faasd/fwatchdog");
   for (const std::string& c : candidates) {
@@ -120,7 +121,7 @@ int Main(int argc, char** argv) {
   options.run_build_commands = !flags.count("no-build-command");
   if (options.watchdog.empty())
     return Fail(absl::NotFoundError(
-        "no fwatchdog found next to faasd, in <build>/src/watchdog/ or /usr/lib/faasd; "
+        "no fwatchdog found next to faasd, in ../bin, <build>/src/watchdog/ or /usr/lib/faasd; "
         "pass --watchdog=PATH"));
   for (const std::string& kv : flags["env"]) {
     auto eq = kv.find('=');

@@ -92,6 +92,8 @@ def test_cgi_info(watchdog, containerd, functions, api, tmp_path):
 
 
 def test_cpp_http(watchdog, containerd, functions, api, tmp_path):
+    # http mode proxies to 127.0.0.1:8082 inside the container: this needs the function's
+    # network namespace to have `lo` up (upstream faasd adds CNI's loopback plugin).
     if shutil.which("g++") is None:
         pytest.skip("g++ not installed: the cpp-http example compiles at build time")
     image, _, fn = build("cpp-http", tmp_path, watchdog, containerd)

@@ -20,7 +20,7 @@ run_pkgs=(containerd runc containernetworking-plugins iptables iproute2 nats-ser
 test_pkgs=(
   "${run_pkgs[@]}"
   skopeo umoci docker-registry busybox-static util-linux
-  python3 python3-pytest curl jq wrk
+  python3 python3-pytest python3-yaml curl jq wrk
 )
 
 want=()

@@ -1,8 +1,11 @@
 #include "network/netns.h"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -15,7 +18,26 @@
 namespace faasd::network {
 namespace {
 constexpr long kNsfsMagic = 0x6e736673;  // NSFS_MAGIC
+
+// A new namespace's `lo` is down; functions (of-watchdog http mode, sidecar-style upstreams)
+// talk to 127.0.0.1, so bring it up as CNI's loopback plugin would.
+bool BringUpLoopback() {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  bool ok = ::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
+  if (ok && !(ifr.ifr_flags & IFF_UP)) {
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    ok = ::ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
+  }
+  int saved = errno;
+  ::close(fd);
+  errno = saved;
+  return ok;
 }
+}  // namespace
 
 bool IsNetns(const std::string& path) {
   struct statfs fs;
@@ -38,6 +60,9 @@ absl::Status CreateNetns(const std::string& path) {
     if (::unshare(CLONE_NEWNET) != 0) {
       err = errno;
       step = "unshare";
+    } else if (!BringUpLoopback()) {
+      err = errno;
+      step = "bring up lo";
     } else if (::mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0) {
       err = errno;
       step = "bind mount";

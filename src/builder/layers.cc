@@ -274,15 +274,6 @@ absl::StatusOr<std::string> Gunzip(std::string_view data, size_t max_bytes) {
 
 namespace {
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
-  return ss.str();
-}
-
 absl::Status Walk(const std::string& src, const std::string& dest, std::vector<TarEntry>* out,
                   int depth) {
   if (depth > 64) return absl::InvalidArgumentError(absl::StrCat(src, ": nested too deeply"));
@@ -414,6 +405,16 @@ std::string ConfigJson(const ConfigInput& in) {
   };
   if (!in.variant.empty()) j["variant"] = in.variant;
   return j.dump();
+}
+
+// Whole-file read, for the base tarball, busybox and the watchdog.
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
+  return ss.str();
 }
 
 }  // namespace faasd::builder

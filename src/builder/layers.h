@@ -64,4 +64,7 @@ std::string ConfigJson(const ConfigInput& in);
 // RFC 3339 UTC for `seconds`: "1970-01-01T00:00:00Z".
 std::string Rfc3339(int64_t seconds);
 
+// Reads a whole file; NotFound or DataLoss name the path.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
 }  // namespace faasd::builder

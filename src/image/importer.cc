@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "image/gc_labels.h"
 #include "image/puller.h"
 #include "registry/registry.h"
 
@@ -106,18 +107,10 @@ class Import {
     }
     std::vector<std::string> chain = registry::ChainIds(config->diff_ids);
     out.chain_id = chain.empty() ? "" : chain.back();
-    containerd::Labels config_labels;
-    if (!out.chain_id.empty())
-      config_labels["containerd.io/gc.ref.snapshot." + client_.snapshots.snapshotter()] =
-          out.chain_id;
-    absl::Status s = Put(manifest->config, config_labels);
+    absl::Status s =
+        Put(manifest->config, ConfigGcLabels(client_.snapshots.snapshotter(), out.chain_id));
     if (!s.ok()) return s;
-    containerd::Labels manifest_labels{
-        {"containerd.io/gc.ref.content.config", manifest->config.digest}};
-    for (size_t i = 0; i < manifest->layers.size(); ++i)
-      manifest_labels[absl::StrCat("containerd.io/gc.ref.content.l.", i)] =
-          manifest->layers[i].digest;
-    s = Put(desc, manifest_labels);
+    s = Put(desc, ManifestGcLabels(*manifest));
     if (!s.ok()) return s;
     containerd::api::services::images::v1::Image record;
     record.set_name(out.name);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "base/log.h"
+#include "image/gc_labels.h"
 
 namespace faasd::image {
 namespace {
@@ -244,18 +245,10 @@ absl::StatusOr<PulledImage> ImagePuller::FromRegistry(const registry::Reference&
 
   // GC labels, children before parents: config -> top snapshot, manifest -> config and layers,
   // index -> the manifest we chose. The manifest and index are written now if they are new.
-  containerd::Labels config_labels;
-  if (!out.chain_id.empty())
-    config_labels["containerd.io/gc.ref.snapshot." + client_.snapshots.snapshotter()] =
-        out.chain_id;
-  s = client_.content.AddLabels(scope.call, manifest->config.digest, config_labels);
+  s = client_.content.AddLabels(scope.call, manifest->config.digest,
+                                ConfigGcLabels(client_.snapshots.snapshotter(), out.chain_id));
   if (!s.ok()) return s;
-  containerd::Labels manifest_labels{
-      {"containerd.io/gc.ref.content.config", manifest->config.digest}};
-  for (size_t i = 0; i < manifest->layers.size(); ++i) {
-    manifest_labels[absl::StrCat("containerd.io/gc.ref.content.l.", i)] =
-        manifest->layers[i].digest;
-  }
+  const containerd::Labels manifest_labels = ManifestGcLabels(*manifest);
   auto put_small = [&](const registry::Descriptor& d, const std::string& body,
                        const containerd::Labels& labels) -> absl::Status {
     absl::StatusOr<containerd::ContentInfo> info = client_.content.Info(scope.call, d.digest);

@@ -114,7 +114,9 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   bool Probe(const std::string& ip);
   void ScheduleRemoval(const std::string& container_id);
   void StopAndRemove(const std::string& container_id);
-  absl::Status MarkRemoving(const containerd::api::services::containers::v1::Container& c);
+  // Labels the container faasd.state=removing and stops and removes it in the background.
+  void Retire(const containerd::api::services::containers::v1::Container& c);
+  void RetireAll(const Found& f);  // current and stale containers
   void SetRoute(const std::string& name, std::optional<Replica> replica);
   void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReconcileOnce();

@@ -46,7 +46,6 @@ absl::Status WriteFile(const std::string& path, const std::string& content, mode
 }
 
 void MakeDirs(const std::string& path, mode_t mode) {
-  std::string cur;
   for (size_t i = 1; i <= path.size(); ++i) {
     if (i == path.size() || path[i] == '/') {
       ::mkdir(path.substr(0, i).c_str(), mode);
@@ -95,14 +94,7 @@ absl::Status ContainerdProvider::Update(const FunctionDeployment& d) {
   if (!r.ok()) return r.status();  // the old replica keeps serving
   r->ready = WaitReady(*r, options_.update_ready_wait);
   SetRoute(d.service, *r);
-  for (const auto& f : *existing) {
-    (void)MarkRemoving(f.current);
-    ScheduleRemoval(f.current.id());
-    for (const auto& c : f.stale) {
-      (void)MarkRemoving(c);
-      ScheduleRemoval(c.id());
-    }
-  }
+  for (const auto& f : *existing) RetireAll(f);
   LogInfo("updated ", d.service, " (", r->container_id, " at ", r->ip, ")");
   return absl::OkStatus();
 }
@@ -134,10 +126,6 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
     absl::StatusOr<int64_t> c = ParseCpuQuantity(d.requests->cpu);
     if (!c.ok()) return c.status();
     cpu_request = *c;
-  }
-  if (d.requests && !d.requests->memory.empty()) {
-    absl::StatusOr<int64_t> m = ParseMemoryQuantity(d.requests->memory);
-    if (!m.ok()) return m.status();
   }
   std::string secrets_dir;
   if (!d.secrets.empty()) {
@@ -213,12 +201,13 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
                "); its /etc/resolv.conf is empty: set --nameserver");
     resolv = std::string("# faasd: no nameserver configured (set --nameserver)\n");
   }
-  std::string in_netns_path;
+  // runc bind-mounts /etc/hosts when it creates the task, which happens while the address is
+  // still being assigned; StartTask rewrites the file in place once the address is known.
   absl::Status s = WriteFile(run_dir + "/resolv.conf", *resolv, 0644);
-  if (s.ok())
+  if (s.ok()) {
     s = WriteFile(run_dir + "/hosts", network::HostsFile(d.service, network_.GatewayIp()), 0644);
+  }
   if (!s.ok()) return cleanup(s);
-  in_netns_path = NetnsPath(id);
 
   SpecInputs in;
   in.cgroups_path = absl::StrCat("/", options_.ns, "/", id);
@@ -234,7 +223,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   in.cpu_limit_millis = cpu;
   in.cpu_request_millis = cpu_request;
   in.read_only_rootfs = d.read_only_root_filesystem;
-  in.netns_path = in_netns_path;
+  in.netns_path = NetnsPath(id);
   // As many open files as a busy function wants, but runc cannot raise past our own hard limit.
   struct rlimit nofile;
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {

@@ -107,10 +107,7 @@ void ContainerdProvider::ReconcileOnce() {
     std::shared_ptr<absl::Mutex> op = OpLock(f.name);
     if (!op->TryLock()) continue;  // a deploy/update/remove is at work on it
     const std::string& id = f.current.id();
-    for (const auto& c : f.stale) {
-      (void)MarkRemoving(c);
-      ScheduleRemoval(c.id());
-    }
+    for (const auto& c : f.stale) Retire(c);
     auto rep = f.current.labels().find(kReplicasLabel);
     bool scaled_to_zero = rep != f.current.labels().end() && rep->second == "0";
     auto t = task_by_id.find(id);

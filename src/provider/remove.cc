@@ -12,10 +12,19 @@ namespace faasd::provider {
 using containerd::api::services::containers::v1::Container;
 using namespace internal;
 
-absl::Status ContainerdProvider::MarkRemoving(const Container& c) {
+void ContainerdProvider::Retire(const Container& c) {
+  // The label first: should the daemon stop before the removal finishes, the next start sees
+  // it and finishes the job.
   containerd::Labels labels(c.labels().begin(), c.labels().end());
   labels[kStateLabel] = kStateRemoving;
-  return client_.containers.SetLabels(Call(), c.id(), labels);
+  absl::Status s = client_.containers.SetLabels(Call(), c.id(), labels);
+  if (!s.ok()) LogWarning("remove ", c.id(), ": ", s.message());
+  ScheduleRemoval(c.id());
+}
+
+void ContainerdProvider::RetireAll(const Found& f) {
+  Retire(f.current);
+  for (const auto& c : f.stale) Retire(c);
 }
 
 absl::Status ContainerdProvider::Remove(const std::string& name, const std::string& ns) {
@@ -27,15 +36,7 @@ absl::Status ContainerdProvider::Remove(const std::string& name, const std::stri
   absl::StatusOr<std::vector<Found>> found = FindDeployed(name);
   if (!found.ok()) return found.status();
   SetRoute(name, std::nullopt);
-  for (const auto& f : *found) {
-    std::vector<const Container*> all{&f.current};
-    for (const auto& c : f.stale) all.push_back(&c);
-    for (const Container* c : all) {
-      s = MarkRemoving(*c);
-      if (!s.ok()) LogWarning("remove ", name, ": ", s.message());
-      ScheduleRemoval(c->id());
-    }
-  }
+  for (const auto& f : *found) RetireAll(f);
   LogInfo("removed ", name, " from routing; stopping its containers in the background");
   return absl::OkStatus();
 }

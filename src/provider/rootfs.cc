@@ -10,23 +10,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/fs.h"
 
 namespace faasd::provider {
 namespace {
 
-std::string ReadNoFollow(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return "";
-  std::string out;
-  char buf[65536];
-  while (out.size() < (1 << 20)) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
+constexpr size_t kMaxFileBytes = 1 << 20;
 
 }  // namespace
 
@@ -44,12 +33,11 @@ absl::StatusOr<std::map<std::string, std::string>> ReadRootfsFiles(
     return absl::InternalError(
         absl::StrCat("rootfs: mkdtemp in ", scratch_dir, ": ", std::strerror(errno)));
   }
-  unsigned long flags = 0;
+  // Read-only, and nothing on it may run or open a device: we only read two text files.
+  unsigned long flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
   std::vector<std::string> data;
   for (const auto& opt : m.options()) {
-    if (opt == "ro")
-      flags |= MS_RDONLY;
-    else if (opt == "rw")
+    if (opt == "ro" || opt == "rw")
       continue;
     else if (opt == "bind")
       flags |= MS_BIND;
@@ -67,10 +55,33 @@ absl::StatusOr<std::map<std::string, std::string>> ReadRootfsFiles(
     return absl::InternalError(
         absl::StrCat("rootfs: mount ", m.type(), " at ", dir, ": ", std::strerror(err)));
   }
+  // Every path resolves as inside the container: an image's `etc -> /etc` symlink leads to its
+  // own /etc, never the host's; FIFOs and devices are refused rather than read.
+  absl::Status failed;
   std::map<std::string, std::string> out;
-  for (const auto& p : paths) out[p] = ReadNoFollow(dir + p);
-  ::umount2(dir.c_str(), MNT_DETACH);
+  {
+    UniqueFd root(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root)
+      failed = absl::InternalError(absl::StrCat("rootfs: open ", dir, ": ", std::strerror(errno)));
+    for (const auto& p : paths) {
+      if (!failed.ok()) break;
+      absl::StatusOr<std::string> content =
+          ReadConfinedFile(root.get(), p, Confine::kInRoot, kMaxFileBytes);
+      if (content.ok()) {
+        out[p] = std::move(*content);
+      } else if (content.status().code() == absl::StatusCode::kNotFound) {
+        out[p] = "";
+      } else {
+        failed =
+            absl::InvalidArgumentError(absl::StrCat("image file ", content.status().message()));
+      }
+    }
+  }
+  if (::umount2(dir.c_str(), MNT_DETACH) != 0) {
+    return absl::InternalError(absl::StrCat("rootfs: umount ", dir, ": ", std::strerror(errno)));
+  }
   ::rmdir(dir.c_str());
+  if (!failed.ok()) return failed;
   return out;
 }
 

@@ -12,8 +12,9 @@
 
 namespace faasd::provider {
 
-// Missing files map to "". Reads at most 1 MiB per file; never follows a symlink out of the
-// rootfs (a file that is a symlink reads as "").
+// Missing files map to "". Paths resolve as inside the container (symlinks and ".." cannot leave
+// the rootfs). A file that is not a regular file (FIFO, device, directory) or is over 1 MiB is
+// InvalidArgument naming it. The temporary mount is read-only and undone on every path.
 absl::StatusOr<std::map<std::string, std::string>> ReadRootfsFiles(
     const containerd::Mounts& mounts, const std::vector<std::string>& paths,
     const std::string& scratch_dir);

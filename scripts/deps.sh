@@ -11,7 +11,7 @@ set -euo pipefail
 build_pkgs=(
   meson ninja-build g++ pkg-config git
   protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libprotobuf-dev libabsl-dev
-  libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libnats-dev prometheus-cpp-dev catch2
+  libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libarchive-dev libnats-dev prometheus-cpp-dev catch2
   libssl-dev zlib1g-dev
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
   golang-github-gogo-googleapis-dev

@@ -32,7 +32,7 @@ namespace faasd::builder {
 struct FunctionSpec {
   std::string name;
   std::string lang;
-  std::string handler;  // absolute path of the handler directory
+  std::string handler;  // the handler directory, relative to Stack::dir, as written
   std::string image;    // as written in stack.yml: "echo:latest"
   std::string fprocess;
   std::string build_command;
@@ -69,21 +69,31 @@ struct BuiltImage {
   std::string reference;  // normalized: "docker.io/library/echo:latest"
   registry::Descriptor manifest;
   registry::Descriptor config;
-  std::vector<registry::Descriptor> layers;
-  std::map<std::string, std::string> blobs;  // digest -> bytes: manifest, config, layers
+  std::vector<registry::Descriptor> layers;  // their blobs are in the layout BuildImage wrote
 };
 
-// Runs the function's build_command (when allowed), then assembles the image in memory.
-absl::StatusOr<BuiltImage> BuildImage(const Stack& stack, const FunctionSpec& fn,
-                                      const BuildOptions& options);
+// Makes `dir` ready to build into as an OCI image layout: created if needed; an earlier layout
+// there loses its blobs (so only this build's remain); any other non-empty directory is refused
+// (FailedPrecondition).
+absl::Status PrepareLayout(const std::string& dir);
 
-// Writes `images` as an OCI image layout at `dir` (created if needed; an existing layout there
-// is replaced, any other non-empty directory is refused). index.json lists each manifest with
-// annotations org.opencontainers.image.ref.name = the name and io.containerd.image.name = the
-// normalized reference.
+// Runs the function's build_command (when allowed), then streams the image's blobs into the
+// layout at `layout_dir` (see PrepareLayout): memory use does not grow with the handler's size.
+// The handler must resolve inside the stack's folder, and nothing below it is followed through a
+// symlink: symlinks are packed as symlinks. PermissionDenied names a handler that leaves the
+// folder (`../..`, a symlink to /etc).
+absl::StatusOr<BuiltImage> BuildImage(const Stack& stack, const FunctionSpec& fn,
+                                      const BuildOptions& options, const std::string& layout_dir);
+
+// Writes oci-layout and index.json for `images`, whose blobs BuildImage wrote into `dir`.
+// index.json lists each manifest with annotations org.opencontainers.image.ref.name = the name
+// and io.containerd.image.name = the normalized reference.
 absl::Status WriteLayout(const std::string& dir, const std::vector<BuiltImage>& images);
-// The same layout as one reproducible tar file (skopeo's `oci-archive:`).
-absl::Status WriteArchive(const std::string& path, const std::vector<BuiltImage>& images);
+// The layout at `layout_dir` as one reproducible tar file (skopeo's `oci-archive:`).
+absl::Status WriteArchive(const std::string& path, const std::string& layout_dir,
+                          const std::vector<BuiltImage>& images);
+// Where a blob of a layout is: "<layout_dir>/blobs/sha256/<hex>".
+std::string BlobPath(const std::string& layout_dir, const std::string& digest);
 
 // The `faasd build` command line; returns the process exit code.
 int Main(int argc, char** argv);

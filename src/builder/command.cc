@@ -136,24 +136,27 @@ int Main(int argc, char** argv) {
   }
 
   std::set<std::string> wanted(flags["filter"].begin(), flags["filter"].end());
-  std::vector<BuiltImage> images;
-  for (const FunctionSpec& fn : stack->functions) {
-    if (!wanted.empty() && !wanted.count(fn.name)) continue;
-    wanted.erase(fn.name);
-    absl::StatusOr<BuiltImage> img = BuildImage(*stack, fn, options);
-    if (!img.ok()) return Fail(img.status());
-    images.push_back(std::move(*img));
-  }
+  for (const FunctionSpec& fn : stack->functions) wanted.erase(fn.name);
   if (!wanted.empty())
     return Fail(absl::NotFoundError(
         absl::StrCat("no function ", absl::StrJoin(wanted, ", "), " in stack.yml")));
-  if (images.empty()) return Fail(absl::NotFoundError("nothing to build"));
+  wanted.insert(flags["filter"].begin(), flags["filter"].end());
 
   std::string output = get("output", stack->dir + "/build/oci");
-  absl::Status s = WriteLayout(output, images);
+  absl::Status s = PrepareLayout(output);
+  if (!s.ok()) return Fail(s);
+  std::vector<BuiltImage> images;
+  for (const FunctionSpec& fn : stack->functions) {
+    if (!wanted.empty() && !wanted.count(fn.name)) continue;
+    absl::StatusOr<BuiltImage> img = BuildImage(*stack, fn, options, output);
+    if (!img.ok()) return Fail(img.status());
+    images.push_back(std::move(*img));
+  }
+  if (images.empty()) return Fail(absl::NotFoundError("nothing to build"));
+  s = WriteLayout(output, images);
   if (!s.ok()) return Fail(s);
   if (std::string archive = get("archive", ""); !archive.empty()) {
-    s = WriteArchive(archive, images);
+    s = WriteArchive(archive, output, images);
     if (!s.ok()) return Fail(s);
   }
   if (flags.count("import")) {

@@ -1,5 +1,6 @@
 // Assembling an image (layers, config, manifest) and writing it as an OCI layout or archive.
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,7 +19,6 @@
 namespace faasd::builder {
 namespace {
 
-constexpr size_t kMaxBaseBytes = size_t{4} << 30;
 constexpr char kDefaultPath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 absl::Status WriteFile(const std::string& path, std::string_view data) {
@@ -63,12 +63,12 @@ absl::Status RunBuildCommand(const Stack& stack, const FunctionSpec& fn) {
   return absl::OkStatus();
 }
 
-// The base layer's uncompressed tar.
-absl::StatusOr<std::string> BaseTar(const BuildOptions& o) {
+// The base layer: busybox, a rootfs directory, or a tarball taken as it is.
+absl::StatusOr<Layer> BaseLayer(const BuildOptions& o, const std::string& blob_dir) {
   if (o.base.empty()) {
     absl::StatusOr<std::vector<TarEntry>> entries = BusyboxBase(o.busybox);
     if (!entries.ok()) return entries.status();
-    return WriteTar(std::move(*entries), o.source_date_epoch);
+    return WriteLayer(std::move(*entries), o.source_date_epoch, blob_dir);
   }
   struct stat st;
   if (::stat(o.base.c_str(), &st) != 0)
@@ -77,31 +77,31 @@ absl::StatusOr<std::string> BaseTar(const BuildOptions& o) {
     std::vector<TarEntry> entries;
     absl::Status s = AddTree(o.base, "", &entries);
     if (!s.ok()) return s;
-    return WriteTar(std::move(entries), o.source_date_epoch);
+    return WriteLayer(std::move(entries), o.source_date_epoch, blob_dir);
   }
-  // A tarball is taken as it is (after gunzip): its bytes are already fixed.
-  absl::StatusOr<std::string> data = ReadFile(o.base);
-  if (!data.ok()) return data.status();
-  if (data->size() >= 2 && static_cast<unsigned char>((*data)[0]) == 0x1f &&
-      static_cast<unsigned char>((*data)[1]) == 0x8b) {
-    absl::StatusOr<std::string> raw = Gunzip(*data, kMaxBaseBytes);
-    if (!raw.ok())
-      return absl::Status(raw.status().code(),
-                          absl::StrCat("base ", o.base, ": ", raw.status().message()));
-    return raw;
-  }
-  if (data->size() < 1024 || data->size() % 512 != 0)
-    return absl::InvalidArgumentError(absl::StrCat("base ", o.base, ": not a tar archive"));
-  return data;
+  return WriteLayerFromTarball(o.base, blob_dir);
 }
 
-registry::Descriptor Put(BuiltImage* img, std::string media_type, std::string bytes) {
-  registry::Descriptor d;
-  d.media_type = std::move(media_type);
-  d.digest = registry::Sha256Digest(bytes);
-  d.size = static_cast<int64_t>(bytes.size());
-  img->blobs[d.digest] = std::move(bytes);
-  return d;
+// The handler folder, opened inside the stack's folder: `..` or a symlink leading out of it is
+// refused, so a cloned stack.yml cannot pack the host's files.
+absl::StatusOr<std::shared_ptr<const UniqueFd>> OpenHandler(const Stack& stack,
+                                                            const FunctionSpec& fn) {
+  UniqueFd top(::open(stack.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!top) return absl::NotFoundError(absl::StrCat(stack.dir, ": ", std::strerror(errno)));
+  absl::StatusOr<UniqueFd> fd =
+      OpenConfined(top.get(), fn.handler, O_RDONLY | O_DIRECTORY, Confine::kBeneath);
+  if (fd.ok()) return std::make_shared<const UniqueFd>(std::move(*fd));
+  const std::string what = absl::StrCat("handler \"", fn.handler, "\"");
+  switch (fd.status().code()) {
+    case absl::StatusCode::kPermissionDenied:
+      return absl::PermissionDeniedError(absl::StrCat(
+          what, " leads out of the stack folder ", stack.dir,
+          " (through '..' or a symlink); only folders inside it can go into an image"));
+    case absl::StatusCode::kNotFound:
+      return absl::NotFoundError(absl::StrCat(what, ": no such folder in ", stack.dir));
+    default:
+      return absl::Status(fd.status().code(), absl::StrCat(what, ": ", fd.status().message()));
+  }
 }
 
 nlohmann::json DescriptorJson(const registry::Descriptor& d) {
@@ -131,81 +131,11 @@ constexpr char kOciLayout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
 
 }  // namespace
 
-absl::StatusOr<BuiltImage> BuildImage(const Stack& stack, const FunctionSpec& fn,
-                                      const BuildOptions& o) {
-  auto named = [&](const absl::Status& s) {
-    return absl::Status(s.code(), absl::StrCat("build ", fn.name, ": ", s.message()));
-  };
-  if (!fn.build_command.empty() && o.run_build_commands) {
-    absl::Status s = RunBuildCommand(stack, fn);
-    if (!s.ok()) return s;
-  }
-  absl::StatusOr<registry::Reference> ref = registry::Reference::Parse(fn.image);
-  if (!ref.ok()) return named(ref.status());
-  if (o.watchdog.empty())
-    return named(absl::InvalidArgumentError("no watchdog binary given (--watchdog)"));
-
-  std::vector<std::string> layer_tars;
-  absl::StatusOr<std::string> base = BaseTar(o);
-  if (!base.ok()) return named(base.status());
-  layer_tars.push_back(std::move(*base));
-
-  absl::StatusOr<std::string> watchdog = ReadFile(o.watchdog);
-  if (!watchdog.ok())
-    return named(absl::NotFoundError(absl::StrCat("watchdog ", watchdog.status().message())));
-  absl::StatusOr<std::string> wd_tar =
-      WriteTar({{"usr/bin/fwatchdog", TarEntry::Type::kFile, 0755, std::move(*watchdog), ""}},
-               o.source_date_epoch);
-  if (!wd_tar.ok()) return named(wd_tar.status());
-  layer_tars.push_back(std::move(*wd_tar));
-
-  std::vector<TarEntry> fn_entries{{"home/app", TarEntry::Type::kDir, 0755, "", ""}};
-  absl::Status walked = AddTree(fn.handler, "home/app", &fn_entries);
-  if (!walked.ok())
-    return named(absl::Status(walked.code(), absl::StrCat("handler: ", walked.message())));
-  absl::StatusOr<std::string> fn_tar = WriteTar(std::move(fn_entries), o.source_date_epoch);
-  if (!fn_tar.ok()) return named(fn_tar.status());
-  layer_tars.push_back(std::move(*fn_tar));
-
-  BuiltImage img;
-  img.name = fn.image;
-  img.reference = ref->String();
-  ConfigInput config;
-  registry::Platform host = registry::Platform::Host();
-  config.architecture = o.architecture.empty() ? host.architecture : o.architecture;
-  config.variant = o.architecture.empty() ? host.variant : "";
-  config.entrypoint = {"/usr/bin/fwatchdog"};
-  config.working_dir = "/home/app";
-  config.exposed_ports = {"8080/tcp"};
-  config.created = o.source_date_epoch;
-  std::map<std::string, std::string> env = fn.environment;
-  if (!fn.fprocess.empty()) env["fprocess"] = fn.fprocess;
-  for (const auto& [k, v] : o.env) env[k] = v;
-  config.env.push_back(env.count("PATH") ? "PATH=" + env["PATH"] : kDefaultPath);
-  for (const auto& [k, v] : env) {
-    if (k != "PATH") config.env.push_back(absl::StrCat(k, "=", v));
-  }
-  for (std::string& tar : layer_tars) {
-    config.diff_ids.push_back(registry::Sha256Digest(tar));
-    absl::StatusOr<std::string> gz = Gzip(tar);
-    if (!gz.ok()) return named(gz.status());
-    tar.clear();
-    tar.shrink_to_fit();
-    img.layers.push_back(Put(&img, registry::kMediaTypeOciLayerGzip, std::move(*gz)));
-  }
-  img.config = Put(&img, registry::kMediaTypeOciConfig, ConfigJson(config));
-  nlohmann::json layers = nlohmann::json::array();
-  for (const registry::Descriptor& l : img.layers) layers.push_back(DescriptorJson(l));
-  nlohmann::json manifest = {{"schemaVersion", 2},
-                             {"mediaType", registry::kMediaTypeOciManifest},
-                             {"config", DescriptorJson(img.config)},
-                             {"layers", layers}};
-  img.manifest = Put(&img, registry::kMediaTypeOciManifest, manifest.dump());
-  img.manifest.platform = registry::Platform{"linux", config.architecture, config.variant};
-  return img;
+std::string BlobPath(const std::string& layout_dir, const std::string& digest) {
+  return absl::StrCat(layout_dir, "/blobs/sha256/", digest.substr(digest.find(':') + 1));
 }
 
-absl::Status WriteLayout(const std::string& dir, const std::vector<BuiltImage>& images) {
+absl::Status PrepareLayout(const std::string& dir) {
   struct stat st;
   if (::stat(dir.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode))
@@ -226,37 +156,132 @@ absl::Status WriteLayout(const std::string& dir, const std::vector<BuiltImage>& 
     std::string blobs = dir + "/blobs/sha256";
     if (DIR* bd = ::opendir(blobs.c_str())) {
       while (struct dirent* de = ::readdir(bd)) {
-        if (de->d_name[0] != '.') ::unlink((blobs + "/" + de->d_name).c_str());
+        if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0)
+          ::unlink((blobs + "/" + de->d_name).c_str());
       }
       ::closedir(bd);
     }
   }
-  absl::Status s = MkdirAll(dir + "/blobs/sha256");
-  if (!s.ok()) return s;
-  for (const BuiltImage& img : images) {
-    for (const auto& [digest, bytes] : img.blobs) {
-      s = WriteFile(absl::StrCat(dir, "/blobs/sha256/", digest.substr(7)), bytes);
-      if (!s.ok()) return s;
-    }
+  return MkdirAll(dir + "/blobs/sha256");
+}
+
+absl::StatusOr<BuiltImage> BuildImage(const Stack& stack, const FunctionSpec& fn,
+                                      const BuildOptions& o, const std::string& layout_dir) {
+  auto named = [&](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat("build ", fn.name, ": ", s.message()));
+  };
+  if (!fn.build_command.empty() && o.run_build_commands) {
+    absl::Status s = RunBuildCommand(stack, fn);
+    if (!s.ok()) return s;
   }
-  s = WriteFile(dir + "/oci-layout", kOciLayout);
+  absl::StatusOr<registry::Reference> ref = registry::Reference::Parse(fn.image);
+  if (!ref.ok()) return named(ref.status());
+  if (o.watchdog.empty())
+    return named(absl::InvalidArgumentError("no watchdog binary given (--watchdog)"));
+  absl::StatusOr<std::shared_ptr<const UniqueFd>> handler = OpenHandler(stack, fn);
+  if (!handler.ok()) return named(handler.status());
+  struct stat wd;
+  if (::stat(o.watchdog.c_str(), &wd) != 0 || !S_ISREG(wd.st_mode))
+    return named(absl::NotFoundError(absl::StrCat("watchdog ", o.watchdog, ": not a file")));
+  const std::string blob_dir = layout_dir + "/blobs/sha256";
+  if (absl::Status s = MkdirAll(blob_dir); !s.ok()) return named(s);
+
+  std::vector<Layer> layers;
+  absl::StatusOr<Layer> base = BaseLayer(o, blob_dir);
+  if (!base.ok()) return named(base.status());
+  layers.push_back(std::move(*base));
+
+  absl::StatusOr<Layer> wd_layer = WriteLayer(
+      {{"usr/bin/fwatchdog", TarEntry::Type::kFile, 0755, "", "", nullptr, o.watchdog, wd.st_size}},
+      o.source_date_epoch, blob_dir);
+  if (!wd_layer.ok()) return named(wd_layer.status());
+  layers.push_back(std::move(*wd_layer));
+
+  std::vector<TarEntry> fn_entries{{"home/app", TarEntry::Type::kDir, 0755, "", ""}};
+  absl::Status walked = AddTreeAt(*handler, stack.dir + "/" + fn.handler, "home/app", &fn_entries);
+  if (!walked.ok())
+    return named(absl::Status(walked.code(), absl::StrCat("handler: ", walked.message())));
+  absl::StatusOr<Layer> fn_layer = WriteLayer(std::move(fn_entries), o.source_date_epoch, blob_dir);
+  if (!fn_layer.ok()) return named(fn_layer.status());
+  layers.push_back(std::move(*fn_layer));
+
+  BuiltImage img;
+  img.name = fn.image;
+  img.reference = ref->String();
+  ConfigInput config;
+  registry::Platform host = registry::Platform::Host();
+  config.architecture = o.architecture.empty() ? host.architecture : o.architecture;
+  config.variant = o.architecture.empty() ? host.variant : "";
+  config.entrypoint = {"/usr/bin/fwatchdog"};
+  config.working_dir = "/home/app";
+  config.exposed_ports = {"8080/tcp"};
+  config.created = o.source_date_epoch;
+  std::map<std::string, std::string> env = fn.environment;
+  if (!fn.fprocess.empty()) env["fprocess"] = fn.fprocess;
+  for (const auto& [k, v] : o.env) env[k] = v;
+  config.env.push_back(env.count("PATH") ? "PATH=" + env["PATH"] : kDefaultPath);
+  for (const auto& [k, v] : env) {
+    if (k != "PATH") config.env.push_back(absl::StrCat(k, "=", v));
+  }
+  for (Layer& l : layers) {
+    config.diff_ids.push_back(l.diff_id);
+    img.layers.push_back(std::move(l.blob));
+  }
+  absl::StatusOr<registry::Descriptor> config_blob =
+      WriteBlob(blob_dir, registry::kMediaTypeOciConfig, ConfigJson(config));
+  if (!config_blob.ok()) return named(config_blob.status());
+  img.config = std::move(*config_blob);
+  nlohmann::json layer_list = nlohmann::json::array();
+  for (const registry::Descriptor& l : img.layers) layer_list.push_back(DescriptorJson(l));
+  nlohmann::json manifest = {{"schemaVersion", 2},
+                             {"mediaType", registry::kMediaTypeOciManifest},
+                             {"config", DescriptorJson(img.config)},
+                             {"layers", layer_list}};
+  absl::StatusOr<registry::Descriptor> manifest_blob =
+      WriteBlob(blob_dir, registry::kMediaTypeOciManifest, manifest.dump());
+  if (!manifest_blob.ok()) return named(manifest_blob.status());
+  img.manifest = std::move(*manifest_blob);
+  img.manifest.platform = registry::Platform{"linux", config.architecture, config.variant};
+  return img;
+}
+
+absl::Status WriteLayout(const std::string& dir, const std::vector<BuiltImage>& images) {
+  absl::Status s = WriteFile(dir + "/oci-layout", kOciLayout);
   if (!s.ok()) return s;
   return WriteFile(dir + "/index.json", IndexJson(images));
 }
 
-absl::Status WriteArchive(const std::string& path, const std::vector<BuiltImage>& images) {
+absl::Status WriteArchive(const std::string& path, const std::string& layout_dir,
+                          const std::vector<BuiltImage>& images) {
+  UniqueFd layout(::open(layout_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!layout) return absl::NotFoundError(absl::StrCat(layout_dir, ": ", std::strerror(errno)));
+  auto dir = std::make_shared<const UniqueFd>(std::move(layout));
   std::vector<TarEntry> entries;
   entries.push_back({"oci-layout", TarEntry::Type::kFile, 0644, kOciLayout, ""});
   entries.push_back({"index.json", TarEntry::Type::kFile, 0644, IndexJson(images), ""});
   for (const BuiltImage& img : images) {
-    for (const auto& [digest, bytes] : img.blobs) {
-      entries.push_back({absl::StrCat("blobs/sha256/", digest.substr(7)), TarEntry::Type::kFile,
-                         0644, bytes, ""});
+    std::vector<registry::Descriptor> blobs = img.layers;
+    blobs.push_back(img.config);
+    blobs.push_back(img.manifest);
+    for (const registry::Descriptor& d : blobs) {
+      const std::string rel = absl::StrCat("blobs/sha256/", d.digest.substr(7));
+      entries.push_back({rel, TarEntry::Type::kFile, 0644, "", "", dir, rel, d.size});
     }
   }
-  absl::StatusOr<std::string> tar = WriteTar(std::move(entries), 0);
-  if (!tar.ok()) return tar.status();
-  return WriteFile(path, *tar);
+  UniqueFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!out) return absl::InternalError(absl::StrCat("write ", path, ": ", std::strerror(errno)));
+  absl::Status s = StreamTar(std::move(entries), 0, [&](std::string_view b) -> absl::Status {
+    while (!b.empty()) {
+      ssize_t n = ::write(out.get(), b.data(), b.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0)
+        return absl::InternalError(absl::StrCat("write ", path, ": ", std::strerror(errno)));
+      b.remove_prefix(static_cast<size_t>(n));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) ::unlink(path.c_str());
+  return s;
 }
 
 }  // namespace faasd::builder

@@ -108,7 +108,13 @@ absl::StatusOr<FunctionSpec> ParseFunction(const Ctx& ctx, const std::string& na
   if (auto ref = registry::Reference::Parse(fn.image); !ref.ok())
     return ctx.Err(where + ".image", std::string(ref.status().message()));
   if (handler.empty()) return ctx.Err(where, "`handler` (a folder) is required");
-  fn.handler = handler.front() == '/' ? handler : dir + "/" + handler;
+  // The handler is packed into the image: it must be a folder of the stack's own, or a cloned
+  // repository could put any host directory (/etc, ~/.ssh) into an image that is then pushed.
+  if (handler.front() == '/')
+    return ctx.Err(where + ".handler",
+                   absl::StrCat("\"", handler, "\" must be a folder inside ", dir,
+                                " (a relative path), not an absolute path"));
+  fn.handler = handler;
   return fn;
 }
 

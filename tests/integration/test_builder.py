@@ -152,7 +152,7 @@ def test_image_env_from_stack(containerd, functions, tmp_path, api):
     ("functions:\n  a:\n    handler: h\n    image: a:1\n    enviroment: {}\n",
      "unknown key `enviroment`"),
     ("functions:\n  a:\n    image: a:1\n", "`handler`"),
-    ("functions:\n  a:\n    handler: missing\n    image: a:1\n", "missing: not a directory"),
+    ("functions:\n  a:\n    handler: missing\n    image: a:1\n", "handler \"missing\": no such folder"),
     ("functions:\n  a:\n    handler: h\n    image: a:1\n    build_command: exit 7\n", "exited 7"),
 ])
 def test_bad_stack_fails_with_a_named_cause(tmp_path, stack, message):

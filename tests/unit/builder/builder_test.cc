@@ -190,7 +190,7 @@ functions:
     annotations:
       faasd.pull-policy: IfNotPresent
   site:
-    handler: /abs/site
+    handler: site
     image: 127.0.0.1:5000/site:1
     build_command: "make -C src"
 )";
@@ -202,7 +202,7 @@ TEST_CASE("stack.yml: the faas-cli fields we need") {
   REQUIRE(stack->functions.size() == 2);
   const FunctionSpec& echo = stack->functions[0];
   CHECK(echo.name == "echo");
-  CHECK(echo.handler == "/srv/fns/./echo");
+  CHECK(echo.handler == "./echo");
   CHECK(echo.image == "echo:latest");
   CHECK(echo.fprocess == "cat");
   CHECK(echo.environment ==
@@ -210,7 +210,7 @@ TEST_CASE("stack.yml: the faas-cli fields we need") {
             {"mode", "streaming"}, {"write_timeout", "10s"}, {"max_inflight", "4"}, {"empty", ""}});
   CHECK(echo.labels.at("team") == "qa");
   CHECK(echo.annotations.at("faasd.pull-policy") == "IfNotPresent");
-  CHECK(stack->functions[1].handler == "/abs/site");
+  CHECK(stack->functions[1].handler == "site");
   CHECK(stack->functions[1].build_command == "make -C src");
 }
 
@@ -280,7 +280,9 @@ TEST_CASE("BuildImage: same inputs give the same digest; content changes it, mti
   REQUIRE(stack->functions.size() == 1);
   BuildOptions o;
   o.watchdog = dir.path + "/wd";
-  auto a = BuildImage(*stack, stack->functions[0], o);
+  const std::string out = dir.path + "/out";
+  REQUIRE(PrepareLayout(out).ok());
+  auto a = BuildImage(*stack, stack->functions[0], o, out);
   REQUIRE(a.ok());
   CHECK(a->reference == "docker.io/library/hi:1");
   REQUIRE(a->layers.size() == 3);
@@ -290,19 +292,19 @@ TEST_CASE("BuildImage: same inputs give the same digest; content changes it, mti
   };
   REQUIRE(::utime((dir.path + "/fn/run.sh").c_str(), &later) == 0);
   ::chmod((dir.path + "/fn/run.sh").c_str(), 0700);  // same exec bit: same normalized mode
-  auto b = BuildImage(*stack, stack->functions[0], o);
+  auto b = BuildImage(*stack, stack->functions[0], o, out);
   REQUIRE(b.ok());
   CHECK(a->manifest.digest == b->manifest.digest);
 
   dir.Write("fn/run.sh", "echo ho\n", 0755);
-  auto c = BuildImage(*stack, stack->functions[0], o);
+  auto c = BuildImage(*stack, stack->functions[0], o, out);
   REQUIRE(c.ok());
   CHECK(c->manifest.digest != a->manifest.digest);
   CHECK(c->layers[0].digest == a->layers[0].digest);  // base and watchdog layers are shared
   CHECK(c->layers[1].digest == a->layers[1].digest);
 
   // The config carries the watchdog contract.
-  auto config = registry::ParseImageConfig(a->blobs.at(a->config.digest));
+  auto config = registry::ParseImageConfig(Slurp(BlobPath(out, a->config.digest)));
   REQUIRE(config.ok());
   CHECK(config->entrypoint == std::vector<std::string>{"/usr/bin/fwatchdog"});
   CHECK(config->working_dir == "/home/app");
@@ -313,12 +315,12 @@ TEST_CASE("BuildImage: same inputs give the same digest; content changes it, mti
   CHECK(config->architecture == registry::Platform::Host().architecture);
 
   // The function layer holds the handler under /home/app; the base has busybox and sh.
-  auto fn_layer = ReadTar(*Gunzip(a->blobs.at(a->layers[2].digest), 1 << 20));
+  auto fn_layer = ReadTar(*Gunzip(Slurp(BlobPath(out, a->layers[2].digest)), 1 << 20));
   REQUIRE(fn_layer.ok());
   bool has_run = false;
   for (const auto& e : *fn_layer) has_run = has_run || e.path == "home/app/run.sh";
   CHECK(has_run);
-  auto base = ReadTar(*Gunzip(a->blobs.at(a->layers[0].digest), 64 << 20));
+  auto base = ReadTar(*Gunzip(Slurp(BlobPath(out, a->layers[0].digest)), 64 << 20));
   REQUIRE(base.ok());
   std::set<std::string> base_paths;
   for (const auto& e : *base) base_paths.insert(e.path);
@@ -327,25 +329,33 @@ TEST_CASE("BuildImage: same inputs give the same digest; content changes it, mti
   CHECK(base_paths.count("tmp"));
 
   // Layout and archive are written identically twice; a stranger's directory is refused.
-  REQUIRE(WriteLayout(dir.path + "/out", {*a}).ok());
-  std::string index1 = Slurp(dir.path + "/out/index.json");
-  REQUIRE(WriteLayout(dir.path + "/out", {*b}).ok());
-  CHECK(Slurp(dir.path + "/out/index.json") == index1);
+  REQUIRE(WriteLayout(out, {*a}).ok());
+  std::string index1 = Slurp(out + "/index.json");
+  REQUIRE(WriteLayout(out, {*b}).ok());
+  CHECK(Slurp(out + "/index.json") == index1);
   auto index = registry::ParseIndex(index1);
   REQUIRE(index.ok());
   REQUIRE(index->manifests.size() == 1);
   CHECK(index->manifests[0].digest == a->manifest.digest);
   CHECK(index->manifests[0].annotations.at("org.opencontainers.image.ref.name") == "hi:1");
-  CHECK(Slurp(dir.path + "/out/blobs/sha256/" + a->manifest.digest.substr(7)) ==
-        a->blobs.at(a->manifest.digest));
-  REQUIRE(WriteArchive(dir.path + "/a.tar", {*a}).ok());
-  REQUIRE(WriteArchive(dir.path + "/b.tar", {*b}).ok());
+  CHECK(registry::Sha256Digest(Slurp(BlobPath(out, a->manifest.digest))) == a->manifest.digest);
+  REQUIRE(WriteArchive(dir.path + "/a.tar", out, {*a}).ok());
+  REQUIRE(WriteArchive(dir.path + "/b.tar", out, {*b}).ok());
   CHECK(Slurp(dir.path + "/a.tar") == Slurp(dir.path + "/b.tar"));
-  CHECK(WriteLayout(dir.path + "/fn", {*a}).code() == absl::StatusCode::kFailedPrecondition);
+  auto archived = ReadTar(Slurp(dir.path + "/a.tar"));
+  REQUIRE(archived.ok());
+  std::set<std::string> archived_paths;
+  for (const auto& e : *archived) archived_paths.insert(e.path);
+  CHECK(archived_paths.count("index.json"));
+  CHECK(archived_paths.count("blobs/sha256/" + a->layers[2].digest.substr(7)));
+  CHECK(PrepareLayout(dir.path + "/fn").code() == absl::StatusCode::kFailedPrecondition);
+  // Preparing an earlier layout again drops its blobs.
+  REQUIRE(PrepareLayout(out).ok());
+  CHECK(::access(BlobPath(out, a->manifest.digest).c_str(), F_OK) != 0);
 
   // SOURCE_DATE_EPOCH changes mtimes and `created`, hence the digest.
   o.source_date_epoch = 1700000000;
-  auto d = BuildImage(*stack, stack->functions[0], o);
+  auto d = BuildImage(*stack, stack->functions[0], o, out);
   REQUIRE(d.ok());
   CHECK(d->manifest.digest != a->manifest.digest);
 }
@@ -361,21 +371,24 @@ TEST_CASE("BuildImage: build_command runs in the stack folder; failures are name
   REQUIRE(stack.ok());
   BuildOptions o;
   o.watchdog = dir.path + "/wd";
-  auto gen = BuildImage(*stack, stack->functions[0], o);
+  const std::string out = dir.path + "/layout";
+  REQUIRE(PrepareLayout(out).ok());
+  auto gen = BuildImage(*stack, stack->functions[0], o, out);
   REQUIRE(gen.ok());
   CHECK(Slurp(dir.path + "/out/file") == "generated\n");
-  auto broken = BuildImage(*stack, stack->functions[1], o);
+  auto broken = BuildImage(*stack, stack->functions[1], o, out);
   REQUIRE_FALSE(broken.ok());
   CHECK(std::string(broken.status().message()).find("function broken: build_command") !=
         std::string::npos);
   CHECK(std::string(broken.status().message()).find("exited 3") != std::string::npos);
 
   o.watchdog = dir.path + "/no-such-watchdog";
-  auto no_wd = BuildImage(*stack, stack->functions[0], o);
+  auto no_wd = BuildImage(*stack, stack->functions[0], o, out);
   CHECK(no_wd.status().code() == absl::StatusCode::kNotFound);
   o.watchdog = dir.path + "/wd";
   o.base = dir.path + "/no-such-base";
-  CHECK(BuildImage(*stack, stack->functions[0], o).status().code() == absl::StatusCode::kNotFound);
+  CHECK(BuildImage(*stack, stack->functions[0], o, out).status().code() ==
+        absl::StatusCode::kNotFound);
 }
 
 TEST_CASE("BuildImage: --base as a directory and as a tarball") {
@@ -388,7 +401,9 @@ TEST_CASE("BuildImage: --base as a directory and as a tarball") {
   BuildOptions o;
   o.watchdog = dir.path + "/wd";
   o.base = dir.path + "/root";
-  auto from_dir = BuildImage(*stack, stack->functions[0], o);
+  const std::string out = dir.path + "/layout";
+  REQUIRE(PrepareLayout(out).ok());
+  auto from_dir = BuildImage(*stack, stack->functions[0], o, out);
   REQUIRE(from_dir.ok());
   std::vector<TarEntry> entries;
   REQUIRE(AddTree(dir.path + "/root", "", &entries).ok());
@@ -396,13 +411,86 @@ TEST_CASE("BuildImage: --base as a directory and as a tarball") {
   REQUIRE(tar.ok());
   dir.Write("root.tar.gz", *Gzip(*tar));
   o.base = dir.path + "/root.tar.gz";
-  auto from_tgz = BuildImage(*stack, stack->functions[0], o);
+  auto from_tgz = BuildImage(*stack, stack->functions[0], o, out);
   REQUIRE(from_tgz.ok());
   CHECK(from_tgz->manifest.digest == from_dir->manifest.digest);
   dir.Write("junk.tar", "not a tarball");
   o.base = dir.path + "/junk.tar";
-  CHECK(BuildImage(*stack, stack->functions[0], o).status().code() ==
+  CHECK(BuildImage(*stack, stack->functions[0], o, out).status().code() ==
         absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE(
+    "BuildImage: a handler leaving the stack folder is refused; symlinks are packed as such") {
+  TempDir top;
+  top.Write("outside/secret", "host file\n");
+  const std::string dir = top.path + "/stack";
+  top.Write("stack/wd", "w", 0755);
+  top.Write("stack/fn/x", "x");
+  REQUIRE(::symlink("/etc", (dir + "/fn/leak").c_str()) == 0);
+  REQUIRE(::symlink("/etc", (dir + "/etc-link").c_str()) == 0);
+  REQUIRE(::symlink("fn", (dir + "/alias").c_str()) == 0);
+  REQUIRE(::symlink("../outside", (dir + "/up-link").c_str()) == 0);
+  auto stack = ParseStack(
+      "functions:\n"
+      "  up:\n    handler: ../outside\n    image: up:1\n"
+      "  deep:\n    handler: fn/../../../../../etc\n    image: deep:1\n"
+      "  etc:\n    handler: etc-link\n    image: etc:1\n"
+      "  uplink:\n    handler: ./up-link\n    image: uplink:1\n"
+      "  inner:\n    handler: ./fn\n    image: inner:1\n"
+      "  alias:\n    handler: alias\n    image: alias:1\n"
+      "  dotted:\n    handler: fn/../fn\n    image: dotted:1\n",
+      dir);
+  REQUIRE(stack.ok());
+  BuildOptions o;
+  o.watchdog = dir + "/wd";
+  const std::string out = top.path + "/layout";
+  REQUIRE(PrepareLayout(out).ok());
+  for (int i : {0, 1, 2, 3}) {
+    auto img = BuildImage(*stack, stack->functions[i], o, out);
+    INFO(stack->functions[i].name);
+    REQUIRE_FALSE(img.ok());
+    CHECK(img.status().code() == absl::StatusCode::kPermissionDenied);
+    CHECK(std::string(img.status().message()).find("leads out of the stack folder") !=
+          std::string::npos);
+  }
+  // Inside the folder, a symlink below the handler goes into the image as a symlink.
+  auto inner = BuildImage(*stack, stack->functions[4], o, out);
+  REQUIRE(inner.ok());
+  auto layer = ReadTar(*Gunzip(Slurp(BlobPath(out, inner->layers[2].digest)), 1 << 20));
+  REQUIRE(layer.ok());
+  std::map<std::string, TarEntry> by;
+  for (auto& e : *layer) by[e.path] = e;
+  REQUIRE(by.count("home/app/leak"));
+  CHECK(by.at("home/app/leak").type == Type::kSymlink);
+  CHECK(by.at("home/app/leak").link == "/etc");
+  CHECK(by.count("home/app/leak/passwd") == 0);
+  CHECK(by.at("home/app/x").data == "x");
+  // A handler reached through a symlink or '..' that stays inside builds the same image.
+  for (int i : {5, 6}) {
+    auto same = BuildImage(*stack, stack->functions[i], o, out);
+    REQUIRE(same.ok());
+    CHECK(same->layers[2].digest == inner->layers[2].digest);
+  }
+  auto abs = ParseStack("functions:\n  a:\n    handler: /etc\n    image: a:1\n", dir);
+  REQUIRE_FALSE(abs.ok());
+  CHECK(std::string(abs.status().message()).find("not an absolute path") != std::string::npos);
+}
+
+TEST_CASE("BuildImage: a file swapped for a symlink after the walk is not followed") {
+  TempDir dir;
+  dir.Write("wd", "w", 0755);
+  dir.Write("fn/data", "0123456789");
+  auto stack = ParseStack("functions:\n  f:\n    handler: fn\n    image: f:1\n", dir.path);
+  REQUIRE(stack.ok());
+  std::vector<TarEntry> entries;
+  REQUIRE(AddTree(dir.path + "/fn", "home/app", &entries).ok());
+  // Between the walk and the write, the file becomes a symlink to a host file.
+  REQUIRE(::unlink((dir.path + "/fn/data").c_str()) == 0);
+  REQUIRE(::symlink("/etc/passwd", (dir.path + "/fn/data").c_str()) == 0);
+  auto tar = WriteTar(entries, 0);
+  REQUIRE_FALSE(tar.ok());
+  CHECK(std::string(tar.status().message()).find("data") != std::string::npos);
 }
 
 }  // namespace

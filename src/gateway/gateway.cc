@@ -68,6 +68,10 @@ bool DecodeBase64(absl::string_view in, std::string* out) {
   return true;
 }
 
+std::string SystemBodyLimitMessage() {
+  return absl::StrCat("request body over the limit of ", kSystemBodyLimit, " bytes (1 MiB)");
+}
+
 }  // namespace
 
 GatewayServer::GatewayServer(GatewayOptions options, provider::FunctionProvider& provider)
@@ -98,17 +102,39 @@ bool GatewayServer::Authorized(const httplib::Request& req) const {
   return user_ok & password_ok;
 }
 
-httplib::Server::Handler GatewayServer::System(
-    std::function<void(const httplib::Request&, httplib::Response&)> handler) {
+httplib::Server::HandlerWithContentReader GatewayServer::System(SystemHandler handler) {
+  return [this, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res,
+                                              const httplib::ContentReader& reader) {
+    const bool authorized = Authorized(req);  // before any byte of the body is read
+    std::string body;
+    bool over = false;
+    reader([&](const char* data, size_t len) {
+      // An unauthorized or oversized body is read to the limit and dropped, so the client can
+      // read our answer instead of a reset; past the limit the connection is closed.
+      if (body.size() + len > kSystemBodyLimit) {
+        over = true;
+        return false;
+      }
+      if (authorized) body.append(data, len);
+      return true;
+    });
+    if (over) res.set_header("Connection", "close");
+    if (!authorized) {
+      res.set_header("WWW-Authenticate", "Basic realm=\"Restricted\"");
+      return WriteError(res, 401, "invalid credentials");
+    }
+    if (over) return WriteError(res, 413, SystemBodyLimitMessage());
+    handler(req, body, res);
+  };
+}
+
+httplib::Server::Handler GatewayServer::SystemGet(SystemHandler handler) {
   return [this, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
     if (!Authorized(req)) {
       res.set_header("WWW-Authenticate", "Basic realm=\"Restricted\"");
       return WriteError(res, 401, "invalid credentials");
     }
-    if (req.body.size() > kSystemBodyLimit) {
-      return WriteError(res, 413, absl::StrCat("request body over ", kSystemBodyLimit, " bytes"));
-    }
-    handler(req, res);
+    handler(req, req.body, res);
   };
 }
 
@@ -130,27 +156,31 @@ void GatewayServer::RegisterRoutes() {
   server_.Delete(fn, streamed).Delete(fn, plain);
 
   using namespace std::placeholders;
-  server_.Get("/system/functions", System([this](auto& q, auto& r) { ListFunctions(q, r); }));
+  server_.Get("/system/functions",
+              SystemGet([this](auto& q, auto&, auto& r) { ListFunctions(q, r); }));
   server_.Post("/system/functions",
-               System([this](auto& q, auto& r) { DeployFunction(q, r, false); }));
+               System([this](auto& q, auto& b, auto& r) { DeployFunction(q, b, r, false); }));
   server_.Put("/system/functions",
-              System([this](auto& q, auto& r) { DeployFunction(q, r, true); }));
-  server_.Delete("/system/functions", System([this](auto& q, auto& r) { DeleteFunction(q, r); }));
+              System([this](auto& q, auto& b, auto& r) { DeployFunction(q, b, r, true); }));
+  server_.Delete("/system/functions",
+                 System([this](auto& q, auto& b, auto& r) { DeleteFunction(q, b, r); }));
   server_.Get(R"(/system/function/([^/]+))",
-              System([this](auto& q, auto& r) { GetFunction(q, r); }));
+              SystemGet([this](auto& q, auto&, auto& r) { GetFunction(q, r); }));
   server_.Post(R"(/system/scale-function/([^/]+))",
-               System([this](auto& q, auto& r) { ScaleFunction(q, r); }));
-  server_.Get("/system/info", System([this](auto& q, auto& r) { Info(q, r); }));
-  server_.Get("/system/namespaces", System([this](auto& q, auto& r) { Namespaces(q, r); }));
+               System([this](auto& q, auto& b, auto& r) { ScaleFunction(q, b, r); }));
+  server_.Get("/system/info", SystemGet([this](auto& q, auto&, auto& r) { Info(q, r); }));
+  server_.Get("/system/namespaces",
+              SystemGet([this](auto& q, auto&, auto& r) { Namespaces(q, r); }));
 
   // Routes of the faas-provider API that later work will fill in. Until then they say so
   // plainly (501) instead of a bare 404 that faas-cli shows as "function not found".
   auto not_yet = [](absl::string_view what) {
-    return [what](const httplib::Request&, httplib::Response& res) {
+    return [what](const httplib::Request&, const std::string&, httplib::Response& res) {
       WriteError(res, 501, absl::StrCat(what, " is not implemented yet in faasd-cpp"));
     };
   };
-  server_.Get("/system/logs", System([this](const httplib::Request& q, httplib::Response& r) {
+  server_.Get("/system/logs", SystemGet([this](const httplib::Request& q, const std::string&,
+                                               httplib::Response& r) {
                 std::string name = q.get_param_value("name");
                 if (absl::Status s = CheckName("function name", name); !s.ok())
                   return WriteError(r, s);
@@ -160,17 +190,19 @@ void GatewayServer::RegisterRoutes() {
                 WriteError(r, 501, "function logs are not implemented yet in faasd-cpp");
               }));
   for (const char* path : {"/system/secrets"}) {
-    server_.Get(path, System(not_yet("secrets")));
+    server_.Get(path, SystemGet(not_yet("secrets")));
     server_.Post(path, System(not_yet("secrets")));
     server_.Put(path, System(not_yet("secrets")));
     server_.Delete(path, System(not_yet("secrets")));
   }
-  server_.Get(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));
+  server_.Get(R"(/system/namespace/([^/]+))", SystemGet(not_yet("namespace management")));
   server_.Post(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));
   server_.Put(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));
   server_.Delete(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));
   server_.Post("/system/alert", System(not_yet("alert-driven scaling")));
-  server_.Post(R"(/async-function/.*)", not_yet("asynchronous invocation"));
+  server_.Post(R"(/async-function/.*)", [](const httplib::Request&, httplib::Response& res) {
+    WriteError(res, 501, "asynchronous invocation is not implemented yet in faasd-cpp");
+  });
 
   server_.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     absl::Status s = provider_.Healthy();
@@ -184,18 +216,36 @@ void GatewayServer::RegisterRoutes() {
   server_.Get(
       "/", [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/ui/", 307); });
 
-  // Far oversized /system bodies are refused before httplib reads them; moderately oversized
-  // ones are read and dropped by System() so the client sees the 413 rather than a reset.
+  // Far oversized /system bodies are refused before they are read; moderately oversized ones
+  // are read and dropped by System() so the client sees the 413 rather than a reset.
   server_.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!absl::StartsWith(req.path, "/system/")) return httplib::Server::HandlerResponse::Unhandled;
     uint64_t length = 0;
     if (absl::SimpleAtoi(req.get_header_value("Content-Length"), &length) &&
         length > kSystemBodyLimit + kDrainAllowance) {
-      WriteError(res, 413, absl::StrCat("request body over ", kSystemBodyLimit, " bytes"));
+      WriteError(res, 413, SystemBodyLimitMessage());
       return httplib::Server::HandlerResponse::Handled;
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
+  // Errors httplib answers itself (a body past its payload limit, a malformed request) come
+  // without a body; say what went wrong.
+  server_.set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request& req, httplib::Response& res) {
+        // A function's own answer (it carries our X-Call-Id) or one of ours passes untouched.
+        if (!res.body.empty() || !res.headers.empty())
+          return httplib::Server::HandlerResponse::Unhandled;
+        if (res.status == 413) {
+          WriteError(res, 413,
+                     absl::StartsWith(req.path, "/system/")
+                         ? SystemBodyLimitMessage()
+                         : absl::StrCat("request body over the limit of ",
+                                        options_.max_request_bytes, " bytes"));
+        } else {
+          WriteError(res, res.status, absl::StrCat("HTTP ", res.status));
+        }
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   server_.set_exception_handler(
       [](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
         LogError("gateway: ", req.method, " ", req.path, ": unexpected exception");

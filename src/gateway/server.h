@@ -13,7 +13,7 @@
 
 namespace faasd::gateway {
 
-// /system/* JSON bodies are small; bigger ones are refused before they are read.
+// /system/* JSON bodies are small; bigger ones are refused (413 saying this limit).
 inline constexpr size_t kSystemBodyLimit = 1 << 20;
 
 class GatewayServer {
@@ -34,15 +34,22 @@ class GatewayServer {
 
   void RegisterRoutes();
   bool Authorized(const httplib::Request& req) const;
-  // Wraps a /system handler with basic auth and the body cap.
-  httplib::Server::Handler System(
-      std::function<void(const httplib::Request&, httplib::Response&)> handler);
+  // A /system handler: the request, its body (read by System) and the response.
+  using SystemHandler =
+      std::function<void(const httplib::Request&, const std::string& body, httplib::Response&)>;
+  // Wraps a /system handler with basic auth, checked before any body byte is read, and reads the
+  // body itself, up to kSystemBodyLimit, whatever its content type: faas-cli sends JSON as
+  // application/json, `curl -d @file` as a form, and both mean JSON.
+  httplib::Server::HandlerWithContentReader System(SystemHandler handler);
+  // The same for methods without a body (GET).
+  httplib::Server::Handler SystemGet(SystemHandler handler);
 
   void ListFunctions(const httplib::Request& req, httplib::Response& res);
   void GetFunction(const httplib::Request& req, httplib::Response& res);
-  void DeployFunction(const httplib::Request& req, httplib::Response& res, bool update);
-  void DeleteFunction(const httplib::Request& req, httplib::Response& res);
-  void ScaleFunction(const httplib::Request& req, httplib::Response& res);
+  void DeployFunction(const httplib::Request& req, const std::string& body, httplib::Response& res,
+                      bool update);
+  void DeleteFunction(const httplib::Request& req, const std::string& body, httplib::Response& res);
+  void ScaleFunction(const httplib::Request& req, const std::string& body, httplib::Response& res);
   void Info(const httplib::Request& req, httplib::Response& res);
   void Namespaces(const httplib::Request& req, httplib::Response& res);
 

@@ -33,9 +33,9 @@ bool QueryNamespace(const httplib::Request& req, httplib::Response& res, std::st
 }
 
 // Parses a JSON object body. Writes 400 and returns false when it is not one.
-bool ParseObject(const httplib::Request& req, httplib::Response& res, absl::string_view what,
+bool ParseObject(const std::string& body, httplib::Response& res, absl::string_view what,
                  json* out) {
-  *out = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  *out = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (out->is_discarded() || !out->is_object()) {
     WriteError(res, 400, absl::StrCat(what, ": request body is not a JSON object"));
     return false;
@@ -88,15 +88,15 @@ void GatewayServer::GetFunction(const httplib::Request& req, httplib::Response& 
   res.set_content(Dump(provider::ToJson(*f)), kJson);
 }
 
-void GatewayServer::DeployFunction(const httplib::Request& req, httplib::Response& res,
-                                   bool update) {
+void GatewayServer::DeployFunction(const httplib::Request& req, const std::string& body,
+                                   httplib::Response& res, bool update) {
   // faas-cli sends PUT first for every deploy, so "update" would mislead in error messages.
   const char* verb = "deploy";
   (void)update;
   // Malformed JSON and wrong types are reported before the provider's own checks.
   json probe;
-  if (!ParseObject(req, res, verb, &probe)) return;
-  absl::StatusOr<provider::FunctionDeployment> d = provider::ParseDeployment(req.body);
+  if (!ParseObject(body, res, verb, &probe)) return;
+  absl::StatusOr<provider::FunctionDeployment> d = provider::ParseDeployment(body);
   if (!d.ok()) return WriteError(res, 400, absl::StrCat(verb, ": ", d.status().message()));
   if (d->service.empty()) return WriteError(res, 400, absl::StrCat(verb, ": service is required"));
   if (d->image.empty()) {
@@ -126,9 +126,10 @@ void GatewayServer::DeployFunction(const httplib::Request& req, httplib::Respons
   res.status = 202;
 }
 
-void GatewayServer::DeleteFunction(const httplib::Request& req, httplib::Response& res) {
+void GatewayServer::DeleteFunction(const httplib::Request& req, const std::string& body,
+                                   httplib::Response& res) {
   json j;
-  if (!ParseObject(req, res, "delete", &j)) return;
+  if (!ParseObject(body, res, "delete", &j)) return;
   std::string name, ns;
   if (!StringField(j, "functionName", res, &name) || !StringField(j, "namespace", res, &ns)) {
     return;
@@ -142,11 +143,12 @@ void GatewayServer::DeleteFunction(const httplib::Request& req, httplib::Respons
   res.status = 202;
 }
 
-void GatewayServer::ScaleFunction(const httplib::Request& req, httplib::Response& res) {
+void GatewayServer::ScaleFunction(const httplib::Request& req, const std::string& body,
+                                  httplib::Response& res) {
   const std::string name = req.matches[1];
   if (absl::Status s = CheckName("function name", name); !s.ok()) return WriteError(res, s);
   json j;
-  if (!ParseObject(req, res, absl::StrCat("scale ", name), &j)) return;
+  if (!ParseObject(body, res, absl::StrCat("scale ", name), &j)) return;
   std::string ns;
   if (!StringField(j, "namespace", res, &ns)) return;
   if (ns.empty()) ns = req.get_param_value("namespace");

@@ -78,7 +78,12 @@ absl::StatusOr<int64_t> ParseCpuQuantity(std::string_view q) {
   if (*v > 1e6)
     return absl::InvalidArgumentError(
         absl::StrCat("cpu quantity \"", std::string(q), "\" is too large"));
-  return static_cast<int64_t>(std::ceil(*v * 1000));
+  // "9m" is 9 * 1e-3 * 1000 = 9.000000000000002 in doubles: round what is a whole number of
+  // millicores but for float error, and round only a real fraction up.
+  const double millis = *v * 1000;
+  const double whole = std::round(millis);
+  if (std::fabs(millis - whole) < 1e-6) return static_cast<int64_t>(whole);
+  return static_cast<int64_t>(std::ceil(millis));
 }
 
 }  // namespace faasd::provider

@@ -1,5 +1,6 @@
 #include "provider/types.h"
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "provider/quantity.h"
 
@@ -67,6 +68,31 @@ json ResourcesJson(const FunctionResources& r) {
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
+bool HasControl(absl::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+// containerd refuses a label whose key and value together exceed 4096 bytes; annotations are
+// stored as labels under a prefix, so they count it too.
+constexpr size_t kMaxLabelBytes = 4096 - 64;
+
+absl::Status ValidateLabel(const char* field, const std::string& key, const std::string& value) {
+  if (key.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": a key is empty"));
+  if (HasControl(key)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " key \"", absl::CEscape(key),
+                                                   "\" has a newline or control character"));
+  }
+  if (key.size() + value.size() > kMaxLabelBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " \"", key.substr(0, 63),
+                                                   "\": key and value are over ", kMaxLabelBytes,
+                                                   " bytes together"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<FunctionDeployment> ParseDeployment(std::string_view body) {
@@ -131,8 +157,17 @@ absl::Status ValidateDeployment(const FunctionDeployment& d) {
     }
   }
   for (const auto& [k, v] : d.env_vars) {
-    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("envVars name \"", k, "\" is invalid"));
+    if (k.empty() || k.find('=') != std::string::npos || HasControl(k)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("envVars name \"", absl::CEscape(k),
+                       "\" is invalid: it must be non-empty, without '=' or control characters"));
+    }
+  }
+  for (const auto& [field, map] :
+       {std::pair{"labels", &d.labels}, {"annotations", &d.annotations}}) {
+    for (const auto& [k, v] : *map) {
+      s = ValidateLabel(field, k, v);
+      if (!s.ok()) return s;
     }
   }
   for (const auto* r : {&d.limits, &d.requests}) {
@@ -142,11 +177,21 @@ absl::Status ValidateDeployment(const FunctionDeployment& d) {
       absl::StatusOr<int64_t> m = ParseMemoryQuantity((*r)->memory);
       if (!m.ok())
         return absl::InvalidArgumentError(absl::StrCat(which, ".", m.status().message()));
+      if (r == &d.limits && *m > 0 && *m < kMinMemoryLimit) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("limits.memory ", (*r)->memory, " is below the minimum of 4Mi"));
+      }
     }
     if (!(*r)->cpu.empty()) {
       absl::StatusOr<int64_t> c = ParseCpuQuantity((*r)->cpu);
       if (!c.ok())
         return absl::InvalidArgumentError(absl::StrCat(which, ".", c.status().message()));
+      // The kernel's CFS quota is at least 1 ms per period; ours is 100 ms.
+      if (r == &d.limits && *c > 0 && *c < kMinCpuLimitMillis) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "limits.cpu ", (*r)->cpu,
+            " is below the minimum of 10m (the kernel's 1 ms of CPU per 100 ms period)"));
+      }
     }
   }
   for (const auto& secret : d.secrets) {

@@ -64,7 +64,13 @@ struct FunctionStatus {
 // Parses a FunctionDeployment request body. InvalidArgument names the bad field.
 // Does not validate names or images: see ValidateDeployment.
 absl::StatusOr<FunctionDeployment> ParseDeployment(std::string_view body);
-// Checks service name, namespace, image and env names. InvalidArgument names the cause.
+
+inline constexpr int64_t kMinMemoryLimit = 4 << 20;
+inline constexpr int64_t kMinCpuLimitMillis = 10;
+// Checks service name, namespace, image, env names (no '=', newline or control character),
+// label and annotation keys (non-empty, no control character, key + value within containerd's
+// label size), quantities and their kernel bounds (limits.memory >= 4Mi, limits.cpu >= 10m),
+// secret names. InvalidArgument names the field and the cause.
 absl::Status ValidateDeployment(const FunctionDeployment& d);
 // DNS-label rule shared by functions, secrets and namespaces: [a-z0-9]([-a-z0-9]*[a-z0-9])?,
 // at most 63 characters. `what` names the thing in the error ("function name").

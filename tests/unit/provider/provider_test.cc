@@ -70,6 +70,44 @@ TEST_CASE("ValidateDeployment requires service and image and checks quantities")
   CHECK(!ValidateDeployment(d).ok());
 }
 
+TEST_CASE("ValidateDeployment: kernel bounds of limits, keys with newlines, empty label keys") {
+  FunctionDeployment d;
+  d.service = "echo";
+  d.image = "r/echo:1";
+  auto message = [&] { return std::string(ValidateDeployment(d).message()); };
+  d.limits = FunctionResources{"", "0.0000001"};
+  CHECK(message().find("limits.cpu") != std::string::npos);
+  CHECK(message().find("10m") != std::string::npos);
+  d.limits = FunctionResources{"", "9m"};
+  CHECK(!ValidateDeployment(d).ok());
+  d.limits = FunctionResources{"", "10m"};
+  CHECK(ValidateDeployment(d).ok());
+  d.limits = FunctionResources{"3Mi", ""};
+  CHECK(message().find("limits.memory") != std::string::npos);
+  d.limits = FunctionResources{"4Mi", "0"};  // 0 = no limit
+  CHECK(ValidateDeployment(d).ok());
+  d.requests = FunctionResources{"1", "1m"};  // requests are not bounded by the kernel
+  CHECK(ValidateDeployment(d).ok());
+  d.limits.reset();
+  d.requests.reset();
+
+  for (auto field : {&d.env_vars, &d.labels, &d.annotations}) {
+    for (std::string key :
+         {std::string("A\nB"), std::string("a\rb"), std::string(), std::string("a\0b", 3)}) {
+      INFO(key);
+      *field = {{key, "x"}};
+      CHECK(ValidateDeployment(d).code() == absl::StatusCode::kInvalidArgument);
+    }
+    *field = {{"ok-key", "multi\nline value"}};
+    CHECK(ValidateDeployment(d).ok());
+    field->clear();
+  }
+  d.labels = {{"", "z"}};
+  CHECK(message().find("labels") != std::string::npos);
+  d.labels = {{"k", std::string(5000, 'v')}};
+  CHECK(message().find("4032") != std::string::npos);
+}
+
 TEST_CASE("Kubernetes quantities") {
   CHECK(*ParseMemoryQuantity("128Mi") == 128 * 1024 * 1024);
   CHECK(*ParseMemoryQuantity("1G") == 1000000000);
@@ -80,6 +118,8 @@ TEST_CASE("Kubernetes quantities") {
   CHECK(*ParseCpuQuantity("500m") == 500);
   CHECK(*ParseCpuQuantity("2") == 2000);
   CHECK(*ParseCpuQuantity("0.25") == 250);
+  CHECK(*ParseCpuQuantity("9m") == 9);
+  CHECK(*ParseCpuQuantity("0.0001") == 1);  // a fraction of a millicore rounds up
   for (const char* bad : {"", "lots", "-1", "1Xi", "Mi", "1..2"}) {
     INFO(bad);
     CHECK(!ParseMemoryQuantity(bad).ok());

@@ -12,7 +12,7 @@ build_pkgs=(
   meson ninja-build g++ pkg-config git
   protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libprotobuf-dev libabsl-dev
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libarchive-dev libnats-dev prometheus-cpp-dev catch2
-  libssl-dev zlib1g-dev
+  libssl-dev zlib1g-dev libzstd-dev
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
   golang-github-gogo-googleapis-dev
 )

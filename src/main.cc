@@ -50,6 +50,7 @@ flags for `up` (--name=value):
   --reconcile-interval=SECONDS  periodic check of tasks, besides containerd's exit events (2)
   --upstream-timeout=SECONDS    invoke timeout (60)
   --max-body-bytes=N            invoke body limit (33554432)
+  --max-image-bytes=N           what one pull's layers may unpack to (8589934592 = 8 GiB)
   --log-level=LEVEL             debug | info | warning | error (info)
 )";
 
@@ -66,10 +67,12 @@ struct Flags {
 };
 
 const char* const kKnownFlags[] = {
-    "listen",        "state-dir",         "containerd-address", "namespace",  "cni-bin-dir",
-    "cni-conf-dir",  "cni-network",       "cni-bridge",         "cni-subnet", "cni-ipam-dir",
-    "cni-cache-dir", "insecure-registry", "docker-config",      "nameserver", "pull-policy",
-    "stop-grace",    "upstream-timeout",  "max-body-bytes",     "log-level",  "reconcile-interval",
+    "listen",           "state-dir",      "containerd-address", "namespace",
+    "cni-bin-dir",      "cni-conf-dir",   "cni-network",        "cni-bridge",
+    "cni-subnet",       "cni-ipam-dir",   "cni-cache-dir",      "insecure-registry",
+    "docker-config",    "nameserver",     "pull-policy",        "stop-grace",
+    "upstream-timeout", "max-body-bytes", "log-level",          "reconcile-interval",
+    "max-image-bytes",
 };
 
 bool ParseFlags(int argc, char** argv, Flags* flags) {
@@ -137,6 +140,13 @@ int Up(const Flags& f) {
     std::fprintf(stderr, "faasd: --max-body-bytes must be a positive number\n");
     return 2;
   }
+  uint64_t max_image = 0;
+  if (!absl::SimpleAtoi(f.Get("max-image-bytes", absl::StrCat(image::kDefaultMaxImageBytes)),
+                        &max_image) ||
+      max_image == 0) {
+    std::fprintf(stderr, "faasd: --max-image-bytes must be a positive number\n");
+    return 2;
+  }
   absl::StatusOr<image::PullPolicy> policy = image::ParsePullPolicy(f.Get("pull-policy", "Always"));
   if (!policy.ok()) {
     std::fprintf(stderr, "faasd: --pull-policy: %s\n",
@@ -187,7 +197,8 @@ int Up(const Flags& f) {
   popts.pull_policy = *policy;
   popts.stop_grace = absl::Seconds(stop_grace);
   popts.reconcile_interval = absl::Seconds(std::max(1, reconcile_interval));
-  image::ImagePuller puller(client, registry_client, popts.ns, registry::Platform::Host());
+  image::ImagePuller puller(client, registry_client, popts.ns, registry::Platform::Host(),
+                            max_image);
   provider::ContainerdProvider provider(popts, client, puller, **net);
 
   // containerd may still be starting (systemd orders us after it, but not after its socket).

@@ -75,7 +75,8 @@ absl::Status NamespaceService::Ensure(const std::string& ns, const Labels& label
       }
       if (!missing) return absl::OkStatus();
       grpc::ClientContext uctx;
-      conn_.Prepare(uctx, CallScope{ns});  // containerd publishes the event in ns
+      conn_.Prepare(uctx,
+                    CallScope{ns, "", absl::Seconds(30)});  // containerd publishes the event in ns
       nsapi::UpdateNamespaceRequest ureq;
       *ureq.mutable_namespace_() = resp.namespace_();
       for (const auto& [k, v] : labels) (*ureq.mutable_namespace_()->mutable_labels())[k] = v;
@@ -87,7 +88,7 @@ absl::Status NamespaceService::Ensure(const std::string& ns, const Labels& label
     }
   }
   grpc::ClientContext ctx;
-  conn_.Prepare(ctx, CallScope{ns});
+  conn_.Prepare(ctx, CallScope{ns, "", absl::Seconds(30)});
   nsapi::CreateNamespaceRequest req;
   req.mutable_namespace_()->set_name(ns);
   for (const auto& [k, v] : labels) (*req.mutable_namespace_()->mutable_labels())[k] = v;
@@ -258,6 +259,8 @@ class GrpcContentWriter : public ContentWriter {
     return FromGrpc(st, absl::StrCat("content.Write ", expected_));
   }
 
+  int64_t offset() const override { return offset_; }
+
  private:
   absl::Status Broken(absl::string_view step) {
     stream_->WritesDone();
@@ -288,6 +291,33 @@ class GrpcContentWriter : public ContentWriter {
 
 }  // namespace
 
+absl::StatusOr<bool> ContentStore::Ingest(
+    const CallScope& scope, const std::string& ref, const std::string& digest, int64_t size,
+    Labels labels, const std::function<absl::Status(ContentWriter&, Labels*)>& write) {
+  absl::StatusOr<ContentInfo> info = Info(scope, digest);
+  if (info.ok()) {
+    absl::Status s = AddLabels(scope, digest, labels);
+    if (!s.ok()) return s;
+    return false;
+  }
+  if (info.status().code() != absl::StatusCode::kNotFound) return info.status();
+  absl::StatusOr<std::unique_ptr<ContentWriter>> w = OpenWriter(scope, ref, digest, size);
+  if (w.status().code() == absl::StatusCode::kAlreadyExists) {
+    absl::Status s = AddLabels(scope, digest, labels);
+    if (!s.ok()) return s;
+    return false;
+  }
+  if (!w.ok()) return w.status();
+  const bool shared = size > 0 && (*w)->offset() == size;
+  if (!shared) {
+    absl::Status s = write(**w, &labels);
+    if (!s.ok()) return s;
+  }
+  absl::Status s = (*w)->Commit(labels);
+  if (!s.ok()) return s;
+  return !shared;
+}
+
 absl::StatusOr<std::unique_ptr<ContentWriter>> ContentStore::OpenWriter(
     const CallScope& scope, const std::string& ref, const std::string& expected_digest,
     int64_t total) {
@@ -295,9 +325,10 @@ absl::StatusOr<std::unique_ptr<ContentWriter>> ContentStore::OpenWriter(
       std::make_unique<GrpcContentWriter>(stub_.get(), conn_, scope, ref, expected_digest, total);
   absl::StatusOr<int64_t> offset = writer->Stat();
   if (!offset.ok()) return offset.status();
-  if (*offset != 0) {
+  if (*offset != 0 && *offset != total) {
     // A stale partial write under this ref: we always stream from the start, so make the ref
-    // unique per attempt instead of resuming (callers pass a fresh ref each time).
+    // unique per attempt instead of resuming (callers pass a fresh ref each time). A whole blob
+    // is one containerd holds for another namespace: it only needs committing here.
     return absl::FailedPreconditionError(absl::StrCat("content.Write ", expected_digest, ": ref ",
                                                       ref, " already has ", *offset, " bytes"));
   }

@@ -107,6 +107,8 @@ class ContentWriter {
   virtual absl::Status Write(std::string_view chunk) = 0;
   // Commits with containerd checking size and digest; AlreadyExists counts as success.
   virtual absl::Status Commit(const Labels& labels) = 0;
+  // Bytes containerd holds already: 0, or the whole blob when it has it for another namespace.
+  virtual int64_t offset() const = 0;
 };
 
 class ContentStore {
@@ -118,11 +120,20 @@ class ContentStore {
   absl::Status AddLabels(const CallScope& scope, const std::string& digest, const Labels& labels);
   absl::StatusOr<std::string> ReadAll(const CallScope& scope, const std::string& digest,
                                       int64_t max_bytes);
-  // `scope` must outlive the writer.
+  // `scope` must outlive the writer. FailedPrecondition when `ref` holds a partial write;
+  // AlreadyExists when this namespace has the blob.
   absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(const CallScope& scope,
                                                             const std::string& ref,
                                                             const std::string& expected_digest,
                                                             int64_t total);
+  // Puts the blob `digest` of `size` bytes into this namespace unless it is there: `write`
+  // streams its bytes into the writer and may add to the labels committed with them. When the
+  // blob is there already, or appears meanwhile (a concurrent pull), only `labels` are added;
+  // when containerd holds it for another namespace, it is committed here without a byte
+  // written. True when `write` ran.
+  absl::StatusOr<bool> Ingest(const CallScope& scope, const std::string& ref,
+                              const std::string& digest, int64_t size, Labels labels,
+                              const std::function<absl::Status(ContentWriter&, Labels*)>& write);
 
  private:
   const Connection& conn_;

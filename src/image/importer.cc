@@ -48,26 +48,26 @@ class Import {
 
   // Streams a blob file into the content store; only labels are added when it is there already.
   absl::Status Put(const registry::Descriptor& d, const containerd::Labels& labels) {
-    absl::StatusOr<containerd::ContentInfo> info = client_.content.Info(scope_, d.digest);
-    if (info.ok()) return client_.content.AddLabels(scope_, d.digest, labels);
-    if (info.status().code() != absl::StatusCode::kNotFound) return info.status();
     if (!registry::IsValidDigest(d.digest))
       return absl::InvalidArgumentError(absl::StrCat("bad digest \"", d.digest, "\""));
-    std::ifstream in(BlobPath(d.digest), std::ios::binary);
-    if (!in) return absl::NotFoundError(absl::StrCat("blob ", d.digest, ": not found"));
-    absl::StatusOr<std::unique_ptr<containerd::ContentWriter>> w = client_.content.OpenWriter(
-        scope_, absl::StrCat("faasd-import-", d.digest, "-", RandomHex()), d.digest, d.size);
-    if (!w.ok()) return w.status();
-    std::string buf(kChunk, '\0');
-    while (in) {
-      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      std::streamsize n = in.gcount();
-      if (n <= 0) break;
-      absl::Status s = (*w)->Write(std::string_view(buf.data(), static_cast<size_t>(n)));
-      if (!s.ok()) return s;
-    }
-    if (in.bad()) return absl::DataLossError(absl::StrCat("blob ", d.digest, ": read failed"));
-    return (*w)->Commit(labels);
+    auto copy = [&](containerd::ContentWriter& w, containerd::Labels*) -> absl::Status {
+      std::ifstream in(BlobPath(d.digest), std::ios::binary);
+      if (!in) return absl::NotFoundError(absl::StrCat("blob ", d.digest, ": not found"));
+      std::string buf(kChunk, '\0');
+      while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        std::streamsize n = in.gcount();
+        if (n <= 0) break;
+        absl::Status s = w.Write(std::string_view(buf.data(), static_cast<size_t>(n)));
+        if (!s.ok()) return s;
+      }
+      if (in.bad()) return absl::DataLossError(absl::StrCat("blob ", d.digest, ": read failed"));
+      return absl::OkStatus();
+    };
+    return client_.content
+        .Ingest(scope_, absl::StrCat("faasd-import-", d.digest, "-", RandomHex()), d.digest, d.size,
+                labels, copy)
+        .status();
   }
 
   absl::StatusOr<ImportedImage> One(const registry::Descriptor& desc) {

@@ -5,16 +5,20 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "base/log.h"
 #include "image/gc_labels.h"
+#include "image/uncompressed.h"
 
 namespace faasd::image {
 namespace {
 
 constexpr int64_t kMaxManifestBytes = 8 << 20;
 constexpr int64_t kChunkLimit = 1 << 20;
+// On a layer blob we downloaded: what it unpacks to, so a later pull reusing it can count it.
+constexpr char kUncompressedSizeLabel[] = "faasd.uncompressed-size";
 
 std::string RandomHex(int bytes) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -57,6 +61,28 @@ containerd::api::types::Descriptor ToProto(const registry::Descriptor& d) {
   return p;
 }
 
+// A layer containerd's diff service refuses (a hard link out of the layer, a broken tar) is the
+// image's fault; containerd unreachable or the disk full is not.
+absl::Status UnpackError(const std::string& what, const registry::Descriptor& layer,
+                         const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kCancelled:
+      return s;
+    default:
+      break;
+  }
+  if (absl::StrContains(s.message(), "no space left on device")) {
+    return WithHttp(absl::ResourceExhaustedError(
+                        absl::StrCat(what, ": unpack layer ", layer.digest, ": ", s.message())),
+                    "507");
+  }
+  return WithHttp(absl::InvalidArgumentError(absl::StrCat(what, ": bad image: layer ", layer.digest,
+                                                          " cannot be unpacked: ", s.message())),
+                  "400");
+}
+
 }  // namespace
 
 absl::StatusOr<PullPolicy> ParsePullPolicy(std::string_view s) {
@@ -71,12 +97,17 @@ absl::StatusOr<PullPolicy> ParsePullPolicy(std::string_view s) {
 
 struct ImagePuller::Scope {
   containerd::CallScope call;
-  std::string what;  // "pull 127.0.0.1:5000/echo:latest"
+  std::string what;           // "pull 127.0.0.1:5000/echo:latest"
+  uint64_t uncompressed = 0;  // what the layers seen so far unpack to
 };
 
 ImagePuller::ImagePuller(containerd::Client& client, registry::RegistryClient& registry,
-                         std::string ns, registry::Platform platform)
-    : client_(client), registry_(registry), ns_(std::move(ns)), platform_(std::move(platform)) {}
+                         std::string ns, registry::Platform platform, uint64_t max_image_bytes)
+    : client_(client),
+      registry_(registry),
+      ns_(std::move(ns)),
+      platform_(std::move(platform)),
+      max_image_bytes_(max_image_bytes) {}
 
 absl::StatusOr<PulledImage> ImagePuller::Pull(const std::string& image, PullPolicy policy) {
   absl::StatusOr<registry::Reference> ref = registry::Reference::Parse(image);
@@ -118,35 +149,73 @@ absl::StatusOr<std::string> ImagePuller::Blob(const registry::Reference& ref,
   absl::StatusOr<containerd::ContentInfo> info = client_.content.Info(scope.call, desc.digest);
   bool small = desc.size <= kMaxManifestBytes && !absl::StrContains(desc.media_type, "layer");
   if (info.ok()) {
+    if (!small) {
+      // Counted when it was downloaded; content imported by an operator carries no count.
+      uint64_t size = 0;
+      auto it = info->labels.find(kUncompressedSizeLabel);
+      if (it != info->labels.end() && absl::SimpleAtoi(it->second, &size)) {
+        scope.uncompressed += size;
+        if (absl::Status s = CheckImageSize(scope); !s.ok()) return s;
+      }
+    }
     absl::Status s = client_.content.AddLabels(scope.call, desc.digest, labels);
     if (!s.ok()) return s;
     if (!small) return std::string();
     return client_.content.ReadAll(scope.call, desc.digest, kMaxManifestBytes);
   }
   if (info.status().code() != absl::StatusCode::kNotFound) return info.status();
-  std::string ref_name = absl::StrCat("faasd-", desc.digest, "-", RandomHex(4));
-  absl::StatusOr<std::unique_ptr<containerd::ContentWriter>> writer =
-      client_.content.OpenWriter(scope.call, ref_name, desc.digest, desc.size);
-  if (!writer.ok()) return writer.status();
   std::string kept;
-  absl::Status written = registry_.FetchBlob(ref, desc, [&](std::string_view chunk) {
-    if (small) kept.append(chunk.data(), chunk.size());
-    // Large chunks are split so one gRPC message stays well under its size limit.
-    for (size_t off = 0; off < chunk.size(); off += kChunkLimit) {
-      absl::Status s = (*writer)->Write(chunk.substr(off, kChunkLimit));
-      if (!s.ok()) return s;
-    }
+  const uint64_t before = scope.uncompressed;
+  absl::Status bad_image;  // the image's fault: returned as it is, not as the registry's
+  auto fetch = [&](containerd::ContentWriter& writer, containerd::Labels* commit_labels) {
+    UncompressedCounter counter;
+    absl::Status written = registry_.FetchBlob(ref, desc, [&](std::string_view chunk) {
+      if (small) {
+        kept.append(chunk.data(), chunk.size());
+      } else {
+        absl::Status s = counter.Feed(chunk, max_image_bytes_);
+        if (!s.ok()) {
+          bad_image =
+              WithHttp(absl::InvalidArgumentError(absl::StrCat(scope.what, ": bad image: layer ",
+                                                               desc.digest, ": ", s.message())),
+                       "400");
+          return bad_image;
+        }
+        scope.uncompressed = before + counter.total();
+        bad_image = CheckImageSize(scope);
+        if (!bad_image.ok()) return bad_image;
+      }
+      // Large chunks are split so one gRPC message stays well under its size limit.
+      for (size_t off = 0; off < chunk.size(); off += kChunkLimit) {
+        absl::Status s = writer.Write(chunk.substr(off, kChunkLimit));
+        if (!s.ok()) return s;
+      }
+      return absl::OkStatus();
+    });
+    if (!bad_image.ok()) return bad_image;
+    if (!written.ok()) return RegistryError(written);
+    if (!small) (*commit_labels)[kUncompressedSizeLabel] = absl::StrCat(counter.total());
     return absl::OkStatus();
-  });
-  if (!written.ok()) {
-    if (written.code() == absl::StatusCode::kAlreadyExists)
-      return Blob(ref, desc, scope, labels, downloaded);
-    return RegistryError(written);
+  };
+  absl::StatusOr<bool> fetched =
+      client_.content.Ingest(scope.call, absl::StrCat("faasd-", desc.digest, "-", RandomHex(4)),
+                             desc.digest, desc.size, labels, fetch);
+  if (!fetched.ok()) return fetched.status();
+  if (!*fetched) {
+    // A concurrent pull stored it, or containerd had it for another namespace.
+    if (!small) return std::string();
+    return client_.content.ReadAll(scope.call, desc.digest, kMaxManifestBytes);
   }
-  absl::Status committed = (*writer)->Commit(labels);
-  if (!committed.ok()) return committed;
   *downloaded = true;
   return kept;
+}
+
+absl::Status ImagePuller::CheckImageSize(const Scope& scope) const {
+  if (scope.uncompressed <= max_image_bytes_) return absl::OkStatus();
+  return WithHttp(absl::InvalidArgumentError(absl::StrCat(
+                      scope.what, ": bad image: its layers unpack to more than ", max_image_bytes_,
+                      " bytes (the limit set by --max-image-bytes)")),
+                  "400");
 }
 
 absl::StatusOr<PulledImage> ImagePuller::FromRegistry(const registry::Reference& ref,
@@ -251,15 +320,11 @@ absl::StatusOr<PulledImage> ImagePuller::FromRegistry(const registry::Reference&
   const containerd::Labels manifest_labels = ManifestGcLabels(*manifest);
   auto put_small = [&](const registry::Descriptor& d, const std::string& body,
                        const containerd::Labels& labels) -> absl::Status {
-    absl::StatusOr<containerd::ContentInfo> info = client_.content.Info(scope.call, d.digest);
-    if (info.ok()) return client_.content.AddLabels(scope.call, d.digest, labels);
-    absl::StatusOr<std::unique_ptr<containerd::ContentWriter>> w =
-        client_.content.OpenWriter(scope.call, absl::StrCat("faasd-", d.digest, "-", RandomHex(4)),
-                                   d.digest, static_cast<int64_t>(body.size()));
-    if (!w.ok()) return w.status();
-    absl::Status ws = (*w)->Write(body);
-    if (!ws.ok()) return ws;
-    return (*w)->Commit(labels);
+    return client_.content
+        .Ingest(scope.call, absl::StrCat("faasd-", d.digest, "-", RandomHex(4)), d.digest,
+                static_cast<int64_t>(body.size()), labels,
+                [&](containerd::ContentWriter& w, containerd::Labels*) { return w.Write(body); })
+        .status();
   };
   registry::Descriptor md = manifest_desc;
   md.size = static_cast<int64_t>(manifest_body.size());
@@ -342,11 +407,14 @@ absl::Status ImagePuller::Unpack(const registry::Manifest& manifest,
     if (!mounts.ok()) return mounts.status();
     absl::StatusOr<containerd::api::types::Descriptor> applied =
         client_.diff.Apply(scope.call, ToProto(manifest.layers[i]), *mounts);
-    absl::Status s = applied.status();
+    absl::Status s = applied.ok() ? absl::OkStatus()
+                                  : UnpackError(scope.what, manifest.layers[i], applied.status());
     if (s.ok() && applied->digest() != config.diff_ids[i]) {
-      s = absl::DataLossError(absl::StrCat(scope.what, ": layer ", manifest.layers[i].digest,
-                                           " unpacked to ", applied->digest(), ", config says ",
-                                           config.diff_ids[i]));
+      s = WithHttp(
+          absl::InvalidArgumentError(absl::StrCat(
+              scope.what, ": bad image: layer ", manifest.layers[i].digest, " unpacked to ",
+              applied->digest(), ", its config says ", config.diff_ids[i])),
+          "400");
     }
     if (s.ok()) {
       s = client_.snapshots.Commit(scope.call, chain[i], key, {});

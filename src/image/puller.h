@@ -31,13 +31,20 @@ struct PulledImage {
 // HTTP status hint for the gateway, attached as a payload to pull errors.
 inline constexpr char kHttpStatusPayload[] = "faasd/http-status";
 
+// The default ceiling on what one pull's layers unpack to.
+inline constexpr uint64_t kDefaultMaxImageBytes = uint64_t{8} << 30;
+
 class ImagePuller {
  public:
+  // `max_image_bytes` bounds the uncompressed size of the layers one pull downloads; a pull past
+  // it stops while downloading, before anything is unpacked.
   ImagePuller(containerd::Client& client, registry::RegistryClient& registry, std::string ns,
-              registry::Platform platform);
+              registry::Platform platform, uint64_t max_image_bytes = kDefaultMaxImageBytes);
 
-  // Errors carry a kHttpStatusPayload: "400" for a bad reference or an image/tag the registry
-  // does not have or refuses us, "502" when the registry cannot be reached or fails.
+  // Errors carry a kHttpStatusPayload: "400" for a bad reference, an image/tag the registry
+  // does not have or refuses us, or a bad image (layers over max_image_bytes, a layer containerd
+  // cannot unpack, diff IDs that do not match); "502" when the registry cannot be reached or
+  // fails; "507" when the host's disk is full.
   absl::StatusOr<PulledImage> Pull(const std::string& image, PullPolicy policy);
 
  private:
@@ -49,11 +56,14 @@ class ImagePuller {
                                    bool* downloaded);
   absl::Status Unpack(const registry::Manifest& manifest, const registry::ImageConfig& config,
                       Scope& scope);
+  // "bad image" (400) once the layers counted so far unpack to more than max_image_bytes_.
+  absl::Status CheckImageSize(const Scope& scope) const;
 
   containerd::Client& client_;
   registry::RegistryClient& registry_;
   const std::string ns_;
   const registry::Platform platform_;
+  const uint64_t max_image_bytes_;
 };
 
 }  // namespace faasd::image

@@ -87,6 +87,9 @@ struct RegistryClient::Exchange {
   std::string not_found_text;  // for bodiless 404s: "manifest unknown"
   bool follow_redirects = false;
   std::function<absl::Status(std::string_view)> on_body;
+  // For a blob: its size. A 2xx answer announcing another Content-Length fails at once, before
+  // any byte of its body is awaited.
+  int64_t expect_length = -1;
 
   int status = 0;
   httplib::Headers response_headers;
@@ -145,8 +148,8 @@ absl::Status PerformExchange(const RegistryOptions& o, Url url, const std::strin
                              std::string& method, httplib::Headers& extra, bool follow,
                              const std::string& what,
                              const std::function<absl::Status(std::string_view)>& on_body,
-                             int& status, httplib::Headers& response_headers, std::string& body,
-                             std::string& error_body) {
+                             int64_t expect_length, int& status, httplib::Headers& response_headers,
+                             std::string& body, std::string& error_body) {
   const std::string origin = url.Origin();
   for (int hop = 0;; ++hop) {
     httplib::Client cli(url.Origin());
@@ -174,6 +177,15 @@ absl::Status PerformExchange(const RegistryOptions& o, Url url, const std::strin
           [&](const httplib::Response& r) {
             status = r.status;
             response_headers = r.headers;
+            int64_t announced = 0;
+            if (expect_length >= 0 && status >= 200 && status <= 299 &&
+                absl::SimpleAtoi(r.get_header_value("Content-Length"), &announced) &&
+                announced != expect_length) {
+              body_error =
+                  absl::DataLossError(absl::StrCat(what, ": the registry announces ", announced,
+                                                   " bytes, the descriptor says ", expect_length));
+              return false;
+            }
             return true;
           },
           [&](const char* data, size_t n) {
@@ -260,9 +272,9 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const Reference& ref,
   int status = 0;
   httplib::Headers response_headers;
   std::string body, error_body;
-  absl::Status s =
-      PerformExchange(options_, *url, authorization, method, headers,
-                      /*follow=*/false, what, nullptr, status, response_headers, body, error_body);
+  absl::Status s = PerformExchange(options_, *url, authorization, method, headers,
+                                   /*follow=*/false, what, nullptr, -1, status, response_headers,
+                                   body, error_body);
   if (!s.ok()) return s;
   if (status == 401 || status == 403) {
     std::string hint = options_.docker_config_path.empty()
@@ -321,8 +333,8 @@ absl::Status RegistryClient::Send(const Reference& ref, Exchange& ex) {
     }
     sent_credentials = !authorization.empty();
     absl::Status s = PerformExchange(options_, url, authorization, ex.method, ex.headers,
-                                     ex.follow_redirects, ex.what, ex.on_body, ex.status,
-                                     ex.response_headers, ex.body, ex.error_body);
+                                     ex.follow_redirects, ex.what, ex.on_body, ex.expect_length,
+                                     ex.status, ex.response_headers, ex.body, ex.error_body);
     if (!s.ok()) return s;
     if (ex.status != 401) break;
 
@@ -480,6 +492,7 @@ absl::Status RegistryClient::FetchBlob(
   ex.what = what;
   ex.not_found_text = "blob unknown";
   ex.follow_redirects = true;
+  ex.expect_length = blob.size;
   ex.on_body = [&](std::string_view chunk) -> absl::Status {
     received += static_cast<int64_t>(chunk.size());
     if (received > blob.size) {

@@ -56,7 +56,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // Ensures the namespace, rediscovers deployed functions (restarting dead tasks), then keeps
   // reconciling in the background. Fails only when containerd cannot be reached.
   absl::Status Start();
-  // Stops the background loop. Function tasks keep running (their shims own them).
+  // Stops the background loop and joins the removals under way (they stop at their next step;
+  // the next start finishes them). Function tasks keep running (their shims own them).
   void Stop();
 
   absl::StatusOr<std::vector<FunctionStatus>> List(const std::string& ns) override;
@@ -114,12 +115,18 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   bool Probe(const std::string& ip);
   void ScheduleRemoval(const std::string& container_id);
   void StopAndRemove(const std::string& container_id);
+  // Waits for the task to exit, at most `max`; false on timeout or when the daemon stops.
+  bool WaitExit(const std::string& container_id, absl::Duration max);
   // Labels the container faasd.state=removing and stops and removes it in the background.
   void Retire(const containerd::api::services::containers::v1::Container& c);
   void RetireAll(const Found& f);  // current and stale containers
   void SetRoute(const std::string& name, std::optional<Replica> replica);
   void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReconcileOnce();
+  // One pass; false when it skipped a function or left one not ready (the loop returns soon).
+  bool ReconcileOnce();
+  // True when the container exists and is not being removed.
+  bool StillDeployed(const std::string& container_id);
+  void ReclaimOrphanNetworks();
   void ReconcileLoop();
   void WatchTaskExits();
   void RequestReconcile();  // run a reconcile pass now rather than at the next interval
@@ -133,7 +140,13 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   std::map<std::string, Replica> routes_ ABSL_GUARDED_BY(mu_);  // by function name
   std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> removing_ ABSL_GUARDED_BY(mu_);  // container ids being removed
-  std::shared_ptr<const RoutingSnapshot> snapshot_;      // atomic_load / atomic_store only
+  struct Removal {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  // Background removals; Stop() joins them (they return early once stopping_ is set).
+  std::vector<Removal> removals_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const RoutingSnapshot> snapshot_;  // atomic_load / atomic_store only
 
   std::atomic<bool> stopping_{false};
   absl::Mutex loop_mu_;

@@ -79,6 +79,7 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
   r->ready = WaitReady(*r, options_.deploy_ready_wait);
   LogDebug("deploy ", d.service, ": ready after ", absl::FormatDuration(absl::Now() - t_started));
   SetRoute(d.service, *r);
+  if (!r->ready) RequestReconcile();  // the loop probes it until it is ready
   LogInfo("deployed ", d.service, " (", r->container_id, " at ", r->ip,
           r->ready ? ", ready" : ", starting", ")");
   return absl::OkStatus();
@@ -94,6 +95,7 @@ absl::Status ContainerdProvider::Update(const FunctionDeployment& d) {
   if (!r.ok()) return r.status();  // the old replica keeps serving
   r->ready = WaitReady(*r, options_.update_ready_wait);
   SetRoute(d.service, *r);
+  if (!r->ready) RequestReconcile();
   for (const auto& f : *existing) RetireAll(f);
   LogInfo("updated ", d.service, " (", r->container_id, " at ", r->ip, ")");
   return absl::OkStatus();
@@ -112,10 +114,6 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
     absl::StatusOr<int64_t> m = ParseMemoryQuantity(d.limits->memory);
     if (!m.ok()) return m.status();
     memory = *m;
-    if (memory > 0 && memory < (4 << 20)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("limits.memory ", d.limits->memory, " is below 4Mi"));
-    }
   }
   if (d.limits && !d.limits->cpu.empty()) {
     absl::StatusOr<int64_t> c = ParseCpuQuantity(d.limits->cpu);
@@ -310,9 +308,12 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
     pending = &own;
   }
   // The CNI ADD runs while runc creates the task: the namespace exists already and the task
-  // joins it by path; only Start must wait for the address.
+  // joins it by path; only Start must wait for the address. A failure releases the network this
+  // call attached (a deploy's own clean-up releases the one it passed in).
+  const bool own_network = pending == &own;
   auto fail = [&](absl::Status s) {
     if (pending->valid()) (void)pending->get();
+    if (own_network) ReleaseNetwork(id);
     return s;
   };
   containerd::CallScope scope = Call();
@@ -326,7 +327,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
   auto undo_task = [&](absl::Status s) {
     (void)client_.tasks.Kill(Call(), id, SIGKILL, true);
     (void)client_.tasks.Delete(Call(), id);
-    return s;
+    return fail(s);
   };
   absl::StatusOr<std::string> ip = pending->get();
   if (!ip.ok()) return undo_task(ip.status());

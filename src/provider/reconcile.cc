@@ -1,5 +1,6 @@
 // Start-up rediscovery and the reconcile loop: containerd says what is deployed; this keeps
 // tasks running, routes current, and finishes removals a previous run left behind.
+#include <dirent.h>
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
@@ -19,7 +20,8 @@ absl::Status ContainerdProvider::Start() {
   LogInfo("containerd ", *version, " at ", client_.connection.address());
   absl::Status s = client_.namespaces.Ensure(options_.ns, {{"openfaas", "true"}});
   if (!s.ok()) return s;
-  ReconcileOnce();
+  // Functions restarted here are probed again by the loop until ready.
+  if (!ReconcileOnce()) RequestReconcile();
   loop_ = std::thread([this] { ReconcileLoop(); });
   events_ = std::thread([this] { WatchTaskExits(); });
   return absl::OkStatus();
@@ -64,6 +66,12 @@ void ContainerdProvider::Stop() {
   RequestReconcile();  // wakes the loop, which then sees stopping_
   if (loop_.joinable()) loop_.join();
   if (events_.joinable()) events_.join();
+  std::vector<Removal> removals;
+  {
+    absl::MutexLock l(&mu_);
+    removals.swap(removals_);
+  }
+  for (Removal& r : removals) r.thread.join();
 }
 
 void ContainerdProvider::RequestReconcile() {
@@ -72,40 +80,56 @@ void ContainerdProvider::RequestReconcile() {
 }
 
 void ContainerdProvider::ReconcileLoop() {
+  // A pass that had to skip a function (a deploy held it, and its task may have exited
+  // meanwhile) or left one not ready yet (just restarted) comes back soon, then less and less
+  // often, rather than only at the next interval.
+  absl::Duration next = options_.reconcile_interval;
+  bool backing_off = false;
+  const absl::Duration first_retry = std::min(options_.reconcile_interval, absl::Milliseconds(100));
   while (!stopping_.load()) {
     {
       absl::MutexLock l(&loop_mu_);
       auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_mu_) {
         return reconcile_requested_ || stopping_.load();
       };
-      loop_mu_.AwaitWithTimeout(absl::Condition(&wake), options_.reconcile_interval);
+      loop_mu_.AwaitWithTimeout(absl::Condition(&wake), next);
       reconcile_requested_ = false;
     }
     if (stopping_.load()) break;
-    ReconcileOnce();
+    const bool complete = ReconcileOnce();
+    if (complete) {
+      next = options_.reconcile_interval;
+    } else {
+      next = backing_off ? std::min(next * 2, options_.reconcile_interval) : first_retry;
+    }
+    backing_off = !complete;
   }
 }
 
-void ContainerdProvider::ReconcileOnce() {
+bool ContainerdProvider::ReconcileOnce() {
   absl::StatusOr<std::vector<Found>> found = FindFunctions("");
   if (!found.ok()) {
     LogWarning("reconcile: ", found.status().message());
-    return;
+    return false;
   }
   absl::StatusOr<std::vector<containerd::api::v1::types::Process>> tasks =
       client_.tasks.List(Call());
   if (!tasks.ok()) {
     LogWarning("reconcile: ", tasks.status().message());
-    return;
+    return false;
   }
   std::map<std::string, containerd::api::v1::types::Process> task_by_id;
   for (auto& t : *tasks) task_by_id[t.id().empty() ? t.container_id() : t.id()] = t;
 
   std::set<std::string> seen;
+  bool complete = true;
   for (const auto& f : *found) {
     seen.insert(f.name);
     std::shared_ptr<absl::Mutex> op = OpLock(f.name);
-    if (!op->TryLock()) continue;  // a deploy/update/remove is at work on it
+    if (!op->TryLock()) {  // a deploy/update/remove is at work on it
+      complete = false;
+      continue;
+    }
     const std::string& id = f.current.id();
     for (const auto& c : f.stale) Retire(c);
     auto rep = f.current.labels().find(kReplicasLabel);
@@ -115,6 +139,15 @@ void ContainerdProvider::ReconcileOnce() {
         t != task_by_id.end() && t->second.status() == containerd::api::v1::types::RUNNING;
     Replica r;
     r.container_id = id;
+    // The list was taken before the lock: a deploy that failed meanwhile has deleted its
+    // container, which must not be "restarted" (that would attach a network nobody releases).
+    // Checked only before acting, so a pass over healthy functions costs no extra call.
+    const bool act =
+        (scaled_to_zero && t != task_by_id.end()) || !running || !network_.LookupIp(id).has_value();
+    if (act && !StillDeployed(id)) {
+      op->Unlock();
+      continue;
+    }
     if (scaled_to_zero) {
       if (t != task_by_id.end()) {
         (void)client_.tasks.Kill(Call(), id, SIGKILL, true);
@@ -163,20 +196,69 @@ void ContainerdProvider::ReconcileOnce() {
     }
     r.ready = !r.ip.empty() && (known_ready || Probe(r.ip));
     if (!known_ready) SetRoute(f.name, r);
+    if (!scaled_to_zero && !r.ready) complete = false;  // probe again soon
     op->Unlock();
   }
   // Functions that vanished from containerd behind our back leave routing too.
-  absl::MutexLock l(&mu_);
-  bool changed = false;
-  for (auto it = routes_.begin(); it != routes_.end();) {
-    if (seen.count(it->first) == 0) {
-      it = routes_.erase(it);
-      changed = true;
-    } else {
-      ++it;
+  {
+    absl::MutexLock l(&mu_);
+    bool changed = false;
+    for (auto it = routes_.begin(); it != routes_.end();) {
+      if (seen.count(it->first) == 0) {
+        it = routes_.erase(it);
+        changed = true;
+      } else {
+        ++it;
+      }
     }
+    if (changed) Publish();
   }
-  if (changed) Publish();
+  ReclaimOrphanNetworks();
+  return complete;
+}
+
+bool ContainerdProvider::StillDeployed(const std::string& id) {
+  absl::StatusOr<Container> c = client_.containers.Get(Call(), id);
+  if (!c.ok()) return false;
+  auto st = c->labels().find(kStateLabel);
+  return st == c->labels().end() || st->second != kStateRemoving;
+}
+
+// Addresses, namespaces and CNI cache entries whose container is gone: left by a daemon that
+// died mid-deploy, or by any path that failed to release them. Each is checked under its
+// function's lock, so a deploy still in progress (network attached, container not yet created)
+// is never touched.
+void ContainerdProvider::ReclaimOrphanNetworks() {
+  std::set<std::string> ids;
+  for (const std::string& id : network_.AttachedContainers()) ids.insert(id);
+  const std::string netns_dir = absl::StrCat(options_.state_dir, "/netns");
+  if (DIR* d = ::opendir(netns_dir.c_str())) {
+    while (struct dirent* de = ::readdir(d)) {
+      if (de->d_name[0] != '.') ids.insert(de->d_name);
+    }
+    ::closedir(d);
+  }
+  if (ids.empty()) return;
+  absl::StatusOr<std::vector<Container>> all = client_.containers.List(Call(), "");
+  if (!all.ok()) return;
+  for (const Container& c : *all) ids.erase(c.id());
+  for (const std::string& id : ids) {
+    {
+      absl::MutexLock l(&mu_);
+      if (removing_.count(id)) continue;
+    }
+    // Container ids are "<function>-<8 hex>".
+    const size_t dash = id.rfind('-');
+    if (dash == std::string::npos || dash == 0) continue;
+    std::shared_ptr<absl::Mutex> op = OpLock(id.substr(0, dash));
+    if (!op->TryLock()) continue;  // being deployed right now: next pass
+    absl::StatusOr<Container> c = client_.containers.Get(Call(), id);
+    if (!c.ok() && c.status().code() == absl::StatusCode::kNotFound) {
+      LogInfo("reconcile: releasing the network of ", id, ", which has no container");
+      ReleaseNetwork(id);
+    }
+    op->Unlock();
+  }
 }
 
 }  // namespace faasd::provider

@@ -66,34 +66,64 @@ absl::Status ContainerdProvider::Scale(const std::string& name, const std::strin
 }
 
 void ContainerdProvider::ScheduleRemoval(const std::string& id) {
-  {
-    absl::MutexLock l(&mu_);
-    if (!removing_.insert(id).second) return;
+  absl::MutexLock l(&mu_);
+  if (stopping_.load() || !removing_.insert(id).second) return;
+  // Threads that finished are joined here, so their stacks do not pile up.
+  for (auto it = removals_.begin(); it != removals_.end();) {
+    if (it->done->load()) {
+      it->thread.join();
+      it = removals_.erase(it);
+    } else {
+      ++it;
+    }
   }
-  std::thread([this, id] {
-    StopAndRemove(id);
-    absl::MutexLock l(&mu_);
-    removing_.erase(id);
-  }).detach();
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  removals_.push_back(Removal{std::thread([this, id, done] {
+                                StopAndRemove(id);
+                                {
+                                  absl::MutexLock l(&mu_);
+                                  removing_.erase(id);
+                                }
+                                done->store(true);
+                              }),
+                              done});
+}
+
+bool ContainerdProvider::WaitExit(const std::string& id, absl::Duration max) {
+  // In slices, so a daemon told to stop does not wait out a function's grace period.
+  const absl::Time deadline = absl::Now() + max;
+  while (!stopping_.load()) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    absl::StatusOr<uint32_t> exited =
+        client_.tasks.Wait(Call(std::min(left, absl::Milliseconds(250))), id);
+    if (exited.ok() || exited.status().code() == absl::StatusCode::kNotFound) return true;
+    if (exited.status().code() != absl::StatusCode::kDeadlineExceeded) return false;
+  }
+  return false;
 }
 
 void ContainerdProvider::StopAndRemove(const std::string& id) {
+  // Should the daemon stop meanwhile, the container keeps its "removing" label and the next
+  // start finishes the job.
   absl::StatusOr<containerd::api::v1::types::Process> task = client_.tasks.Get(Call(), id);
   if (task.ok()) {
     if (task->status() == containerd::api::v1::types::RUNNING ||
         task->status() == containerd::api::v1::types::PAUSED ||
         task->status() == containerd::api::v1::types::CREATED) {
       (void)client_.tasks.Kill(Call(), id, SIGTERM, false);
-      absl::StatusOr<uint32_t> exited = client_.tasks.Wait(Call(options_.stop_grace), id);
-      if (!exited.ok()) {
+      if (!WaitExit(id, options_.stop_grace)) {
+        if (stopping_.load()) return;
         (void)client_.tasks.Kill(Call(), id, SIGKILL, true);
-        (void)client_.tasks.Wait(Call(absl::Seconds(10)), id);
+        (void)WaitExit(id, absl::Seconds(10));
       }
     }
+    if (stopping_.load()) return;
     absl::Status s = client_.tasks.Delete(Call(), id);
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
       LogWarning("remove ", id, ": ", s.message());
   }
+  if (stopping_.load()) return;
   ReleaseNetwork(id);
   absl::Status s = client_.containers.Delete(Call(), id);
   if (!s.ok() && s.code() != absl::StatusCode::kNotFound)

@@ -69,8 +69,9 @@ absl::StatusOr<std::map<std::string, std::string>> ReadRootfsFiles(
           ReadConfinedFile(root.get(), p, Confine::kInRoot, kMaxFileBytes);
       if (content.ok()) {
         out[p] = std::move(*content);
-      } else if (content.status().code() == absl::StatusCode::kNotFound) {
-        out[p] = "";
+      } else if (content.status().code() == absl::StatusCode::kNotFound ||
+                 content.status().code() == absl::StatusCode::kInvalidArgument) {
+        out[p] = "";  // missing, or a symlink loop such as `etc -> /etc`: as Docker, no file
       } else {
         failed =
             absl::InvalidArgumentError(absl::StrCat("image file ", content.status().message()));

@@ -12,9 +12,10 @@
 
 namespace faasd::provider {
 
-// Missing files map to "". Paths resolve as inside the container (symlinks and ".." cannot leave
-// the rootfs). A file that is not a regular file (FIFO, device, directory) or is over 1 MiB is
-// InvalidArgument naming it. The temporary mount is read-only and undone on every path.
+// Missing files (also behind a symlink loop) map to "". Paths resolve as inside the container
+// (symlinks and ".." cannot leave the rootfs). A file that is not a regular file (FIFO, device,
+// directory) or is over 1 MiB is InvalidArgument naming it. The temporary mount is read-only and
+// undone on every path.
 absl::StatusOr<std::map<std::string, std::string>> ReadRootfsFiles(
     const containerd::Mounts& mounts, const std::vector<std::string>& paths,
     const std::string& scratch_dir);

@@ -506,10 +506,17 @@ class CniEnv:
 
 # ---------------------------------------------------------------------------------------------
 class FaasdDaemon:
-    """The daemon under test, on 127.0.0.1:<free port>, with every path private."""
+    """The daemon under test, on 127.0.0.1:<free port>, with every path private.
 
-    def __init__(self, workdir, containerd, cni):
-        self.dir = Path(workdir) / "faasd"
+    A second instance beside the session's (a test that needs other flags) takes its own
+    `name` (its directory), containerd `namespace` and CniEnv, so the two never see each
+    other's functions; `extra_args` are appended to `faasd up`."""
+
+    def __init__(self, workdir, containerd, cni, extra_args=(), namespace=NAMESPACE,
+                 name="faasd"):
+        self.dir = Path(workdir) / name
+        self.extra_args = list(extra_args)
+        self.namespace = namespace
         self.state_dir = self.dir / "state"
         self.log_path = self.dir / "faasd.log"
         self.port = free_port()
@@ -524,12 +531,12 @@ class FaasdDaemon:
                 f"--listen=127.0.0.1:{self.port}",
                 f"--state-dir={self.state_dir}",
                 f"--containerd-address={self.containerd.address}",
-                f"--namespace={NAMESPACE}",
+                f"--namespace={self.namespace}",
                 f"--nameserver={NAMESERVER}",
                 "--log-level=debug",
                 # No periodic reconcile: every restart the tests see must come from
                 # containerd's task-exit events or from start-up rediscovery.
-                "--reconcile-interval=3600"] + self.cni.flags()
+                "--reconcile-interval=3600"] + self.cni.flags() + self.extra_args
 
     def start(self, timeout=30):
         if not os.access(FAASD_BIN, os.X_OK):

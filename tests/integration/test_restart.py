@@ -3,6 +3,7 @@ it is down, it serves them again at once after a restart, and it restarts tasks 
 it was away."""
 
 import json
+from pathlib import Path
 
 import harness
 
@@ -97,3 +98,41 @@ def test_sigterm_stops_daemon_promptly(api):
     api.stop(term_timeout=15)
     assert api.proc.returncode == 0, f"faasd exit status {api.proc.returncode} on SIGTERM"
     api.start()
+
+
+def test_network_of_a_container_deleted_behind_our_back_is_reclaimed_at_start(
+        api, functions, containerd, cni):
+    """A container that vanished while the daemon was down (an operator's `ctr c rm`, or a
+    daemon killed mid-deploy) leaves an address, a pinned namespace and a CNI cache entry that
+    nothing owns; the next start gives them back."""
+    name = functions.deploy("orphan")
+    cid, pid = task_of(containerd, name)
+    assert pid
+    netns = api.state_dir / "netns" / cid
+    cache = [p for p in (api.state_dir / "cni").iterdir() if p.name.startswith(cid)]
+    ipam = Path(cni.ipam_dir) / cni.network
+
+    def owned_ips():
+        return [p.name for p in ipam.glob("*")
+                if p.is_file() and p.read_text().split()[:1] == [cid]]
+    assert netns.exists() and cache and owned_ips(), "test setup: the function has no network"
+
+    api.stop()
+    containerd.ctr("tasks", "kill", "-s", "SIGKILL", cid, namespace=harness.NAMESPACE)
+    harness.wait_until(lambda: containerd.task_pid(cid) is None, 20, f"task {cid} to die")
+    containerd.ctr("tasks", "delete", cid, namespace=harness.NAMESPACE, check=False)
+    containerd.ctr("containers", "delete", cid, namespace=harness.NAMESPACE)
+
+    api.start()
+
+    def reclaimed():
+        left = {"netns": netns.exists(), "ips": owned_ips(),
+                "cache": [p.name for p in (api.state_dir / "cni").iterdir()
+                          if p.name.startswith(cid)]}
+        return None if any(left.values()) else True
+    try:
+        harness.wait_until(reclaimed, 15, f"the network of {cid} to be reclaimed")
+    except TimeoutError:
+        raise AssertionError(
+            f"left after restart: netns {netns.exists()}, ips {owned_ips()}") from None
+    assert api.describe(name).status == 404

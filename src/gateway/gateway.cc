@@ -189,12 +189,13 @@ void GatewayServer::RegisterRoutes() {
                 if (!f.ok()) return WriteError(r, f.status());
                 WriteError(r, 501, "function logs are not implemented yet in faasd-cpp");
               }));
-  for (const char* path : {"/system/secrets"}) {
-    server_.Get(path, SystemGet(not_yet("secrets")));
-    server_.Post(path, System(not_yet("secrets")));
-    server_.Put(path, System(not_yet("secrets")));
-    server_.Delete(path, System(not_yet("secrets")));
-  }
+  server_.Get("/system/secrets", SystemGet([this](auto& q, auto&, auto& r) { ListSecrets(q, r); }));
+  server_.Post("/system/secrets",
+               System([this](auto& q, auto& b, auto& r) { WriteSecret(q, b, r, true); }));
+  server_.Put("/system/secrets",
+              System([this](auto& q, auto& b, auto& r) { WriteSecret(q, b, r, false); }));
+  server_.Delete("/system/secrets",
+                 System([this](auto& q, auto& b, auto& r) { DeleteSecret(q, b, r); }));
   server_.Get(R"(/system/namespace/([^/]+))", SystemGet(not_yet("namespace management")));
   server_.Post(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));
   server_.Put(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));

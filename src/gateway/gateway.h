@@ -3,7 +3,7 @@
 //
 // The gateway talks only to provider::FunctionProvider (lifecycle) and its RoutingTable
 // (where ready replicas listen). Provider errors map to HTTP in one place:
-//   InvalidArgument/FailedPrecondition → 400, NotFound → 404, AlreadyExists → 409,
+//   InvalidArgument/FailedPrecondition → 400, NotFound → 404, AlreadyExists/Aborted → 409,
 //   Unavailable → 503, DeadlineExceeded → 504, other → 500; a payload under the type URL
 //   "faasd/http-status" holding a decimal code (e.g. "502") overrides the mapping.
 //

@@ -27,6 +27,7 @@ int HttpStatusFor(const absl::Status& status) {
     case absl::StatusCode::kNotFound:
       return 404;
     case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kAborted:  // in use: a secret a function still names
       return 409;
     case absl::StatusCode::kResourceExhausted:
       return 429;

@@ -50,6 +50,10 @@ class GatewayServer {
                       bool update);
   void DeleteFunction(const httplib::Request& req, const std::string& body, httplib::Response& res);
   void ScaleFunction(const httplib::Request& req, const std::string& body, httplib::Response& res);
+  void ListSecrets(const httplib::Request& req, httplib::Response& res);
+  void WriteSecret(const httplib::Request& req, const std::string& body, httplib::Response& res,
+                   bool create);
+  void DeleteSecret(const httplib::Request& req, const std::string& body, httplib::Response& res);
   void Info(const httplib::Request& req, httplib::Response& res);
   void Namespaces(const httplib::Request& req, httplib::Response& res);
 

@@ -15,6 +15,7 @@ using namespace internal;
 ContainerdProvider::ContainerdProvider(ProviderOptions options, containerd::Client& client,
                                        image::ImagePuller& puller, network::CniNetwork& network)
     : options_(std::move(options)),
+      secrets_(options_.state_dir + "/function-secrets"),
       client_(client),
       puller_(puller),
       network_(network),

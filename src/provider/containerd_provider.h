@@ -31,13 +31,15 @@
 #include "image/puller.h"
 #include "network/cni_network.h"
 #include "provider/provider.h"
+#include "provider/secret_store.h"
 
 namespace faasd::provider {
 
 struct ProviderOptions {
-  std::string ns = kDefaultNamespace;        // containerd namespace = OpenFaaS namespace
-  std::string state_dir = "/var/lib/faasd";  // run/<id>/{hosts,resolv.conf}, logs/, secrets/
-  std::vector<std::string> nameservers;      // "" = host's resolv.conf minus loopback
+  std::string ns = kDefaultNamespace;  // containerd namespace = OpenFaaS namespace
+  // run/<id>/{hosts,resolv.conf,secrets/}, logs/, function-secrets/<ns>/<name>
+  std::string state_dir = "/var/lib/faasd";
+  std::vector<std::string> nameservers;  // "" = host's resolv.conf minus loopback
   image::PullPolicy pull_policy = image::PullPolicy::kAlways;
   std::string runtime = "io.containerd.runc.v2";
   int function_port = 8080;
@@ -67,6 +69,10 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   absl::Status Remove(const std::string& name, const std::string& ns) override;
   absl::Status Scale(const std::string& name, const std::string& ns, uint64_t replicas) override;
   absl::StatusOr<std::vector<std::string>> Namespaces() override;
+  absl::StatusOr<std::vector<std::string>> ListSecrets(const std::string& ns) override;
+  absl::Status CreateSecret(const Secret& secret) override;
+  absl::Status UpdateSecret(const Secret& secret) override;
+  absl::Status DeleteSecret(const std::string& name, const std::string& ns) override;
   absl::Status Healthy() override;
   const RoutingTable& Routes() const override { return *this; }
 
@@ -114,6 +120,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   bool WaitReady(const Replica& r, absl::Duration timeout);
   bool Probe(const std::string& ip);
   void ScheduleRemoval(const std::string& container_id);
+  // <state>/run/<id>: hosts, resolv.conf and the secrets copy of a container that is gone.
+  void RemoveRunDir(const std::string& container_id);
   void StopAndRemove(const std::string& container_id);
   // Waits for the task to exit, at most `max`; false on timeout or when the daemon stops.
   bool WaitExit(const std::string& container_id, absl::Duration max);
@@ -131,7 +139,13 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   void WatchTaskExits();
   void RequestReconcile();  // run a reconcile pass now rather than at the next interval
 
+  // A secret's checks shared by create and update: namespace, name, size.
+  absl::Status CheckSecret(const Secret& secret, std::string* ns) const;
+  // Where a container's own copy of the secrets it names lives (mounted read-only).
+  std::string SecretsDir(const std::string& container_id) const;
+
   const ProviderOptions options_;
+  SecretStore secrets_;
   containerd::Client& client_;
   image::ImagePuller& puller_;
   network::CniNetwork& network_;

@@ -125,15 +125,10 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
     if (!c.ok()) return c.status();
     cpu_request = *c;
   }
-  std::string secrets_dir;
-  if (!d.secrets.empty()) {
-    secrets_dir = absl::StrCat(options_.state_dir, "/secrets/", options_.ns);
-    for (const auto& name : d.secrets) {
-      struct stat st;
-      if (::stat(absl::StrCat(secrets_dir, "/", name).c_str(), &st) != 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("secret \"", name, "\" not found in namespace ", options_.ns));
-      }
+  for (const auto& name : d.secrets) {
+    if (!secrets_.Exists(options_.ns, name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("secret \"", name, "\" not found in namespace ", options_.ns));
     }
   }
 
@@ -149,7 +144,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
 
   const std::string id = absl::StrCat(d.service, "-", RandomSuffix());
   const std::string run_dir = absl::StrCat(options_.state_dir, "/run/", id);
-  MakeDirs(run_dir, 0755);
+  MakeDirs(run_dir, 0700);
   // The namespace and its CNI ADD (tens of ms of plugin execs and iptables) proceed while
   // containerd prepares the snapshot and the container; the task joins the namespace by path.
   if (absl::Status s = PrepareNetns(id); !s.ok()) return s;
@@ -162,10 +157,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
     (void)client_.containers.Delete(Call(), id);
     (void)client_.snapshots.Remove(Call(), id);
     if (lease.ok()) (void)client_.leases.Delete(lease_scope, *lease);
-    std::string rm = run_dir;
-    ::unlink((rm + "/hosts").c_str());
-    ::unlink((rm + "/resolv.conf").c_str());
-    ::rmdir(rm.c_str());
+    RemoveRunDir(id);
     return s;
   };
   if (!lease.ok()) return cleanup(lease.status());
@@ -191,6 +183,17 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
       return cleanup(
           absl::InvalidArgumentError(absl::StrCat("image ", d.image, ": ", u.status().message())));
     user = *u;
+  }
+
+  // Only the secrets this function names, readable by its user alone.
+  std::string secrets_dir;
+  if (!d.secrets.empty()) {
+    secrets_dir = SecretsDir(id);
+    absl::Status s = secrets_.Materialize(options_.ns, d.secrets, secrets_dir, user.uid, user.gid);
+    if (!s.ok()) {
+      return cleanup(
+          s.code() == absl::StatusCode::kNotFound ? absl::InvalidArgumentError(s.message()) : s);
+    }
   }
 
   absl::StatusOr<std::string> resolv = network::ResolvConf(options_.nameservers);

@@ -2,7 +2,8 @@
 //
 // FunctionProvider is shared across the gateway's threads; every method is thread-safe.
 // Errors use absl::Status codes that the gateway maps to HTTP:
-//   InvalidArgument → 400, NotFound → 404, AlreadyExists → 409, FailedPrecondition → 400,
+//   InvalidArgument → 400, NotFound → 404, AlreadyExists → 409, Aborted (in use) → 409,
+//   FailedPrecondition → 400,
 //   Unavailable → 503 (containerd unreachable) or 502 (registry), DeadlineExceeded → 504,
 //   anything else → 500. Messages name the thing and the cause.
 //
@@ -55,6 +56,15 @@ class FunctionProvider {
   virtual absl::Status Remove(const std::string& name, const std::string& ns) = 0;
   virtual absl::Status Scale(const std::string& name, const std::string& ns, uint64_t replicas) = 0;
   virtual absl::StatusOr<std::vector<std::string>> Namespaces() = 0;
+
+  // Secrets of a namespace (ns "" = default): names only, never values.
+  virtual absl::StatusOr<std::vector<std::string>> ListSecrets(const std::string& ns) = 0;
+  // AlreadyExists when present; InvalidArgument for a bad name or over kMaxSecretBytes.
+  virtual absl::Status CreateSecret(const Secret& secret) = 0;
+  // NotFound when absent. Functions naming it see the new value at once.
+  virtual absl::Status UpdateSecret(const Secret& secret) = 0;
+  // NotFound when absent; Aborted naming the functions that still name it.
+  virtual absl::Status DeleteSecret(const std::string& name, const std::string& ns) = 0;
   // OK when the backing runtime (containerd) answers.
   virtual absl::Status Healthy() = 0;
 

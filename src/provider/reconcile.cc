@@ -2,6 +2,10 @@
 // tasks running, routes current, and finishes removals a previous run left behind.
 #include <dirent.h>
 #include <signal.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
@@ -20,6 +24,13 @@ absl::Status ContainerdProvider::Start() {
   LogInfo("containerd ", *version, " at ", client_.connection.address());
   absl::Status s = client_.namespaces.Ensure(options_.ns, {{"openfaas", "true"}});
   if (!s.ok()) return s;
+  s = secrets_.Init();
+  if (!s.ok()) return s;
+  // Per-container files live here, copies of secrets among them: root only.
+  const std::string run = options_.state_dir + "/run";
+  if ((::mkdir(run.c_str(), 0700) != 0 && errno != EEXIST) || ::chmod(run.c_str(), 0700) != 0) {
+    return absl::InternalError(absl::StrCat("prepare ", run, ": ", std::strerror(errno)));
+  }
   // Functions restarted here are probed again by the loop until ready.
   if (!ReconcileOnce()) RequestReconcile();
   loop_ = std::thread([this] { ReconcileLoop(); });

@@ -1,4 +1,5 @@
 // Remove and scale: out of routing at once, containers stopped in the background.
+#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -131,11 +132,25 @@ void ContainerdProvider::StopAndRemove(const std::string& id) {
   s = client_.snapshots.Remove(Call(), id);
   if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
     LogWarning("remove ", id, ": ", s.message());
+  RemoveRunDir(id);
+  LogInfo("container ", id, " removed");
+}
+
+void ContainerdProvider::RemoveRunDir(const std::string& id) {
   const std::string run_dir = absl::StrCat(options_.state_dir, "/run/", id);
+  const std::string secrets = SecretsDir(id);
+  if (DIR* d = ::opendir(secrets.c_str())) {
+    std::vector<std::string> names;
+    while (struct dirent* de = ::readdir(d)) {
+      if (de->d_name[0] != '.') names.push_back(de->d_name);
+    }
+    ::closedir(d);
+    for (const std::string& n : names) ::unlink(absl::StrCat(secrets, "/", n).c_str());
+    ::rmdir(secrets.c_str());
+  }
   ::unlink((run_dir + "/hosts").c_str());
   ::unlink((run_dir + "/resolv.conf").c_str());
   ::rmdir(run_dir.c_str());
-  LogInfo("container ", id, " removed");
 }
 
 bool ContainerdProvider::WaitForRemovals(absl::Duration timeout) {

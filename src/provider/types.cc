@@ -121,6 +121,24 @@ absl::StatusOr<FunctionDeployment> ParseDeployment(std::string_view body) {
   return d;
 }
 
+absl::StatusOr<Secret> ParseSecret(std::string_view body) {
+  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("request body is not valid JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("request body must be a JSON object");
+  Secret s;
+  std::string raw;
+  absl::Status st = ReadString(j, "name", &s.name);
+  if (st.ok()) st = ReadString(j, "namespace", &s.namespace_);
+  if (st.ok()) st = ReadString(j, "value", &s.value);
+  if (st.ok()) st = ReadString(j, "rawValue", &raw);
+  if (!st.ok()) return st;
+  // Go encodes []byte as standard base64 with padding.
+  if (!raw.empty() && !absl::Base64Unescape(raw, &s.raw_value)) {
+    return absl::InvalidArgumentError("\"rawValue\" is not base64");
+  }
+  return s;
+}
+
 absl::Status ValidateName(std::string_view what_sv, std::string_view name_sv) {
   // Debian's Abseil has its own string_view type, distinct from std::string_view.
   absl::string_view what(what_sv.data(), what_sv.size());

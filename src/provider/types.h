@@ -36,6 +36,23 @@ struct FunctionDeployment {
   bool read_only_root_filesystem = false;
 };
 
+// A function secret as the API carries it. `raw_value` (JSON "rawValue", base64 on the wire)
+// wins over `value` when non-empty, as upstream.
+struct Secret {
+  std::string name;
+  std::string namespace_;  // "" means kDefaultNamespace
+  std::string value;
+  std::string raw_value;
+  const std::string& bytes() const { return raw_value.empty() ? value : raw_value; }
+};
+
+// The most a secret may hold.
+inline constexpr size_t kMaxSecretBytes = 512 * 1024;
+
+// Parses a Secret request body (POST/PUT/DELETE /system/secrets). InvalidArgument names the bad
+// field: a non-string value, rawValue that is not base64. Names are checked by ValidateName.
+absl::StatusOr<Secret> ParseSecret(std::string_view body);
+
 struct FunctionUsage {
   double cpu = 0;
   double total_memory_bytes = 0;

@@ -93,6 +93,44 @@ absl::Status FakeProvider::Scale(const std::string& name, const std::string& ns,
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::string>> FakeProvider::ListSecrets(const std::string& ns) {
+  std::lock_guard<std::mutex> l(mu);
+  const std::string suffix = "." + (ns.empty() ? std::string(provider::kDefaultNamespace) : ns);
+  std::vector<std::string> out;
+  for (const auto& [key, value] : secrets) {
+    if (key.size() > suffix.size() &&
+        key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0)
+      out.push_back(key.substr(0, key.size() - suffix.size()));
+  }
+  return out;
+}
+
+static std::string SecretKey(const std::string& name, const std::string& ns) {
+  return name + "." + (ns.empty() ? std::string(provider::kDefaultNamespace) : ns);
+}
+
+absl::Status FakeProvider::CreateSecret(const provider::Secret& secret) {
+  std::lock_guard<std::mutex> l(mu);
+  if (!secrets.emplace(SecretKey(secret.name, secret.namespace_), secret.bytes()).second)
+    return absl::AlreadyExistsError("secret " + secret.name + " exists");
+  return absl::OkStatus();
+}
+
+absl::Status FakeProvider::UpdateSecret(const provider::Secret& secret) {
+  std::lock_guard<std::mutex> l(mu);
+  auto it = secrets.find(SecretKey(secret.name, secret.namespace_));
+  if (it == secrets.end()) return absl::NotFoundError("secret " + secret.name + " not found");
+  it->second = secret.bytes();
+  return absl::OkStatus();
+}
+
+absl::Status FakeProvider::DeleteSecret(const std::string& name, const std::string& ns) {
+  std::lock_guard<std::mutex> l(mu);
+  if (secrets.erase(SecretKey(name, ns)) == 0)
+    return absl::NotFoundError("secret " + name + " not found");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::string>> FakeProvider::Namespaces() {
   return std::vector<std::string>{provider::kDefaultNamespace, "other"};
 }

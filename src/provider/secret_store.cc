@@ -1,0 +1,220 @@
+#include "provider/secret_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "provider/types.h"
+
+namespace faasd::provider {
+namespace {
+
+absl::Status Errno(const std::string& what) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+std::string TempName(const std::string& name) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrCat(".", name, ".tmp-", rng() % 1000000000);
+}
+
+// A folder of ours: created with `mode`, or checked to be owned by us without access for
+// others (excess bits are dropped).
+absl::Status EnsurePrivateDir(const std::string& path, mode_t mode) {
+  if (::mkdir(path.c_str(), mode) == 0) return absl::OkStatus();
+  if (errno != EEXIST) return Errno(absl::StrCat("mkdir ", path));
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return Errno(absl::StrCat("stat ", path));
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, ": not a directory"));
+  }
+  if (st.st_uid != ::geteuid()) {
+    return absl::FailedPreconditionError(absl::StrCat(path, ": owned by uid ", st.st_uid,
+                                                      ", not by the daemon's uid ", ::geteuid(),
+                                                      "; refusing to keep secrets there"));
+  }
+  if ((st.st_mode & 07777) != mode) {
+    LogWarning("secrets: ", path, " had mode ", absl::StrCat(absl::Hex(st.st_mode & 07777)),
+               "; setting it to ", absl::StrCat(absl::Hex(mode)));
+    if (::chmod(path.c_str(), mode) != 0) return Errno(absl::StrCat("chmod ", path));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status WriteFileAtomic(const std::string& dir, const std::string& name,
+                             const std::string& data, uint32_t mode, uint32_t uid, uint32_t gid) {
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dfd) return Errno(absl::StrCat("open ", dir));
+  const std::string tmp = TempName(name);
+  UniqueFd fd(
+      ::openat(dfd.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) return Errno(absl::StrCat("create ", dir, "/", tmp));
+  auto fail = [&](const std::string& what) {
+    absl::Status s = Errno(absl::StrCat(what, " ", dir, "/", tmp));
+    ::unlinkat(dfd.get(), tmp.c_str(), 0);
+    return s;
+  };
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("write");
+    off += static_cast<size_t>(n);
+  }
+  if (::fchown(fd.get(), uid, gid) != 0) return fail("chown");
+  if (::fchmod(fd.get(), mode) != 0) return fail("chmod");
+  if (::fsync(fd.get()) != 0) return fail("fsync");
+  if (::renameat(dfd.get(), tmp.c_str(), dfd.get(), name.c_str()) != 0) return fail("rename");
+  if (::fsync(dfd.get()) != 0) return Errno(absl::StrCat("fsync ", dir));
+  return absl::OkStatus();
+}
+
+SecretStore::SecretStore(std::string root) : root_(std::move(root)) {}
+
+absl::Status SecretStore::Init() {
+  absl::Status s = EnsurePrivateDir(root_, 0700);
+  if (!s.ok()) return s;
+  DIR* d = ::opendir(root_.c_str());
+  if (d == nullptr) return Errno(absl::StrCat("open ", root_));
+  std::vector<std::string> namespaces;
+  while (struct dirent* de = ::readdir(d)) {
+    if (de->d_name[0] != '.') namespaces.push_back(de->d_name);
+  }
+  ::closedir(d);
+  for (const std::string& ns : namespaces) {
+    s = EnsurePrivateDir(absl::StrCat(root_, "/", ns), 0700);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+std::string SecretStore::Path(const std::string& ns, const std::string& name) const {
+  return absl::StrCat(root_, "/", ns, "/", name);
+}
+
+absl::StatusOr<std::vector<std::string>> SecretStore::List(const std::string& ns) const {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(absl::StrCat(root_, "/", ns).c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT) return out;
+    return Errno(absl::StrCat("list secrets of ", ns));
+  }
+  while (struct dirent* de = ::readdir(d)) {
+    std::string n = de->d_name;
+    if (n[0] != '.' && ValidateName("secret name", n).ok()) out.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool SecretStore::Exists(const std::string& ns, const std::string& name) const {
+  struct stat st;
+  return ::lstat(Path(ns, name).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+absl::Status SecretStore::Write(const std::string& ns, const std::string& name,
+                                const std::string& value, bool must_exist) {
+  if (value.size() > kMaxSecretBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("secret \"", name, "\": ", value.size(),
+                                                   " bytes, over the limit of ", kMaxSecretBytes));
+  }
+  const bool exists = Exists(ns, name);
+  if (must_exist && !exists) {
+    return absl::NotFoundError(absl::StrCat("secret \"", name, "\" not found in namespace ", ns));
+  }
+  if (!must_exist && exists) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("secret \"", name, "\" already exists in namespace ", ns));
+  }
+  const std::string dir = absl::StrCat(root_, "/", ns);
+  absl::Status s = EnsurePrivateDir(dir, 0700);
+  if (!s.ok()) return s;
+  return WriteFileAtomic(dir, name, value, 0400, ::geteuid(), ::getegid());
+}
+
+absl::Status SecretStore::Create(const std::string& ns, const std::string& name,
+                                 const std::string& value) {
+  absl::MutexLock l(&mu_);
+  return Write(ns, name, value, /*must_exist=*/false);
+}
+
+absl::Status SecretStore::Update(const std::string& ns, const std::string& name,
+                                 const std::string& value) {
+  absl::MutexLock l(&mu_);
+  return Write(ns, name, value, /*must_exist=*/true);
+}
+
+absl::Status SecretStore::Delete(const std::string& ns, const std::string& name) {
+  absl::MutexLock l(&mu_);
+  if (::unlink(Path(ns, name).c_str()) != 0) {
+    if (errno == ENOENT) {
+      return absl::NotFoundError(absl::StrCat("secret \"", name, "\" not found in namespace ", ns));
+    }
+    return Errno(absl::StrCat("delete secret ", name, " of ", ns));
+  }
+  ::rmdir(absl::StrCat(root_, "/", ns).c_str());  // only succeeds once empty
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> SecretStore::Read(const std::string& ns,
+                                              const std::string& name) const {
+  UniqueFd root(::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return Errno(absl::StrCat("open ", root_));
+  absl::StatusOr<std::string> v =
+      ReadConfinedFile(root.get(), absl::StrCat(ns, "/", name), Confine::kBeneath, kMaxSecretBytes);
+  if (v.status().code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError(absl::StrCat("secret \"", name, "\" not found in namespace ", ns));
+  }
+  return v;
+}
+
+absl::Status SecretStore::Materialize(const std::string& ns, const std::vector<std::string>& names,
+                                      const std::string& dir, uint32_t uid, uint32_t gid) const {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Errno(absl::StrCat("mkdir ", dir));
+  if (::chown(dir.c_str(), 0, 0) != 0 || ::chmod(dir.c_str(), 0700) != 0)
+    return Errno(absl::StrCat("prepare ", dir));
+  // Whatever an earlier container of this id left is dropped: only the named secrets stay.
+  if (DIR* d = ::opendir(dir.c_str())) {
+    std::vector<std::string> old;
+    while (struct dirent* de = ::readdir(d)) {
+      if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0)
+        old.push_back(de->d_name);
+    }
+    ::closedir(d);
+    for (const std::string& n : old) ::unlink(absl::StrCat(dir, "/", n).c_str());
+  }
+  for (const std::string& name : names) {
+    absl::StatusOr<std::string> value = Read(ns, name);
+    if (!value.ok()) return value.status();
+    absl::Status s = WriteFileAtomic(dir, name, *value, 0400, uid, gid);
+    if (!s.ok()) return s;
+  }
+  if (::chown(dir.c_str(), uid, gid) != 0 || ::chmod(dir.c_str(), 0500) != 0)
+    return Errno(absl::StrCat("prepare ", dir));
+  return absl::OkStatus();
+}
+
+absl::Status SecretStore::Refresh(const std::string& ns, const std::string& name,
+                                  const std::string& dir) const {
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::NotFoundError(absl::StrCat(dir, ": no secrets folder"));
+  }
+  absl::StatusOr<std::string> value = Read(ns, name);
+  if (!value.ok()) return value.status();
+  return WriteFileAtomic(dir, name, *value, 0400, st.st_uid, st.st_gid);
+}
+
+}  // namespace faasd::provider

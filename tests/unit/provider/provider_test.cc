@@ -1,7 +1,14 @@
 // Pure logic of the provider: request parsing and validation, quantities, users, env, spec.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
 #include "catch.hpp"
 #include "nlohmann/json.hpp"
 #include "provider/quantity.h"
+#include "provider/secret_store.h"
 #include "provider/spec.h"
 #include "provider/types.h"
 
@@ -214,4 +221,67 @@ TEST_CASE("BuildRuntimeSpec: namespaces, mounts, limits, user") {
   for (const auto& m : j["mounts"]) mounts[m["destination"]] = m;
   CHECK(mounts.at("/tmp")["type"] == "tmpfs");
   CHECK(mounts.at("/var/openfaas/secrets")["source"] == "/var/lib/faasd/secrets/openfaas-fn");
+}
+
+TEST_CASE("SecretStore: private files, atomic writes, copies of only the named secrets") {
+  char tmpl[] = "/tmp/secret-store-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  const std::string root = std::string(tmpl) + "/store";
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { std::system(("rm -rf '" + dir + "'").c_str()); }
+  } cleanup{tmpl};
+  REQUIRE(::mkdir(root.c_str(), 0755) == 0);  // too open: Init narrows it
+  SecretStore store(root);
+  REQUIRE(store.Init().ok());
+  struct stat st;
+  REQUIRE(::stat(root.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0700);
+
+  REQUIRE(store.Create("ns", "a", "alpha").ok());
+  REQUIRE(store.Create("ns", "b", std::string("\0bin\n", 5)).ok());
+  CHECK(store.Create("ns", "a", "again").code() == absl::StatusCode::kAlreadyExists);
+  CHECK(store.Update("ns", "zzz", "x").code() == absl::StatusCode::kNotFound);
+  CHECK(store.Create("ns", "big", std::string(kMaxSecretBytes + 1, 'x')).code() ==
+        absl::StatusCode::kInvalidArgument);
+  REQUIRE(::stat((root + "/ns/a").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0400);
+  CHECK(*store.List("ns") == std::vector<std::string>{"a", "b"});
+  CHECK(store.List("empty")->empty());
+
+  const std::string copy = std::string(tmpl) + "/copy";
+  REQUIRE(store.Materialize("ns", {"b"}, copy, 1234, 5678).ok());
+  REQUIRE(::stat(copy.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0500);
+  CHECK(st.st_uid == 1234);
+  REQUIRE(::stat((copy + "/b").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0400);
+  CHECK(st.st_gid == 5678);
+  CHECK(::access((copy + "/a").c_str(), F_OK) != 0);  // not named, not there
+  CHECK(store.Materialize("ns", {"nope"}, copy, 0, 0).code() == absl::StatusCode::kNotFound);
+
+  REQUIRE(store.Update("ns", "b", "beta").ok());
+  REQUIRE(store.Materialize("ns", {"b"}, copy, 1234, 5678).ok());
+  REQUIRE(store.Update("ns", "b", "gamma").ok());
+  REQUIRE(store.Refresh("ns", "b", copy).ok());
+  std::ifstream in(copy + "/b");
+  std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(got == "gamma");
+  REQUIRE(::stat((copy + "/b").c_str(), &st) == 0);
+  CHECK(st.st_uid == 1234);  // the refreshed copy keeps the function's owner
+
+  CHECK(store.Delete("ns", "a").ok());
+  CHECK(store.Delete("ns", "a").code() == absl::StatusCode::kNotFound);
+  CHECK(store.Delete("ns", "b").ok());
+  CHECK(::access((root + "/ns").c_str(), F_OK) != 0);  // an empty namespace folder goes
+}
+
+TEST_CASE("ParseSecret: value, base64 rawValue, bad types") {
+  auto s = ParseSecret(R"({"name":"a","namespace":"ns","value":"v","rawValue":"AAEC"})");
+  REQUIRE(s.ok());
+  CHECK(s->bytes() == std::string("\0\1\2", 3));
+  CHECK(ParseSecret(R"({"name":"a","value":"v"})")->bytes() == "v");
+  CHECK(!ParseSecret(R"({"name":"a","rawValue":"%%%"})").ok());
+  CHECK(!ParseSecret(R"({"name":1})").ok());
+  CHECK(!ParseSecret("[]").ok());
 }

@@ -150,15 +150,30 @@ void InvokeProxy::Handle(const httplib::Request& req, httplib::Response& res,
     InvocationMetrics::Finished(counters, code,
                                 static_cast<uint64_t>(absl::GetCurrentTimeNanos() - start_ns));
   };
-  if (fn->second.empty()) {
+  const absl::Time deadline = absl::FromUnixNanos(start_ns) + options_.timeout;
+  std::shared_ptr<const provider::RoutingSnapshot> routing = snapshot;
+  // Picks a ready replica, waiting for one when there is none (scale from zero, a replica
+  // being replaced). False (with 503 written) when none is ready by the deadline.
+  thread_local uint64_t round_robin = 0;
+  provider::Endpoint ep;
+  auto pick = [&]() {
+    auto it = routing->functions.find(key);
+    if (it == routing->functions.end() || it->second.empty()) {
+      routing = routes_.AwaitReady(key, deadline);
+      if (routing == nullptr) return false;
+      it = routing->functions.find(key);
+    }
+    ep = it->second[round_robin++ % it->second.size()];
+    return true;
+  };
+  if (!pick()) {
     DrainBody(reader);
-    WriteError(res, 503, absl::StrCat("function ", key, ": no ready replica"));
+    WriteError(res, 503,
+               absl::StrCat("function ", key, ": no replica became ready within ",
+                            absl::FormatDuration(options_.timeout)));
     return finish(503);
   }
-  thread_local uint64_t round_robin = 0;
-  const provider::Endpoint& ep = fn->second[round_robin++ % fn->second.size()];
-  const std::string address = absl::StrCat(ep.ip, ":", ep.port);
-  const absl::Time deadline = absl::FromUnixNanos(start_ns) + options_.timeout;
+  std::string address = absl::StrCat(ep.ip, ":", ep.port);
 
   std::string call_id = req.get_header_value("X-Call-Id");
   if (call_id.empty()) call_id = NewCallId();
@@ -168,9 +183,16 @@ void InvokeProxy::Handle(const httplib::Request& req, httplib::Response& res,
   // Request head.
   std::string head;
   head.reserve(512);
-  absl::StrAppend(&head, req.method, " ",
-                  (t.suffix.empty() || t.suffix.front() == '?') ? "/" : "", t.suffix,
-                  " HTTP/1.1\r\nHost: ", address, "\r\n");
+  absl::StrAppend(&head, req.method, " ", (t.suffix.empty() || t.suffix.front() == '?') ? "/" : "",
+                  t.suffix, " HTTP/1.1\r\n");
+  const size_t host_at = head.size();
+  size_t host_len = 0;
+  auto set_host = [&](const std::string& addr) {  // Host: the replica the request goes to
+    std::string line = absl::StrCat("Host: ", addr, "\r\n");
+    head.replace(host_at, host_len, line);
+    host_len = line.size();
+  };
+  set_host(address);
   const std::string connection = req.get_header_value("Connection");
   std::string xff;
   for (const auto& [name, value] : req.headers) {
@@ -237,17 +259,28 @@ void InvokeProxy::Handle(const httplib::Request& req, httplib::Response& res,
   const bool head_request = req.method == "HEAD";
   // A pooled connection the function closed while idle fails before any response byte; the
   // request is then repeated once on a fresh connection (only when the body is buffered).
+  // A replica that refuses the connection got nothing of the request: it is reported and
+  // another one (or its replacement, once ready) is tried, a few times at most.
+  int refused = 0;
   for (int attempt = 0; attempt < 2; ++attempt) {
     conn = attempt == 0 ? pool.Take(address) : nullptr;
     const bool reused = conn != nullptr;
-    if (!reused) {
+    while (!reused && conn == nullptr) {
       absl::StatusOr<std::unique_ptr<UpstreamConnection>> fresh = UpstreamConnection::Connect(
           ep.ip, ep.port, std::min(deadline, absl::Now() + options_.connect_timeout));
-      if (!fresh.ok()) {
+      if (fresh.ok()) {
+        conn = std::move(*fresh);
+        break;
+      }
+      routes_.ReportUnreachable(key, ep);
+      routing = routes_.Snapshot();
+      if (++refused > 3 || absl::IsDeadlineExceeded(fresh.status()) || !pick()) {
+        DrainBody(reader);
         WriteError(res, 502, absl::StrCat("function ", key, ": ", fresh.status().message()));
         return finish(502);
       }
-      conn = std::move(*fresh);
+      address = absl::StrCat(ep.ip, ":", ep.port);
+      set_host(address);
     }
     conn->StartRequest();
     absl::Status sent;

@@ -1,7 +1,10 @@
 // The invoke proxy: /function/NAME[.NS][/path][?query] → one ready replica of the function.
 // Reads the routing snapshot (no provider calls, no locks beyond the metrics' reader lock),
 // forwards over this thread's keep-alive upstream connections, and answers 404 unknown
-// function, 503 no ready replica, 502 upstream failure, 504 upstream timeout.
+// function, 502 upstream failure, 504 upstream timeout. A known function with no ready replica
+// (scaled to zero, or its only replica being replaced) is waited for (RoutingTable::AwaitReady)
+// until the request's deadline, then 503. A replica that refuses the connection is reported and
+// the request goes to another (or waits for its replacement): nothing of it was sent.
 // Thread-safe: one InvokeProxy serves all worker threads.
 #pragma once
 
@@ -27,8 +30,7 @@ struct ProxyOptions {
 
 class InvokeProxy {
  public:
-  InvokeProxy(const provider::RoutingTable& routes, InvocationMetrics& metrics,
-              ProxyOptions options)
+  InvokeProxy(provider::RoutingTable& routes, InvocationMetrics& metrics, ProxyOptions options)
       : routes_(routes), metrics_(metrics), options_(options) {}
 
   // `reader` is null when httplib already read the body into req.body.
@@ -36,7 +38,7 @@ class InvokeProxy {
               const httplib::ContentReader* reader) const;
 
  private:
-  const provider::RoutingTable& routes_;
+  provider::RoutingTable& routes_;
   InvocationMetrics& metrics_;
   const ProxyOptions options_;
   mutable UpstreamPool pool_;

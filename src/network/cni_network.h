@@ -82,7 +82,7 @@ class CniNetwork {
 };
 
 // /etc/hosts content for a function: localhost lines, `<gateway_ip>\tgateway`, and the
-// hostname on its own IP if known (`own_ip`); otherwise on 127.0.1.1, as Debian does, because
+// hostname (one or more names separated by spaces) on its own IP if known (`own_ip`); otherwise on 127.0.1.1, as Debian does, because
 // runtimes such as the JVM fail when the local hostname does not resolve at all.
 std::string HostsFile(std::string_view hostname, std::string_view gateway_ip,
                       std::string_view own_ip = "");

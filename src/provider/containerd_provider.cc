@@ -1,15 +1,17 @@
-// Construction, routing snapshot, locks, and the read verbs (list, get, namespaces, health).
+// Construction, the routing snapshot and the invoke path's calls into it (wait for a ready
+// replica, report an unreachable one), locks, and the read verbs (list, get, namespaces,
+// health).
 #include "provider/containerd_provider.h"
 
-#include <random>
+#include <algorithm>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "provider/internal.h"
 
 namespace faasd::provider {
 
-using containerd::api::services::containers::v1::Container;
 using namespace internal;
 
 ContainerdProvider::ContainerdProvider(ProviderOptions options, containerd::Client& client,
@@ -42,28 +44,105 @@ std::shared_ptr<absl::Mutex> ContainerdProvider::OpLock(const std::string& name)
   return lock;
 }
 
+// ---- routing --------------------------------------------------------------------------------
+
 std::shared_ptr<const RoutingSnapshot> ContainerdProvider::Snapshot() const {
   return std::atomic_load(&snapshot_);
 }
 
 void ContainerdProvider::Publish() {
   auto snap = std::make_shared<RoutingSnapshot>();
-  for (const auto& [name, r] : routes_) {
+  for (const auto& [name, route] : routes_) {
     auto& eps = snap->functions[absl::StrCat(name, ".", options_.ns)];
-    if (r.ready && !r.ip.empty()) eps.push_back(Endpoint{r.ip, options_.function_port});
+    for (const Replica& r : route.replicas) {
+      if (r.ready && !r.ip.empty()) eps.push_back(Endpoint{r.ip, options_.function_port});
+    }
   }
   std::atomic_store(&snapshot_, std::shared_ptr<const RoutingSnapshot>(std::move(snap)));
 }
 
-void ContainerdProvider::SetRoute(const std::string& name, std::optional<Replica> replica) {
+void ContainerdProvider::SetRoute(const std::string& name, std::optional<Route> route) {
   absl::MutexLock l(&mu_);
-  if (replica) {
-    routes_[name] = *replica;
+  if (route) {
+    routes_[name] = std::move(*route);
   } else {
     routes_.erase(name);
   }
   Publish();
 }
+
+std::shared_ptr<const RoutingSnapshot> ContainerdProvider::AwaitReady(const std::string& key,
+                                                                      absl::Time deadline) {
+  auto ready = [&](const std::shared_ptr<const RoutingSnapshot>& snap) {
+    auto it = snap->functions.find(key);
+    return it != snap->functions.end() && !it->second.empty();
+  };
+  std::shared_ptr<const RoutingSnapshot> snap = Snapshot();
+  if (ready(snap)) return snap;
+  const std::string suffix = absl::StrCat(".", options_.ns);
+  if (key.size() <= suffix.size() || key.compare(key.size() - suffix.size(), suffix.size(), suffix))
+    return nullptr;
+  const std::string name = key.substr(0, key.size() - suffix.size());
+  bool at_zero = false;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = routes_.find(name);
+    if (it == routes_.end()) return nullptr;
+    at_zero = it->second.desired == 0;
+  }
+  if (at_zero) {
+    WakeFromZero(name);
+  } else {
+    RequestReconcile();  // a replica is being replaced: make sure a pass is under way
+  }
+  absl::MutexLock l(&mu_);
+  auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_.load() || routes_.count(name) == 0 || ready(Snapshot());
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+  snap = Snapshot();
+  return ready(snap) ? snap : nullptr;
+}
+
+void ContainerdProvider::ReportUnreachable(const std::string& key, const Endpoint& endpoint) {
+  bool changed = false;
+  {
+    absl::MutexLock l(&mu_);
+    for (auto& [name, route] : routes_) {
+      if (key != absl::StrCat(name, ".", options_.ns)) continue;
+      for (Replica& r : route.replicas) {
+        if (r.ip == endpoint.ip && r.ready) {
+          r.ready = false;  // the reconcile pass probes it again or restarts it
+          changed = true;
+        }
+      }
+    }
+    if (changed) Publish();
+  }
+  if (changed) {
+    LogInfo("invoke: ", key, " at ", endpoint.ip, " refused a connection; taken out of routing");
+    RequestReconcile();
+  }
+}
+
+// ---- what containerd holds ------------------------------------------------------------------
+
+namespace {
+
+int64_t LabelInt(const containerd::api::services::containers::v1::Container& c, const char* key,
+                 int64_t fallback) {
+  auto it = c.labels().find(key);
+  int64_t v = 0;
+  return it != c.labels().end() && absl::SimpleAtoi(it->second, &v) ? v : fallback;
+}
+
+bool Older(const containerd::api::services::containers::v1::Container& a,
+           const containerd::api::services::containers::v1::Container& b) {
+  return std::make_tuple(a.created_at().seconds(), a.created_at().nanos(), a.id()) <
+         std::make_tuple(b.created_at().seconds(), b.created_at().nanos(), b.id());
+}
+
+}  // namespace
 
 absl::StatusOr<std::vector<ContainerdProvider::Found>> ContainerdProvider::FindFunctions(
     const std::string& only_name) {
@@ -72,51 +151,59 @@ absl::StatusOr<std::vector<ContainerdProvider::Found>> ContainerdProvider::FindF
                            : absl::StrCat("labels.\"", kFunctionLabel, "\"==", only_name);
   absl::StatusOr<std::vector<Container>> containers = client_.containers.List(Call(), filter);
   if (!containers.ok()) return containers.status();
-  std::map<std::string, Found> by_name;
+  std::map<std::string, std::vector<Container>> by_name;
   for (auto& c : *containers) {
     auto st = c.labels().find(kStateLabel);
     if (st != c.labels().end() && st->second == kStateRemoving) {
       ScheduleRemoval(c.id());
       continue;
     }
-    const std::string& name = c.labels().at(kFunctionLabel);
-    Found& f = by_name[name];
-    f.name = name;
-    if (f.current.id().empty()) {
-      f.current = std::move(c);
-      continue;
-    }
-    auto newer = [](const Container& a, const Container& b) {
-      return std::make_pair(a.created_at().seconds(), a.created_at().nanos()) >
-             std::make_pair(b.created_at().seconds(), b.created_at().nanos());
-    };
-    if (newer(c, f.current)) std::swap(c, f.current);
-    f.stale.push_back(std::move(c));
+    by_name[c.labels().at(kFunctionLabel)].push_back(std::move(c));
   }
   std::vector<Found> out;
-  for (auto& [name, f] : by_name) {
-    auto ext = f.current.extensions().find(kDeploymentExtension);
-    if (ext != f.current.extensions().end()) {
+  for (auto& [name, all] : by_name) {
+    std::sort(all.begin(), all.end(), Older);
+    Found f;
+    f.name = name;
+    // Containers from before generations were labelled count as generation 0.
+    for (const auto& c : all)
+      f.generation = std::max(f.generation, LabelInt(c, kGenerationLabel, 0));
+    int64_t desired = -1;
+    for (auto& c : all) {
+      if (LabelInt(c, kGenerationLabel, 0) == f.generation) {
+        desired = std::max(desired, LabelInt(c, kReplicasLabel, 1));
+        f.current.push_back(std::move(c));
+      } else {
+        f.stale.push_back(std::move(c));
+      }
+    }
+    f.desired = static_cast<uint64_t>(std::max<int64_t>(desired, 0));
+    const Container& newest = f.current.back();
+    auto ext = newest.extensions().find(kDeploymentExtension);
+    if (ext != newest.extensions().end()) {
       absl::StatusOr<FunctionDeployment> d = ParseDeployment(ext->second.value());
       if (d.ok()) f.deployment = std::move(*d);
     }
     if (f.deployment.service.empty()) {
       f.deployment.service = name;
-      f.deployment.image = f.current.image();
+      f.deployment.image = newest.image();
     }
     out.push_back(std::move(f));
   }
   return out;
 }
 
-absl::StatusOr<std::vector<ContainerdProvider::Found>> ContainerdProvider::FindDeployed(
+absl::StatusOr<ContainerdProvider::Found> ContainerdProvider::FindDeployed(
     const std::string& name) {
   absl::StatusOr<std::vector<Found>> found = FindFunctions(name);
-  if (found.ok() && found->empty()) {
+  if (!found.ok()) return found.status();
+  if (found->empty()) {
     return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
   }
-  return found;
+  return std::move(found->front());
 }
+
+// ---- read verbs -----------------------------------------------------------------------------
 
 namespace {
 
@@ -137,12 +224,12 @@ absl::StatusOr<std::vector<FunctionStatus>> ContainerdProvider::List(const std::
   for (const auto& f : *found) {
     FunctionStatus st = StatusFromDeployment(f.deployment);
     st.namespace_ = options_.ns;
-    st.created_at = Rfc3339(f.current.created_at());
-    auto rep = f.current.labels().find(kReplicasLabel);
-    st.replicas = (rep != f.current.labels().end() && rep->second == "0") ? 0 : 1;
+    st.created_at = Rfc3339(f.current.front().created_at());
+    st.replicas = f.desired;
     auto r = routes_.find(f.name);
-    st.available_replicas =
-        (r != routes_.end() && r->second.ready && r->second.container_id == f.current.id()) ? 1 : 0;
+    if (r != routes_.end()) {
+      for (const Replica& rep : r->second.replicas) st.available_replicas += rep.ready ? 1 : 0;
+    }
     out.push_back(std::move(st));
   }
   return out;
@@ -151,13 +238,20 @@ absl::StatusOr<std::vector<FunctionStatus>> ContainerdProvider::List(const std::
 absl::StatusOr<FunctionStatus> ContainerdProvider::Get(const std::string& name,
                                                        const std::string& ns) {
   absl::Status s = ValidateName("function name", name);
+  if (s.ok()) s = CheckNamespace(ns);
   if (!s.ok()) return s;
-  absl::StatusOr<std::vector<FunctionStatus>> all = List(ns);
-  if (!all.ok()) return all.status();
-  for (auto& f : *all) {
-    if (f.name == name) return std::move(f);
+  absl::StatusOr<Found> f = FindDeployed(name);  // this function's containers only
+  if (!f.ok()) return f.status();
+  FunctionStatus st = StatusFromDeployment(f->deployment);
+  st.namespace_ = options_.ns;
+  st.created_at = Rfc3339(f->current.front().created_at());
+  st.replicas = f->desired;
+  absl::MutexLock l(&mu_);
+  auto r = routes_.find(name);
+  if (r != routes_.end()) {
+    for (const Replica& rep : r->second.replicas) st.available_replicas += rep.ready ? 1 : 0;
   }
-  return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+  return st;
 }
 
 absl::StatusOr<std::vector<std::string>> ContainerdProvider::Namespaces() {

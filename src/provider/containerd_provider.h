@@ -1,16 +1,25 @@
-// The provider on containerd: each function is one containerd container (id "<name>-<8 hex>")
-// in the functions namespace, with its task on the CNI bridge.
+// The provider on containerd: each replica of a function is one containerd container (id
+// "<name>-<8 hex>") in the functions namespace, with its own task, pinned network namespace
+// and address on the CNI bridge.
 //
-// containerd is the source of truth. A container carries the label faasd.function=<name>; the
-// exact FunctionDeployment it was made from rides along as a container extension, and user
-// labels/annotations as labels. Nothing else is stored: after a restart the daemon lists the
-// containers, finds their IPs in the CNI cache, restarts dead tasks and serves at once.
+// containerd is the source of truth. Every container of a function carries the labels
+// faasd.function=<name>, faasd.generation=<the deployment's time in ns> and
+// faasd.replicas=<wanted count>; the exact FunctionDeployment rides along as a container
+// extension, user labels/annotations as labels. Nothing else is stored: after a restart the
+// daemon lists the containers, finds their addresses in the CNI cache, restarts dead tasks and
+// serves at once.
+//
+// Scale sets the wanted count; a reconcile pass brings the replicas to it (replicas.h says
+// how). At zero every task is stopped, one container is kept as the function's record, and
+// its namespace and address stay, so a request for it (AwaitReady) starts that task again:
+// however many requests wait, one start serves them all. A replica that exits is restarted at
+// once (containerd's task-exit event), with back-off when it keeps crashing; requests wait for
+// it instead of failing while no replica is ready.
 //
 // Remove answers at once: the function leaves routing, its containers are labelled
 // faasd.state=removing, and a background job stops them (SIGTERM, grace, SIGKILL) and removes
-// task, network, container and snapshot. A deploy of the same name can follow immediately
-// because the new container has a new id. Update is blue-green: the new container starts and
-// becomes ready before routing moves to it and the old one is stopped.
+// task, network, container and snapshot. Update is blue-green: a new generation of replicas
+// starts and becomes ready before routing moves to it and the old one is stopped.
 //
 // Thread-safe. Operations on the same function are serialised by a per-name lock; the routing
 // snapshot is immutable and swapped atomically.
@@ -31,6 +40,7 @@
 #include "image/puller.h"
 #include "network/cni_network.h"
 #include "provider/provider.h"
+#include "provider/replicas.h"
 #include "provider/secret_store.h"
 
 namespace faasd::provider {
@@ -45,7 +55,7 @@ struct ProviderOptions {
   int function_port = 8080;
   absl::Duration stop_grace = absl::Seconds(30);         // SIGTERM → SIGKILL
   absl::Duration deploy_ready_wait = absl::Seconds(2);   // deploy answers after this at most
-  absl::Duration update_ready_wait = absl::Seconds(30);  // old replica serves until then
+  absl::Duration update_ready_wait = absl::Seconds(30);  // old replicas serve until then
   absl::Duration reconcile_interval = absl::Seconds(2);
 };
 
@@ -58,8 +68,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // Ensures the namespace, rediscovers deployed functions (restarting dead tasks), then keeps
   // reconciling in the background. Fails only when containerd cannot be reached.
   absl::Status Start();
-  // Stops the background loop and joins the removals under way (they stop at their next step;
-  // the next start finishes them). Function tasks keep running (their shims own them).
+  // Stops the background loop and joins the background jobs (removals stop at their next
+  // step; the next start finishes them). Function tasks keep running (their shims own them).
   void Stop();
 
   absl::StatusOr<std::vector<FunctionStatus>> List(const std::string& ns) override;
@@ -74,25 +84,44 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   absl::Status UpdateSecret(const Secret& secret) override;
   absl::Status DeleteSecret(const std::string& name, const std::string& ns) override;
   absl::Status Healthy() override;
-  const RoutingTable& Routes() const override { return *this; }
+  RoutingTable& Routes() override { return *this; }
 
   std::shared_ptr<const RoutingSnapshot> Snapshot() const override;
+  std::shared_ptr<const RoutingSnapshot> AwaitReady(const std::string& key,
+                                                    absl::Time deadline) override;
+  void ReportUnreachable(const std::string& key, const Endpoint& endpoint) override;
 
   // Waits for background removals to finish (tests and orderly shutdown), at most `timeout`.
   bool WaitForRemovals(absl::Duration timeout);
 
  private:
+  using Container = containerd::api::services::containers::v1::Container;
   struct Replica {
     std::string container_id;
     std::string ip;
     bool ready = false;
   };
+  // What routing knows of a function: its wanted count and the replicas of the generation
+  // being served.
+  struct Route {
+    uint64_t desired = 1;
+    int64_t generation = 0;
+    std::vector<Replica> replicas;
+  };
   // One function's containers as containerd reports them.
   struct Found {
     std::string name;
-    containerd::api::services::containers::v1::Container current;  // newest, not removing
-    std::vector<containerd::api::services::containers::v1::Container> stale;  // older duplicates
-    FunctionDeployment deployment;
+    int64_t generation = 0;          // newest generation
+    uint64_t desired = 1;            // faasd.replicas of that generation (max)
+    std::vector<Container> current;  // that generation's containers, oldest first
+    std::vector<Container> stale;    // older generations
+    FunctionDeployment deployment;   // of the newest container
+  };
+  // Crash back-off of one replica, by container id.
+  struct Restarts {
+    int consecutive = 0;
+    absl::Time last_start;
+    absl::Time not_before;
   };
 
   absl::Status CheckNamespace(const std::string& ns) const;
@@ -101,15 +130,26 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
 
   absl::StatusOr<std::vector<Found>> FindFunctions(const std::string& only_name);
   // FindFunctions(name), NotFound when nothing of that name is deployed.
-  absl::StatusOr<std::vector<Found>> FindDeployed(const std::string& name);
+  absl::StatusOr<Found> FindDeployed(const std::string& name);
   // Everything about a FunctionDeployment that can be refused before touching containerd.
   absl::Status CheckDeployment(const FunctionDeployment& d) const;
-  absl::StatusOr<Replica> CreateReplica(const FunctionDeployment& d);
+  // Pulls (by `policy`), creates the container of generation `generation` wanting `desired`
+  // replicas, and starts its task unless `start` is false (the network is attached either way).
+  absl::StatusOr<Replica> CreateReplica(const FunctionDeployment& d, int64_t generation,
+                                        uint64_t desired, image::PullPolicy policy, bool start);
+  // Creates `count` replicas, waits up to `wait` for them to be ready.
+  absl::StatusOr<std::vector<Replica>> CreateReplicas(const FunctionDeployment& d,
+                                                      int64_t generation, uint64_t desired,
+                                                      uint64_t count, image::PullPolicy policy,
+                                                      absl::Duration wait);
+  image::PullPolicy PolicyFor(const FunctionDeployment& d) const;
   using NetworkFuture = std::future<absl::StatusOr<std::string>>;
   // Creates and starts the task. `pending` is an attach already under way (from
   // AttachNetwork after PrepareNetns); null starts one here.
   absl::StatusOr<Replica> StartTask(const std::string& container_id, const std::string& name,
                                     NetworkFuture* pending = nullptr);
+  // Kills and deletes the task; the container, its namespace and address stay.
+  void StopTask(const std::string& container_id);
   // The container's pinned network namespace: created, or kept when it exists with an address
   // (a restarted task keeps its address).
   absl::Status PrepareNetns(const std::string& container_id);
@@ -119,26 +159,35 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   std::string NetnsPath(const std::string& container_id) const;
   bool WaitReady(const Replica& r, absl::Duration timeout);
   bool Probe(const std::string& ip);
+  // Runs `job` on a thread Stop() joins.
+  void RunInBackground(std::function<void()> job);
   void ScheduleRemoval(const std::string& container_id);
+  void StopAndRemove(const std::string& container_id);
   // <state>/run/<id>: hosts, resolv.conf and the secrets copy of a container that is gone.
   void RemoveRunDir(const std::string& container_id);
-  void StopAndRemove(const std::string& container_id);
   // Waits for the task to exit, at most `max`; false on timeout or when the daemon stops.
   bool WaitExit(const std::string& container_id, absl::Duration max);
   // Labels the container faasd.state=removing and stops and removes it in the background.
-  void Retire(const containerd::api::services::containers::v1::Container& c);
+  void Retire(const Container& c);
   void RetireAll(const Found& f);  // current and stale containers
-  void SetRoute(const std::string& name, std::optional<Replica> replica);
+  // Sets faasd.replicas on every container of the current generation.
+  absl::Status SetDesired(const Found& f, uint64_t desired);
+  // Starts the kept container of a function at zero; requests waiting in AwaitReady go on.
+  void WakeFromZero(const std::string& name);
+  void SetRoute(const std::string& name, std::optional<Route> route);
   void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One pass; false when it skipped a function or left one not ready (the loop returns soon).
   bool ReconcileOnce();
+  // One function, under its lock: replicas to the wanted count, tasks running, route current.
+  // False when a replica is left not ready.
+  bool ReconcileFunction(const Found& f,
+                         const std::map<std::string, containerd::api::v1::types::Process>& tasks);
   // True when the container exists and is not being removed.
   bool StillDeployed(const std::string& container_id);
   void ReclaimOrphanNetworks();
   void ReconcileLoop();
   void WatchTaskExits();
   void RequestReconcile();  // run a reconcile pass now rather than at the next interval
-
   // A secret's checks shared by create and update: namespace, name, size.
   absl::Status CheckSecret(const Secret& secret, std::string* ns) const;
   // Where a container's own copy of the secrets it names lives (mounted read-only).
@@ -151,16 +200,18 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   network::CniNetwork& network_;
 
   mutable absl::Mutex mu_;
-  std::map<std::string, Replica> routes_ ABSL_GUARDED_BY(mu_);  // by function name
+  std::map<std::string, Route> routes_ ABSL_GUARDED_BY(mu_);  // by function name
   std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> removing_ ABSL_GUARDED_BY(mu_);  // container ids being removed
-  struct Removal {
+  std::set<std::string> removing_ ABSL_GUARDED_BY(mu_);            // container ids being removed
+  std::set<std::string> waking_ ABSL_GUARDED_BY(mu_);              // functions starting from zero
+  std::map<std::string, Restarts> restarts_ ABSL_GUARDED_BY(mu_);  // by container id
+  struct Job {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;
   };
-  // Background removals; Stop() joins them (they return early once stopping_ is set).
-  std::vector<Removal> removals_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const RoutingSnapshot> snapshot_;  // atomic_load / atomic_store only
+  std::vector<Job> jobs_ ABSL_GUARDED_BY(mu_);  // background work; Stop() joins it
+  // Written under mu_ (so AwaitReady's waiters wake), read with atomic_load without it.
+  std::shared_ptr<const RoutingSnapshot> snapshot_;
 
   std::atomic<bool> stopping_{false};
   absl::Mutex loop_mu_;

@@ -45,6 +45,11 @@ absl::Status WriteFile(const std::string& path, const std::string& content, mode
   return absl::OkStatus();
 }
 
+// A replica's /etc/hosts names it by its own hostname (the container id) and by its function's.
+std::string HostNames(const std::string& id, const std::string& function) {
+  return absl::StrCat(id, " ", function);
+}
+
 void MakeDirs(const std::string& path, mode_t mode) {
   for (size_t i = 1; i <= path.size(); ++i) {
     if (i == path.size() || path[i] == '/') {
@@ -66,6 +71,8 @@ absl::Status ContainerdProvider::CheckDeployment(const FunctionDeployment& d) co
 
 absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
   if (absl::Status s = CheckDeployment(d); !s.ok()) return s;
+  absl::StatusOr<ScaleRange> range = ParseScaleRange(d.labels);
+  if (!range.ok()) return range.status();
   std::shared_ptr<absl::Mutex> op = OpLock(d.service);
   absl::MutexLock guard(op.get());
   absl::StatusOr<std::vector<Found>> existing = FindFunctions(d.service);
@@ -73,42 +80,94 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
   if (!existing->empty()) {
     return absl::AlreadyExistsError(absl::StrCat("function \"", d.service, "\" already exists"));
   }
-  absl::StatusOr<Replica> r = CreateReplica(d);
-  if (!r.ok()) return r.status();
+  // As upstream: a new function starts with its minimum scale.
+  const uint64_t desired = range->min;
+  const int64_t generation = absl::GetCurrentTimeNanos();
   const absl::Time t_started = absl::Now();
-  r->ready = WaitReady(*r, options_.deploy_ready_wait);
+  absl::StatusOr<std::vector<Replica>> replicas =
+      CreateReplicas(d, generation, desired, desired, PolicyFor(d), options_.deploy_ready_wait);
+  if (!replicas.ok()) return replicas.status();
   LogDebug("deploy ", d.service, ": ready after ", absl::FormatDuration(absl::Now() - t_started));
-  SetRoute(d.service, *r);
-  if (!r->ready) RequestReconcile();  // the loop probes it until it is ready
-  LogInfo("deployed ", d.service, " (", r->container_id, " at ", r->ip,
-          r->ready ? ", ready" : ", starting", ")");
+  bool all_ready = true;
+  for (const Replica& r : *replicas) all_ready = all_ready && r.ready;
+  SetRoute(d.service, Route{desired, generation, *replicas});
+  if (!all_ready) RequestReconcile();  // the loop probes them until they are ready
+  LogInfo("deployed ", d.service, " (", replicas->size(), " replica",
+          replicas->size() == 1 ? "" : "s", ", first ", replicas->front().container_id, " at ",
+          replicas->front().ip, all_ready ? ", ready" : ", starting", ")");
   return absl::OkStatus();
 }
 
 absl::Status ContainerdProvider::Update(const FunctionDeployment& d) {
   if (absl::Status s = CheckDeployment(d); !s.ok()) return s;
+  absl::StatusOr<ScaleRange> range = ParseScaleRange(d.labels);
+  if (!range.ok()) return range.status();
   std::shared_ptr<absl::Mutex> op = OpLock(d.service);
   absl::MutexLock guard(op.get());
-  absl::StatusOr<std::vector<Found>> existing = FindDeployed(d.service);
+  absl::StatusOr<Found> existing = FindDeployed(d.service);
   if (!existing.ok()) return existing.status();
-  absl::StatusOr<Replica> r = CreateReplica(d);
-  if (!r.ok()) return r.status();  // the old replica keeps serving
-  r->ready = WaitReady(*r, options_.update_ready_wait);
-  SetRoute(d.service, *r);
-  if (!r->ready) RequestReconcile();
-  for (const auto& f : *existing) RetireAll(f);
-  LogInfo("updated ", d.service, " (", r->container_id, " at ", r->ip, ")");
+  // The wanted count carries over, within the new range; at zero the new generation is
+  // created without tasks, ready to be woken.
+  uint64_t desired = existing->desired;
+  if (desired != 0) desired = std::min(std::max(desired, range->min), range->max);
+  const int64_t generation = absl::GetCurrentTimeNanos();
+  std::vector<Replica> replicas;
+  if (desired == 0) {
+    absl::StatusOr<Replica> r = CreateReplica(d, generation, 0, PolicyFor(d), /*start=*/false);
+    if (!r.ok()) return r.status();  // the old generation stays
+    replicas.push_back(*r);
+    replicas.back().ready = false;
+  } else {
+    absl::StatusOr<std::vector<Replica>> created =
+        CreateReplicas(d, generation, desired, desired, PolicyFor(d), options_.update_ready_wait);
+    if (!created.ok()) return created.status();  // the old generation keeps serving
+    replicas = std::move(*created);
+  }
+  bool all_ready = desired == 0;
+  for (const Replica& r : replicas) all_ready = all_ready || r.ready;
+  SetRoute(d.service, Route{desired, generation, replicas});
+  if (!all_ready) RequestReconcile();
+  RetireAll(*existing);
+  LogInfo("updated ", d.service, " (", replicas.size(), " replica", replicas.size() == 1 ? "" : "s",
+          " of generation ", generation, ")");
   return absl::OkStatus();
 }
 
-absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
-    const FunctionDeployment& d) {
-  image::PullPolicy policy = options_.pull_policy;
+image::PullPolicy ContainerdProvider::PolicyFor(const FunctionDeployment& d) const {
   if (auto it = d.annotations.find(kPullPolicyAnnotation); it != d.annotations.end()) {
     absl::StatusOr<image::PullPolicy> p = image::ParsePullPolicy(it->second);
-    if (!p.ok()) return p.status();
-    policy = *p;
+    if (p.ok()) return *p;  // CheckDeployment refused a bad one already
   }
+  return options_.pull_policy;
+}
+
+absl::StatusOr<std::vector<ContainerdProvider::Replica>> ContainerdProvider::CreateReplicas(
+    const FunctionDeployment& d, int64_t generation, uint64_t desired, uint64_t count,
+    image::PullPolicy policy, absl::Duration wait) {
+  std::vector<Replica> out;
+  for (uint64_t i = 0; i < count; ++i) {
+    // The image is pulled (by policy) once; more replicas take it from the content store.
+    absl::StatusOr<Replica> r =
+        CreateReplica(d, generation, desired, i == 0 ? policy : image::PullPolicy::kIfNotPresent,
+                      /*start=*/true);
+    if (!r.ok()) {
+      for (const Replica& made : out) {
+        absl::StatusOr<Container> c = client_.containers.Get(Call(), made.container_id);
+        if (c.ok()) Retire(*c);
+      }
+      return r.status();
+    }
+    out.push_back(*r);
+  }
+  const absl::Time deadline = absl::Now() + wait;
+  for (Replica& r : out)
+    r.ready = WaitReady(r, std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  return out;
+}
+
+absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
+    const FunctionDeployment& d, int64_t generation, uint64_t desired, image::PullPolicy policy,
+    bool start) {
   int64_t memory = 0, cpu = 0, cpu_request = 0;
   if (d.limits && !d.limits->memory.empty()) {
     absl::StatusOr<int64_t> m = ParseMemoryQuantity(d.limits->memory);
@@ -206,13 +265,14 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   // still being assigned; StartTask rewrites the file in place once the address is known.
   absl::Status s = WriteFile(run_dir + "/resolv.conf", *resolv, 0644);
   if (s.ok()) {
-    s = WriteFile(run_dir + "/hosts", network::HostsFile(d.service, network_.GatewayIp()), 0644);
+    s = WriteFile(run_dir + "/hosts",
+                  network::HostsFile(HostNames(id, d.service), network_.GatewayIp()), 0644);
   }
   if (!s.ok()) return cleanup(s);
 
   SpecInputs in;
   in.cgroups_path = absl::StrCat("/", options_.ns, "/", id);
-  in.hostname = d.service;
+  in.hostname = id;  // each replica its own, as a pod's; the function's name resolves too
   in.args = *args;
   in.env = MergeEnv(img->config.env, d);
   in.cwd = img->config.working_dir.empty() ? "/" : img->config.working_dir;
@@ -245,6 +305,8 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   for (const auto& [k, v] : d.labels) labels[k] = v;
   for (const auto& [k, v] : d.annotations) labels[kAnnotationPrefix + k] = v;
   labels[kFunctionLabel] = d.service;
+  labels[kGenerationLabel] = absl::StrCat(generation);
+  labels[kReplicasLabel] = absl::StrCat(desired);
   FunctionDeployment stored = d;
   stored.namespace_ = options_.ns;
   auto& ext = (*c.mutable_extensions())[kDeploymentExtension];
@@ -255,6 +317,13 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   (void)client_.leases.Delete(lease_scope, *lease);  // the container now holds the snapshot
 
   const absl::Time t_created = absl::Now();
+  if (!start) {
+    absl::StatusOr<std::string> ip = network.get();
+    if (!ip.ok()) return cleanup(ip.status());
+    (void)WriteFile(absl::StrCat(options_.state_dir, "/run/", id, "/hosts"),
+                    network::HostsFile(HostNames(id, d.service), network_.GatewayIp(), *ip), 0644);
+    return Replica{id, *ip, false};
+  }
   absl::StatusOr<Replica> r = StartTask(id, d.service, &network);
   if (!r.ok()) return cleanup(r.status());
   // Where deploy time goes, for operators chasing slow deploys (--log-level=debug).
@@ -336,13 +405,23 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
   if (!ip.ok()) return undo_task(ip.status());
   // The function resolves its own name to its address.
   (void)WriteFile(absl::StrCat(options_.state_dir, "/run/", id, "/hosts"),
-                  network::HostsFile(name, network_.GatewayIp(), *ip), 0644);
+                  network::HostsFile(HostNames(id, name), network_.GatewayIp(), *ip), 0644);
   absl::StatusOr<uint32_t> started = client_.tasks.Start(scope, id);
   if (!started.ok()) return undo_task(started.status());
   Replica r;
   r.container_id = id;
   r.ip = *ip;
   return r;
+}
+
+void ContainerdProvider::StopTask(const std::string& id) {
+  // Scaled to zero: nothing is in flight, so no grace period; the namespace and address stay
+  // for the next start.
+  absl::Status s = client_.tasks.Kill(Call(), id, SIGKILL, true);
+  if (s.ok()) (void)WaitExit(id, absl::Seconds(5));
+  s = client_.tasks.Delete(Call(), id);
+  if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
+    LogWarning("scale to zero ", id, ": ", s.message());
 }
 
 bool ContainerdProvider::Probe(const std::string& ip) {

@@ -8,7 +8,8 @@ namespace faasd::provider::internal {
 inline constexpr char kFunctionLabel[] = "faasd.function";
 inline constexpr char kStateLabel[] = "faasd.state";
 inline constexpr char kStateRemoving[] = "removing";
-inline constexpr char kReplicasLabel[] = "faasd.replicas";
+inline constexpr char kReplicasLabel[] = "faasd.replicas";      // wanted count
+inline constexpr char kGenerationLabel[] = "faasd.generation";  // deployment time, ns
 inline constexpr char kAnnotationPrefix[] = "com.openfaas.annotations.";
 inline constexpr char kDeploymentExtension[] = "faasd.deployment";
 inline constexpr char kDeploymentTypeUrl[] = "faasd.io/FunctionDeployment";

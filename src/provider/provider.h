@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "provider/types.h"
 
 namespace faasd::provider {
@@ -38,6 +39,14 @@ class RoutingTable {
   virtual ~RoutingTable() = default;
   // Current snapshot; never null. Cheap: one atomic shared_ptr load.
   virtual std::shared_ptr<const RoutingSnapshot> Snapshot() const = 0;
+  // For a known function with no ready endpoint: starts it when it is scaled to zero (once,
+  // however many requests wait) and blocks until it has a ready endpoint, then returns that
+  // snapshot; null at `deadline` or when the function is gone.
+  virtual std::shared_ptr<const RoutingSnapshot> AwaitReady(const std::string& key,
+                                                            absl::Time deadline) = 0;
+  // The invoke path could not connect to `endpoint` of function `key`: it leaves routing until
+  // the provider has restarted or re-probed it.
+  virtual void ReportUnreachable(const std::string& key, const Endpoint& endpoint) = 0;
 };
 
 class FunctionProvider {
@@ -68,7 +77,7 @@ class FunctionProvider {
   // OK when the backing runtime (containerd) answers.
   virtual absl::Status Healthy() = 0;
 
-  virtual const RoutingTable& Routes() const = 0;
+  virtual RoutingTable& Routes() = 0;
 };
 
 }  // namespace faasd::provider

@@ -15,7 +15,6 @@
 
 namespace faasd::provider {
 
-using containerd::api::services::containers::v1::Container;
 using namespace internal;
 
 absl::Status ContainerdProvider::Start() {
@@ -77,12 +76,13 @@ void ContainerdProvider::Stop() {
   RequestReconcile();  // wakes the loop, which then sees stopping_
   if (loop_.joinable()) loop_.join();
   if (events_.joinable()) events_.join();
-  std::vector<Removal> removals;
+  // Background jobs check stopping_ between steps; AwaitReady's waiters see it too.
+  std::vector<Job> jobs;
   {
     absl::MutexLock l(&mu_);
-    removals.swap(removals_);
+    jobs.swap(jobs_);
   }
-  for (Removal& r : removals) r.thread.join();
+  for (Job& j : jobs) j.thread.join();
 }
 
 void ContainerdProvider::RequestReconcile() {
@@ -137,77 +137,11 @@ bool ContainerdProvider::ReconcileOnce() {
   for (const auto& f : *found) {
     seen.insert(f.name);
     std::shared_ptr<absl::Mutex> op = OpLock(f.name);
-    if (!op->TryLock()) {  // a deploy/update/remove is at work on it
+    if (!op->TryLock()) {  // a deploy/update/remove/scale is at work on it
       complete = false;
       continue;
     }
-    const std::string& id = f.current.id();
-    for (const auto& c : f.stale) Retire(c);
-    auto rep = f.current.labels().find(kReplicasLabel);
-    bool scaled_to_zero = rep != f.current.labels().end() && rep->second == "0";
-    auto t = task_by_id.find(id);
-    bool running =
-        t != task_by_id.end() && t->second.status() == containerd::api::v1::types::RUNNING;
-    Replica r;
-    r.container_id = id;
-    // The list was taken before the lock: a deploy that failed meanwhile has deleted its
-    // container, which must not be "restarted" (that would attach a network nobody releases).
-    // Checked only before acting, so a pass over healthy functions costs no extra call.
-    const bool act =
-        (scaled_to_zero && t != task_by_id.end()) || !running || !network_.LookupIp(id).has_value();
-    if (act && !StillDeployed(id)) {
-      op->Unlock();
-      continue;
-    }
-    if (scaled_to_zero) {
-      if (t != task_by_id.end()) {
-        (void)client_.tasks.Kill(Call(), id, SIGKILL, true);
-        if (!running) {
-          (void)client_.tasks.Delete(Call(), id);
-          ReleaseNetwork(id);
-        }
-      }
-      SetRoute(f.name, r);
-      op->Unlock();
-      continue;
-    }
-    if (running) {
-      std::optional<std::string> ip = network_.LookupIp(id);
-      if (!ip) {
-        // The task runs in our pinned namespace; a task from before namespaces were pinned
-        // runs in its own.
-        const std::string netns = network::IsNetns(NetnsPath(id))
-                                      ? NetnsPath(id)
-                                      : absl::StrCat("/proc/", t->second.pid(), "/ns/net");
-        absl::StatusOr<std::string> attached = network_.Attach(id, netns);
-        if (attached.ok())
-          ip = *attached;
-        else
-          LogWarning("reconcile ", f.name, ": ", attached.status().message());
-      }
-      if (ip) r.ip = *ip;
-    } else {
-      // Dead, never started, or lost with a reboot: start it again, in the same namespace and
-      // with the same address when they survived.
-      if (t != task_by_id.end()) (void)client_.tasks.Delete(Call(), id);
-      absl::StatusOr<Replica> started = StartTask(id, f.name);
-      if (started.ok()) {
-        LogInfo("reconcile: restarted ", f.name, " (", id, ") at ", started->ip);
-        r = *started;
-      } else {
-        LogWarning("reconcile: restart ", f.name, ": ", started.status().message());
-      }
-    }
-    bool known_ready = false;
-    {
-      absl::MutexLock l(&mu_);
-      auto cur = routes_.find(f.name);
-      known_ready = cur != routes_.end() && cur->second.container_id == id &&
-                    cur->second.ip == r.ip && cur->second.ready;
-    }
-    r.ready = !r.ip.empty() && (known_ready || Probe(r.ip));
-    if (!known_ready) SetRoute(f.name, r);
-    if (!scaled_to_zero && !r.ready) complete = false;  // probe again soon
+    if (!ReconcileFunction(f, task_by_id)) complete = false;
     op->Unlock();
   }
   // Functions that vanished from containerd behind our back leave routing too.
@@ -226,6 +160,141 @@ bool ContainerdProvider::ReconcileOnce() {
   }
   ReclaimOrphanNetworks();
   return complete;
+}
+
+bool ContainerdProvider::ReconcileFunction(
+    const Found& f, const std::map<std::string, containerd::api::v1::types::Process>& tasks) {
+  using containerd::api::v1::types::RUNNING;
+  // Older generations left by an update that did not finish (the daemon stopped): retired once
+  // the newest generation serves.
+  std::map<std::string, Replica> known;  // what routing knows, by container id
+  {
+    absl::MutexLock l(&mu_);
+    auto it = routes_.find(f.name);
+    if (it != routes_.end()) {
+      for (const Replica& r : it->second.replicas) known[r.container_id] = r;
+    }
+  }
+  const absl::Time now = absl::Now();
+  std::vector<ReplicaState> states;
+  for (const Container& c : f.current) {
+    ReplicaState st;
+    st.id = c.id();
+    auto t = tasks.find(c.id());
+    st.has_task = t != tasks.end();
+    st.running = st.has_task && t->second.status() == RUNNING;
+    auto k = known.find(c.id());
+    st.ready = st.running && k != known.end() && k->second.ready;
+    absl::MutexLock l(&mu_);
+    auto r = restarts_.find(c.id());
+    st.backing_off = !st.running && r != restarts_.end() && r->second.not_before > now;
+    states.push_back(st);
+  }
+  ReplicaPlan plan = PlanReplicas(f.desired, states);
+
+  // The list was taken before the lock: a deploy that failed meanwhile has deleted its
+  // container, which must not be "restarted" (that would attach a network nobody releases).
+  // Checked only before acting, so a pass over healthy functions costs no extra call.
+  std::set<std::string> gone;
+  auto deployed = [&](const std::string& id) {
+    if (gone.count(id)) return false;
+    if (StillDeployed(id)) return true;
+    gone.insert(id);
+    return false;
+  };
+  for (const std::string& id : plan.retire) {
+    absl::StatusOr<Container> c = client_.containers.Get(Call(), id);
+    if (c.ok()) {
+      LogInfo("reconcile ", f.name, ": retiring replica ", id, " (", f.desired, " wanted)");
+      Retire(*c);
+    }
+    gone.insert(id);
+  }
+  for (const std::string& id : plan.stop) {
+    if (deployed(id)) StopTask(id);
+  }
+  std::map<std::string, Replica> started;
+  for (const std::string& id : plan.start) {
+    if (!deployed(id)) continue;
+    auto t = tasks.find(id);
+    if (t != tasks.end()) {
+      LogWarning("reconcile ", f.name, ": replica ", id, " exited with status ",
+                 t->second.exit_status());
+      (void)client_.tasks.Delete(Call(), id);
+    }
+    int consecutive = 0;
+    {
+      absl::MutexLock l(&mu_);
+      Restarts& r = restarts_[id];
+      if (r.last_start != absl::Time() && now - r.last_start > kBackoffReset) r.consecutive = 0;
+      consecutive = ++r.consecutive;
+      r.last_start = now;
+      r.not_before = now + RestartDelay(consecutive);
+    }
+    absl::StatusOr<Replica> r = StartTask(id, f.name);
+    if (r.ok()) {
+      LogInfo("reconcile: restarted ", f.name, " (", id, ") at ", r->ip,
+              consecutive > 1 ? absl::StrCat(", restart ", consecutive, " in a row") : "");
+      started[id] = *r;
+    } else {
+      LogWarning("reconcile: restart ", f.name, " (", id, "): ", r.status().message());
+    }
+  }
+  std::vector<Replica> replicas;
+  for (const ReplicaState& st : states) {
+    if (gone.count(st.id)) continue;
+    if (std::find(plan.stop.begin(), plan.stop.end(), st.id) != plan.stop.end()) {
+      replicas.push_back(Replica{st.id, "", false});
+      continue;
+    }
+    Replica r{st.id, "", false};
+    if (auto s = started.find(st.id); s != started.end()) {
+      r = s->second;
+    } else if (st.running) {
+      std::optional<std::string> ip = network_.LookupIp(st.id);
+      if (!ip && deployed(st.id)) {
+        // The task runs in our pinned namespace; a task from before namespaces were pinned
+        // runs in its own.
+        auto t = tasks.find(st.id);
+        const std::string netns = network::IsNetns(NetnsPath(st.id))
+                                      ? NetnsPath(st.id)
+                                      : absl::StrCat("/proc/", t->second.pid(), "/ns/net");
+        absl::StatusOr<std::string> attached = network_.Attach(st.id, netns);
+        if (attached.ok())
+          ip = *attached;
+        else
+          LogWarning("reconcile ", f.name, ": ", attached.status().message());
+      }
+      if (ip) r.ip = *ip;
+    }
+    if (gone.count(st.id)) continue;
+    r.ready = !r.ip.empty() && (st.ready || (f.desired > 0 && Probe(r.ip)));
+    replicas.push_back(r);
+  }
+  for (uint64_t i = 0; i < plan.create; ++i) {
+    absl::StatusOr<Replica> r = CreateReplica(f.deployment, f.generation, f.desired,
+                                              image::PullPolicy::kIfNotPresent, /*start=*/true);
+    if (!r.ok()) {
+      LogWarning("reconcile ", f.name, ": new replica: ", r.status().message());
+      break;
+    }
+    LogInfo("reconcile ", f.name, ": new replica ", r->container_id, " at ", r->ip);
+    r->ready = Probe(r->ip);
+    replicas.push_back(*r);
+  }
+  bool all_ready = true;
+  int ready_count = 0;
+  for (const Replica& r : replicas) {
+    all_ready = all_ready && r.ready;
+    ready_count += r.ready ? 1 : 0;
+  }
+  if (f.desired == 0) all_ready = true;
+  // An update that did not finish: the old generation serves until the new one does.
+  if (!f.stale.empty() && ready_count > 0) {
+    for (const Container& c : f.stale) Retire(c);
+  }
+  SetRoute(f.name, Route{f.desired, f.generation, replicas});
+  return all_ready && replicas.size() == (f.desired == 0 ? replicas.size() : f.desired);
 }
 
 bool ContainerdProvider::StillDeployed(const std::string& id) {

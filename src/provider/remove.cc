@@ -24,7 +24,7 @@ void ContainerdProvider::Retire(const Container& c) {
 }
 
 void ContainerdProvider::RetireAll(const Found& f) {
-  Retire(f.current);
+  for (const auto& c : f.current) Retire(c);
   for (const auto& c : f.stale) Retire(c);
 }
 
@@ -34,60 +34,45 @@ absl::Status ContainerdProvider::Remove(const std::string& name, const std::stri
   if (!s.ok()) return s;
   std::shared_ptr<absl::Mutex> op = OpLock(name);
   absl::MutexLock guard(op.get());
-  absl::StatusOr<std::vector<Found>> found = FindDeployed(name);
+  absl::StatusOr<Found> found = FindDeployed(name);
   if (!found.ok()) return found.status();
   SetRoute(name, std::nullopt);
-  for (const auto& f : *found) RetireAll(f);
+  RetireAll(*found);
   LogInfo("removed ", name, " from routing; stopping its containers in the background");
   return absl::OkStatus();
 }
 
-absl::Status ContainerdProvider::Scale(const std::string& name, const std::string& ns,
-                                       uint64_t replicas) {
-  absl::Status s = ValidateName("function name", name);
-  if (s.ok()) s = CheckNamespace(ns);
-  if (!s.ok()) return s;
-  std::shared_ptr<absl::Mutex> op = OpLock(name);
-  absl::MutexLock guard(op.get());
-  absl::StatusOr<std::vector<Found>> found = FindDeployed(name);
-  if (!found.ok()) return found.status();
-  const Container& c = found->front().current;
-  containerd::Labels labels(c.labels().begin(), c.labels().end());
-  // One replica at most for now; 0 stops the task and keeps the function deployed.
-  labels[kReplicasLabel] = replicas == 0 ? "0" : "1";
-  s = client_.containers.SetLabels(Call(), c.id(), labels);
-  if (!s.ok()) return s;
-  if (replicas == 0) {
-    SetRoute(name, Replica{c.id(), "", false});
-    (void)client_.tasks.Kill(Call(), c.id(), SIGKILL, true);
-  }
-  // Scaling up is done by the reconcile loop, which starts missing tasks; run it now.
-  RequestReconcile();
-  return absl::OkStatus();
-}
-
-void ContainerdProvider::ScheduleRemoval(const std::string& id) {
+void ContainerdProvider::RunInBackground(std::function<void()> job) {
   absl::MutexLock l(&mu_);
-  if (stopping_.load() || !removing_.insert(id).second) return;
+  if (stopping_.load()) return;
   // Threads that finished are joined here, so their stacks do not pile up.
-  for (auto it = removals_.begin(); it != removals_.end();) {
+  for (auto it = jobs_.begin(); it != jobs_.end();) {
     if (it->done->load()) {
       it->thread.join();
-      it = removals_.erase(it);
+      it = jobs_.erase(it);
     } else {
       ++it;
     }
   }
   auto done = std::make_shared<std::atomic<bool>>(false);
-  removals_.push_back(Removal{std::thread([this, id, done] {
-                                StopAndRemove(id);
-                                {
-                                  absl::MutexLock l(&mu_);
-                                  removing_.erase(id);
-                                }
-                                done->store(true);
-                              }),
-                              done});
+  jobs_.push_back(Job{std::thread([job = std::move(job), done] {
+                        job();
+                        done->store(true);
+                      }),
+                      done});
+}
+
+void ContainerdProvider::ScheduleRemoval(const std::string& id) {
+  {
+    absl::MutexLock l(&mu_);
+    if (stopping_.load() || !removing_.insert(id).second) return;
+    restarts_.erase(id);
+  }
+  RunInBackground([this, id] {
+    StopAndRemove(id);
+    absl::MutexLock l(&mu_);
+    removing_.erase(id);
+  });
 }
 
 bool ContainerdProvider::WaitExit(const std::string& id, absl::Duration max) {

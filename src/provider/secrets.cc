@@ -52,7 +52,8 @@ absl::Status ContainerdProvider::UpdateSecret(const Secret& secret) {
   for (const Found& f : *found) {
     const auto& names = f.deployment.secrets;
     if (std::find(names.begin(), names.end(), secret.name) == names.end()) continue;
-    std::vector<std::string> ids{f.current.id()};
+    std::vector<std::string> ids;
+    for (const auto& c : f.current) ids.push_back(c.id());
     for (const auto& c : f.stale) ids.push_back(c.id());  // still serving during an update
     for (const std::string& id : ids) {
       absl::Status r = secrets_.Refresh(ns, secret.name, SecretsDir(id));

@@ -1,6 +1,6 @@
 """Fixtures for the faasd integration tests. See harness.py for what each piece does.
 
-Session-scoped (costly): workdir, containerd, registry, fn_image, cni, faasd.
+Session-scoped (costly): workdir, containerd, registry, fn_image, hostile, cni, faasd.
 Function-scoped: api (the session daemon, restarted first if a previous test left it down),
 functions (deploys with unique names and deletes them afterwards).
 Each fixture registers its cleanup before it starts anything, so a failed start still cleans up.
@@ -46,6 +46,16 @@ def fn_image(request, workdir, registry):
     images = harness.FunctionImages(workdir, registry)
     request.addfinalizer(images.close)
     images.build()
+    return images
+
+
+@pytest.fixture(scope="session")
+def hostile(request, workdir, registry):
+    """Hand-made images (hostile_images.py): a working base plus one layer of the test's."""
+    import hostile_images
+    images = hostile_images.HostileImages(workdir, registry)
+    request.addfinalizer(images.close)
+    images.start()
     return images
 
 

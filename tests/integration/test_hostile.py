@@ -47,14 +47,6 @@ def mounts_under(*prefixes):
 
 # -- fixtures ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def hostile(request, workdir, registry):
-    images = hi.HostileImages(workdir, registry)
-    request.addfinalizer(images.close)
-    images.start()
-    return images
-
-
-@pytest.fixture(scope="module")
 def sentinel(request, faasd, hostile):
     """A function from the hostile images' base layer alone: proves the base works (a hostile
     test never fails for a broken base) and keeps that layer referenced by an image record, so

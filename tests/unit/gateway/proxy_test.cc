@@ -1,5 +1,6 @@
 // The invoke proxy against a real echo upstream on loopback.
 #include <chrono>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "catch.hpp"
@@ -241,4 +242,35 @@ TEST_CASE("metrics count invocations and fill invocationCount", "[proxy][metrics
 }
 
 }  // namespace
+TEST_CASE("a request to a function with no ready replica waits for one", "[proxy][wake]") {
+  ProxyFixture f;
+  f.provider.routes.Set("sleepy.openfaas-fn", {});
+  std::thread waker([&] {
+    // Stands in for the provider starting the function from zero.
+    while (f.provider.routes.awaits.load() == 0) std::this_thread::yield();
+    f.provider.routes.Set("sleepy.openfaas-fn", {{"127.0.0.1", f.upstream.port()}});
+  });
+  auto r = f.client->Post("/function/sleepy", "held", "text/plain");
+  waker.join();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(Has(r->body, "body=held\n"));
+  CHECK(f.provider.routes.awaits.load() == 1);
+}
+
+TEST_CASE("a replica refusing connections is reported and another one serves", "[proxy]") {
+  ProxyFixture f;
+  const int dead = UnusedPort();
+  f.provider.routes.Set("pair.openfaas-fn",
+                        {{"127.0.0.1", dead}, {"127.0.0.1", f.upstream.port()}});
+  for (int i = 0; i < 4; ++i) {
+    auto r = f.client->Post("/function/pair", "x", "text/plain");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  CHECK(f.provider.routes.unreachable.size() <= 1);
+  auto snap = f.provider.routes.Snapshot();
+  CHECK(snap->functions.at("pair.openfaas-fn").size() == 1);
+}
+
 }  // namespace faasd::gateway::testing

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -19,6 +20,33 @@ void FakeRoutes::Set(const std::string& key, std::vector<provider::Endpoint> end
   std::lock_guard<std::mutex> lock(mu_);
   auto next = std::make_shared<provider::RoutingSnapshot>(*snap_);
   next->functions[key] = std::move(endpoints);
+  snap_ = next;
+  changed_.notify_all();
+}
+
+std::shared_ptr<const provider::RoutingSnapshot> FakeRoutes::AwaitReady(const std::string& key,
+                                                                        absl::Time deadline) {
+  ++awaits;
+  std::unique_lock<std::mutex> lock(mu_);
+  auto ready = [&] {
+    auto it = snap_->functions.find(key);
+    return it != snap_->functions.end() && !it->second.empty();
+  };
+  if (snap_->functions.count(key) == 0) return nullptr;
+  changed_.wait_until(lock, absl::ToChronoTime(deadline), ready);
+  return ready() ? snap_ : nullptr;
+}
+
+void FakeRoutes::ReportUnreachable(const std::string& key, const provider::Endpoint& endpoint) {
+  std::lock_guard<std::mutex> lock(mu_);
+  unreachable.push_back(absl::StrCat(key, " ", endpoint.ip, ":", endpoint.port));
+  auto next = std::make_shared<provider::RoutingSnapshot>(*snap_);
+  auto& eps = next->functions[key];
+  eps.erase(std::remove_if(eps.begin(), eps.end(),
+                           [&](const provider::Endpoint& e) {
+                             return e.ip == endpoint.ip && e.port == endpoint.port;
+                           }),
+            eps.end());
   snap_ = next;
 }
 

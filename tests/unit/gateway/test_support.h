@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -15,13 +16,23 @@
 
 namespace faasd::gateway::testing {
 
+// A routing table the test edits. AwaitReady waits (up to its deadline) for Set to give the
+// function an endpoint and counts the waits; ReportUnreachable removes the endpoint and records
+// it.
 class FakeRoutes : public provider::RoutingTable {
  public:
   std::shared_ptr<const provider::RoutingSnapshot> Snapshot() const override;
+  std::shared_ptr<const provider::RoutingSnapshot> AwaitReady(const std::string& key,
+                                                              absl::Time deadline) override;
+  void ReportUnreachable(const std::string& key, const provider::Endpoint& endpoint) override;
   void Set(const std::string& key, std::vector<provider::Endpoint> endpoints);
+
+  std::atomic<int> awaits{0};
+  std::vector<std::string> unreachable;  // "key ip:port", guarded by mu_
 
  private:
   mutable std::mutex mu_;
+  std::condition_variable changed_;
   std::shared_ptr<const provider::RoutingSnapshot> snap_ =
       std::make_shared<provider::RoutingSnapshot>();
 };
@@ -43,7 +54,7 @@ class FakeProvider : public provider::FunctionProvider {
   absl::Status Healthy() override {
     return healthy ? absl::OkStatus() : absl::UnavailableError("containerd down");
   }
-  const provider::RoutingTable& Routes() const override { return routes; }
+  provider::RoutingTable& Routes() override { return routes; }
 
   std::mutex mu;
   std::map<std::string, provider::FunctionDeployment> functions;  // "name.ns"

@@ -1,0 +1,90 @@
+// Scale: the wanted number of replicas, 0..max; and the wake of a function at zero when a
+// request comes for it.
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "provider/containerd_provider.h"
+#include "provider/internal.h"
+
+namespace faasd::provider {
+
+using namespace internal;
+
+absl::Status ContainerdProvider::SetDesired(const Found& f, uint64_t desired) {
+  for (const Container& c : f.current) {
+    containerd::Labels labels(c.labels().begin(), c.labels().end());
+    labels[kReplicasLabel] = absl::StrCat(desired);
+    absl::Status s = client_.containers.SetLabels(Call(), c.id(), labels);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ContainerdProvider::Scale(const std::string& name, const std::string& ns,
+                                       uint64_t replicas) {
+  absl::Status s = ValidateName("function name", name);
+  if (s.ok()) s = CheckNamespace(ns);
+  if (!s.ok()) return s;
+  std::shared_ptr<absl::Mutex> op = OpLock(name);
+  absl::MutexLock guard(op.get());
+  absl::StatusOr<Found> f = FindDeployed(name);
+  if (!f.ok()) return f.status();
+  absl::StatusOr<ScaleRange> range = ParseScaleRange(f->deployment.labels);
+  if (!range.ok()) return range.status();
+  s = CheckReplicas(name, replicas, *range);
+  if (!s.ok()) return s;
+  if (replicas == f->desired) return absl::OkStatus();
+  s = SetDesired(*f, replicas);
+  if (!s.ok()) return s;
+  LogInfo("scale ", name, ": ", f->desired, " -> ", replicas);
+  {
+    absl::MutexLock l(&mu_);
+    auto it = routes_.find(name);
+    if (it != routes_.end()) {
+      it->second.desired = replicas;
+      if (replicas == 0) {
+        for (Replica& r : it->second.replicas) r.ready = false;
+        Publish();
+      }
+    }
+  }
+  // The reconcile pass makes or retires replicas and starts or stops tasks; run it now.
+  RequestReconcile();
+  return absl::OkStatus();
+}
+
+void ContainerdProvider::WakeFromZero(const std::string& name) {
+  {
+    absl::MutexLock l(&mu_);
+    if (!waking_.insert(name).second) return;  // one start serves every waiting request
+  }
+  RunInBackground([this, name] {
+    const absl::Time t0 = absl::Now();
+    {
+      std::shared_ptr<absl::Mutex> op = OpLock(name);
+      absl::MutexLock guard(op.get());
+      absl::StatusOr<Found> f = FindDeployed(name);
+      if (f.ok() && f->desired == 0) {
+        absl::Status s = SetDesired(*f, 1);
+        Route route{1, f->generation, {}};
+        const Container& kept = f->current.front();
+        (void)client_.tasks.Delete(Call(), kept.id());  // a task left from before, if any
+        absl::StatusOr<Replica> r =
+            s.ok() ? StartTask(kept.id(), name) : absl::StatusOr<Replica>(s);
+        if (r.ok()) {
+          r->ready = WaitReady(*r, options_.update_ready_wait);
+          route.replicas.push_back(*r);
+          SetRoute(name, route);
+          LogInfo("scale ", name, ": 0 -> 1 for a request (ready after ",
+                  absl::FormatDuration(absl::Now() - t0), ")");
+        } else {
+          LogWarning("scale ", name, ": 0 -> 1 for a request: ", r.status().message());
+        }
+      }
+    }
+    absl::MutexLock l(&mu_);
+    waking_.erase(name);
+  });
+  RequestReconcile();  // whatever else the function needs (more replicas) follows
+}
+
+}  // namespace faasd::provider

@@ -1,0 +1,208 @@
+"""Replicas: scale 0..N through /system/scale-function, balancing over replicas, scale to zero
+and back on the first request, a lone replica killed under load, crash back-off."""
+
+import concurrent.futures
+import random
+import re
+import threading
+import time
+
+import pytest
+
+import harness
+
+NS = harness.NAMESPACE
+OK = (200, 202)
+
+
+def scale(api, name, replicas, **extra):
+    body = {"serviceName": name, "replicas": replicas, "namespace": NS, **extra}
+    return api.request("POST", f"/system/scale-function/{name}", body)
+
+
+def status(api, name):
+    r = api.describe(name)
+    assert r.status == 200, r
+    return r.json()
+
+
+def wait_available(api, name, n, timeout=60):
+    harness.wait_until(lambda: status(api, name)["availableReplicas"] == n, timeout,
+                       f"{name} availableReplicas == {n}")
+
+
+def tasks_of(containerd, name):
+    """Running task ids of the function's containers."""
+    out = []
+    for line in containerd.lines("tasks", "ls", namespace=NS)[1:]:
+        f = line.split()
+        if f[0].startswith(name + "-") and len(f) >= 3 and f[2] == "RUNNING":
+            out.append(f[0])
+    return out
+
+
+def containers_of(containerd, name):
+    return [c for c in containerd.lines("containers", "ls", "-q", namespace=NS)
+            if c.startswith(name + "-")]
+
+
+def test_three_replicas_serve_from_three_hostnames(api, functions, containerd):
+    name = functions.deploy("three")
+    r = scale(api, name, 3)
+    assert r.status in OK, r
+    wait_available(api, name, 3)
+    st = status(api, name)
+    assert st["replicas"] == 3, st
+    assert len(tasks_of(containerd, name)) == 3
+    hosts = set()
+    for _ in range(60):
+        r = api.invoke(name, body="x")
+        assert r.status == 200, r
+        hosts.add(r.headers.get("X-Fn-Hostname"))
+        if len(hosts) == 3:
+            break
+    assert len(hosts) == 3 and all(h.startswith(name + "-") for h in hosts), hosts
+    # Down to one: the others go, and the survivor keeps serving.
+    assert scale(api, name, 1).status in OK
+    harness.wait_until(lambda: len(containers_of(containerd, name)) == 1, 60,
+                       f"{name} back to one container")
+    wait_available(api, name, 1)
+    assert api.invoke(name, body="y").text == "y"
+
+
+@pytest.mark.parametrize("body,why", [
+    ({"replicas": -1}, "negative"),
+    ({"replicas": 1.5}, "fraction"),
+    ({"replicas": "2"}, "string"),
+    ({"replicas": 21}, "over the default max of 20"),
+    ({}, "missing"),
+])
+def test_bad_replicas_are_400(api, functions, body, why):
+    name = functions.deploy("badscale")
+    r = api.request("POST", f"/system/scale-function/{name}",
+                    {"serviceName": name, "namespace": NS, **body})
+    assert r.status == 400 and r.text.strip(), (why, r)
+    assert status(api, name)["replicas"] == 1
+    assert api.invoke(name, body="still").text == "still"
+
+
+def test_scale_range_comes_from_labels(api, functions):
+    name = functions.deploy("ranged", labels={"com.openfaas.scale.min": "2",
+                                               "com.openfaas.scale.max": "3"})
+    wait_available(api, name, 2)  # a new function starts at its minimum
+    for bad in (1, 4):
+        r = scale(api, name, bad)
+        assert r.status == 400 and "2..3" in r.text, (bad, r)
+    assert scale(api, name, 3).status in OK
+    wait_available(api, name, 3)
+    assert scale(api, name, 0).status in OK  # zero is always allowed
+    harness.wait_until(lambda: status(api, name)["availableReplicas"] == 0, 30, "zero")
+
+
+def test_scale_unknown_function_is_404(api):
+    r = scale(api, "nope-%06x" % random.getrandbits(24), 1)
+    assert r.status == 404, r
+
+
+def test_scale_to_zero_then_first_request_wakes_it(api, functions, containerd):
+    name = functions.deploy("zero")
+    assert scale(api, name, 0).status in OK
+    harness.wait_until(lambda: not tasks_of(containerd, name), 30, f"{name}'s task to stop")
+    listed = {f["name"]: f for f in api.list().json()}
+    assert name in listed, "a function at zero must stay listed"
+    assert listed[name]["replicas"] == 0 and listed[name]["availableReplicas"] == 0
+    assert len(containers_of(containerd, name)) == 1, "its record must stay"
+
+    t0 = time.monotonic()
+    r = api.invoke(name, body="wake up")
+    elapsed = time.monotonic() - t0
+    assert r.status == 200 and r.text == "wake up", r
+    st = status(api, name)
+    assert st["replicas"] == 1 and st["availableReplicas"] == 1, st
+    assert len(tasks_of(containerd, name)) == 1
+    print(f"scale from zero: first response after {elapsed * 1000:.0f} ms")
+
+
+def test_fifty_concurrent_requests_at_zero_share_one_start(api, functions, containerd):
+    name = functions.deploy("herd")
+    assert scale(api, name, 0).status in OK
+    harness.wait_until(lambda: not tasks_of(containerd, name), 30, f"{name}'s task to stop")
+    log_before = harness.tail(api.log_path, 10**8).count(f"scale {name}: 0 -> 1")
+
+    def call(i):
+        return api.invoke(name, body=f"r{i}", timeout=60)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(call, range(50)))
+    bad = [(i, r) for i, r in enumerate(results) if r.status != 200 or r.text != f"r{i}"]
+    assert not bad, bad[:5]
+    starts = harness.tail(api.log_path, 10**8).count(f"scale {name}: 0 -> 1") - log_before
+    assert starts == 1, f"{starts} starts for 50 waiting requests"
+    assert len(containers_of(containerd, name)) == 1
+
+
+def load(api, name, rate, seconds, results):
+    """Sends `rate` requests per second for `seconds`, one connection each, recording
+    (status or exception). Bounded in count and time."""
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline and n < rate * seconds + 10:
+        t = time.monotonic()
+        try:
+            r = api.invoke(name, body=f"q{n}", timeout=30)
+            results.append(r.status if r.text == f"q{n}" else f"{r.status}:{r.text[:60]}")
+        except OSError as exc:
+            results.append(repr(exc))
+        n += 1
+        time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - t)))  # pacing, not synchronisation
+
+
+def test_kill_of_the_only_replica_under_load_fails_nothing(api, functions, containerd):
+    name = functions.deploy("lone")
+    results = []
+    loader = threading.Thread(target=load, args=(api, name, 20, 8, results))
+    loader.start()
+    harness.wait_until(lambda: len(results) >= 20, 10, "load to run")
+    (cid,) = tasks_of(containerd, name)
+    pid = containerd.task_pid(cid)
+    containerd.ctr("tasks", "kill", "-s", "SIGKILL", cid, namespace=NS)
+    harness.wait_until(lambda: (containerd.task_pid(cid) or pid) != pid, 20, "a new task")
+    loader.join(timeout=40)
+    failed = [r for r in results if r != 200]
+    assert not failed, f"{len(failed)} of {len(results)} failed: {failed[:5]}"
+    assert len(results) >= 100, len(results)
+
+
+def test_update_with_two_replicas_under_load_fails_nothing(api, functions, fn_image):
+    name = functions.deploy("upd2")
+    assert scale(api, name, 2).status in OK
+    wait_available(api, name, 2)
+    results = []
+    loader = threading.Thread(target=load, args=(api, name, 20, 6, results))
+    loader.start()
+    harness.wait_until(lambda: len(results) >= 10, 10, "load to run")
+    r = api.deploy(name, fn_image.refs["echo"], method="PUT", envVars={"v": "2"})
+    assert r.status in OK, r
+    loader.join(timeout=40)
+    failed = [r for r in results if r != 200]
+    assert not failed, f"{len(failed)} of {len(results)} failed: {failed[:5]}"
+    st = status(api, name)
+    assert st["replicas"] == 2 and st["envVars"] == {"v": "2"}, st
+    wait_available(api, name, 2)
+
+
+def test_crash_loop_backs_off(api, functions, hostile):
+    """A function whose process exits at once is restarted with growing delays: a handful of
+    restarts in 8 s, not hundreds."""
+    ref = hostile.push("exits", [], entrypoint=["/bin/false"])
+    name = functions.name("crash")
+    r = api.deploy(name, ref)
+    assert r.status in OK, r
+    pattern = f"restarted {name} ("
+    t0 = time.monotonic()
+    harness.wait_until(lambda: harness.tail(api.log_path, 10**8).count(pattern) >= 2, 20,
+                       "a second restart")
+    harness.wait_until(lambda: time.monotonic() - t0 > 8, 10, "8 s to pass", interval=0.5)
+    restarts = harness.tail(api.log_path, 10**8).count(pattern)
+    assert 2 <= restarts <= 10, f"{restarts} restarts in 8 s"
+    st = status(api, name)
+    assert st["availableReplicas"] == 0, st

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <random>
 
@@ -43,8 +44,10 @@ absl::Status EnsurePrivateDir(const std::string& path, mode_t mode) {
                                                       "; refusing to keep secrets there"));
   }
   if ((st.st_mode & 07777) != mode) {
-    LogWarning("secrets: ", path, " had mode ", absl::StrCat(absl::Hex(st.st_mode & 07777)),
-               "; setting it to ", absl::StrCat(absl::Hex(mode)));
+    char had[8], want[8];
+    std::snprintf(had, sizeof had, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    std::snprintf(want, sizeof want, "%04o", static_cast<unsigned>(mode));
+    LogWarning("secrets: ", path, " had mode ", had, "; setting it to ", want);
     if (::chmod(path.c_str(), mode) != 0) return Errno(absl::StrCat("chmod ", path));
   }
   return absl::OkStatus();

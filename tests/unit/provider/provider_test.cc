@@ -8,6 +8,7 @@
 #include "catch.hpp"
 #include "nlohmann/json.hpp"
 #include "provider/quantity.h"
+#include "provider/replicas.h"
 #include "provider/secret_store.h"
 #include "provider/spec.h"
 #include "provider/types.h"
@@ -284,4 +285,63 @@ TEST_CASE("ParseSecret: value, base64 rawValue, bad types") {
   CHECK(!ParseSecret(R"({"name":"a","rawValue":"%%%"})").ok());
   CHECK(!ParseSecret(R"({"name":1})").ok());
   CHECK(!ParseSecret("[]").ok());
+}
+
+TEST_CASE("Scale range: labels, defaults, zero always allowed, never a clamp") {
+  auto r = ParseScaleRange({});
+  REQUIRE(r.ok());
+  CHECK(r->min == 1);
+  CHECK(r->max == 20);
+  r = ParseScaleRange({{kScaleMinLabel, "2"}, {kScaleMaxLabel, "3"}});
+  REQUIRE(r.ok());
+  CHECK(CheckReplicas("f", 0, *r).ok());
+  CHECK(CheckReplicas("f", 2, *r).ok());
+  CHECK(CheckReplicas("f", 3, *r).ok());
+  for (uint64_t bad : {1, 4, 1000}) {
+    INFO(bad);
+    auto s = CheckReplicas("f", bad, *r);
+    CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(s.message()).find("0 or 2..3") != std::string::npos);
+  }
+  CHECK(!ParseScaleRange({{kScaleMaxLabel, "x"}}).ok());
+  CHECK(!ParseScaleRange({{kScaleMinLabel, "5"}, {kScaleMaxLabel, "3"}}).ok());
+  CHECK(!ParseScaleRange({{kScaleMaxLabel, "100000"}}).ok());
+}
+
+TEST_CASE("PlanReplicas brings replicas to the wanted count") {
+  auto st = [](std::string id, bool task, bool running, bool ready, bool backoff = false) {
+    return ReplicaState{id, task, running, ready, backoff};
+  };
+  // Up: the missing ones are created, a dead one restarted, a backing-off one left alone.
+  auto p = PlanReplicas(4, {st("a", true, true, true), st("b", true, false, false),
+                            st("c", true, false, false, true)});
+  CHECK(p.create == 1);
+  CHECK(p.start == std::vector<std::string>{"b"});
+  CHECK(p.retire.empty());
+  // Down: not-ready ones go first, then the newest; the ready oldest stays.
+  p = PlanReplicas(
+      1, {st("a", true, true, true), st("b", true, false, false), st("c", true, true, true)});
+  CHECK(p.retire == std::vector<std::string>{"b", "c"});
+  CHECK(p.create == 0);
+  // Zero: one container stays as the record, its task stopped; the rest go.
+  p = PlanReplicas(0, {st("a", true, true, true), st("b", true, true, true)});
+  CHECK(p.stop == std::vector<std::string>{"a"});
+  CHECK(p.retire == std::vector<std::string>{"b"});
+  p = PlanReplicas(0, {st("a", false, false, false)});
+  CHECK(p.stop.empty());
+  CHECK(p.retire.empty());
+  // Steady: nothing to do.
+  p = PlanReplicas(2, {st("a", true, true, true), st("b", true, true, false)});
+  CHECK(p.create == 0);
+  CHECK(p.start.empty());
+  CHECK(p.retire.empty());
+  CHECK(p.stop.empty());
+}
+
+TEST_CASE("Crash back-off grows and is capped") {
+  CHECK(RestartDelay(0) == absl::ZeroDuration());
+  CHECK(RestartDelay(1) == absl::Milliseconds(250));
+  CHECK(RestartDelay(2) == absl::Milliseconds(500));
+  CHECK(RestartDelay(5) == absl::Seconds(4));
+  CHECK(RestartDelay(50) == absl::Minutes(5));
 }

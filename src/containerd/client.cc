@@ -109,6 +109,48 @@ absl::StatusOr<std::vector<api::services::namespaces::v1::Namespace>> NamespaceS
                                                                resp.namespaces().end());
 }
 
+absl::StatusOr<api::services::namespaces::v1::Namespace> NamespaceService::Get(
+    const std::string& ns) {
+  grpc::ClientContext ctx;
+  conn_.Prepare(ctx, CallScope{});
+  api::services::namespaces::v1::GetNamespaceRequest req;
+  req.set_name(ns);
+  api::services::namespaces::v1::GetNamespaceResponse resp;
+  absl::Status s = FromGrpc(stub_->Get(&ctx, req, &resp), absl::StrCat("namespaces.Get ", ns));
+  if (!s.ok()) return s;
+  return resp.namespace_();
+}
+
+absl::Status NamespaceService::Create(const std::string& ns, const Labels& labels) {
+  grpc::ClientContext ctx;
+  conn_.Prepare(ctx, CallScope{ns, "", absl::Seconds(30)});
+  api::services::namespaces::v1::CreateNamespaceRequest req;
+  req.mutable_namespace_()->set_name(ns);
+  for (const auto& [k, v] : labels) (*req.mutable_namespace_()->mutable_labels())[k] = v;
+  api::services::namespaces::v1::CreateNamespaceResponse resp;
+  return FromGrpc(stub_->Create(&ctx, req, &resp), absl::StrCat("namespaces.Create ", ns));
+}
+
+absl::Status NamespaceService::SetLabels(const std::string& ns, const Labels& labels) {
+  grpc::ClientContext ctx;
+  conn_.Prepare(ctx, CallScope{ns, "", absl::Seconds(30)});
+  api::services::namespaces::v1::UpdateNamespaceRequest req;
+  req.mutable_namespace_()->set_name(ns);
+  for (const auto& [k, v] : labels) (*req.mutable_namespace_()->mutable_labels())[k] = v;
+  // No mask: containerd replaces every label with the request's (a "labels" path is refused).
+  api::services::namespaces::v1::UpdateNamespaceResponse resp;
+  return FromGrpc(stub_->Update(&ctx, req, &resp), absl::StrCat("namespaces.Update ", ns));
+}
+
+absl::Status NamespaceService::Delete(const std::string& ns) {
+  grpc::ClientContext ctx;
+  conn_.Prepare(ctx, CallScope{ns, "", absl::Seconds(30)});
+  api::services::namespaces::v1::DeleteNamespaceRequest req;
+  req.set_name(ns);
+  google::protobuf::Empty resp;
+  return FromGrpc(stub_->Delete(&ctx, req, &resp), absl::StrCat("namespaces.Delete ", ns));
+}
+
 LeaseService::LeaseService(const Connection& conn)
     : conn_(conn), stub_(api::services::leases::v1::Leases::NewStub(conn.channel())) {}
 
@@ -371,6 +413,26 @@ absl::Status ImageStore::Put(const CallScope& scope, const images::Image& image)
   req.mutable_update_mask()->add_paths("labels");
   images::UpdateImageResponse resp;
   return FromGrpc(stub_->Update(&ctx, req, &resp), absl::StrCat("images.Update ", image.name()));
+}
+
+absl::StatusOr<std::vector<images::Image>> ImageStore::List(const CallScope& scope) {
+  grpc::ClientContext ctx;
+  conn_.Prepare(ctx, scope);
+  images::ListImagesRequest req;
+  images::ListImagesResponse resp;
+  absl::Status s = FromGrpc(stub_->List(&ctx, req, &resp), "images.List");
+  if (!s.ok()) return s;
+  return std::vector<images::Image>(resp.images().begin(), resp.images().end());
+}
+
+absl::Status ImageStore::Delete(const CallScope& scope, const std::string& name) {
+  grpc::ClientContext ctx;
+  conn_.Prepare(ctx, scope);
+  images::DeleteImageRequest req;
+  req.set_name(name);
+  req.set_sync(true);
+  google::protobuf::Empty resp;
+  return FromGrpc(stub_->Delete(&ctx, req, &resp), absl::StrCat("images.Delete ", name));
 }
 
 // ---- snapshots, diff ---------------------------------------------------------------------------

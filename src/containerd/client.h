@@ -76,6 +76,14 @@ class NamespaceService {
   // Creates the namespace with `labels` if absent; adds missing labels if present.
   absl::Status Ensure(const std::string& ns, const Labels& labels);
   absl::StatusOr<std::vector<api::services::namespaces::v1::Namespace>> List();
+  // NotFound when absent.
+  absl::StatusOr<api::services::namespaces::v1::Namespace> Get(const std::string& ns);
+  // AlreadyExists when present.
+  absl::Status Create(const std::string& ns, const Labels& labels);
+  // Replaces the labels. NotFound when absent.
+  absl::Status SetLabels(const std::string& ns, const Labels& labels);
+  // FailedPrecondition while it holds anything (images, content, snapshots, containers).
+  absl::Status Delete(const std::string& ns);
 
  private:
   const Connection& conn_;
@@ -147,6 +155,9 @@ class ImageStore {
                                                        const std::string& name);
   // Creates the image record, or updates target and labels when it exists.
   absl::Status Put(const CallScope& scope, const api::services::images::v1::Image& image);
+  absl::StatusOr<std::vector<api::services::images::v1::Image>> List(const CallScope& scope);
+  // Deletes the record and waits for containerd's garbage collection of what only it held.
+  absl::Status Delete(const CallScope& scope, const std::string& name);
 
  private:
   const Connection& conn_;

@@ -196,10 +196,16 @@ void GatewayServer::RegisterRoutes() {
               System([this](auto& q, auto& b, auto& r) { WriteSecret(q, b, r, false); }));
   server_.Delete("/system/secrets",
                  System([this](auto& q, auto& b, auto& r) { DeleteSecret(q, b, r); }));
-  server_.Get(R"(/system/namespace/([^/]+))", SystemGet(not_yet("namespace management")));
-  server_.Post(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));
-  server_.Put(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));
-  server_.Delete(R"(/system/namespace/([^/]+))", System(not_yet("namespace management")));
+  server_.Get(R"(/system/namespace/([^/]+))",
+              SystemGet([this](auto& q, auto&, auto& r) { GetNamespace(q, r); }));
+  server_.Post(R"(/system/namespace/?)",
+               System([this](auto& q, auto& b, auto& r) { WriteNamespace(q, b, r, true); }));
+  server_.Post(R"(/system/namespace/([^/]+))",
+               System([this](auto& q, auto& b, auto& r) { WriteNamespace(q, b, r, true); }));
+  server_.Put(R"(/system/namespace/([^/]+))",
+              System([this](auto& q, auto& b, auto& r) { WriteNamespace(q, b, r, false); }));
+  server_.Delete(R"(/system/namespace/([^/]+))",
+                 System([this](auto& q, auto& b, auto& r) { DeleteNamespace(q, b, r); }));
   server_.Post("/system/alert", System(not_yet("alert-driven scaling")));
   server_.Post(R"(/async-function/.*)", [](const httplib::Request&, httplib::Response& res) {
     WriteError(res, 501, "asynchronous invocation is not implemented yet in faasd-cpp");

@@ -56,6 +56,11 @@ class GatewayServer {
   void DeleteSecret(const httplib::Request& req, const std::string& body, httplib::Response& res);
   void Info(const httplib::Request& req, httplib::Response& res);
   void Namespaces(const httplib::Request& req, httplib::Response& res);
+  void GetNamespace(const httplib::Request& req, httplib::Response& res);
+  void WriteNamespace(const httplib::Request& req, const std::string& body, httplib::Response& res,
+                      bool create);
+  void DeleteNamespace(const httplib::Request& req, const std::string& body,
+                       httplib::Response& res);
 
   const GatewayOptions options_;
   provider::FunctionProvider& provider_;

@@ -186,10 +186,4 @@ void GatewayServer::Info(const httplib::Request&, httplib::Response& res) {
   res.set_content(Dump(out), kJson);
 }
 
-void GatewayServer::Namespaces(const httplib::Request&, httplib::Response& res) {
-  absl::StatusOr<std::vector<std::string>> ns = provider_.Namespaces();
-  if (!ns.ok()) return WriteError(res, ns.status());
-  res.set_content(Dump(json(*ns)), kJson);
-}
-
 }  // namespace faasd::gateway

@@ -109,7 +109,9 @@ ImagePuller::ImagePuller(containerd::Client& client, registry::RegistryClient& r
       platform_(std::move(platform)),
       max_image_bytes_(max_image_bytes) {}
 
-absl::StatusOr<PulledImage> ImagePuller::Pull(const std::string& image, PullPolicy policy) {
+absl::StatusOr<PulledImage> ImagePuller::Pull(const std::string& image, PullPolicy policy,
+                                              const std::string& ns_in) {
+  const std::string& ns = ns_in.empty() ? ns_ : ns_in;
   absl::StatusOr<registry::Reference> ref = registry::Reference::Parse(image);
   if (!ref.ok()) {
     return WithHttp(
@@ -118,9 +120,9 @@ absl::StatusOr<PulledImage> ImagePuller::Pull(const std::string& image, PullPoli
   }
   Scope scope;
   scope.what = absl::StrCat("pull ", ref->String());
-  scope.call.ns = ns_;
+  scope.call.ns = ns;
   scope.call.timeout = absl::Minutes(10);
-  containerd::CallScope lease_scope{ns_, "", absl::Seconds(10)};
+  containerd::CallScope lease_scope{ns, "", absl::Seconds(10)};
   absl::StatusOr<std::string> lease = client_.leases.Create(lease_scope, absl::Hours(1));
   if (!lease.ok()) return lease.status();
   scope.call.lease = *lease;

@@ -45,7 +45,9 @@ class ImagePuller {
   // does not have or refuses us, or a bad image (layers over max_image_bytes, a layer containerd
   // cannot unpack, diff IDs that do not match); "502" when the registry cannot be reached or
   // fails; "507" when the host's disk is full.
-  absl::StatusOr<PulledImage> Pull(const std::string& image, PullPolicy policy);
+  // Into containerd namespace `ns` ("" = the one given at construction).
+  absl::StatusOr<PulledImage> Pull(const std::string& image, PullPolicy policy,
+                                   const std::string& ns = "");
 
  private:
   struct Scope;

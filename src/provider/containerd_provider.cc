@@ -25,21 +25,48 @@ ContainerdProvider::ContainerdProvider(ProviderOptions options, containerd::Clie
 
 ContainerdProvider::~ContainerdProvider() { Stop(); }
 
-containerd::CallScope ContainerdProvider::Call(absl::Duration timeout) const {
-  return containerd::CallScope{options_.ns, "", timeout};
+containerd::CallScope ContainerdProvider::Call(const std::string& ns,
+                                               absl::Duration timeout) const {
+  return containerd::CallScope{ns, "", timeout};
 }
 
-absl::Status ContainerdProvider::CheckNamespace(const std::string& ns) const {
-  if (ns.empty() || ns == options_.ns) return absl::OkStatus();
+namespace {
+
+bool IsFunctionNamespace(const containerd::api::services::namespaces::v1::Namespace& n) {
+  auto it = n.labels().find(kNamespaceLabel);
+  return it != n.labels().end() && (it->second == "1" || it->second == "true");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ContainerdProvider::ResolveNamespace(const std::string& ns) {
+  if (ns.empty() || ns == options_.ns) return options_.ns;
   absl::Status s = ValidateName("namespace", ns);
   if (!s.ok()) return s;
-  return absl::InvalidArgumentError(
-      absl::StrCat("namespace \"", ns, "\" is not managed here (only \"", options_.ns, "\")"));
+  absl::StatusOr<containerd::api::services::namespaces::v1::Namespace> n =
+      client_.namespaces.Get(ns);
+  if (n.ok() && IsFunctionNamespace(*n)) return ns;
+  if (!n.ok() && n.status().code() != absl::StatusCode::kNotFound) return n.status();
+  return absl::NotFoundError(absl::StrCat("namespace \"", ns, "\" not found"));
 }
 
-std::shared_ptr<absl::Mutex> ContainerdProvider::OpLock(const std::string& name) {
+absl::StatusOr<std::vector<std::string>> ContainerdProvider::FunctionNamespaces() {
+  absl::StatusOr<std::vector<containerd::api::services::namespaces::v1::Namespace>> all =
+      client_.namespaces.List();
+  if (!all.ok()) return all.status();
+  std::vector<std::string> out{options_.ns};
+  for (const auto& n : *all) {
+    if (n.name() != options_.ns && IsFunctionNamespace(n) &&
+        ValidateName("namespace", n.name()).ok())
+      out.push_back(n.name());
+  }
+  std::sort(out.begin() + 1, out.end());
+  return out;
+}
+
+std::shared_ptr<absl::Mutex> ContainerdProvider::OpLock(const std::string& key) {
   absl::MutexLock l(&mu_);
-  auto& lock = op_locks_[name];
+  auto& lock = op_locks_[key];
   if (!lock) lock = std::make_shared<absl::Mutex>();
   return lock;
 }
@@ -52,8 +79,8 @@ std::shared_ptr<const RoutingSnapshot> ContainerdProvider::Snapshot() const {
 
 void ContainerdProvider::Publish() {
   auto snap = std::make_shared<RoutingSnapshot>();
-  for (const auto& [name, route] : routes_) {
-    auto& eps = snap->functions[absl::StrCat(name, ".", options_.ns)];
+  for (const auto& [key, route] : routes_) {
+    auto& eps = snap->functions[key];
     for (const Replica& r : route.replicas) {
       if (r.ready && !r.ip.empty()) eps.push_back(Endpoint{r.ip, options_.function_port});
     }
@@ -61,12 +88,12 @@ void ContainerdProvider::Publish() {
   std::atomic_store(&snapshot_, std::shared_ptr<const RoutingSnapshot>(std::move(snap)));
 }
 
-void ContainerdProvider::SetRoute(const std::string& name, std::optional<Route> route) {
+void ContainerdProvider::SetRoute(const std::string& key, std::optional<Route> route) {
   absl::MutexLock l(&mu_);
   if (route) {
-    routes_[name] = std::move(*route);
+    routes_[key] = std::move(*route);
   } else {
-    routes_.erase(name);
+    routes_.erase(key);
   }
   Publish();
 }
@@ -79,25 +106,24 @@ std::shared_ptr<const RoutingSnapshot> ContainerdProvider::AwaitReady(const std:
   };
   std::shared_ptr<const RoutingSnapshot> snap = Snapshot();
   if (ready(snap)) return snap;
-  const std::string suffix = absl::StrCat(".", options_.ns);
-  if (key.size() <= suffix.size() || key.compare(key.size() - suffix.size(), suffix.size(), suffix))
-    return nullptr;
-  const std::string name = key.substr(0, key.size() - suffix.size());
   bool at_zero = false;
+  std::string ns, name;
   {
     absl::MutexLock l(&mu_);
-    auto it = routes_.find(name);
+    auto it = routes_.find(key);
     if (it == routes_.end()) return nullptr;
     at_zero = it->second.desired == 0;
+    ns = it->second.ns;
+    name = it->second.name;
   }
   if (at_zero) {
-    WakeFromZero(name);
+    WakeFromZero(ns, name);
   } else {
     RequestReconcile();  // a replica is being replaced: make sure a pass is under way
   }
   absl::MutexLock l(&mu_);
   auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_.load() || routes_.count(name) == 0 || ready(Snapshot());
+    return stopping_.load() || routes_.count(key) == 0 || ready(Snapshot());
   };
   mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
   snap = Snapshot();
@@ -108,9 +134,9 @@ void ContainerdProvider::ReportUnreachable(const std::string& key, const Endpoin
   bool changed = false;
   {
     absl::MutexLock l(&mu_);
-    for (auto& [name, route] : routes_) {
-      if (key != absl::StrCat(name, ".", options_.ns)) continue;
-      for (Replica& r : route.replicas) {
+    auto it = routes_.find(key);
+    if (it != routes_.end()) {
+      for (Replica& r : it->second.replicas) {
         if (r.ip == endpoint.ip && r.ready) {
           r.ready = false;  // the reconcile pass probes it again or restarts it
           changed = true;
@@ -145,17 +171,17 @@ bool Older(const containerd::api::services::containers::v1::Container& a,
 }  // namespace
 
 absl::StatusOr<std::vector<ContainerdProvider::Found>> ContainerdProvider::FindFunctions(
-    const std::string& only_name) {
+    const std::string& ns, const std::string& only_name) {
   std::string filter = only_name.empty()
                            ? absl::StrCat("labels.\"", kFunctionLabel, "\"")
                            : absl::StrCat("labels.\"", kFunctionLabel, "\"==", only_name);
-  absl::StatusOr<std::vector<Container>> containers = client_.containers.List(Call(), filter);
+  absl::StatusOr<std::vector<Container>> containers = client_.containers.List(Call(ns), filter);
   if (!containers.ok()) return containers.status();
   std::map<std::string, std::vector<Container>> by_name;
   for (auto& c : *containers) {
     auto st = c.labels().find(kStateLabel);
     if (st != c.labels().end() && st->second == kStateRemoving) {
-      ScheduleRemoval(c.id());
+      ScheduleRemoval(ns, c.id());
       continue;
     }
     by_name[c.labels().at(kFunctionLabel)].push_back(std::move(c));
@@ -164,6 +190,7 @@ absl::StatusOr<std::vector<ContainerdProvider::Found>> ContainerdProvider::FindF
   for (auto& [name, all] : by_name) {
     std::sort(all.begin(), all.end(), Older);
     Found f;
+    f.ns = ns;
     f.name = name;
     // Containers from before generations were labelled count as generation 0.
     for (const auto& c : all)
@@ -194,11 +221,11 @@ absl::StatusOr<std::vector<ContainerdProvider::Found>> ContainerdProvider::FindF
 }
 
 absl::StatusOr<ContainerdProvider::Found> ContainerdProvider::FindDeployed(
-    const std::string& name) {
-  absl::StatusOr<std::vector<Found>> found = FindFunctions(name);
+    const std::string& ns, const std::string& name) {
+  absl::StatusOr<std::vector<Found>> found = FindFunctions(ns, name);
   if (!found.ok()) return found.status();
   if (found->empty()) {
-    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found"));
+    return absl::NotFoundError(absl::StrCat("function \"", name, "\" not found in namespace ", ns));
   }
   return std::move(found->front());
 }
@@ -214,19 +241,19 @@ std::string Rfc3339(const google::protobuf::Timestamp& ts) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<FunctionStatus>> ContainerdProvider::List(const std::string& ns) {
-  absl::Status s = CheckNamespace(ns);
-  if (!s.ok()) return s;
-  absl::StatusOr<std::vector<Found>> found = FindFunctions("");
+absl::StatusOr<std::vector<FunctionStatus>> ContainerdProvider::List(const std::string& ns_in) {
+  absl::StatusOr<std::string> ns = ResolveNamespace(ns_in);
+  if (!ns.ok()) return ns.status();
+  absl::StatusOr<std::vector<Found>> found = FindFunctions(*ns, "");
   if (!found.ok()) return found.status();
   std::vector<FunctionStatus> out;
   absl::MutexLock l(&mu_);
   for (const auto& f : *found) {
     FunctionStatus st = StatusFromDeployment(f.deployment);
-    st.namespace_ = options_.ns;
+    st.namespace_ = f.ns;
     st.created_at = Rfc3339(f.current.front().created_at());
     st.replicas = f.desired;
-    auto r = routes_.find(f.name);
+    auto r = routes_.find(FunctionKey(f.name, f.ns));
     if (r != routes_.end()) {
       for (const Replica& rep : r->second.replicas) st.available_replicas += rep.ready ? 1 : 0;
     }
@@ -236,18 +263,19 @@ absl::StatusOr<std::vector<FunctionStatus>> ContainerdProvider::List(const std::
 }
 
 absl::StatusOr<FunctionStatus> ContainerdProvider::Get(const std::string& name,
-                                                       const std::string& ns) {
+                                                       const std::string& ns_in) {
   absl::Status s = ValidateName("function name", name);
-  if (s.ok()) s = CheckNamespace(ns);
   if (!s.ok()) return s;
-  absl::StatusOr<Found> f = FindDeployed(name);  // this function's containers only
+  absl::StatusOr<std::string> ns = ResolveNamespace(ns_in);
+  if (!ns.ok()) return ns.status();
+  absl::StatusOr<Found> f = FindDeployed(*ns, name);  // this function's containers only
   if (!f.ok()) return f.status();
   FunctionStatus st = StatusFromDeployment(f->deployment);
-  st.namespace_ = options_.ns;
+  st.namespace_ = f->ns;
   st.created_at = Rfc3339(f->current.front().created_at());
   st.replicas = f->desired;
   absl::MutexLock l(&mu_);
-  auto r = routes_.find(name);
+  auto r = routes_.find(FunctionKey(name, f->ns));
   if (r != routes_.end()) {
     for (const Replica& rep : r->second.replicas) st.available_replicas += rep.ready ? 1 : 0;
   }
@@ -255,7 +283,7 @@ absl::StatusOr<FunctionStatus> ContainerdProvider::Get(const std::string& name,
 }
 
 absl::StatusOr<std::vector<std::string>> ContainerdProvider::Namespaces() {
-  return std::vector<std::string>{options_.ns};
+  return FunctionNamespaces();
 }
 
 absl::Status ContainerdProvider::Healthy() {

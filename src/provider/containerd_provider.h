@@ -46,7 +46,9 @@
 namespace faasd::provider {
 
 struct ProviderOptions {
-  std::string ns = kDefaultNamespace;  // containerd namespace = OpenFaaS namespace
+  // The default namespace (always present). Every containerd namespace labelled openfaas=1 (or
+  // true) is a function namespace too: containerd namespace = OpenFaaS namespace.
+  std::string ns = kDefaultNamespace;
   // run/<id>/{hosts,resolv.conf,secrets/}, logs/, function-secrets/<ns>/<name>
   std::string state_dir = "/var/lib/faasd";
   std::vector<std::string> nameservers;  // "" = host's resolv.conf minus loopback
@@ -79,6 +81,10 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   absl::Status Remove(const std::string& name, const std::string& ns) override;
   absl::Status Scale(const std::string& name, const std::string& ns, uint64_t replicas) override;
   absl::StatusOr<std::vector<std::string>> Namespaces() override;
+  absl::StatusOr<FunctionNamespace> GetNamespace(const std::string& ns) override;
+  absl::Status CreateNamespace(const FunctionNamespace& ns) override;
+  absl::Status UpdateNamespace(const FunctionNamespace& ns) override;
+  absl::Status DeleteNamespace(const std::string& ns) override;
   absl::StatusOr<std::vector<std::string>> ListSecrets(const std::string& ns) override;
   absl::Status CreateSecret(const Secret& secret) override;
   absl::Status UpdateSecret(const Secret& secret) override;
@@ -104,12 +110,14 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // What routing knows of a function: its wanted count and the replicas of the generation
   // being served.
   struct Route {
+    std::string ns, name;
     uint64_t desired = 1;
     int64_t generation = 0;
     std::vector<Replica> replicas;
   };
   // One function's containers as containerd reports them.
   struct Found {
+    std::string ns;
     std::string name;
     int64_t generation = 0;          // newest generation
     uint64_t desired = 1;            // faasd.replicas of that generation (max)
@@ -124,13 +132,20 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
     absl::Time not_before;
   };
 
-  absl::Status CheckNamespace(const std::string& ns) const;
-  std::shared_ptr<absl::Mutex> OpLock(const std::string& name);
-  containerd::CallScope Call(absl::Duration timeout = absl::Seconds(30)) const;
+  // "" → the default namespace; OK when `ns` is a function namespace, NotFound when it is
+  // not (or does not exist), InvalidArgument for a bad name.
+  absl::StatusOr<std::string> ResolveNamespace(const std::string& ns);
+  // Function namespaces: the default one and those labelled openfaas=1|true.
+  absl::StatusOr<std::vector<std::string>> FunctionNamespaces();
+  // The per-function lock, by FunctionKey.
+  std::shared_ptr<absl::Mutex> OpLock(const std::string& key);
+  containerd::CallScope Call(const std::string& ns,
+                             absl::Duration timeout = absl::Seconds(30)) const;
 
-  absl::StatusOr<std::vector<Found>> FindFunctions(const std::string& only_name);
-  // FindFunctions(name), NotFound when nothing of that name is deployed.
-  absl::StatusOr<Found> FindDeployed(const std::string& name);
+  absl::StatusOr<std::vector<Found>> FindFunctions(const std::string& ns,
+                                                   const std::string& only_name);
+  // FindFunctions(ns, name), NotFound when nothing of that name is deployed.
+  absl::StatusOr<Found> FindDeployed(const std::string& ns, const std::string& name);
   // Everything about a FunctionDeployment that can be refused before touching containerd.
   absl::Status CheckDeployment(const FunctionDeployment& d) const;
   // Pulls (by `policy`), creates the container of generation `generation` wanting `desired`
@@ -146,10 +161,12 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   using NetworkFuture = std::future<absl::StatusOr<std::string>>;
   // Creates and starts the task. `pending` is an attach already under way (from
   // AttachNetwork after PrepareNetns); null starts one here.
-  absl::StatusOr<Replica> StartTask(const std::string& container_id, const std::string& name,
-                                    NetworkFuture* pending = nullptr);
+  absl::StatusOr<Replica> StartTask(const std::string& ns, const std::string& container_id,
+                                    const std::string& name, NetworkFuture* pending = nullptr);
   // Kills and deletes the task; the container, its namespace and address stay.
-  void StopTask(const std::string& container_id);
+  void StopTask(const std::string& ns, const std::string& container_id);
+  // A container id no function namespace uses: "<name>-<8 hex>".
+  std::string NewContainerId(const std::string& name) const;
   // The container's pinned network namespace: created, or kept when it exists with an address
   // (a restarted task keeps its address).
   absl::Status PrepareNetns(const std::string& container_id);
@@ -161,20 +178,20 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   bool Probe(const std::string& ip);
   // Runs `job` on a thread Stop() joins.
   void RunInBackground(std::function<void()> job);
-  void ScheduleRemoval(const std::string& container_id);
-  void StopAndRemove(const std::string& container_id);
+  void ScheduleRemoval(const std::string& ns, const std::string& container_id);
+  void StopAndRemove(const std::string& ns, const std::string& container_id);
   // <state>/run/<id>: hosts, resolv.conf and the secrets copy of a container that is gone.
   void RemoveRunDir(const std::string& container_id);
   // Waits for the task to exit, at most `max`; false on timeout or when the daemon stops.
-  bool WaitExit(const std::string& container_id, absl::Duration max);
+  bool WaitExit(const std::string& ns, const std::string& container_id, absl::Duration max);
   // Labels the container faasd.state=removing and stops and removes it in the background.
-  void Retire(const Container& c);
+  void Retire(const std::string& ns, const Container& c);
   void RetireAll(const Found& f);  // current and stale containers
   // Sets faasd.replicas on every container of the current generation.
   absl::Status SetDesired(const Found& f, uint64_t desired);
   // Starts the kept container of a function at zero; requests waiting in AwaitReady go on.
-  void WakeFromZero(const std::string& name);
-  void SetRoute(const std::string& name, std::optional<Route> route);
+  void WakeFromZero(const std::string& ns, const std::string& name);
+  void SetRoute(const std::string& key, std::optional<Route> route);
   void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One pass; false when it skipped a function or left one not ready (the loop returns soon).
   bool ReconcileOnce();
@@ -183,13 +200,13 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   bool ReconcileFunction(const Found& f,
                          const std::map<std::string, containerd::api::v1::types::Process>& tasks);
   // True when the container exists and is not being removed.
-  bool StillDeployed(const std::string& container_id);
+  bool StillDeployed(const std::string& ns, const std::string& container_id);
   void ReclaimOrphanNetworks();
   void ReconcileLoop();
   void WatchTaskExits();
   void RequestReconcile();  // run a reconcile pass now rather than at the next interval
   // A secret's checks shared by create and update: namespace, name, size.
-  absl::Status CheckSecret(const Secret& secret, std::string* ns) const;
+  absl::Status CheckSecret(const Secret& secret, std::string* ns);
   // Where a container's own copy of the secrets it names lives (mounted read-only).
   std::string SecretsDir(const std::string& container_id) const;
 
@@ -200,10 +217,10 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   network::CniNetwork& network_;
 
   mutable absl::Mutex mu_;
-  std::map<std::string, Route> routes_ ABSL_GUARDED_BY(mu_);  // by function name
+  std::map<std::string, Route> routes_ ABSL_GUARDED_BY(mu_);  // by FunctionKey
   std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> removing_ ABSL_GUARDED_BY(mu_);            // container ids being removed
-  std::set<std::string> waking_ ABSL_GUARDED_BY(mu_);              // functions starting from zero
+  std::set<std::string> removing_ ABSL_GUARDED_BY(mu_);  // container ids being removed
+  std::set<std::string> waking_ ABSL_GUARDED_BY(mu_);    // FunctionKeys starting from zero
   std::map<std::string, Restarts> restarts_ ABSL_GUARDED_BY(mu_);  // by container id
   struct Job {
     std::thread thread;

@@ -62,23 +62,28 @@ void MakeDirs(const std::string& path, mode_t mode) {
 
 absl::Status ContainerdProvider::CheckDeployment(const FunctionDeployment& d) const {
   absl::Status s = ValidateDeployment(d);
-  if (s.ok()) s = CheckNamespace(d.namespace_);
   if (auto it = d.annotations.find(kPullPolicyAnnotation); s.ok() && it != d.annotations.end()) {
     s = image::ParsePullPolicy(it->second).status();
   }
   return s;
 }
 
-absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
-  if (absl::Status s = CheckDeployment(d); !s.ok()) return s;
-  absl::StatusOr<ScaleRange> range = ParseScaleRange(d.labels);
+absl::Status ContainerdProvider::Deploy(const FunctionDeployment& request) {
+  if (absl::Status s = CheckDeployment(request); !s.ok()) return s;
+  absl::StatusOr<ScaleRange> range = ParseScaleRange(request.labels);
   if (!range.ok()) return range.status();
-  std::shared_ptr<absl::Mutex> op = OpLock(d.service);
+  absl::StatusOr<std::string> ns = ResolveNamespace(request.namespace_);
+  if (!ns.ok()) return ns.status();
+  FunctionDeployment d = request;
+  d.namespace_ = *ns;
+  const std::string key = FunctionKey(d.service, d.namespace_);
+  std::shared_ptr<absl::Mutex> op = OpLock(key);
   absl::MutexLock guard(op.get());
-  absl::StatusOr<std::vector<Found>> existing = FindFunctions(d.service);
+  absl::StatusOr<std::vector<Found>> existing = FindFunctions(d.namespace_, d.service);
   if (!existing.ok()) return existing.status();
   if (!existing->empty()) {
-    return absl::AlreadyExistsError(absl::StrCat("function \"", d.service, "\" already exists"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("function \"", d.service, "\" already exists in namespace ", d.namespace_));
   }
   // As upstream: a new function starts with its minimum scale.
   const uint64_t desired = range->min;
@@ -90,7 +95,7 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
   LogDebug("deploy ", d.service, ": ready after ", absl::FormatDuration(absl::Now() - t_started));
   bool all_ready = true;
   for (const Replica& r : *replicas) all_ready = all_ready && r.ready;
-  SetRoute(d.service, Route{desired, generation, *replicas});
+  SetRoute(key, Route{d.namespace_, d.service, desired, generation, *replicas});
   if (!all_ready) RequestReconcile();  // the loop probes them until they are ready
   LogInfo("deployed ", d.service, " (", replicas->size(), " replica",
           replicas->size() == 1 ? "" : "s", ", first ", replicas->front().container_id, " at ",
@@ -98,13 +103,18 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& d) {
   return absl::OkStatus();
 }
 
-absl::Status ContainerdProvider::Update(const FunctionDeployment& d) {
-  if (absl::Status s = CheckDeployment(d); !s.ok()) return s;
-  absl::StatusOr<ScaleRange> range = ParseScaleRange(d.labels);
+absl::Status ContainerdProvider::Update(const FunctionDeployment& request) {
+  if (absl::Status s = CheckDeployment(request); !s.ok()) return s;
+  absl::StatusOr<ScaleRange> range = ParseScaleRange(request.labels);
   if (!range.ok()) return range.status();
-  std::shared_ptr<absl::Mutex> op = OpLock(d.service);
+  absl::StatusOr<std::string> ns = ResolveNamespace(request.namespace_);
+  if (!ns.ok()) return ns.status();
+  FunctionDeployment d = request;
+  d.namespace_ = *ns;
+  const std::string key = FunctionKey(d.service, d.namespace_);
+  std::shared_ptr<absl::Mutex> op = OpLock(key);
   absl::MutexLock guard(op.get());
-  absl::StatusOr<Found> existing = FindDeployed(d.service);
+  absl::StatusOr<Found> existing = FindDeployed(d.namespace_, d.service);
   if (!existing.ok()) return existing.status();
   // The wanted count carries over, within the new range; at zero the new generation is
   // created without tasks, ready to be woken.
@@ -125,7 +135,7 @@ absl::Status ContainerdProvider::Update(const FunctionDeployment& d) {
   }
   bool all_ready = desired == 0;
   for (const Replica& r : replicas) all_ready = all_ready || r.ready;
-  SetRoute(d.service, Route{desired, generation, replicas});
+  SetRoute(key, Route{d.namespace_, d.service, desired, generation, replicas});
   if (!all_ready) RequestReconcile();
   RetireAll(*existing);
   LogInfo("updated ", d.service, " (", replicas.size(), " replica", replicas.size() == 1 ? "" : "s",
@@ -152,8 +162,8 @@ absl::StatusOr<std::vector<ContainerdProvider::Replica>> ContainerdProvider::Cre
                       /*start=*/true);
     if (!r.ok()) {
       for (const Replica& made : out) {
-        absl::StatusOr<Container> c = client_.containers.Get(Call(), made.container_id);
-        if (c.ok()) Retire(*c);
+        absl::StatusOr<Container> c = client_.containers.Get(Call(d.namespace_), made.container_id);
+        if (c.ok()) Retire(d.namespace_, *c);
       }
       return r.status();
     }
@@ -185,14 +195,14 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
     cpu_request = *c;
   }
   for (const auto& name : d.secrets) {
-    if (!secrets_.Exists(options_.ns, name)) {
+    if (!secrets_.Exists(d.namespace_, name)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("secret \"", name, "\" not found in namespace ", options_.ns));
+          absl::StrCat("secret \"", name, "\" not found in namespace ", d.namespace_));
     }
   }
 
   const absl::Time t0 = absl::Now();
-  absl::StatusOr<image::PulledImage> img = puller_.Pull(d.image, policy);
+  absl::StatusOr<image::PulledImage> img = puller_.Pull(d.image, policy, d.namespace_);
   const absl::Time t_pulled = absl::Now();
   if (!img.ok()) return img.status();
   absl::StatusOr<std::vector<std::string>> args =
@@ -201,26 +211,27 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
     return absl::InvalidArgumentError(
         absl::StrCat("image ", d.image, ": ", args.status().message()));
 
-  const std::string id = absl::StrCat(d.service, "-", RandomSuffix());
+  const std::string& ns = d.namespace_;
+  const std::string id = NewContainerId(d.service);
   const std::string run_dir = absl::StrCat(options_.state_dir, "/run/", id);
   MakeDirs(run_dir, 0700);
   // The namespace and its CNI ADD (tens of ms of plugin execs and iptables) proceed while
   // containerd prepares the snapshot and the container; the task joins the namespace by path.
   if (absl::Status s = PrepareNetns(id); !s.ok()) return s;
   NetworkFuture network = std::async(std::launch::async, [this, id] { return AttachNetwork(id); });
-  containerd::CallScope lease_scope = Call(absl::Seconds(10));
+  containerd::CallScope lease_scope = Call(ns, absl::Seconds(10));
   absl::StatusOr<std::string> lease = client_.leases.Create(lease_scope, absl::Minutes(10));
   auto cleanup = [&](absl::Status s) {
     if (network.valid()) (void)network.get();
     ReleaseNetwork(id);
-    (void)client_.containers.Delete(Call(), id);
-    (void)client_.snapshots.Remove(Call(), id);
+    (void)client_.containers.Delete(Call(ns), id);
+    (void)client_.snapshots.Remove(Call(ns), id);
     if (lease.ok()) (void)client_.leases.Delete(lease_scope, *lease);
     RemoveRunDir(id);
     return s;
   };
   if (!lease.ok()) return cleanup(lease.status());
-  containerd::CallScope scope = Call();
+  containerd::CallScope scope = Call(ns);
   scope.lease = *lease;
 
   absl::StatusOr<containerd::Mounts> mounts =
@@ -248,7 +259,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   std::string secrets_dir;
   if (!d.secrets.empty()) {
     secrets_dir = SecretsDir(id);
-    absl::Status s = secrets_.Materialize(options_.ns, d.secrets, secrets_dir, user.uid, user.gid);
+    absl::Status s = secrets_.Materialize(ns, d.secrets, secrets_dir, user.uid, user.gid);
     if (!s.ok()) {
       return cleanup(
           s.code() == absl::StatusCode::kNotFound ? absl::InvalidArgumentError(s.message()) : s);
@@ -271,7 +282,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   if (!s.ok()) return cleanup(s);
 
   SpecInputs in;
-  in.cgroups_path = absl::StrCat("/", options_.ns, "/", id);
+  in.cgroups_path = absl::StrCat("/", ns, "/", id);
   in.hostname = id;  // each replica its own, as a pod's; the function's name resolves too
   in.args = *args;
   in.env = MergeEnv(img->config.env, d);
@@ -308,7 +319,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   labels[kGenerationLabel] = absl::StrCat(generation);
   labels[kReplicasLabel] = absl::StrCat(desired);
   FunctionDeployment stored = d;
-  stored.namespace_ = options_.ns;
+  stored.namespace_ = ns;
   auto& ext = (*c.mutable_extensions())[kDeploymentExtension];
   ext.set_type_url(kDeploymentTypeUrl);
   ext.set_value(ToJson(stored).dump());
@@ -324,13 +335,25 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
                     network::HostsFile(HostNames(id, d.service), network_.GatewayIp(), *ip), 0644);
     return Replica{id, *ip, false};
   }
-  absl::StatusOr<Replica> r = StartTask(id, d.service, &network);
+  absl::StatusOr<Replica> r = StartTask(ns, id, d.service, &network);
   if (!r.ok()) return cleanup(r.status());
   // Where deploy time goes, for operators chasing slow deploys (--log-level=debug).
   LogDebug("deploy ", d.service, ": pull ", absl::FormatDuration(t_pulled - t0), ", container ",
            absl::FormatDuration(t_created - t_pulled), ", task+network ",
            absl::FormatDuration(absl::Now() - t_created));
   return r;
+}
+
+std::string ContainerdProvider::NewContainerId(const std::string& name) const {
+  // Addresses, namespaces and run folders are kept by container id across all function
+  // namespaces, so an id must be new to all of them.
+  for (int attempt = 0;; ++attempt) {
+    std::string id = absl::StrCat(name, "-", RandomSuffix());
+    struct stat st;
+    if (attempt >= 16 || (::lstat(NetnsPath(id).c_str(), &st) != 0 &&
+                          ::lstat(absl::StrCat(options_.state_dir, "/run/", id).c_str(), &st) != 0))
+      return id;
+  }
 }
 
 std::string ContainerdProvider::NetnsPath(const std::string& id) const {
@@ -369,7 +392,8 @@ void ContainerdProvider::ReleaseNetwork(const std::string& id) {
   if (!s.ok()) LogWarning("network ", id, ": ", s.message());
 }
 
-absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const std::string& id,
+absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const std::string& ns,
+                                                                          const std::string& id,
                                                                           const std::string& name,
                                                                           NetworkFuture* pending) {
   NetworkFuture own;
@@ -388,17 +412,17 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
     if (own_network) ReleaseNetwork(id);
     return s;
   };
-  containerd::CallScope scope = Call();
+  containerd::CallScope scope = Call(ns);
   absl::StatusOr<containerd::Mounts> rootfs = client_.snapshots.GetMounts(scope, id);
   if (!rootfs.ok()) return fail(rootfs.status());
-  const std::string log_dir = absl::StrCat(options_.state_dir, "/logs/", options_.ns);
+  const std::string log_dir = absl::StrCat(options_.state_dir, "/logs/", ns);
   MakeDirs(log_dir, 0750);
   const std::string log_uri = absl::StrCat("file://", log_dir, "/", name, ".log");
   absl::StatusOr<uint32_t> pid = client_.tasks.Create(scope, id, *rootfs, {log_uri, log_uri});
   if (!pid.ok()) return fail(pid.status());
   auto undo_task = [&](absl::Status s) {
-    (void)client_.tasks.Kill(Call(), id, SIGKILL, true);
-    (void)client_.tasks.Delete(Call(), id);
+    (void)client_.tasks.Kill(Call(ns), id, SIGKILL, true);
+    (void)client_.tasks.Delete(Call(ns), id);
     return fail(s);
   };
   absl::StatusOr<std::string> ip = pending->get();
@@ -414,12 +438,12 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
   return r;
 }
 
-void ContainerdProvider::StopTask(const std::string& id) {
+void ContainerdProvider::StopTask(const std::string& ns, const std::string& id) {
   // Scaled to zero: nothing is in flight, so no grace period; the namespace and address stay
   // for the next start.
-  absl::Status s = client_.tasks.Kill(Call(), id, SIGKILL, true);
-  if (s.ok()) (void)WaitExit(id, absl::Seconds(5));
-  s = client_.tasks.Delete(Call(), id);
+  absl::Status s = client_.tasks.Kill(Call(ns), id, SIGKILL, true);
+  if (s.ok()) (void)WaitExit(ns, id, absl::Seconds(5));
+  s = client_.tasks.Delete(Call(ns), id);
   if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
     LogWarning("scale to zero ", id, ": ", s.message());
 }

@@ -15,5 +15,14 @@ inline constexpr char kDeploymentExtension[] = "faasd.deployment";
 inline constexpr char kDeploymentTypeUrl[] = "faasd.io/FunctionDeployment";
 inline constexpr char kSpecTypeUrl[] = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 inline constexpr char kPullPolicyAnnotation[] = "faasd.pull-policy";
+// A containerd namespace with this label ("1" or "true") holds functions.
+inline constexpr char kNamespaceLabel[] = "openfaas";
+// Namespace annotations are kept as labels under this prefix (containerd has only labels).
+inline constexpr char kNamespaceAnnotationPrefix[] = "com.openfaas.annotations.";
+
+// Routing, locks and waits know a function as "name.namespace", as the invoke path does.
+inline std::string FunctionKey(const std::string& name, const std::string& ns) {
+  return name + "." + ns;
+}
 
 }  // namespace faasd::provider::internal

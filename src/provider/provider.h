@@ -64,7 +64,17 @@ class FunctionProvider {
   // background. NotFound when absent.
   virtual absl::Status Remove(const std::string& name, const std::string& ns) = 0;
   virtual absl::Status Scale(const std::string& name, const std::string& ns, uint64_t replicas) = 0;
+  // Function namespaces: the default one and every containerd namespace labelled openfaas=1.
   virtual absl::StatusOr<std::vector<std::string>> Namespaces() = 0;
+  // NotFound when `ns` is not a function namespace.
+  virtual absl::StatusOr<FunctionNamespace> GetNamespace(const std::string& ns) = 0;
+  // AlreadyExists when present (as a function namespace or not); the openfaas=1 label is added.
+  virtual absl::Status CreateNamespace(const FunctionNamespace& ns) = 0;
+  // Replaces labels and annotations (openfaas=1 kept). NotFound when absent.
+  virtual absl::Status UpdateNamespace(const FunctionNamespace& ns) = 0;
+  // NotFound when absent; Aborted naming the functions and secrets still in it;
+  // InvalidArgument for the default namespace, which always stays.
+  virtual absl::Status DeleteNamespace(const std::string& ns) = 0;
 
   // Secrets of a namespace (ns "" = default): names only, never values.
   virtual absl::StatusOr<std::vector<std::string>> ListSecrets(const std::string& ns) = 0;

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
@@ -21,7 +22,7 @@ absl::Status ContainerdProvider::Start() {
   absl::StatusOr<std::string> version = client_.version.Version(absl::Seconds(5));
   if (!version.ok()) return version.status();
   LogInfo("containerd ", *version, " at ", client_.connection.address());
-  absl::Status s = client_.namespaces.Ensure(options_.ns, {{"openfaas", "true"}});
+  absl::Status s = client_.namespaces.Ensure(options_.ns, {{kNamespaceLabel, "true"}});
   if (!s.ok()) return s;
   s = secrets_.Init();
   if (!s.ok()) return s;
@@ -40,8 +41,9 @@ absl::Status ContainerdProvider::Start() {
 // A function's task that exits is restarted at once instead of at the next periodic pass, so
 // the gateway routes to a dead address for milliseconds, not seconds.
 void ContainerdProvider::WatchTaskExits() {
-  const std::vector<std::string> filters{
-      absl::StrCat("topic==\"/tasks/exit\",namespace==", options_.ns)};
+  // Every namespace: which ones hold functions changes at run time, and a pass for an exit
+  // elsewhere costs little.
+  const std::vector<std::string> filters{"topic==\"/tasks/exit\""};
   absl::Duration backoff = absl::Milliseconds(200);
   while (!stopping_.load()) {
     grpc::ClientContext ctx;
@@ -118,31 +120,36 @@ void ContainerdProvider::ReconcileLoop() {
 }
 
 bool ContainerdProvider::ReconcileOnce() {
-  absl::StatusOr<std::vector<Found>> found = FindFunctions("");
-  if (!found.ok()) {
-    LogWarning("reconcile: ", found.status().message());
+  absl::StatusOr<std::vector<std::string>> namespaces = FunctionNamespaces();
+  if (!namespaces.ok()) {
+    LogWarning("reconcile: ", namespaces.status().message());
     return false;
   }
-  absl::StatusOr<std::vector<containerd::api::v1::types::Process>> tasks =
-      client_.tasks.List(Call());
-  if (!tasks.ok()) {
-    LogWarning("reconcile: ", tasks.status().message());
-    return false;
-  }
-  std::map<std::string, containerd::api::v1::types::Process> task_by_id;
-  for (auto& t : *tasks) task_by_id[t.id().empty() ? t.container_id() : t.id()] = t;
-
   std::set<std::string> seen;
   bool complete = true;
-  for (const auto& f : *found) {
-    seen.insert(f.name);
-    std::shared_ptr<absl::Mutex> op = OpLock(f.name);
-    if (!op->TryLock()) {  // a deploy/update/remove/scale is at work on it
-      complete = false;
-      continue;
+  for (const std::string& ns : *namespaces) {
+    absl::StatusOr<std::vector<Found>> found = FindFunctions(ns, "");
+    absl::StatusOr<std::vector<containerd::api::v1::types::Process>> tasks =
+        found.ok()
+            ? client_.tasks.List(Call(ns))
+            : absl::StatusOr<std::vector<containerd::api::v1::types::Process>>(found.status());
+    if (!tasks.ok()) {
+      LogWarning("reconcile ", ns, ": ", tasks.status().message());
+      return false;  // routes stay as they are until containerd answers
     }
-    if (!ReconcileFunction(f, task_by_id)) complete = false;
-    op->Unlock();
+    std::map<std::string, containerd::api::v1::types::Process> task_by_id;
+    for (auto& t : *tasks) task_by_id[t.id().empty() ? t.container_id() : t.id()] = t;
+    for (const auto& f : *found) {
+      const std::string key = FunctionKey(f.name, f.ns);
+      seen.insert(key);
+      std::shared_ptr<absl::Mutex> op = OpLock(key);
+      if (!op->TryLock()) {  // a deploy/update/remove/scale is at work on it
+        complete = false;
+        continue;
+      }
+      if (!ReconcileFunction(f, task_by_id)) complete = false;
+      op->Unlock();
+    }
   }
   // Functions that vanished from containerd behind our back leave routing too.
   {
@@ -170,7 +177,7 @@ bool ContainerdProvider::ReconcileFunction(
   std::map<std::string, Replica> known;  // what routing knows, by container id
   {
     absl::MutexLock l(&mu_);
-    auto it = routes_.find(f.name);
+    auto it = routes_.find(FunctionKey(f.name, f.ns));
     if (it != routes_.end()) {
       for (const Replica& r : it->second.replicas) known[r.container_id] = r;
     }
@@ -198,20 +205,20 @@ bool ContainerdProvider::ReconcileFunction(
   std::set<std::string> gone;
   auto deployed = [&](const std::string& id) {
     if (gone.count(id)) return false;
-    if (StillDeployed(id)) return true;
+    if (StillDeployed(f.ns, id)) return true;
     gone.insert(id);
     return false;
   };
   for (const std::string& id : plan.retire) {
-    absl::StatusOr<Container> c = client_.containers.Get(Call(), id);
+    absl::StatusOr<Container> c = client_.containers.Get(Call(f.ns), id);
     if (c.ok()) {
       LogInfo("reconcile ", f.name, ": retiring replica ", id, " (", f.desired, " wanted)");
-      Retire(*c);
+      Retire(f.ns, *c);
     }
     gone.insert(id);
   }
   for (const std::string& id : plan.stop) {
-    if (deployed(id)) StopTask(id);
+    if (deployed(id)) StopTask(f.ns, id);
   }
   std::map<std::string, Replica> started;
   for (const std::string& id : plan.start) {
@@ -220,7 +227,7 @@ bool ContainerdProvider::ReconcileFunction(
     if (t != tasks.end()) {
       LogWarning("reconcile ", f.name, ": replica ", id, " exited with status ",
                  t->second.exit_status());
-      (void)client_.tasks.Delete(Call(), id);
+      (void)client_.tasks.Delete(Call(f.ns), id);
     }
     int consecutive = 0;
     {
@@ -231,7 +238,7 @@ bool ContainerdProvider::ReconcileFunction(
       r.last_start = now;
       r.not_before = now + RestartDelay(consecutive);
     }
-    absl::StatusOr<Replica> r = StartTask(id, f.name);
+    absl::StatusOr<Replica> r = StartTask(f.ns, id, f.name);
     if (r.ok()) {
       LogInfo("reconcile: restarted ", f.name, " (", id, ") at ", r->ip,
               consecutive > 1 ? absl::StrCat(", restart ", consecutive, " in a row") : "");
@@ -291,14 +298,14 @@ bool ContainerdProvider::ReconcileFunction(
   if (f.desired == 0) all_ready = true;
   // An update that did not finish: the old generation serves until the new one does.
   if (!f.stale.empty() && ready_count > 0) {
-    for (const Container& c : f.stale) Retire(c);
+    for (const Container& c : f.stale) Retire(f.ns, c);
   }
-  SetRoute(f.name, Route{f.desired, f.generation, replicas});
+  SetRoute(FunctionKey(f.name, f.ns), Route{f.ns, f.name, f.desired, f.generation, replicas});
   return all_ready && replicas.size() == (f.desired == 0 ? replicas.size() : f.desired);
 }
 
-bool ContainerdProvider::StillDeployed(const std::string& id) {
-  absl::StatusOr<Container> c = client_.containers.Get(Call(), id);
+bool ContainerdProvider::StillDeployed(const std::string& ns, const std::string& id) {
+  absl::StatusOr<Container> c = client_.containers.Get(Call(ns), id);
   if (!c.ok()) return false;
   auto st = c->labels().find(kStateLabel);
   return st == c->labels().end() || st->second != kStateRemoving;
@@ -319,25 +326,48 @@ void ContainerdProvider::ReclaimOrphanNetworks() {
     ::closedir(d);
   }
   if (ids.empty()) return;
-  absl::StatusOr<std::vector<Container>> all = client_.containers.List(Call(), "");
-  if (!all.ok()) return;
-  for (const Container& c : *all) ids.erase(c.id());
+  // Containers of every containerd namespace count: a namespace may have lost its label.
+  absl::StatusOr<std::vector<containerd::api::services::namespaces::v1::Namespace>> all_ns =
+      client_.namespaces.List();
+  absl::StatusOr<std::vector<std::string>> function_ns = FunctionNamespaces();
+  if (!all_ns.ok() || !function_ns.ok()) return;
+  auto exists_anywhere = [&](const std::string& id) -> std::optional<bool> {
+    for (const auto& n : *all_ns) {
+      absl::StatusOr<Container> c = client_.containers.Get(Call(n.name()), id);
+      if (c.ok()) return true;
+      if (c.status().code() != absl::StatusCode::kNotFound) return std::nullopt;
+    }
+    return false;
+  };
+  for (const auto& n : *all_ns) {
+    absl::StatusOr<std::vector<Container>> listed = client_.containers.List(Call(n.name()), "");
+    if (!listed.ok()) return;
+    for (const Container& c : *listed) ids.erase(c.id());
+  }
   for (const std::string& id : ids) {
     {
       absl::MutexLock l(&mu_);
       if (removing_.count(id)) continue;
     }
-    // Container ids are "<function>-<8 hex>".
+    // Container ids are "<function>-<8 hex>"; a deploy of that function, in any namespace,
+    // holds its lock from before the network is attached until the container exists.
     const size_t dash = id.rfind('-');
     if (dash == std::string::npos || dash == 0) continue;
-    std::shared_ptr<absl::Mutex> op = OpLock(id.substr(0, dash));
-    if (!op->TryLock()) continue;  // being deployed right now: next pass
-    absl::StatusOr<Container> c = client_.containers.Get(Call(), id);
-    if (!c.ok() && c.status().code() == absl::StatusCode::kNotFound) {
+    std::vector<std::shared_ptr<absl::Mutex>> held;
+    bool busy = false;
+    for (const std::string& ns : *function_ns) {
+      std::shared_ptr<absl::Mutex> op = OpLock(FunctionKey(id.substr(0, dash), ns));
+      if (!op->TryLock()) {
+        busy = true;
+        break;
+      }
+      held.push_back(std::move(op));
+    }
+    if (!busy && exists_anywhere(id) == false) {
       LogInfo("reconcile: releasing the network of ", id, ", which has no container");
       ReleaseNetwork(id);
     }
-    op->Unlock();
+    for (auto& op : held) op->Unlock();
   }
 }
 

@@ -13,30 +13,32 @@ namespace faasd::provider {
 using containerd::api::services::containers::v1::Container;
 using namespace internal;
 
-void ContainerdProvider::Retire(const Container& c) {
+void ContainerdProvider::Retire(const std::string& ns, const Container& c) {
   // The label first: should the daemon stop before the removal finishes, the next start sees
   // it and finishes the job.
   containerd::Labels labels(c.labels().begin(), c.labels().end());
   labels[kStateLabel] = kStateRemoving;
-  absl::Status s = client_.containers.SetLabels(Call(), c.id(), labels);
+  absl::Status s = client_.containers.SetLabels(Call(ns), c.id(), labels);
   if (!s.ok()) LogWarning("remove ", c.id(), ": ", s.message());
-  ScheduleRemoval(c.id());
+  ScheduleRemoval(ns, c.id());
 }
 
 void ContainerdProvider::RetireAll(const Found& f) {
-  for (const auto& c : f.current) Retire(c);
-  for (const auto& c : f.stale) Retire(c);
+  for (const auto& c : f.current) Retire(f.ns, c);
+  for (const auto& c : f.stale) Retire(f.ns, c);
 }
 
 absl::Status ContainerdProvider::Remove(const std::string& name, const std::string& ns) {
   absl::Status s = ValidateName("function name", name);
-  if (s.ok()) s = CheckNamespace(ns);
   if (!s.ok()) return s;
-  std::shared_ptr<absl::Mutex> op = OpLock(name);
+  absl::StatusOr<std::string> resolved = ResolveNamespace(ns);
+  if (!resolved.ok()) return resolved.status();
+  const std::string key = FunctionKey(name, *resolved);
+  std::shared_ptr<absl::Mutex> op = OpLock(key);
   absl::MutexLock guard(op.get());
-  absl::StatusOr<Found> found = FindDeployed(name);
+  absl::StatusOr<Found> found = FindDeployed(*resolved, name);
   if (!found.ok()) return found.status();
-  SetRoute(name, std::nullopt);
+  SetRoute(key, std::nullopt);
   RetireAll(*found);
   LogInfo("removed ", name, " from routing; stopping its containers in the background");
   return absl::OkStatus();
@@ -62,59 +64,60 @@ void ContainerdProvider::RunInBackground(std::function<void()> job) {
                       done});
 }
 
-void ContainerdProvider::ScheduleRemoval(const std::string& id) {
+void ContainerdProvider::ScheduleRemoval(const std::string& ns, const std::string& id) {
   {
     absl::MutexLock l(&mu_);
     if (stopping_.load() || !removing_.insert(id).second) return;
     restarts_.erase(id);
   }
-  RunInBackground([this, id] {
-    StopAndRemove(id);
+  RunInBackground([this, ns, id] {
+    StopAndRemove(ns, id);
     absl::MutexLock l(&mu_);
     removing_.erase(id);
   });
 }
 
-bool ContainerdProvider::WaitExit(const std::string& id, absl::Duration max) {
+bool ContainerdProvider::WaitExit(const std::string& ns, const std::string& id,
+                                  absl::Duration max) {
   // In slices, so a daemon told to stop does not wait out a function's grace period.
   const absl::Time deadline = absl::Now() + max;
   while (!stopping_.load()) {
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return false;
     absl::StatusOr<uint32_t> exited =
-        client_.tasks.Wait(Call(std::min(left, absl::Milliseconds(250))), id);
+        client_.tasks.Wait(Call(ns, std::min(left, absl::Milliseconds(250))), id);
     if (exited.ok() || exited.status().code() == absl::StatusCode::kNotFound) return true;
     if (exited.status().code() != absl::StatusCode::kDeadlineExceeded) return false;
   }
   return false;
 }
 
-void ContainerdProvider::StopAndRemove(const std::string& id) {
+void ContainerdProvider::StopAndRemove(const std::string& ns, const std::string& id) {
   // Should the daemon stop meanwhile, the container keeps its "removing" label and the next
   // start finishes the job.
-  absl::StatusOr<containerd::api::v1::types::Process> task = client_.tasks.Get(Call(), id);
+  absl::StatusOr<containerd::api::v1::types::Process> task = client_.tasks.Get(Call(ns), id);
   if (task.ok()) {
     if (task->status() == containerd::api::v1::types::RUNNING ||
         task->status() == containerd::api::v1::types::PAUSED ||
         task->status() == containerd::api::v1::types::CREATED) {
-      (void)client_.tasks.Kill(Call(), id, SIGTERM, false);
-      if (!WaitExit(id, options_.stop_grace)) {
+      (void)client_.tasks.Kill(Call(ns), id, SIGTERM, false);
+      if (!WaitExit(ns, id, options_.stop_grace)) {
         if (stopping_.load()) return;
-        (void)client_.tasks.Kill(Call(), id, SIGKILL, true);
-        (void)WaitExit(id, absl::Seconds(10));
+        (void)client_.tasks.Kill(Call(ns), id, SIGKILL, true);
+        (void)WaitExit(ns, id, absl::Seconds(10));
       }
     }
     if (stopping_.load()) return;
-    absl::Status s = client_.tasks.Delete(Call(), id);
+    absl::Status s = client_.tasks.Delete(Call(ns), id);
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
       LogWarning("remove ", id, ": ", s.message());
   }
   if (stopping_.load()) return;
   ReleaseNetwork(id);
-  absl::Status s = client_.containers.Delete(Call(), id);
+  absl::Status s = client_.containers.Delete(Call(ns), id);
   if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
     LogWarning("remove ", id, ": ", s.message());
-  s = client_.snapshots.Remove(Call(), id);
+  s = client_.snapshots.Remove(Call(ns), id);
   if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
     LogWarning("remove ", id, ": ", s.message());
   RemoveRunDir(id);

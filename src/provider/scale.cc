@@ -13,20 +13,22 @@ absl::Status ContainerdProvider::SetDesired(const Found& f, uint64_t desired) {
   for (const Container& c : f.current) {
     containerd::Labels labels(c.labels().begin(), c.labels().end());
     labels[kReplicasLabel] = absl::StrCat(desired);
-    absl::Status s = client_.containers.SetLabels(Call(), c.id(), labels);
+    absl::Status s = client_.containers.SetLabels(Call(f.ns), c.id(), labels);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
 }
 
-absl::Status ContainerdProvider::Scale(const std::string& name, const std::string& ns,
+absl::Status ContainerdProvider::Scale(const std::string& name, const std::string& ns_in,
                                        uint64_t replicas) {
   absl::Status s = ValidateName("function name", name);
-  if (s.ok()) s = CheckNamespace(ns);
   if (!s.ok()) return s;
-  std::shared_ptr<absl::Mutex> op = OpLock(name);
+  absl::StatusOr<std::string> ns = ResolveNamespace(ns_in);
+  if (!ns.ok()) return ns.status();
+  const std::string key = FunctionKey(name, *ns);
+  std::shared_ptr<absl::Mutex> op = OpLock(key);
   absl::MutexLock guard(op.get());
-  absl::StatusOr<Found> f = FindDeployed(name);
+  absl::StatusOr<Found> f = FindDeployed(*ns, name);
   if (!f.ok()) return f.status();
   absl::StatusOr<ScaleRange> range = ParseScaleRange(f->deployment.labels);
   if (!range.ok()) return range.status();
@@ -35,10 +37,10 @@ absl::Status ContainerdProvider::Scale(const std::string& name, const std::strin
   if (replicas == f->desired) return absl::OkStatus();
   s = SetDesired(*f, replicas);
   if (!s.ok()) return s;
-  LogInfo("scale ", name, ": ", f->desired, " -> ", replicas);
+  LogInfo("scale ", key, ": ", f->desired, " -> ", replicas);
   {
     absl::MutexLock l(&mu_);
-    auto it = routes_.find(name);
+    auto it = routes_.find(key);
     if (it != routes_.end()) {
       it->second.desired = replicas;
       if (replicas == 0) {
@@ -52,37 +54,38 @@ absl::Status ContainerdProvider::Scale(const std::string& name, const std::strin
   return absl::OkStatus();
 }
 
-void ContainerdProvider::WakeFromZero(const std::string& name) {
+void ContainerdProvider::WakeFromZero(const std::string& ns, const std::string& name) {
+  const std::string key = FunctionKey(name, ns);
   {
     absl::MutexLock l(&mu_);
-    if (!waking_.insert(name).second) return;  // one start serves every waiting request
+    if (!waking_.insert(key).second) return;  // one start serves every waiting request
   }
-  RunInBackground([this, name] {
+  RunInBackground([this, ns, name, key] {
     const absl::Time t0 = absl::Now();
     {
-      std::shared_ptr<absl::Mutex> op = OpLock(name);
+      std::shared_ptr<absl::Mutex> op = OpLock(key);
       absl::MutexLock guard(op.get());
-      absl::StatusOr<Found> f = FindDeployed(name);
+      absl::StatusOr<Found> f = FindDeployed(ns, name);
       if (f.ok() && f->desired == 0) {
         absl::Status s = SetDesired(*f, 1);
-        Route route{1, f->generation, {}};
+        Route route{ns, name, 1, f->generation, {}};
         const Container& kept = f->current.front();
-        (void)client_.tasks.Delete(Call(), kept.id());  // a task left from before, if any
+        (void)client_.tasks.Delete(Call(ns), kept.id());  // a task left from before, if any
         absl::StatusOr<Replica> r =
-            s.ok() ? StartTask(kept.id(), name) : absl::StatusOr<Replica>(s);
+            s.ok() ? StartTask(ns, kept.id(), name) : absl::StatusOr<Replica>(s);
         if (r.ok()) {
           r->ready = WaitReady(*r, options_.update_ready_wait);
           route.replicas.push_back(*r);
-          SetRoute(name, route);
-          LogInfo("scale ", name, ": 0 -> 1 for a request (ready after ",
+          SetRoute(key, route);
+          LogInfo("scale ", key, ": 0 -> 1 for a request (ready after ",
                   absl::FormatDuration(absl::Now() - t0), ")");
         } else {
-          LogWarning("scale ", name, ": 0 -> 1 for a request: ", r.status().message());
+          LogWarning("scale ", key, ": 0 -> 1 for a request: ", r.status().message());
         }
       }
     }
     absl::MutexLock l(&mu_);
-    waking_.erase(name);
+    waking_.erase(key);
   });
   RequestReconcile();  // whatever else the function needs (more replicas) follows
 }

@@ -13,10 +13,11 @@ std::string ContainerdProvider::SecretsDir(const std::string& container_id) cons
   return absl::StrCat(options_.state_dir, "/run/", container_id, "/secrets");
 }
 
-absl::Status ContainerdProvider::CheckSecret(const Secret& secret, std::string* ns) const {
-  *ns = secret.namespace_.empty() ? options_.ns : secret.namespace_;
-  absl::Status s = CheckNamespace(*ns);
-  if (s.ok()) s = ValidateName("secret name", secret.name);
+absl::Status ContainerdProvider::CheckSecret(const Secret& secret, std::string* ns) {
+  absl::StatusOr<std::string> resolved = ResolveNamespace(secret.namespace_);
+  if (!resolved.ok()) return resolved.status();
+  *ns = *resolved;
+  absl::Status s = ValidateName("secret name", secret.name);
   if (s.ok() && secret.bytes().size() > kMaxSecretBytes) {
     s = absl::InvalidArgumentError(absl::StrCat("secret \"", secret.name,
                                                 "\": ", secret.bytes().size(),
@@ -26,9 +27,9 @@ absl::Status ContainerdProvider::CheckSecret(const Secret& secret, std::string* 
 }
 
 absl::StatusOr<std::vector<std::string>> ContainerdProvider::ListSecrets(const std::string& ns) {
-  absl::Status s = CheckNamespace(ns);
-  if (!s.ok()) return s;
-  return secrets_.List(ns.empty() ? options_.ns : ns);
+  absl::StatusOr<std::string> resolved = ResolveNamespace(ns);
+  if (!resolved.ok()) return resolved.status();
+  return secrets_.List(*resolved);
 }
 
 absl::Status ContainerdProvider::CreateSecret(const Secret& secret) {
@@ -47,7 +48,7 @@ absl::Status ContainerdProvider::UpdateSecret(const Secret& secret) {
   s = secrets_.Update(ns, secret.name, secret.bytes());
   if (!s.ok()) return s;
   // Running functions that name it see the new value at once: their copies are replaced.
-  absl::StatusOr<std::vector<Found>> found = FindFunctions("");
+  absl::StatusOr<std::vector<Found>> found = FindFunctions(ns, "");
   if (!found.ok()) return found.status();
   for (const Found& f : *found) {
     const auto& names = f.deployment.secrets;
@@ -65,11 +66,12 @@ absl::Status ContainerdProvider::UpdateSecret(const Secret& secret) {
 }
 
 absl::Status ContainerdProvider::DeleteSecret(const std::string& name, const std::string& ns_in) {
-  const std::string ns = ns_in.empty() ? options_.ns : ns_in;
-  absl::Status s = CheckNamespace(ns);
-  if (s.ok()) s = ValidateName("secret name", name);
+  absl::StatusOr<std::string> resolved = ResolveNamespace(ns_in);
+  if (!resolved.ok()) return resolved.status();
+  const std::string& ns = *resolved;
+  absl::Status s = ValidateName("secret name", name);
   if (!s.ok()) return s;
-  absl::StatusOr<std::vector<Found>> found = FindFunctions("");
+  absl::StatusOr<std::vector<Found>> found = FindFunctions(ns, "");
   if (!found.ok()) return found.status();
   std::vector<std::string> users;
   for (const Found& f : *found) {

@@ -121,6 +121,24 @@ absl::StatusOr<FunctionDeployment> ParseDeployment(std::string_view body) {
   return d;
 }
 
+absl::StatusOr<FunctionNamespace> ParseNamespace(std::string_view body) {
+  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("request body is not valid JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("request body must be a JSON object");
+  FunctionNamespace ns;
+  absl::Status s = ReadString(j, "name", &ns.name);
+  if (s.ok()) s = ReadStringMap(j, "labels", &ns.labels);
+  if (s.ok()) s = ReadStringMap(j, "annotations", &ns.annotations);
+  if (!s.ok()) return s;
+  return ns;
+}
+
+json ToJson(const FunctionNamespace& ns) {
+  json j = {{"name", ns.name}, {"labels", ns.labels}};
+  if (!ns.annotations.empty()) j["annotations"] = ns.annotations;
+  return j;
+}
+
 absl::StatusOr<Secret> ParseSecret(std::string_view body) {
   json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InvalidArgumentError("request body is not valid JSON");

@@ -36,6 +36,16 @@ struct FunctionDeployment {
   bool read_only_root_filesystem = false;
 };
 
+// A function namespace as the API carries it (FunctionNamespace upstream).
+struct FunctionNamespace {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+};
+// Parses a FunctionNamespace body. InvalidArgument names a field of the wrong type.
+absl::StatusOr<FunctionNamespace> ParseNamespace(std::string_view body);
+nlohmann::json ToJson(const FunctionNamespace& ns);
+
 // A function secret as the API carries it. `raw_value` (JSON "rawValue", base64 on the wire)
 // wins over `value` when non-empty, as upstream.
 struct Secret {

@@ -578,14 +578,19 @@ def snapshot_bytes(containerd):
     return int(out[0]) if out else 0
 
 
-def test_gzip_bomb_stops_at_max_image_bytes(request, workdir, containerd, hostile):
+def test_gzip_bomb_stops_at_max_image_bytes(request, workdir, hostile):
     """A 256 KB layer that inflates to 256 MiB, against a daemon allowed 64 MiB per image. The
     image is that one layer: nothing in it is shared with the session namespace's images, so
-    the ceiling is the only thing under test."""
+    the ceiling is the only thing under test. The daemon has a containerd of its own: two daemons
+    on one containerd would each manage the other's function namespaces."""
     ns = "openfaas-bomb"
-    cni = harness.CniEnv(Path(workdir) / "bomb")
+    bomb_dir = Path(workdir) / "bomb"
+    cni = harness.CniEnv(bomb_dir)  # closed after containerd: its tasks go first
     request.addfinalizer(cni.close)
     cni.start()
+    containerd = harness.Containerd(bomb_dir)
+    request.addfinalizer(containerd.close)
+    containerd.start()
     daemon = harness.FaasdDaemon(workdir, containerd, cni, namespace=ns, name="faasd-bomb",
                                  extra_args=[f"--max-image-bytes={MAX_IMAGE_BYTES}"])
     request.addfinalizer(daemon.close)

@@ -127,7 +127,7 @@ def test_fifty_concurrent_requests_at_zero_share_one_start(api, functions, conta
     name = functions.deploy("herd")
     assert scale(api, name, 0).status in OK
     harness.wait_until(lambda: not tasks_of(containerd, name), 30, f"{name}'s task to stop")
-    log_before = harness.tail(api.log_path, 10**8).count(f"scale {name}: 0 -> 1")
+    log_before = harness.tail(api.log_path, 10**8).count(f"scale {name}.{NS}: 0 -> 1")
 
     def call(i):
         return api.invoke(name, body=f"r{i}", timeout=60)
@@ -135,7 +135,7 @@ def test_fifty_concurrent_requests_at_zero_share_one_start(api, functions, conta
         results = list(pool.map(call, range(50)))
     bad = [(i, r) for i, r in enumerate(results) if r.status != 200 or r.text != f"r{i}"]
     assert not bad, bad[:5]
-    starts = harness.tail(api.log_path, 10**8).count(f"scale {name}: 0 -> 1") - log_before
+    starts = harness.tail(api.log_path, 10**8).count(f"scale {name}.{NS}: 0 -> 1") - log_before
     assert starts == 1, f"{starts} starts for 50 waiting requests"
     assert len(containers_of(containerd, name)) == 1
 

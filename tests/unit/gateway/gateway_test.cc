@@ -217,6 +217,49 @@ TEST_CASE("info and namespaces", "[gateway]") {
   CHECK(nlohmann::json::parse(ns->body) == nlohmann::json({"openfaas-fn", "other"}));
 }
 
+TEST_CASE("namespace CRUD as faas-cli and go-sdk send it", "[gateway][namespaces]") {
+  Fixture f;
+  const std::string body = R"({"name":"team-a","labels":{"openfaas":"1","x":"y"},)"
+                           R"("annotations":{"openfaas":"1"}})";
+  auto created = f.client->Post("/system/namespace/", body, "application/json");
+  REQUIRE(created);
+  CHECK(created->status == 201);
+  CHECK(f.client->Post("/system/namespace/", body, "application/json")->status == 409);
+  auto got = f.client->Get("/system/namespace/team-a");
+  REQUIRE(got);
+  CHECK(got->status == 200);
+  auto j = nlohmann::json::parse(got->body);
+  CHECK(j["name"] == "team-a");
+  CHECK(j["labels"]["x"] == "y");
+  auto updated =
+      f.client->Put("/system/namespace/team-a",
+                    R"({"name":"team-a","labels":{"openfaas":"1","x":"z"}})", "application/json");
+  REQUIRE(updated);
+  CHECK(updated->status == 202);
+  CHECK(f.client->Put("/system/namespace/team-a", R"({"name":"team-b"})", "application/json")
+            ->status == 400);
+  CHECK(f.client->Put("/system/namespace/nope", R"({"name":"nope"})", "application/json")->status ==
+        404);
+  CHECK(f.client->Get("/system/namespace/nope")->status == 404);
+  for (const char* bad : {"UPPER", "a_b", "-x"}) {
+    INFO(bad);
+    CHECK(f.client->Get((std::string("/system/namespace/") + bad).c_str())->status == 400);
+    CHECK(f.client
+              ->Post("/system/namespace/", std::string(R"({"name":")") + bad + R"("})",
+                     "application/json")
+              ->status == 400);
+  }
+  CHECK(f.client->Post("/system/namespace/", "{nope", "application/json")->status == 400);
+  auto deleted =
+      f.client->Delete("/system/namespace/team-a", R"({"name":"team-a"})", "application/json");
+  REQUIRE(deleted);
+  CHECK(deleted->status == 202);
+  CHECK(f.client->Delete("/system/namespace/team-a")->status == 404);
+  CHECK(f.client->Get("/system/namespace/team-a", httplib::Headers{})->status == 404);
+  httplib::Client anon("127.0.0.1", f.gateway->port());
+  CHECK(anon.Post("/system/namespace/", body, "application/json")->status == 401);
+}
+
 TEST_CASE("Start names the address when the port is taken", "[gateway]") {
   Fixture f;
   FakeProvider other;

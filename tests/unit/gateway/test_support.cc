@@ -160,7 +160,39 @@ absl::Status FakeProvider::DeleteSecret(const std::string& name, const std::stri
 }
 
 absl::StatusOr<std::vector<std::string>> FakeProvider::Namespaces() {
-  return std::vector<std::string>{provider::kDefaultNamespace, "other"};
+  std::lock_guard<std::mutex> l(mu);
+  std::vector<std::string> out{provider::kDefaultNamespace};
+  for (const auto& [name, ns] : namespaces) out.push_back(name);
+  return out;
+}
+
+absl::StatusOr<provider::FunctionNamespace> FakeProvider::GetNamespace(const std::string& ns) {
+  std::lock_guard<std::mutex> l(mu);
+  if (ns == provider::kDefaultNamespace) return provider::FunctionNamespace{ns, {}, {}};
+  auto it = namespaces.find(ns);
+  if (it == namespaces.end()) return absl::NotFoundError("namespace " + ns + " not found");
+  return it->second;
+}
+
+absl::Status FakeProvider::CreateNamespace(const provider::FunctionNamespace& ns) {
+  std::lock_guard<std::mutex> l(mu);
+  if (ns.name == provider::kDefaultNamespace || !namespaces.emplace(ns.name, ns).second)
+    return absl::AlreadyExistsError("namespace " + ns.name + " exists");
+  return absl::OkStatus();
+}
+
+absl::Status FakeProvider::UpdateNamespace(const provider::FunctionNamespace& ns) {
+  std::lock_guard<std::mutex> l(mu);
+  auto it = namespaces.find(ns.name);
+  if (it == namespaces.end()) return absl::NotFoundError("namespace " + ns.name + " not found");
+  it->second = ns;
+  return absl::OkStatus();
+}
+
+absl::Status FakeProvider::DeleteNamespace(const std::string& ns) {
+  std::lock_guard<std::mutex> l(mu);
+  if (namespaces.erase(ns) == 0) return absl::NotFoundError("namespace " + ns + " not found");
+  return absl::OkStatus();
 }
 
 EchoUpstream::EchoUpstream() {

@@ -47,6 +47,10 @@ class FakeProvider : public provider::FunctionProvider {
   absl::Status Remove(const std::string& name, const std::string& ns) override;
   absl::Status Scale(const std::string& name, const std::string& ns, uint64_t replicas) override;
   absl::StatusOr<std::vector<std::string>> Namespaces() override;
+  absl::StatusOr<provider::FunctionNamespace> GetNamespace(const std::string& ns) override;
+  absl::Status CreateNamespace(const provider::FunctionNamespace& ns) override;
+  absl::Status UpdateNamespace(const provider::FunctionNamespace& ns) override;
+  absl::Status DeleteNamespace(const std::string& ns) override;
   absl::StatusOr<std::vector<std::string>> ListSecrets(const std::string& ns) override;
   absl::Status CreateSecret(const provider::Secret& secret) override;
   absl::Status UpdateSecret(const provider::Secret& secret) override;
@@ -59,8 +63,10 @@ class FakeProvider : public provider::FunctionProvider {
   std::mutex mu;
   std::map<std::string, provider::FunctionDeployment> functions;  // "name.ns"
   std::map<std::string, uint64_t> scaled;
-  std::map<std::string, std::string> secrets;  // "name.ns" -> value
-  absl::Status next_deploy_error;              // returned once by Deploy when not OK
+  std::map<std::string, std::string> secrets;                   // "name.ns" -> value
+  std::map<std::string, provider::FunctionNamespace> namespaces{// besides openfaas-fn
+                                                                {"other", {"other", {}, {}}}};
+  absl::Status next_deploy_error;  // returned once by Deploy when not OK
   std::atomic<bool> healthy{true};
   FakeRoutes routes;
 };

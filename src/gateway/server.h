@@ -52,6 +52,7 @@ class GatewayServer {
   void ScaleFunction(const httplib::Request& req, const std::string& body, httplib::Response& res);
   void Info(const httplib::Request& req, httplib::Response& res);
   void Namespaces(const httplib::Request& req, httplib::Response& res);
+  void FunctionLogs(const httplib::Request& req, httplib::Response& res);  // logs_api.cc
 
   const GatewayOptions options_;
   provider::FunctionProvider& provider_;

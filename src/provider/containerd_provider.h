@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "containerd/client.h"
 #include "image/puller.h"
+#include "logs/logs.h"
 #include "network/cni_network.h"
 #include "provider/provider.h"
 
@@ -45,6 +46,10 @@ struct ProviderOptions {
   absl::Duration deploy_ready_wait = absl::Seconds(2);   // deploy answers after this at most
   absl::Duration update_ready_wait = absl::Seconds(30);  // old replica serves until then
   absl::Duration reconcile_interval = absl::Seconds(2);
+  // faasd-logger, run by each task's shim to keep its stdout/stderr in the function's rotated
+  // log (<state_dir>/logs/<ns>/<name>/); "" discards function output.
+  std::string logger;
+  logs::RotationOptions log_rotation;
 };
 
 class ContainerdProvider final : public FunctionProvider, public RoutingTable {
@@ -67,6 +72,7 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   absl::Status Remove(const std::string& name, const std::string& ns) override;
   absl::Status Scale(const std::string& name, const std::string& ns, uint64_t replicas) override;
   absl::StatusOr<std::vector<std::string>> Namespaces() override;
+  absl::StatusOr<std::unique_ptr<LogStream>> Logs(const LogRequest& request) override;
   absl::Status Healthy() override;
   const RoutingTable& Routes() const override { return *this; }
 
@@ -104,6 +110,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // AttachNetwork after PrepareNetns); null starts one here.
   absl::StatusOr<Replica> StartTask(const std::string& container_id, const std::string& name,
                                     NetworkFuture* pending = nullptr);
+  // The stdio URI of a task of function `name`: its faasd-logger, or "" (discard).
+  std::string TaskLogUri(const std::string& name) const;
   // The container's pinned network namespace: created, or kept when it exists with an address
   // (a restarted task keeps its address).
   absl::Status PrepareNetns(const std::string& container_id);

@@ -160,7 +160,8 @@ class LogReader {
   struct Segment;
   LogReader(std::string dir, ReadOptions o);
   absl::Status Snapshot();
-  absl::StatusOr<uint64_t> CountMatching();
+  // Matching records in the backlog: tail skips all but the last `tail` of them.
+  uint64_t CountMatching() const;
   bool Matches(absl::string_view timestamp, absl::string_view instance) const;
   absl::Status FollowRotation();
   void DrainWakeups();

@@ -142,9 +142,8 @@ absl::StatusOr<std::unique_ptr<LogReader>> LogReader::Open(const std::string& di
   }
   if (absl::Status s = r->Snapshot(); !s.ok()) return s;
   if (o.tail > 0) {
-    absl::StatusOr<uint64_t> n = r->CountMatching();
-    if (!n.ok()) return n.status();
-    r->skip_ = *n > static_cast<uint64_t>(o.tail) ? *n - static_cast<uint64_t>(o.tail) : 0;
+    const uint64_t n = r->CountMatching();
+    r->skip_ = n > static_cast<uint64_t>(o.tail) ? n - static_cast<uint64_t>(o.tail) : 0;
   }
   return r;
 }
@@ -175,7 +174,7 @@ bool LogReader::Matches(absl::string_view timestamp, absl::string_view instance)
   return true;
 }
 
-absl::StatusOr<uint64_t> LogReader::CountMatching() {
+uint64_t LogReader::CountMatching() const {
   uint64_t n = 0;
   internal::RecordHead head;
   for (const auto& seg : segments_) {

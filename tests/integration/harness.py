@@ -90,6 +90,21 @@ def stop_process(proc, term_timeout=10):
         proc.wait(timeout=10)
 
 
+def pids_where(match):
+    """PIDs of the processes whose argv (a list of bytes) satisfies match(argv)."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0] and match(cmd):
+            pids.append(int(p.name))
+    return pids
+
+
 def unmount_under(*dirs):
     """Unmounts every mount point below dirs, deepest first."""
     prefixes = [str(Path(d).resolve()) + "/" for d in dirs]
@@ -243,32 +258,14 @@ class Containerd:
 
     def shim_pids(self):
         """containerd-shim processes serving this containerd (they outlive it if left)."""
-        pids = []
-        for p in Path("/proc").iterdir():
-            if not p.name.isdigit():
-                continue
-            try:
-                cmd = (p / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if cmd and b"containerd-shim" in cmd[0] and self.address.encode() in cmd:
-                pids.append(int(p.name))
-        return pids
+        address = self.address.encode()
+        return pids_where(lambda cmd: b"containerd-shim" in cmd[0] and address in cmd)
 
     def logger_pids(self):
         """faasd-logger processes (the shims' children) writing below this bench's workdir."""
         workdir = str(self.dir.parent).encode()
-        pids = []
-        for p in Path("/proc").iterdir():
-            if not p.name.isdigit():
-                continue
-            try:
-                cmd = (p / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if cmd and cmd[0].endswith(b"faasd-logger") and any(workdir in a for a in cmd[1:]):
-                pids.append(int(p.name))
-        return pids
+        return pids_where(lambda cmd: cmd[0].endswith(b"faasd-logger")
+                          and any(workdir in a for a in cmd[1:]))
 
     def reap_loggers(self):
         """Loggers end by themselves once their task's pipes close; SIGKILL any that do not."""

@@ -17,26 +17,14 @@ namespace {
 
 using nlohmann::json;
 
-struct Fixture {
-  FakeProvider provider;
-  std::unique_ptr<Gateway> gateway;
-  std::unique_ptr<httplib::Client> client;
-
+// The gateway fixture with a function "echo" deployed.
+struct Fixture : GatewayFixture {
   Fixture() {
-    GatewayOptions o;
-    o.listen_host = "127.0.0.1";
-    o.port = 0;
-    o.credentials = {"admin", "s3cret"};
-    gateway = std::make_unique<Gateway>(o, provider);
-    REQUIRE(gateway->Start().ok());
-    client = std::make_unique<httplib::Client>("127.0.0.1", gateway->port());
-    client->set_basic_auth("admin", "s3cret");
     provider::FunctionDeployment d;
     d.service = "echo";
     d.image = "img";
     REQUIRE(provider.Deploy(d).ok());
   }
-  ~Fixture() { gateway->Stop(); }
 
   std::shared_ptr<FakeLog> Log() {
     REQUIRE(client->Get("/system/logs?name=echo&follow=false")->status == 200);

@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "catch.hpp"
 
 namespace faasd::gateway::testing {
 
@@ -97,6 +98,22 @@ absl::Status FakeProvider::Scale(const std::string& name, const std::string& ns,
 absl::StatusOr<std::vector<std::string>> FakeProvider::Namespaces() {
   return std::vector<std::string>{provider::kDefaultNamespace, "other"};
 }
+
+GatewayFixture::GatewayFixture() {
+  GatewayOptions o;
+  o.listen_host = "127.0.0.1";
+  o.port = 0;
+  o.credentials = {"admin", "s3cret"};
+  o.max_request_bytes = 4 << 20;
+  o.version = "0.1.0";
+  o.git_sha = "abc123";
+  gateway = std::make_unique<Gateway>(o, provider);
+  REQUIRE(gateway->Start().ok());
+  client = std::make_unique<httplib::Client>("127.0.0.1", gateway->port());
+  client->set_basic_auth("admin", "s3cret");
+}
+
+GatewayFixture::~GatewayFixture() { gateway->Stop(); }
 
 FakeLog::FakeLog() { (void)::pipe2(wake, O_NONBLOCK | O_CLOEXEC); }
 

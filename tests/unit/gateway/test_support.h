@@ -68,6 +68,17 @@ class FakeProvider : public provider::FunctionProvider {
   std::atomic<int> open_log_streams{0};  // streams handed out and not yet destroyed
 };
 
+// A gateway on 127.0.0.1 (a free port) over a FakeProvider, and a client logged in as
+// admin:s3cret. Stops the gateway on destruction.
+struct GatewayFixture {
+  GatewayFixture();
+  ~GatewayFixture();
+
+  FakeProvider provider;
+  std::unique_ptr<Gateway> gateway;
+  std::unique_ptr<httplib::Client> client;
+};
+
 // Echo upstream: answers every method on every path with a body describing the request
 // ("method=..\npath=..\nquery=..\nbody=..\n" plus "h:<name>=<value>" lines). Special paths:
 //   /slow     answers after 3 s (for the gateway's timeout)

@@ -1,7 +1,6 @@
 // Logs: where a task's stdout/stderr go (its faasd-logger) and how /system/logs reads them back.
-#include "logs/logs.h"
-
 #include "absl/strings/str_cat.h"
+#include "logs/logs.h"
 #include "provider/containerd_provider.h"
 
 namespace faasd::provider {

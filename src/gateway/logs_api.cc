@@ -172,7 +172,7 @@ class LogResponse {
     if (!batch_.empty()) {
       std::string out;
       for (const provider::LogMessage& m : batch_) AppendLine(m, &out);
-      return sink.write(out.data(), out.size());
+      return sink.write(out.data(), out.size()) || ClientGone();
     }
     if (stream_->Done()) {
       sink.done();
@@ -197,10 +197,14 @@ class LogResponse {
   bool WaitForMore() {
     struct pollfd fds[2] = {{stream_->WakeFd(), POLLIN, 0}, {client_fd_, POLLRDHUP, 0}};
     if (::poll(fds, 2, kFollowPollMs) > 0 && (fds[1].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-      LogDebug("logs ", request_.name, ": follower went away");
-      return false;
+      return ClientGone();
     }
     return true;
+  }
+
+  bool ClientGone() {
+    LogDebug("logs ", request_.name, ": ", request_.follow ? "follower" : "reader", " went away");
+    return false;
   }
 
   const provider::LogRequest request_;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE run command: installs dependencies, builds, installs /usr/local/sbin/faasd and the systemd
 # unit, then starts containerd and faasd -- with systemd when it is PID 1, otherwise as
-# background processes (logs in /var/log/faasd/, pidfiles in /run/faasd/).
+# background processes (logs in /var/log/faasd/, pidfiles in /run/faasd/). faasd-logger, which
+# the containerd shim runs per function task to keep its output, is installed beside faasd.
 #
 #   sudo scripts/install.sh         install and start
 #   sudo scripts/install.sh stop    stop what a previous run started without systemd
@@ -10,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 faasd_bin=/usr/local/sbin/faasd  # meson's default prefix + sbindir; matches systemd/faasd.service
+logger_bin=/usr/local/sbin/faasd-logger  # found by faasd beside itself
 ctd_sock=/run/containerd/containerd.sock
 run_dir=/run/faasd
 log_dir=/var/log/faasd
@@ -61,6 +63,7 @@ fi
 ninja -C "$build" -j"$(nproc)"
 meson install -C "$build" --no-rebuild --quiet
 [[ -x $faasd_bin ]] || die "$faasd_bin missing after meson install (was the prefix changed?)"
+[[ -x $logger_bin ]] || die "$logger_bin missing after meson install (was the prefix changed?)"
 install -D -m 0644 systemd/faasd.service /etc/systemd/system/faasd.service
 
 if [[ -d /run/systemd/system ]]; then
@@ -78,9 +81,11 @@ else
       die "containerd did not answer on $ctd_sock; see $log_dir/containerd.log"
   fi
   stop_pidfile "$run_dir/faasd.pid" faasd  # a re-install runs the new binary
-  setsid "$faasd_bin" up --state-dir="$state_dir" </dev/null >>"$log_dir/faasd.log" 2>&1 &
+  # faasd rotates its own log (--log-max-bytes x --log-files); stderr only catches a crash.
+  setsid "$faasd_bin" up --state-dir="$state_dir" --log-file="$log_dir/faasd.log" \
+    </dev/null >>"$log_dir/faasd.stderr" 2>&1 &
   echo $! >"$run_dir/faasd.pid"
-  logs_hint="tail -f $log_dir/faasd.log"
+  logs_hint="tail -F $log_dir/faasd.log"
 fi
 
 wait_for 60 curl -sf "$gateway/healthz" ||

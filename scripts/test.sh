@@ -53,6 +53,7 @@ PYTHONDONTWRITEBYTECODE=1 \
 FAASD_BIN="$repo/$build/src/faasd" \
 FNSERVER_BIN="$repo/$build/tests/fixtures/fnserver" \
 FWATCHDOG_BIN="$repo/$build/src/watchdog/fwatchdog" \
+FAASD_LOGGER_BIN="$repo/$build/src/logs/faasd-logger" \
   /usr/bin/python3 -m pytest -v -p no:cacheprovider ${PYTEST_ARGS:-} tests/integration 2>&1 |
   tee "$logs/integration.log"
 it_rc=${PIPESTATUS[0]}

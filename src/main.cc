@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -14,12 +15,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/companion.h"
 #include "base/log.h"
 #include "builder/builder.h"
 #include "containerd/client.h"
 #include "faasd_version.h"
 #include "gateway/gateway.h"
 #include "image/puller.h"
+#include "logs/logs.h"
 #include "network/cni_network.h"
 #include "provider/containerd_provider.h"
 #include "registry/registry.h"
@@ -52,6 +55,10 @@ flags for `up` (--name=value):
   --max-body-bytes=N            invoke body limit (33554432)
   --max-image-bytes=N           what one pull's layers may unpack to (8589934592 = 8 GiB)
   --log-level=LEVEL             debug | info | warning | error (info)
+  --log-file=PATH               the daemon's own log, rotated like function logs (stderr)
+  --log-max-bytes=N             size of one log file, function logs and --log-file (10485760)
+  --log-files=N                 files kept per log: the current one and N-1 older (3)
+  --logger=PATH                 faasd-logger, which keeps function output (next to faasd)
 )";
 
 struct Flags {
@@ -72,7 +79,8 @@ const char* const kKnownFlags[] = {
     "cni-subnet",       "cni-ipam-dir",   "cni-cache-dir",      "insecure-registry",
     "docker-config",    "nameserver",     "pull-policy",        "stop-grace",
     "upstream-timeout", "max-body-bytes", "log-level",          "reconcile-interval",
-    "max-image-bytes",
+    "max-image-bytes",  "log-file",       "log-max-bytes",      "log-files",
+    "logger",
 };
 
 bool ParseFlags(int argc, char** argv, Flags* flags) {
@@ -115,6 +123,53 @@ std::string Arch() {
   return ::uname(&u) == 0 ? u.machine : "unknown";
 }
 
+// --log-max-bytes/--log-files (function logs and --log-file alike), --log-file (from here on the
+// daemon's lines go there) and --logger. Returns 0 or the exit code.
+int SetUpLogs(const Flags& f, logs::RotationOptions* rotation, std::string* logger) {
+  if (!absl::SimpleAtoi(f.Get("log-max-bytes", absl::StrCat(rotation->max_bytes)),
+                        &rotation->max_bytes) ||
+      !absl::SimpleAtoi(f.Get("log-files", absl::StrCat(rotation->files)), &rotation->files)) {
+    std::fprintf(stderr, "faasd: --log-max-bytes and --log-files must be numbers\n");
+    return 2;
+  }
+  if (absl::Status s = logs::CheckRotationOptions(*rotation); !s.ok()) {
+    std::fprintf(stderr, "faasd: --log-max-bytes/--log-files: %s\n",
+                 std::string(s.message()).c_str());
+    return 2;
+  }
+  if (const std::string path = f.Get("log-file", ""); !path.empty()) {
+    const size_t slash = path.find_last_of('/');
+    absl::Status s = slash == std::string::npos || slash == 0
+                         ? absl::OkStatus()
+                         : logs::MakeDirs(path.substr(0, slash), 0755);
+    absl::StatusOr<std::unique_ptr<logs::RotatingFile>> file =
+        s.ok() ? logs::RotatingFile::Open(path, *rotation)
+               : absl::StatusOr<std::unique_ptr<logs::RotatingFile>>(s);
+    if (!file.ok()) {
+      std::fprintf(stderr, "faasd: --log-file: %s\n", std::string(file.status().message()).c_str());
+      return 1;
+    }
+    // Never freed: threads may log until the process exits.
+    logs::RotatingFile* log_file = file->release();
+    SetLogWriter([log_file](std::string_view line) {
+      return log_file->Append(absl::string_view(line.data(), line.size())).ok();
+    });
+  }
+  *logger = f.Get("logger", "");
+  if (!logger->empty() && (logger->front() != '/' || ::access(logger->c_str(), X_OK) != 0)) {
+    std::fprintf(stderr, "faasd: --logger=%s is not an absolute path to an executable\n",
+                 logger->c_str());
+    return 2;
+  }
+  if (logger->empty()) *logger = FindCompanionBinary("faasd-logger", "logs");
+  if (logger->empty()) {
+    LogWarning(
+        "faasd-logger not found beside faasd: function output is discarded and "
+        "/system/logs stays empty (install it or pass --logger=PATH)");
+  }
+  return 0;
+}
+
 int Up(const Flags& f) {
   std::string level = f.Get("log-level", "info");
   if (level == "debug")
@@ -128,6 +183,9 @@ int Up(const Flags& f) {
                  level.c_str());
     return 2;
   }
+  logs::RotationOptions rotation;
+  std::string logger;
+  if (int rc = SetUpLogs(f, &rotation, &logger); rc != 0) return rc;
   const std::string state_dir = f.Get("state-dir", "/var/lib/faasd");
   int stop_grace = 30, upstream_timeout = 60, reconcile_interval = 2;
   if (!ParseSeconds(f, "stop-grace", 30, &stop_grace) ||
@@ -197,6 +255,8 @@ int Up(const Flags& f) {
   popts.pull_policy = *policy;
   popts.stop_grace = absl::Seconds(stop_grace);
   popts.reconcile_interval = absl::Seconds(std::max(1, reconcile_interval));
+  popts.logger = logger;
+  popts.log_rotation = rotation;
   image::ImagePuller puller(client, registry_client, popts.ns, registry::Platform::Host(),
                             max_image);
   provider::ContainerdProvider provider(popts, client, puller, **net);

@@ -1,8 +1,10 @@
-// Logging for the daemon: one line per event on stderr, which systemd sends to the journal.
-// Lines carry a level and the UTC time, so `journalctl -u faasd` and a plain terminal both read
-// well. Thread-safe: each call writes one whole line with a single write(2).
+// Logging for the daemon: one line per event on stderr, which systemd sends to the journal, or
+// to a writer set at start-up (`faasd up --log-file`: a rotated file). Lines carry a level and
+// the UTC time, so `journalctl -u faasd` and a plain terminal both read well. Thread-safe: each
+// call hands one whole line to a single write(2) or to the writer.
 #pragma once
 
+#include <functional>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +16,10 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 void SetLogLevel(LogLevel level);
 bool LogEnabled(LogLevel level);
 void LogLine(LogLevel level, std::string_view message);
+// Sends every line (newline included) to `write` instead of stderr; a line it fails to take
+// (returns false) goes to stderr. `write` must be thread-safe and outlive all logging. Set it
+// before other threads log; nullptr restores stderr.
+void SetLogWriter(std::function<bool(std::string_view line)> write);
 // Note: Debian's Abseil has its own absl::string_view; pass std::string, const char* or
 // absl::string_view to the Log* helpers, not std::string_view.
 

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/companion.h"
 #include "builder/builder.h"
 #include "containerd/client.h"
 #include "image/importer.h"
@@ -42,22 +43,7 @@ const std::set<std::string> kValued = {"filter", "output",    "archive",
                                        "env",    "namespace", "containerd-address"};
 const std::set<std::string> kSwitches = {"import", "no-build-command"};
 
-std::string DefaultWatchdog() {
-  std::vector<std::string> candidates;
-  char exe[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  if (n > 0) {
-    std::string dir(exe, static_cast<size_t>(n));
-    dir = dir.substr(0, dir.find_last_of('/'));
-    // Installed: faasd in sbin, fwatchdog in bin. Build tree: src/faasd, src/watchdog/fwatchdog.
-    candidates = {dir + "/fwatchdog", dir + "/../bin/fwatchdog", dir + "/watchdog/fwatchdog"};
-  }
-  candidates.push_back("/usr/lib/faasd/fwatchdog");
-  for (const std::string& c : candidates) {
-    if (::access(c.c_str(), X_OK) == 0) return c;
-  }
-  return "";
-}
+std::string DefaultWatchdog() { return FindCompanionBinary("fwatchdog", "watchdog"); }
 
 int Fail(const absl::Status& s) {
   std::fprintf(stderr, "faasd build: %s\n", std::string(s.message()).c_str());

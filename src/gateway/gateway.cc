@@ -171,6 +171,7 @@ void GatewayServer::RegisterRoutes() {
   server_.Get("/system/info", SystemGet([this](auto& q, auto&, auto& r) { Info(q, r); }));
   server_.Get("/system/namespaces",
               SystemGet([this](auto& q, auto&, auto& r) { Namespaces(q, r); }));
+  server_.Get("/system/logs", SystemGet([this](auto& q, auto&, auto& r) { FunctionLogs(q, r); }));
 
   // Routes of the faas-provider API that later work will fill in. Until then they say so
   // plainly (501) instead of a bare 404 that faas-cli shows as "function not found".
@@ -179,16 +180,6 @@ void GatewayServer::RegisterRoutes() {
       WriteError(res, 501, absl::StrCat(what, " is not implemented yet in faasd-cpp"));
     };
   };
-  server_.Get("/system/logs", SystemGet([this](const httplib::Request& q, const std::string&,
-                                               httplib::Response& r) {
-                std::string name = q.get_param_value("name");
-                if (absl::Status s = CheckName("function name", name); !s.ok())
-                  return WriteError(r, s);
-                absl::StatusOr<provider::FunctionStatus> f =
-                    provider_.Get(name, q.get_param_value("namespace"));
-                if (!f.ok()) return WriteError(r, f.status());
-                WriteError(r, 501, "function logs are not implemented yet in faasd-cpp");
-              }));
   server_.Get("/system/secrets", SystemGet([this](auto& q, auto&, auto& r) { ListSecrets(q, r); }));
   server_.Post("/system/secrets",
                System([this](auto& q, auto& b, auto& r) { WriteSecret(q, b, r, true); }));

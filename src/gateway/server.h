@@ -61,6 +61,7 @@ class GatewayServer {
                       bool create);
   void DeleteNamespace(const httplib::Request& req, const std::string& body,
                        httplib::Response& res);
+  void FunctionLogs(const httplib::Request& req, httplib::Response& res);  // logs_api.cc
 
   const GatewayOptions options_;
   provider::FunctionProvider& provider_;

@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "containerd/client.h"
 #include "image/puller.h"
+#include "logs/logs.h"
 #include "network/cni_network.h"
 #include "provider/provider.h"
 #include "provider/replicas.h"
@@ -59,6 +60,10 @@ struct ProviderOptions {
   absl::Duration deploy_ready_wait = absl::Seconds(2);   // deploy answers after this at most
   absl::Duration update_ready_wait = absl::Seconds(30);  // old replicas serve until then
   absl::Duration reconcile_interval = absl::Seconds(2);
+  // faasd-logger, run by each task's shim to keep its stdout/stderr in the function's rotated
+  // log (<state_dir>/logs/<ns>/<name>/); "" discards function output.
+  std::string logger;
+  logs::RotationOptions log_rotation;
 };
 
 class ContainerdProvider final : public FunctionProvider, public RoutingTable {
@@ -89,6 +94,7 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   absl::Status CreateSecret(const Secret& secret) override;
   absl::Status UpdateSecret(const Secret& secret) override;
   absl::Status DeleteSecret(const std::string& name, const std::string& ns) override;
+  absl::StatusOr<std::unique_ptr<LogStream>> Logs(const LogRequest& request) override;
   absl::Status Healthy() override;
   RoutingTable& Routes() override { return *this; }
 
@@ -167,6 +173,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   void StopTask(const std::string& ns, const std::string& container_id);
   // A container id no function namespace uses: "<name>-<8 hex>".
   std::string NewContainerId(const std::string& name) const;
+  // The stdio URI of a task of function `name`: its faasd-logger, or "" (discard).
+  std::string TaskLogUri(const std::string& ns, const std::string& name) const;
   // The container's pinned network namespace: created, or kept when it exists with an address
   // (a restarted task keeps its address).
   absl::Status PrepareNetns(const std::string& container_id);

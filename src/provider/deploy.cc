@@ -415,9 +415,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
   containerd::CallScope scope = Call(ns);
   absl::StatusOr<containerd::Mounts> rootfs = client_.snapshots.GetMounts(scope, id);
   if (!rootfs.ok()) return fail(rootfs.status());
-  const std::string log_dir = absl::StrCat(options_.state_dir, "/logs/", ns);
-  MakeDirs(log_dir, 0750);
-  const std::string log_uri = absl::StrCat("file://", log_dir, "/", name, ".log");
+  const std::string log_uri = TaskLogUri(ns, name);
   absl::StatusOr<uint32_t> pid = client_.tasks.Create(scope, id, *rootfs, {log_uri, log_uri});
   if (!pid.ok()) return fail(pid.status());
   auto undo_task = [&](absl::Status s) {

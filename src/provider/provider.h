@@ -7,11 +7,15 @@
 //   Unavailable → 503 (containerd unreachable) or 502 (registry), DeadlineExceeded → 504,
 //   anything else → 500. Messages name the thing and the cause.
 //
+// LogStream is one /system/logs request's view of a function's captured stdout/stderr.
+//
 // RoutingTable is the invoke path's view: an immutable snapshot swapped atomically on every
 // change, so a lookup never takes a lock held by a slow containerd call.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +53,37 @@ class RoutingTable {
   virtual void ReportUnreachable(const std::string& key, const Endpoint& endpoint) = 0;
 };
 
+// A /system/logs query, parsed and checked by the gateway.
+struct LogRequest {
+  std::string name;
+  std::string ns;                   // "" = the default namespace
+  std::string instance;             // "" = every instance (replica's container id)
+  std::optional<absl::Time> since;  // only lines written at or after
+  int64_t tail = 0;                 // > 0: only the last `tail` of the stored lines
+  bool follow = false;              // then new lines as they are written
+};
+
+// One line a replica of the function wrote to stdout or stderr.
+struct LogMessage {
+  std::string instance;
+  absl::Time timestamp;
+  std::string text;
+};
+
+// A function's log read for one request: the stored lines that match, then (follow) new ones.
+// Used from one thread at a time.
+class LogStream {
+ public:
+  virtual ~LogStream() = default;
+  // Appends up to `max` messages; appending none means nothing more for now (see Done()).
+  virtual absl::Status Read(size_t max, std::vector<LogMessage>* out) = 0;
+  // Everything is read and the request does not follow.
+  virtual bool Done() const = 0;
+  // Following: a descriptor that turns readable when more may have been written (Read() clears
+  // it); -1 when there is none: call Read() on a timer.
+  virtual int WakeFd() const = 0;
+};
+
 class FunctionProvider {
  public:
   virtual ~FunctionProvider() = default;
@@ -84,6 +119,10 @@ class FunctionProvider {
   virtual absl::Status UpdateSecret(const Secret& secret) = 0;
   // NotFound when absent; Aborted naming the functions that still name it.
   virtual absl::Status DeleteSecret(const std::string& name, const std::string& ns) = 0;
+
+  // The function's captured stdout/stderr, kept across restarts and updates. NotFound for an
+  // unknown function.
+  virtual absl::StatusOr<std::unique_ptr<LogStream>> Logs(const LogRequest& request) = 0;
   // OK when the backing runtime (containerd) answers.
   virtual absl::Status Healthy() = 0;
 

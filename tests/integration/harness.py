@@ -25,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 FAASD_BIN = os.environ.get("FAASD_BIN", str(REPO / "build" / "src" / "faasd"))
 FNSERVER_BIN = os.environ.get("FNSERVER_BIN", str(REPO / "build" / "tests" / "fixtures" / "fnserver"))
+FAASD_LOGGER_BIN = os.environ.get("FAASD_LOGGER_BIN",
+                                  str(REPO / "build" / "src" / "logs" / "faasd-logger"))
 NAMESPACE = "openfaas-fn"
 NAMESERVER = "198.51.100.53"  # TEST-NET-2: never answers, only checked in resolv.conf
 
@@ -86,6 +88,21 @@ def stop_process(proc, term_timeout=10):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def pids_where(match):
+    """PIDs of the processes whose argv (a list of bytes) satisfies match(argv)."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0] and match(cmd):
+            pids.append(int(p.name))
+    return pids
 
 
 def unmount_under(*dirs):
@@ -241,17 +258,25 @@ class Containerd:
 
     def shim_pids(self):
         """containerd-shim processes serving this containerd (they outlive it if left)."""
-        pids = []
-        for p in Path("/proc").iterdir():
-            if not p.name.isdigit():
-                continue
-            try:
-                cmd = (p / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if cmd and b"containerd-shim" in cmd[0] and self.address.encode() in cmd:
-                pids.append(int(p.name))
-        return pids
+        address = self.address.encode()
+        return pids_where(lambda cmd: b"containerd-shim" in cmd[0] and address in cmd)
+
+    def logger_pids(self):
+        """faasd-logger processes (the shims' children) writing below this bench's workdir."""
+        workdir = str(self.dir.parent).encode()
+        return pids_where(lambda cmd: cmd[0].endswith(b"faasd-logger")
+                          and any(workdir in a for a in cmd[1:]))
+
+    def reap_loggers(self):
+        """Loggers end by themselves once their task's pipes close; SIGKILL any that do not."""
+        try:
+            wait_until(lambda: not self.logger_pids(), 5, "faasd-logger processes to exit")
+        except TimeoutError:
+            for pid in self.logger_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -267,6 +292,7 @@ class Containerd:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        self.reap_loggers()
         unmount_under(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -536,7 +562,13 @@ class FaasdDaemon:
                 "--log-level=debug",
                 # No periodic reconcile: every restart the tests see must come from
                 # containerd's task-exit events or from start-up rediscovery.
-                "--reconcile-interval=3600"] + self.cni.flags() + self.extra_args
+                "--reconcile-interval=3600"] + self.logger_flags() + self.cni.flags() + \
+            self.extra_args
+
+    @staticmethod
+    def logger_flags():
+        """The built faasd-logger; without one, faasd looks beside itself."""
+        return [f"--logger={FAASD_LOGGER_BIN}"] if os.access(FAASD_LOGGER_BIN, os.X_OK) else []
 
     def start(self, timeout=30):
         if not os.access(FAASD_BIN, os.X_OK):
@@ -603,6 +635,20 @@ class FaasdDaemon:
     def invoke(self, name, path="", method="POST", body=None, headers=None, timeout=60):
         return self.request(method, f"/function/{name}{path}", body, headers, auth=False,
                             timeout=timeout)
+
+    def logs(self, name, **params):
+        """GET /system/logs (no follow unless asked): (Response, [parsed NDJSON lines])."""
+        query = urllib.parse.urlencode({"name": name, **params})
+        r = self.request("GET", "/system/logs?" + query)
+        lines = [json.loads(l) for l in r.text.splitlines() if l.strip()] if r.status == 200 else []
+        return r, lines
+
+    def threads(self):
+        """The daemon's thread count (/proc/PID/status)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+        raise HarnessError("no Threads: line")
 
     def wait_ready(self, name, timeout=60):
         """Polls until availableReplicas >= 1 and the function answers its invoke route."""

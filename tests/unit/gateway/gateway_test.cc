@@ -16,26 +16,7 @@
 namespace faasd::gateway::testing {
 namespace {
 
-struct Fixture {
-  FakeProvider provider;
-  std::unique_ptr<Gateway> gateway;
-  std::unique_ptr<httplib::Client> client;
-
-  Fixture() {
-    GatewayOptions o;
-    o.listen_host = "127.0.0.1";
-    o.port = 0;
-    o.credentials = {"admin", "s3cret"};
-    o.max_request_bytes = 4 << 20;
-    o.version = "0.1.0";
-    o.git_sha = "abc123";
-    gateway = std::make_unique<Gateway>(o, provider);
-    REQUIRE(gateway->Start().ok());
-    client = std::make_unique<httplib::Client>("127.0.0.1", gateway->port());
-    client->set_basic_auth("admin", "s3cret");
-  }
-  ~Fixture() { gateway->Stop(); }
-};
+using Fixture = GatewayFixture;
 
 const char kDeploy[] = R"({"service":"echo","image":"127.0.0.1:5000/echo:1"})";
 

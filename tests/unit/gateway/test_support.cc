@@ -1,5 +1,6 @@
 #include "test_support.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "catch.hpp"
 
 namespace faasd::gateway::testing {
 
@@ -193,6 +195,112 @@ absl::Status FakeProvider::DeleteNamespace(const std::string& ns) {
   std::lock_guard<std::mutex> l(mu);
   if (namespaces.erase(ns) == 0) return absl::NotFoundError("namespace " + ns + " not found");
   return absl::OkStatus();
+}
+
+GatewayFixture::GatewayFixture() {
+  GatewayOptions o;
+  o.listen_host = "127.0.0.1";
+  o.port = 0;
+  o.credentials = {"admin", "s3cret"};
+  o.max_request_bytes = 4 << 20;
+  o.version = "0.1.0";
+  o.git_sha = "abc123";
+  gateway = std::make_unique<Gateway>(o, provider);
+  REQUIRE(gateway->Start().ok());
+  client = std::make_unique<httplib::Client>("127.0.0.1", gateway->port());
+  client->set_basic_auth("admin", "s3cret");
+}
+
+GatewayFixture::~GatewayFixture() { gateway->Stop(); }
+
+FakeLog::FakeLog() { (void)::pipe2(wake, O_NONBLOCK | O_CLOEXEC); }
+
+FakeLog::~FakeLog() {
+  ::close(wake[0]);
+  ::close(wake[1]);
+}
+
+void FakeLog::Append(provider::LogMessage m) {
+  std::lock_guard<std::mutex> lock(mu);
+  messages.push_back(std::move(m));
+  (void)!::write(wake[1], "x", 1);
+}
+
+namespace {
+
+// Instance and since filters, the last `tail`, then (follow) what the test appends.
+class FakeLogStream final : public provider::LogStream {
+ public:
+  FakeLogStream(std::shared_ptr<FakeLog> log, provider::LogRequest r, std::atomic<int>* open)
+      : log_(std::move(log)), request_(std::move(r)), open_(open) {
+    open_->fetch_add(1);
+    std::lock_guard<std::mutex> lock(log_->mu);
+    std::vector<size_t> matching;
+    for (size_t i = 0; i < log_->messages.size(); ++i) {
+      if (Matches(log_->messages[i])) matching.push_back(i);
+    }
+    size_t skip = request_.tail > 0 && matching.size() > static_cast<size_t>(request_.tail)
+                      ? matching.size() - static_cast<size_t>(request_.tail)
+                      : 0;
+    backlog_.assign(matching.begin() + static_cast<long>(skip), matching.end());
+    next_ = log_->messages.size();
+  }
+  ~FakeLogStream() override { open_->fetch_sub(1); }
+
+  absl::Status Read(size_t max, std::vector<provider::LogMessage>* out) override {
+    char buf[64];
+    while (::read(log_->wake[0], buf, sizeof buf) > 0) {
+    }
+    std::lock_guard<std::mutex> lock(log_->mu);
+    size_t n = 0;
+    while (n < max && backlog_pos_ < backlog_.size()) {
+      out->push_back(log_->messages[backlog_[backlog_pos_++]]);
+      ++n;
+    }
+    while (request_.follow && n < max && next_ < log_->messages.size()) {
+      const provider::LogMessage& m = log_->messages[next_++];
+      if (Matches(m)) {
+        out->push_back(m);
+        ++n;
+      }
+    }
+    return absl::OkStatus();
+  }
+  bool Done() const override { return !request_.follow && backlog_pos_ == backlog_.size(); }
+  int WakeFd() const override { return request_.follow ? log_->wake[0] : -1; }
+
+ private:
+  bool Matches(const provider::LogMessage& m) const {
+    return (request_.instance.empty() || m.instance == request_.instance) &&
+           (!request_.since || m.timestamp >= *request_.since);
+  }
+
+  std::shared_ptr<FakeLog> log_;
+  const provider::LogRequest request_;
+  std::atomic<int>* open_;
+  std::vector<size_t> backlog_;
+  size_t backlog_pos_ = 0;
+  size_t next_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<provider::LogStream>> FakeProvider::Logs(
+    const provider::LogRequest& request) {
+  std::shared_ptr<FakeLog> log;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    last_log_request = request;
+    const std::string key = Key(request.name, request.ns);
+    if (!functions.count(key)) {
+      return absl::NotFoundError(absl::StrCat("function ", request.name, ": not found"));
+    }
+    auto& l = logs[key];
+    if (!l) l = std::make_shared<FakeLog>();
+    log = l;
+  }
+  return std::unique_ptr<provider::LogStream>(
+      new FakeLogStream(std::move(log), request, &open_log_streams));
 }
 
 EchoUpstream::EchoUpstream() {

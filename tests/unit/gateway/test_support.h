@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gateway/gateway.h"
 #include "httplib.h"
@@ -37,6 +38,18 @@ class FakeRoutes : public provider::RoutingTable {
       std::make_shared<provider::RoutingSnapshot>();
 };
 
+// One function's log in the fake provider: messages a test appends; followers are woken through
+// a pipe (one follower at a time).
+struct FakeLog {
+  FakeLog();
+  ~FakeLog();
+  void Append(provider::LogMessage m);
+
+  std::mutex mu;
+  std::vector<provider::LogMessage> messages;
+  int wake[2] = {-1, -1};
+};
+
 class FakeProvider : public provider::FunctionProvider {
  public:
   absl::StatusOr<std::vector<provider::FunctionStatus>> List(const std::string& ns) override;
@@ -55,6 +68,9 @@ class FakeProvider : public provider::FunctionProvider {
   absl::Status CreateSecret(const provider::Secret& secret) override;
   absl::Status UpdateSecret(const provider::Secret& secret) override;
   absl::Status DeleteSecret(const std::string& name, const std::string& ns) override;
+  // NotFound unless the function is deployed; the log is logs["name.ns"] (created empty).
+  absl::StatusOr<std::unique_ptr<provider::LogStream>> Logs(
+      const provider::LogRequest& request) override;
   absl::Status Healthy() override {
     return healthy ? absl::OkStatus() : absl::UnavailableError("containerd down");
   }
@@ -69,6 +85,20 @@ class FakeProvider : public provider::FunctionProvider {
   absl::Status next_deploy_error;  // returned once by Deploy when not OK
   std::atomic<bool> healthy{true};
   FakeRoutes routes;
+  std::map<std::string, std::shared_ptr<FakeLog>> logs;  // "name.ns"
+  provider::LogRequest last_log_request;
+  std::atomic<int> open_log_streams{0};  // streams handed out and not yet destroyed
+};
+
+// A gateway on 127.0.0.1 (a free port) over a FakeProvider, and a client logged in as
+// admin:s3cret. Stops the gateway on destruction.
+struct GatewayFixture {
+  GatewayFixture();
+  ~GatewayFixture();
+
+  FakeProvider provider;
+  std::unique_ptr<Gateway> gateway;
+  std::unique_ptr<httplib::Client> client;
 };
 
 // Echo upstream: answers every method on every path with a body describing the request

@@ -4,7 +4,10 @@
 Debian ships the protos with gogoproto options that protoc's C++ generator
 refuses, so each file is copied with those options removed and its imports
 flattened to one directory (meson outputs cannot live in subdirectories).
-Usage: gen.py PROTOC GRPC_PLUGIN CONTAINERD_API_DIR GOOGLEAPIS_DIR OUTDIR
+The cgroup stats that TasksService.Metrics returns inside an Any are typed by the
+containerd/cgroups Go module's protos (Debian golang-github-containerd-cgroups-dev), compiled
+here too.
+Usage: gen.py PROTOC GRPC_PLUGIN CONTAINERD_API_DIR GOOGLEAPIS_DIR CGROUPS_DIR OUTDIR
 """
 import os
 import re
@@ -32,6 +35,12 @@ FILES = [
     "services/version/v1/version.proto",
     "events/task.proto",
 ]
+# The cgroups module's stats protos: flat name -> paths in CGROUPS_DIR, first found wins (v2 moved
+# from v2/stats to cgroup2/stats in cgroups 2.x).
+CGROUPS_FILES = {
+    "cgroups_stats_v1_metrics.proto": ["stats/v1/metrics.proto"],
+    "cgroups_v2_stats_metrics.proto": ["v2/stats/metrics.proto", "cgroup2/stats/metrics.proto"],
+}
 API_PREFIX = "github.com/containerd/containerd/api/"
 FOREIGN_OPT = r"\((?:gogoproto|containerd\.plugin)\.\w+\)\s*=\s*(?:\"[^\"]*\"|[\w.]+)"
 
@@ -43,7 +52,7 @@ def flat(path):
 def sanitize(text):
     out = []
     for line in text.splitlines():
-        if re.match(r"\s*import weak ", line):
+        if re.match(r'\s*import\s+(weak\s|"gogoproto/gogo.proto")', line):
             continue
         if re.match(r"\s*option\s+" + FOREIGN_OPT + r"\s*;", line):
             continue
@@ -63,7 +72,7 @@ def sanitize(text):
 
 
 def main():
-    protoc, plugin, api_dir, googleapis, outdir = sys.argv[1:6]
+    protoc, plugin, api_dir, googleapis, cgroups_dir, outdir = sys.argv[1:7]
     with tempfile.TemporaryDirectory() as src:
         names = []
         for rel in FILES:
@@ -77,6 +86,15 @@ def main():
         with open(os.path.join(src, "google_rpc_status.proto"), "w") as f:
             f.write(text)
         names.append("google_rpc_status.proto")
+        for name, candidates in CGROUPS_FILES.items():
+            found = [c for c in candidates if os.path.exists(os.path.join(cgroups_dir, c))]
+            if not found:
+                sys.exit(f"gen.py: none of {candidates} under {cgroups_dir}")
+            with open(os.path.join(cgroups_dir, found[0])) as f:
+                text = sanitize(f.read())
+            with open(os.path.join(src, name), "w") as f:
+                f.write(text)
+            names.append(name)
         subprocess.check_call([
             protoc, "-I", src, "-I", "/usr/include",
             "--cpp_out=" + outdir, "--grpc_out=" + outdir,

@@ -14,7 +14,7 @@ build_pkgs=(
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libarchive-dev libnats-dev prometheus-cpp-dev catch2
   libssl-dev zlib1g-dev libzstd-dev
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
-  golang-github-gogo-googleapis-dev
+  golang-github-gogo-googleapis-dev golang-github-containerd-cgroups-dev
 )
 run_pkgs=(containerd runc containernetworking-plugins iptables iproute2 nats-server ca-certificates busybox-static)
 test_pkgs=(

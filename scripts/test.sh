@@ -52,6 +52,7 @@ fi
 PYTHONDONTWRITEBYTECODE=1 \
 FAASD_BIN="$repo/$build/src/faasd" \
 FNSERVER_BIN="$repo/$build/tests/fixtures/fnserver" \
+TASK_METRICS_BIN="$repo/$build/tests/fixtures/task-metrics" \
 FWATCHDOG_BIN="$repo/$build/src/watchdog/fwatchdog" \
 FAASD_LOGGER_BIN="$repo/$build/src/logs/faasd-logger" \
   /usr/bin/python3 -m pytest -v -p no:cacheprovider ${PYTEST_ARGS:-} tests/integration 2>&1 |

@@ -672,6 +672,62 @@ absl::Status TaskService::Delete(const CallScope& scope, const std::string& cont
   return FromGrpc(stub_->Delete(&ctx, req, &resp), absl::StrCat("tasks.Delete ", container_id));
 }
 
+absl::StatusOr<std::vector<TaskMetrics>> TaskService::Metrics(
+    const CallScope& scope, const std::vector<std::string>& container_ids) {
+  if (container_ids.empty()) return std::vector<TaskMetrics>();
+  // containerd ORs the filters. Ids are containerd identifiers ([A-Za-z0-9_.-]); quoting keeps
+  // anything else from being read as filter syntax.
+  std::vector<std::string> filters;
+  filters.reserve(container_ids.size());
+  for (const std::string& id : container_ids) {
+    std::string quoted;
+    for (char c : id) {
+      if (c == '"' || c == '\\') quoted.push_back('\\');
+      quoted.push_back(c);
+    }
+    filters.push_back(absl::StrCat("id==\"", quoted, "\""));
+  }
+  return MetricsMatching(scope, filters,
+                         container_ids.size() == 1
+                             ? absl::StrCat("tasks.Metrics ", container_ids[0])
+                             : absl::StrCat("tasks.Metrics of ", container_ids.size(),
+                                            " containers (", container_ids[0], ", ...)"));
+}
+
+absl::StatusOr<std::vector<TaskMetrics>> TaskService::NamespaceMetrics(const CallScope& scope) {
+  return MetricsMatching(scope, {}, absl::StrCat("tasks.Metrics in namespace ", scope.ns));
+}
+
+absl::StatusOr<TaskMetrics> TaskService::Metric(const CallScope& scope,
+                                                const std::string& container_id) {
+  absl::StatusOr<std::vector<TaskMetrics>> all = Metrics(scope, {container_id});
+  if (!all.ok()) return all.status();
+  for (TaskMetrics& m : *all) {
+    if (m.container_id == container_id) return std::move(m);
+  }
+  return absl::NotFoundError(
+      absl::StrCat("tasks.Metrics ", container_id, ": no task, or no stats for it"));
+}
+
+absl::StatusOr<std::vector<TaskMetrics>> TaskService::MetricsMatching(
+    const CallScope& scope, const std::vector<std::string>& filters, absl::string_view what) {
+  grpc::ClientContext ctx;
+  conn_.Prepare(ctx, scope);
+  tasks::MetricsRequest req;
+  for (const std::string& f : filters) req.add_filters(f);
+  tasks::MetricsResponse resp;
+  absl::Status s = FromGrpc(stub_->Metrics(&ctx, req, &resp), what);
+  if (!s.ok()) return s;
+  std::vector<TaskMetrics> out;
+  out.reserve(resp.metrics_size());
+  for (const api::types::Metric& metric : resp.metrics()) {
+    absl::StatusOr<TaskMetrics> m = DecodeTaskMetrics(metric);
+    if (!m.ok()) return m.status();
+    out.push_back(*std::move(m));
+  }
+  return out;
+}
+
 // ---- events -------------------------------------------------------------------------------------
 
 EventService::EventService(const Connection& conn)

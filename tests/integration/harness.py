@@ -27,6 +27,8 @@ FAASD_BIN = os.environ.get("FAASD_BIN", str(REPO / "build" / "src" / "faasd"))
 FNSERVER_BIN = os.environ.get("FNSERVER_BIN", str(REPO / "build" / "tests" / "fixtures" / "fnserver"))
 FAASD_LOGGER_BIN = os.environ.get("FAASD_LOGGER_BIN",
                                   str(REPO / "build" / "src" / "logs" / "faasd-logger"))
+TASK_METRICS_BIN = os.environ.get("TASK_METRICS_BIN",
+                                  str(REPO / "build" / "tests" / "fixtures" / "task-metrics"))
 NAMESPACE = "openfaas-fn"
 NAMESERVER = "198.51.100.53"  # TEST-NET-2: never answers, only checked in resolv.conf
 
@@ -117,6 +119,12 @@ def unmount_under(*dirs):
     for mnt in sorted(set(points), key=len, reverse=True):
         if run(["umount", mnt], check=False).returncode != 0:
             run(["umount", "-l", mnt], check=False)
+
+
+def cgroup_file(controller, container_id, name, namespace=NAMESPACE):
+    """A task's cgroup v1 file, e.g. ("memory", id, "memory.limit_in_bytes"), stripped."""
+    return (Path("/sys/fs/cgroup") / controller / namespace / container_id / name) \
+        .read_text().strip()
 
 
 class Response:
@@ -225,6 +233,19 @@ class Containerd:
             if fields[0] == container_id and len(fields) >= 3 and fields[2] == "RUNNING":
                 return int(fields[1])
         return None
+
+    def task_metrics(self, *container_ids, namespace=NAMESPACE, repeat=1, all_tasks=False):
+        """containerd::TaskService's metrics of the tasks, through tests/fixtures/task-metrics:
+        {"calls_ms": [...], "metrics": [...]} or, when the call fails, {"error", "code"}."""
+        if not os.access(TASK_METRICS_BIN, os.X_OK):
+            raise HarnessError(f"task-metrics binary {TASK_METRICS_BIN}: not found "
+                               "(set TASK_METRICS_BIN)")
+        args = [TASK_METRICS_BIN, f"--address={self.address}", f"--namespace={namespace}",
+                f"--repeat={repeat}"] + (["--all"] if all_tasks else list(container_ids))
+        proc = run(args, check=False, timeout=120)
+        if proc.returncode not in (0, 1):
+            raise HarnessError(f"task-metrics: exit {proc.returncode}: {proc.stderr.strip()}")
+        return json.loads(proc.stdout)
 
     def remove_everything(self):
         for ns in self.lines("namespaces", "ls", "-q"):

@@ -84,6 +84,11 @@ void GatewayServer::GetFunction(const httplib::Request& req, httplib::Response& 
   if (!QueryNamespace(req, res, &ns)) return;
   absl::StatusOr<provider::FunctionStatus> f = provider_.Get(name, ns);
   if (!f.ok()) return WriteError(res, f.status());
+  // faas-cli describe asks for usage; it costs a containerd call per replica, so only then.
+  if (const std::string u = req.get_param_value("usage"); u == "1" || u == "true") {
+    absl::StatusOr<provider::FunctionUsage> usage = provider_.Usage(name, ns);
+    if (usage.ok()) f->usage = *usage;  // a status without usage beats none at all
+  }
   f->invocation_count = static_cast<double>(metrics_.InvocationCount(absl::StrCat(name, ".", ns)));
   res.set_content(Dump(provider::ToJson(*f)), kJson);
 }

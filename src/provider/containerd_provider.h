@@ -81,6 +81,7 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
 
   absl::StatusOr<std::vector<FunctionStatus>> List(const std::string& ns) override;
   absl::StatusOr<FunctionStatus> Get(const std::string& name, const std::string& ns) override;
+  absl::StatusOr<FunctionUsage> Usage(const std::string& name, const std::string& ns) override;
   absl::Status Deploy(const FunctionDeployment& d) override;
   absl::Status Update(const FunctionDeployment& d) override;
   absl::Status Remove(const std::string& name, const std::string& ns) override;
@@ -182,8 +183,10 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   absl::StatusOr<std::string> AttachNetwork(const std::string& container_id);
   void ReleaseNetwork(const std::string& container_id);
   std::string NetnsPath(const std::string& container_id) const;
-  bool WaitReady(const Replica& r, absl::Duration timeout);
-  bool Probe(const std::string& ip);
+  // Probes until ready or `timeout`. `path` "" is /_/health, where any answer but 503 counts
+  // (the watchdogs answer 503 until ready); a path the function names must answer 2xx.
+  bool WaitReady(const Replica& r, const std::string& path, absl::Duration timeout);
+  bool Probe(const std::string& ip, const std::string& path);
   // Runs `job` on a thread Stop() joins.
   void RunInBackground(std::function<void()> job);
   void ScheduleRemoval(const std::string& ns, const std::string& container_id);
@@ -230,6 +233,9 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   std::set<std::string> removing_ ABSL_GUARDED_BY(mu_);  // container ids being removed
   std::set<std::string> waking_ ABSL_GUARDED_BY(mu_);    // FunctionKeys starting from zero
   std::map<std::string, Restarts> restarts_ ABSL_GUARDED_BY(mu_);  // by container id
+  // CPU samples (time, cumulative ns) of the last minute, by container id, for Usage.
+  std::map<std::string, std::vector<std::pair<absl::Time, uint64_t>>> cpu_samples_
+      ABSL_GUARDED_BY(mu_);
   struct Job {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;

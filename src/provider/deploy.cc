@@ -171,7 +171,7 @@ absl::StatusOr<std::vector<ContainerdProvider::Replica>> ContainerdProvider::Cre
   }
   const absl::Time deadline = absl::Now() + wait;
   for (Replica& r : out)
-    r.ready = WaitReady(r, std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    r.ready = WaitReady(r, ReadyPath(d), std::max(deadline - absl::Now(), absl::ZeroDuration()));
   return out;
 }
 
@@ -446,20 +446,31 @@ void ContainerdProvider::StopTask(const std::string& ns, const std::string& id) 
     LogWarning("scale to zero ", id, ": ", s.message());
 }
 
-bool ContainerdProvider::Probe(const std::string& ip) {
+std::string internal::ReadyPath(const FunctionDeployment& d) {
+  for (const auto* m : {&d.annotations, &d.labels}) {
+    auto it = m->find(kReadyPathKey);
+    if (it != m->end() && !it->second.empty() && it->second.front() == '/') return it->second;
+  }
+  return "";
+}
+
+bool ContainerdProvider::Probe(const std::string& ip, const std::string& path) {
   httplib::Client cli(ip, options_.function_port);
   cli.set_connection_timeout(0, 200000);
   cli.set_read_timeout(1, 0);
-  auto res = cli.Get("/_/health");
-  // Any answer but 503 means the process listens; the watchdogs answer 503 until ready.
-  return res && res->status != 503;
+  auto res = cli.Get(path.empty() ? "/_/health" : path);
+  if (!res) return false;
+  // A path the function names must answer 2xx. By default any answer but 503 means the
+  // process listens: the watchdogs answer 503 until ready, other servers may have no /_/health.
+  return path.empty() ? res->status != 503 : res->status >= 200 && res->status < 300;
 }
 
-bool ContainerdProvider::WaitReady(const Replica& r, absl::Duration timeout) {
+bool ContainerdProvider::WaitReady(const Replica& r, const std::string& path,
+                                   absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   absl::Duration backoff = absl::Milliseconds(5);
   for (int i = 0; i < 10000; ++i) {
-    if (Probe(r.ip)) return true;
+    if (Probe(r.ip, path)) return true;
     if (absl::Now() + backoff > deadline || stopping_.load()) return false;
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Milliseconds(100));

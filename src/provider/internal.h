@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "provider/types.h"
+
 namespace faasd::provider::internal {
 
 inline constexpr char kFunctionLabel[] = "faasd.function";
@@ -20,9 +22,15 @@ inline constexpr char kNamespaceLabel[] = "openfaas";
 // Namespace annotations are kept as labels under this prefix (containerd has only labels).
 inline constexpr char kNamespaceAnnotationPrefix[] = "com.openfaas.annotations.";
 
+// A function's readiness path (annotation or label), as OpenFaaS; "/_/health" otherwise.
+inline constexpr char kReadyPathKey[] = "com.openfaas.ready.http.path";
+
 // Routing, locks and waits know a function as "name.namespace", as the invoke path does.
 inline std::string FunctionKey(const std::string& name, const std::string& ns) {
   return name + "." + ns;
 }
+
+// The path a replica's readiness probe asks ("" = the default /_/health).
+std::string ReadyPath(const FunctionDeployment& d);
 
 }  // namespace faasd::provider::internal

@@ -91,6 +91,9 @@ class FunctionProvider {
   // ns "" means the default namespace. InvalidArgument for a bad or unknown namespace.
   virtual absl::StatusOr<std::vector<FunctionStatus>> List(const std::string& ns) = 0;
   virtual absl::StatusOr<FunctionStatus> Get(const std::string& name, const std::string& ns) = 0;
+  // CPU (millicores, averaged over up to the last minute) and working-set memory, summed over
+  // the function's running replicas (?usage=1). NotFound for an unknown function.
+  virtual absl::StatusOr<FunctionUsage> Usage(const std::string& name, const std::string& ns) = 0;
   // Creates a function. AlreadyExists when one of that name is deployed.
   virtual absl::Status Deploy(const FunctionDeployment& d) = 0;
   // Replaces a deployed function. NotFound when absent (faas-cli then POSTs).

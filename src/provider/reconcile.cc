@@ -275,7 +275,8 @@ bool ContainerdProvider::ReconcileFunction(
       if (ip) r.ip = *ip;
     }
     if (gone.count(st.id)) continue;
-    r.ready = !r.ip.empty() && (st.ready || (f.desired > 0 && Probe(r.ip)));
+    r.ready =
+        !r.ip.empty() && (st.ready || (f.desired > 0 && Probe(r.ip, ReadyPath(f.deployment))));
     replicas.push_back(r);
   }
   for (uint64_t i = 0; i < plan.create; ++i) {
@@ -286,7 +287,7 @@ bool ContainerdProvider::ReconcileFunction(
       break;
     }
     LogInfo("reconcile ", f.name, ": new replica ", r->container_id, " at ", r->ip);
-    r->ready = Probe(r->ip);
+    r->ready = Probe(r->ip, ReadyPath(f.deployment));
     replicas.push_back(*r);
   }
   bool all_ready = true;

@@ -74,7 +74,7 @@ void ContainerdProvider::WakeFromZero(const std::string& ns, const std::string& 
         absl::StatusOr<Replica> r =
             s.ok() ? StartTask(ns, kept.id(), name) : absl::StatusOr<Replica>(s);
         if (r.ok()) {
-          r->ready = WaitReady(*r, options_.update_ready_wait);
+          r->ready = WaitReady(*r, ReadyPath(f->deployment), options_.update_ready_wait);
           route.replicas.push_back(*r);
           SetRoute(key, route);
           LogInfo("scale ", key, ": 0 -> 1 for a request (ready after ",

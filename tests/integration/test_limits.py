@@ -284,3 +284,30 @@ def test_bad_or_too_small_quantity_is_400(api, functions, fn_image, case, fields
     r = api.deploy(name, fn_image.refs["echo"], **fields)
     assert r.status == 400 and needle in r.text, f"{case}: want 400 naming {needle}, got {r}"
     assert api.describe(name).status == 404, f"{case}: a function was deployed"
+
+
+def test_usage_reports_cpu_and_memory_summed_over_replicas(api, functions):
+    """faas-cli describe asks ?usage=1: millicores over the recent past and working set."""
+    name = functions.deploy("usage")
+    r = api.request("GET", f"/system/function/{name}")
+    assert r.status == 200 and "usage" not in r.json(), "usage only when asked"
+
+    def busy_and_measured():
+        # Keep one core busy for a while, then ask: the rate covers the spin.
+        spin = threading.Thread(target=lambda: api.invoke(name, "/_/spin?ms=1500&threads=1",
+                                                          method="GET", timeout=30))
+        spin.start()
+        usage = api.request("GET", f"/system/function/{name}?usage=1").json()["usage"]
+        spin.join(timeout=30)
+        return usage
+    usage = busy_and_measured()
+    assert usage["totalMemoryBytes"] > 64 << 10, usage  # fnserver is small and static
+    assert usage["cpu"] > 200, f"a spinning replica used {usage['cpu']} millicores"
+
+    one = api.request("GET", f"/system/function/{name}?usage=1").json()["usage"]
+    r = api.request("POST", f"/system/scale-function/{name}",
+                    {"serviceName": name, "replicas": 2, "namespace": harness.NAMESPACE})
+    assert r.status in (200, 202), r
+    harness.wait_until(lambda: api.describe(name).json()["availableReplicas"] == 2, 60, "2 up")
+    two = api.request("GET", f"/system/function/{name}?usage=1").json()["usage"]
+    assert two["totalMemoryBytes"] > one["totalMemoryBytes"] * 1.5, (one, two)

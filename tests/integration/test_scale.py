@@ -206,3 +206,17 @@ def test_crash_loop_backs_off(api, functions, hostile):
     assert 2 <= restarts <= 10, f"{restarts} restarts in 8 s"
     st = status(api, name)
     assert st["availableReplicas"] == 0, st
+
+
+def test_ready_path_annotation_gates_traffic(api, functions, containerd):
+    """com.openfaas.ready.http.path: the replica takes traffic once that path answers 2xx."""
+    name = functions.deploy("gated", wait=False,
+                            annotations={"com.openfaas.ready.http.path":
+                                         "/_/file?path=/tmp/ready-flag"})
+    harness.wait_until(lambda: len(tasks_of(containerd, name)) == 1, 30, "its task")
+    assert status(api, name)["availableReplicas"] == 0, "ready before its path answered 2xx"
+    (cid,) = tasks_of(containerd, name)
+    with open(f"/proc/{containerd.task_pid(cid)}/root/tmp/ready-flag", "w") as fh:
+        fh.write("ok")
+    wait_available(api, name, 1, timeout=30)
+    assert api.invoke(name, body="through").text == "through"

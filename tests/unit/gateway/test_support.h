@@ -55,6 +55,10 @@ class FakeProvider : public provider::FunctionProvider {
   absl::StatusOr<std::vector<provider::FunctionStatus>> List(const std::string& ns) override;
   absl::StatusOr<provider::FunctionStatus> Get(const std::string& name,
                                                const std::string& ns) override;
+  absl::StatusOr<provider::FunctionUsage> Usage(const std::string& name,
+                                                const std::string& ns) override {
+    return provider::FunctionUsage{250, 64 << 20};
+  }
   absl::Status Deploy(const provider::FunctionDeployment& d) override;
   absl::Status Update(const provider::FunctionDeployment& d) override;
   absl::Status Remove(const std::string& name, const std::string& ns) override;

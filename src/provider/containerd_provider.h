@@ -134,6 +134,7 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   };
   // Crash back-off of one replica, by container id.
   struct Restarts {
+    bool oom_killed = false;  // containerd said so; the next exit is logged as such
     int consecutive = 0;
     absl::Time last_start;
     absl::Time not_before;
@@ -215,6 +216,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   void ReclaimOrphanNetworks();
   void ReconcileLoop();
   void WatchTaskExits();
+  // A /tasks/oom event: logged, and remembered for the exit that follows.
+  void NoteOom(const containerd::api::services::events::v1::Envelope& envelope);
   void RequestReconcile();  // run a reconcile pass now rather than at the next interval
   // A secret's checks shared by create and update: namespace, name, size.
   absl::Status CheckSecret(const Secret& secret, std::string* ns);

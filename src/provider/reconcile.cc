@@ -7,9 +7,12 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "events_task.pb.h"
 #include "network/netns.h"
 #include "provider/containerd_provider.h"
 #include "provider/internal.h"
@@ -42,8 +45,8 @@ absl::Status ContainerdProvider::Start() {
 // the gateway routes to a dead address for milliseconds, not seconds.
 void ContainerdProvider::WatchTaskExits() {
   // Every namespace: which ones hold functions changes at run time, and a pass for an exit
-  // elsewhere costs little.
-  const std::vector<std::string> filters{"topic==\"/tasks/exit\""};
+  // elsewhere costs little. An OOM kill is named in the log before its exit is handled.
+  const std::vector<std::string> filters{"topic==\"/tasks/exit\"", "topic==\"/tasks/oom\""};
   absl::Duration backoff = absl::Milliseconds(200);
   while (!stopping_.load()) {
     grpc::ClientContext ctx;
@@ -52,7 +55,8 @@ void ContainerdProvider::WatchTaskExits() {
       if (stopping_.load()) break;
       events_ctx_ = &ctx;
     }
-    absl::Status s = client_.events.Subscribe(ctx, filters, [this](const auto&) {
+    absl::Status s = client_.events.Subscribe(ctx, filters, [this](const auto& envelope) {
+      if (envelope.topic() == "/tasks/oom") NoteOom(envelope);
       RequestReconcile();
       return !stopping_.load();
     });
@@ -67,6 +71,20 @@ void ContainerdProvider::WatchTaskExits() {
     loop_mu_.AwaitWithTimeout(absl::Condition(&stop), backoff);  // retry pace; Stop() wakes it
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
+}
+
+void ContainerdProvider::NoteOom(const containerd::api::services::events::v1::Envelope& envelope) {
+  // containerd's type URLs carry no "type.googleapis.com/" prefix: Any::UnpackTo refuses them.
+  containerd::api::events::TaskOOM oom;
+  if (!absl::EndsWith(envelope.event().type_url(), "TaskOOM") ||
+      !oom.ParseFromString(envelope.event().value())) {
+    return;
+  }
+  const std::string& id = oom.container_id();
+  LogWarning("function replica ", id, " in ", envelope.namespace_(),
+             " was killed by the kernel's OOM killer (out of memory: over its limits.memory)");
+  absl::MutexLock l(&mu_);
+  restarts_[id].oom_killed = true;
 }
 
 void ContainerdProvider::Stop() {
@@ -225,8 +243,14 @@ bool ContainerdProvider::ReconcileFunction(
     if (!deployed(id)) continue;
     auto t = tasks.find(id);
     if (t != tasks.end()) {
+      bool oom = false;
+      {
+        absl::MutexLock l(&mu_);
+        auto r = restarts_.find(id);
+        if (r != restarts_.end()) oom = std::exchange(r->second.oom_killed, false);
+      }
       LogWarning("reconcile ", f.name, ": replica ", id, " exited with status ",
-                 t->second.exit_status());
+                 t->second.exit_status(), oom ? " (OOM-killed)" : "");
       (void)client_.tasks.Delete(Call(f.ns), id);
     }
     int consecutive = 0;

@@ -244,9 +244,6 @@ def test_oom_kill_restarts_the_task(oom):
     assert cgroup_int("memory", cid, "memory.limit_in_bytes") == 32 * MiB
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the daemon does not watch containerd's /tasks/oom events: its log "
-                   "says 'exited with status 137', never that it was an OOM kill")
 def test_oom_kill_is_named_in_the_daemon_log(oom):
     log = harness.tail(oom["daemon"].log_path, 10**7)
     lines = [l for l in log.splitlines() if oom["cid"] in l or oom["name"] in l]

@@ -467,13 +467,17 @@ bool ContainerdProvider::Probe(const std::string& ip, const std::string& path) {
 
 bool ContainerdProvider::WaitReady(const Replica& r, const std::string& path,
                                    absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  absl::Duration backoff = absl::Milliseconds(5);
+  // Every few milliseconds at first (a function usually listens within tens of ms of its
+  // start, and a request may be waiting for it), then less often.
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + timeout;
   for (int i = 0; i < 10000; ++i) {
     if (Probe(r.ip, path)) return true;
-    if (absl::Now() + backoff > deadline || stopping_.load()) return false;
-    absl::SleepFor(backoff);
-    backoff = std::min(backoff * 2, absl::Milliseconds(100));
+    const absl::Duration pause = absl::Now() - start < absl::Milliseconds(250)
+                                     ? absl::Milliseconds(3)
+                                     : absl::Milliseconds(100);
+    if (absl::Now() + pause > deadline || stopping_.load()) return false;
+    absl::SleepFor(pause);
   }
   return false;
 }

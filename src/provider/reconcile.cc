@@ -134,6 +134,13 @@ void ContainerdProvider::ReconcileLoop() {
       next = backing_off ? std::min(next * 2, options_.reconcile_interval) : first_retry;
     }
     backing_off = !complete;
+    // A crashed replica waiting out its back-off is restarted when the back-off ends, not at
+    // whatever pass comes next.
+    absl::MutexLock l(&mu_);
+    const absl::Time now = absl::Now();
+    for (const auto& [id, r] : restarts_) {
+      if (r.not_before > now) next = std::min(next, r.not_before - now);
+    }
   }
 }
 

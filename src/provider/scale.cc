@@ -65,16 +65,23 @@ void ContainerdProvider::WakeFromZero(const std::string& ns, const std::string& 
     {
       std::shared_ptr<absl::Mutex> op = OpLock(key);
       absl::MutexLock guard(op.get());
+      const absl::Time t_locked = absl::Now();
       absl::StatusOr<Found> f = FindDeployed(ns, name);
       if (f.ok() && f->desired == 0) {
         absl::Status s = SetDesired(*f, 1);
+        const absl::Time t_labelled = absl::Now();
         Route route{ns, name, 1, f->generation, {}};
         const Container& kept = f->current.front();
         (void)client_.tasks.Delete(Call(ns), kept.id());  // a task left from before, if any
         absl::StatusOr<Replica> r =
             s.ok() ? StartTask(ns, kept.id(), name) : absl::StatusOr<Replica>(s);
+        const absl::Time t_started = absl::Now();
         if (r.ok()) {
           r->ready = WaitReady(*r, ReadyPath(f->deployment), options_.update_ready_wait);
+          LogDebug("wake ", key, ": lock ", absl::FormatDuration(t_locked - t0), ", find+label ",
+                   absl::FormatDuration(t_labelled - t_locked), ", task ",
+                   absl::FormatDuration(t_started - t_labelled), ", ready ",
+                   absl::FormatDuration(absl::Now() - t_started));
           route.replicas.push_back(*r);
           SetRoute(key, route);
           LogInfo("scale ", key, ": 0 -> 1 for a request (ready after ",

@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""faasd-cpp provider benchmark (issue 7): scale from zero, failures while a lone replica is
+killed or a function is updated under load, restarts per minute of a crash loop, and the cost of
+many functions (list, get, deploy time and memory at N functions, most of them at zero).
+
+Brings up the private integration stack (tests/integration/harness.py), runs each part, writes a
+markdown report (default bench/provider-results.md) and keeps the daemon log as
+bench/last-provider-faasd.log. Stdlib only; every loop is bounded in count and time; everything
+is closed in a finally block; traffic goes only to loopback and the harness's private bridge.
+Exit 0 when the run completed (targets missed or not), 1 when it failed, 2 on bad usage.
+"""
+
+import argparse
+import concurrent.futures
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+
+
+class Interrupted(Exception):
+    pass
+
+
+def on_signal(signum, _frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def log(msg):
+    print(f"[provider-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build-dir", default=str(REPO / "build"))
+    ap.add_argument("--wakes", type=int, default=20, help="scale-from-zero samples")
+    ap.add_argument("--functions", default="100", help="comma list of function counts, e.g. 100,500")
+    ap.add_argument("--crash-seconds", type=int, default=60)
+    ap.add_argument("--out", default=str(BENCH_DIR / "provider-results.md"))
+    ap.add_argument("--deadline", type=int, default=3600, help="whole-run bound, seconds")
+    a = ap.parse_args()
+    build = Path(a.build_dir).resolve()
+    bins = {"FAASD_BIN": build / "src" / "faasd",
+            "FNSERVER_BIN": build / "tests" / "fixtures" / "fnserver",
+            "FAASD_LOGGER_BIN": build / "src" / "logs" / "faasd-logger"}
+    for p in bins.values():
+        if not os.access(p, os.X_OK):
+            print(f"provider-bench: {p}: not built", file=sys.stderr)
+            return 2
+    if os.geteuid() != 0:
+        print("provider-bench: needs root", file=sys.stderr)
+        return 2
+    counts = [int(x) for x in a.functions.split(",") if x.strip()]
+
+    wd = Path(tempfile.mkdtemp(prefix="faasd-pbench-", dir="/tmp"))
+    (wd / "bin").mkdir()
+    for env, src in bins.items():  # private copies: a rebuild during the run changes nothing
+        dst = wd / "bin" / src.name
+        shutil.copy2(src, dst)
+        os.environ[env] = str(dst)
+    sys.path.insert(0, str(REPO / "tests" / "integration"))
+    import harness  # noqa: E402
+    import hostile_images  # noqa: E402
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.alarm(a.deadline)
+    pieces = []
+    report = [f"# Provider benchmark ({time.strftime('%Y-%m-%d %H:%M')}, "
+              f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f})", ""]
+    ok = False
+    d = None
+    try:
+        reg = harness.Registry(wd)
+        pieces.append(reg)
+        reg.start()
+        imgs = harness.FunctionImages(wd, reg)
+        pieces.append(imgs)
+        imgs.build()
+        hostile = hostile_images.HostileImages(wd, reg)
+        pieces.append(hostile)
+        hostile.start()
+        cni = harness.CniEnv(wd)
+        pieces.append(cni)
+        cni.start()
+        ctd = harness.Containerd(wd)
+        pieces.append(ctd)
+        ctd.start()
+        d = harness.FaasdDaemon(wd, ctd, cni)
+        pieces.append(d)
+        d.start()
+        ns = harness.NAMESPACE
+
+        def scale(name, n):
+            r = d.request("POST", f"/system/scale-function/{name}",
+                          {"serviceName": name, "replicas": n, "namespace": ns})
+            assert r.status in (200, 202), r
+
+        def running(name):
+            return [l.split()[0] for l in ctd.lines("tasks", "ls", namespace=ns)[1:]
+                    if l.split()[0].startswith(name + "-") and "RUNNING" in l]
+
+        # -- scale from zero ----------------------------------------------------------------
+        log("scale from zero")
+        r = d.deploy("zero", imgs.refs["hello"])
+        assert r.status in (200, 202), r
+        d.wait_ready("zero")
+        wake_ms = []
+        for _ in range(a.wakes):
+            scale("zero", 0)
+            harness.wait_until(lambda: not running("zero"), 30, "zero's task to stop")
+            harness.wait_until(lambda: d.describe("zero").json()["availableReplicas"] == 0, 10,
+                               "zero at 0")
+            time.sleep(1)  # at zero for a moment, as an idle function is (pacing, not sync)
+            t0 = time.monotonic()
+            r = d.invoke("zero", method="GET", timeout=60)
+            wake_ms.append((time.monotonic() - t0) * 1000)
+            assert r.status == 200, r
+        report += ["## Scale from zero (cached image, first response after the request)", "",
+                   "| samples | median ms | p99 ms | min ms | max ms | target |",
+                   "|---:|---:|---:|---:|---:|---|",
+                   f"| {len(wake_ms)} | {statistics.median(wake_ms):.0f} | "
+                   f"{pct(wake_ms, 99):.0f} | {min(wake_ms):.0f} | {max(wake_ms):.0f} | "
+                   f"≤ 150 ms |", ""]
+        wakes = [l for l in harness.tail(d.log_path, 10**8).splitlines() if "debug wake zero" in l]
+        if wakes:
+            report += ["Where the time goes (daemon debug log, last wake): `" +
+                       wakes[-1].split(": ", 1)[1] + "`", ""]
+
+        # -- failures under load ---------------------------------------------------------------
+        def under_load(name, action, seconds=10, rate=20):
+            results = []
+            stop_at = time.monotonic() + seconds
+
+            def loader():
+                n = 0
+                while time.monotonic() < stop_at and n < rate * seconds + 10:
+                    t = time.monotonic()
+                    try:
+                        r = d.invoke(name, body=f"b{n}", timeout=30)
+                        results.append(r.status == 200)
+                    except OSError:
+                        results.append(False)
+                    n += 1
+                    time.sleep(max(0.0, 1 / rate - (time.monotonic() - t)))  # pacing
+            th = threading.Thread(target=loader)
+            th.start()
+            harness.wait_until(lambda: len(results) >= rate * 3, 20, "load to run")
+            action()
+            th.join(timeout=seconds + 60)
+            return len(results), results.count(False)
+
+        log("kill -9 under load")
+        r = d.deploy("lone", imgs.refs["echo"])
+        assert r.status in (200, 202), r
+        d.wait_ready("lone")
+
+        def kill():
+            for cid in running("lone"):
+                ctd.ctr("tasks", "kill", "-s", "SIGKILL", cid, namespace=ns)
+        kill_total, kill_failed = under_load("lone", kill)
+        log("update under load")
+        r = d.deploy("upd", imgs.refs["echo"])
+        assert r.status in (200, 202), r
+        d.wait_ready("upd")
+        scale("upd", 2)
+        harness.wait_until(lambda: d.describe("upd").json()["availableReplicas"] == 2, 60, "2")
+        upd_total, upd_failed = under_load(
+            "upd", lambda: d.deploy("upd", imgs.refs["echo"], method="PUT", envVars={"v": "2"}))
+        report += ["## Failed requests under 20 req/s", "",
+                   "| event | requests | failed | target |", "|---|---:|---:|---|",
+                   f"| `kill -9` of the only replica | {kill_total} | {kill_failed} | 0 |",
+                   f"| update (PUT), 2 replicas | {upd_total} | {upd_failed} | 0 |", ""]
+
+        # -- crash loop --------------------------------------------------------------------------
+        log(f"crash loop for {a.crash_seconds} s")
+        ref = hostile.push("exits", [], entrypoint=["/bin/false"])
+        r = d.deploy("crash", ref)
+        assert r.status in (200, 202), r
+        before = harness.tail(d.log_path, 10**8).count("restarted crash (")
+        t0 = time.monotonic()
+        harness.wait_until(lambda: time.monotonic() - t0 >= a.crash_seconds,
+                           a.crash_seconds + 10, "the crash window", interval=1)
+        restarts = harness.tail(d.log_path, 10**8).count("restarted crash (") - before
+        d.delete("crash")
+        report += ["## Crash loop (`/bin/false` as the entrypoint)", "",
+                   f"{restarts} restarts in {a.crash_seconds} s "
+                   f"({restarts * 60 / a.crash_seconds:.1f} per minute; back-off 250 ms "
+                   f"doubling to 5 min).", ""]
+
+        # -- many functions ----------------------------------------------------------------------
+        rows = []
+        made = 0
+        for target in counts:
+            log(f"{target} functions")
+            first = last = None
+            while made < target:
+                name = f"many-{made:04d}"
+                t = time.monotonic()
+                r = d.deploy(name, imgs.refs["hello"])
+                ms = (time.monotonic() - t) * 1000
+                assert r.status in (200, 202), r
+                first = first if first is not None else ms
+                last = ms
+                scale(name, 0)  # most functions sit at zero
+                made += 1
+            harness.wait_until(lambda: len(running("many")) == 0, 120, "all at zero")
+
+            def timed(fn, n=10):
+                samples = []
+                for _ in range(n):
+                    t = time.monotonic()
+                    fn()
+                    samples.append((time.monotonic() - t) * 1000)
+                return statistics.median(samples)
+            list_ms = timed(lambda: d.list())
+            get_ms = timed(lambda: d.describe("many-0000"))
+            rows.append(f"| {target} | {first:.0f} | {last:.0f} | {list_ms:.1f} | {get_ms:.1f} | "
+                        f"{rss_kb(d.proc.pid) / 1024:.1f} |")
+        if rows:
+            report += ["## Many functions (each deployed, then scaled to zero)", "",
+                       "| functions | first deploy ms | last deploy ms | list ms (median) | "
+                       "get ms (median) | daemon RSS MB |", "|---:|---:|---:|---:|---:|---:|",
+                       *rows, "",
+                       "Targets: list ≤ 50 ms, get ≤ 5 ms, the last deploy no slower than the "
+                       "first by more than 20%.", ""]
+        ok = True
+    except (Interrupted, Exception) as exc:  # noqa: BLE001  report what failed, then clean up
+        log(f"run failed: {exc!r}")
+        report += [f"**Run failed:** `{exc!r}`", ""]
+    finally:
+        signal.alarm(0)
+        if d is not None:
+            try:
+                shutil.copy2(d.log_path, BENCH_DIR / "last-provider-faasd.log")
+            except OSError:
+                pass
+        for p in reversed(pieces):
+            try:
+                p.close()
+            except Exception as exc:  # noqa: BLE001
+                log(f"close {type(p).__name__}: {exc!r}")
+        shutil.rmtree(wd, ignore_errors=True)
+    Path(a.out).write_text("\n".join(report) + "\n")
+    print("\n".join(report))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 
 namespace faasd::gateway {
 
@@ -49,6 +50,12 @@ void WriteError(httplib::Response& res, int http_status, absl::string_view messa
 
 void WriteError(httplib::Response& res, const absl::Status& status) {
   WriteError(res, HttpStatusFor(status), status.message());
+}
+
+void WriteFailure(httplib::Response& res, absl::string_view operation, const absl::Status& status) {
+  const int code = HttpStatusFor(status);
+  LogWarning(operation, " failed (", code, "): ", status.message());
+  WriteError(res, code, status.message());
 }
 
 }  // namespace faasd::gateway

@@ -38,7 +38,10 @@ void GatewayServer::WriteNamespace(const httplib::Request& req, const std::strin
   }
   if (absl::Status s = CheckName("namespace", ns->name); !s.ok()) return WriteError(res, s);
   absl::Status s = create ? provider_.CreateNamespace(*ns) : provider_.UpdateNamespace(*ns);
-  if (!s.ok()) return WriteError(res, s);
+  if (!s.ok()) {
+    return WriteFailure(res, absl::StrCat(create ? "create" : "update", " namespace ", ns->name),
+                        s);
+  }
   res.status = create ? 201 : 202;
 }
 
@@ -56,7 +59,7 @@ void GatewayServer::DeleteNamespace(const httplib::Request& req, const std::stri
     }
   }
   absl::Status s = provider_.DeleteNamespace(name);
-  if (!s.ok()) return WriteError(res, s);
+  if (!s.ok()) return WriteFailure(res, absl::StrCat("delete namespace ", name), s);
   res.status = 202;
 }
 

@@ -57,7 +57,12 @@ void GatewayServer::WriteSecret(const httplib::Request& req, const std::string& 
                      " bytes, over the limit of ", provider::kMaxSecretBytes, " bytes (512 KiB)"));
   }
   absl::Status s = create ? provider_.CreateSecret(*secret) : provider_.UpdateSecret(*secret);
-  if (!s.ok()) return WriteError(res, s);
+  if (!s.ok()) {
+    return WriteFailure(res,
+                        absl::StrCat(create ? "create" : "update", " secret ", secret->name, ".",
+                                     secret->namespace_),
+                        s);
+  }
   res.status = create ? 201 : 200;
 }
 
@@ -77,7 +82,10 @@ void GatewayServer::DeleteSecret(const httplib::Request& req, const std::string&
   if (absl::Status s = CheckName("secret name", secret.name); !s.ok()) return WriteError(res, s);
   if (!SecretNamespace(req, &secret.namespace_, res)) return;
   absl::Status s = provider_.DeleteSecret(secret.name, secret.namespace_);
-  if (!s.ok()) return WriteError(res, s);
+  if (!s.ok()) {
+    return WriteFailure(res, absl::StrCat("delete secret ", secret.name, ".", secret.namespace_),
+                        s);
+  }
   res.status = 200;
 }
 

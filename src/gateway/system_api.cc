@@ -126,7 +126,7 @@ void GatewayServer::DeployFunction(const httplib::Request& req, const std::strin
     return WriteError(res, 400, absl::StrCat(verb, " ", d->service, ": ", s.message()));
   }
   absl::Status s = update ? provider_.Update(*d) : provider_.Deploy(*d);
-  if (!s.ok()) return WriteError(res, s);
+  if (!s.ok()) return WriteFailure(res, absl::StrCat(verb, " ", d->service, ".", d->namespace_), s);
   // faas-cli treats 201 as failure; 202 says "accepted, replicas are starting".
   res.status = 202;
 }
@@ -144,7 +144,8 @@ void GatewayServer::DeleteFunction(const httplib::Request& req, const std::strin
   if (ns.empty()) ns = req.get_param_value("namespace");
   if (ns.empty()) ns = provider::kDefaultNamespace;
   if (absl::Status s = CheckName("namespace", ns); !s.ok()) return WriteError(res, s);
-  if (absl::Status s = provider_.Remove(name, ns); !s.ok()) return WriteError(res, s);
+  if (absl::Status s = provider_.Remove(name, ns); !s.ok())
+    return WriteFailure(res, absl::StrCat("remove ", name, ".", ns), s);
   res.status = 202;
 }
 
@@ -165,7 +166,7 @@ void GatewayServer::ScaleFunction(const httplib::Request& req, const std::string
                       absl::StrCat("scale ", name, ": replicas must be a non-negative integer"));
   }
   absl::Status s = provider_.Scale(name, ns, it->get<uint64_t>());
-  if (!s.ok()) return WriteError(res, s);
+  if (!s.ok()) return WriteFailure(res, absl::StrCat("scale ", name, ".", ns), s);
   res.status = 202;
 }
 

@@ -169,6 +169,9 @@ def test_missing_image_fails_naming_it(api, functions, registry):
     assert 400 <= r.status < 600, r
     assert "does-not-exist" in r.text, r
     assert api.describe(name).status == 404, "failed deploy left a function behind"
+    # Operators read failures in the daemon's log: the failed deploy is there with its cause.
+    log = harness.tail(api.log_path, 10**7)
+    assert any("warning" in l and name in l and "does-not-exist" in l for l in log.splitlines())
 
 
 def test_unreachable_registry_fails_naming_it(api, functions):

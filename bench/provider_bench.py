@@ -118,9 +118,7 @@ def main():
                           {"serviceName": name, "replicas": n, "namespace": ns})
             assert r.status in (200, 202), r
 
-        def running(name):
-            return [l.split()[0] for l in ctd.lines("tasks", "ls", namespace=ns)[1:]
-                    if l.split()[0].startswith(name + "-") and "RUNNING" in l]
+        running = ctd.running_tasks
 
         # -- scale from zero ----------------------------------------------------------------
         log("scale from zero")

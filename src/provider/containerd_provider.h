@@ -154,8 +154,14 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
                                                    const std::string& only_name);
   // FindFunctions(ns, name), NotFound when nothing of that name is deployed.
   absl::StatusOr<Found> FindDeployed(const std::string& ns, const std::string& name);
-  // Everything about a FunctionDeployment that can be refused before touching containerd.
-  absl::Status CheckDeployment(const FunctionDeployment& d) const;
+  // A deployment checked (fields, pull policy, scale labels, namespace) and resolved: its
+  // namespace filled in, its scale range, its FunctionKey.
+  struct Checked {
+    FunctionDeployment d;
+    ScaleRange range;
+    std::string key;
+  };
+  absl::StatusOr<Checked> CheckDeployment(const FunctionDeployment& request);
   // Pulls (by `policy`), creates the container of generation `generation` wanting `desired`
   // replicas, and starts its task unless `start` is false (the network is attached either way).
   absl::StatusOr<Replica> CreateReplica(const FunctionDeployment& d, int64_t generation,

@@ -60,23 +60,29 @@ void MakeDirs(const std::string& path, mode_t mode) {
 
 }  // namespace
 
-absl::Status ContainerdProvider::CheckDeployment(const FunctionDeployment& d) const {
-  absl::Status s = ValidateDeployment(d);
-  if (auto it = d.annotations.find(kPullPolicyAnnotation); s.ok() && it != d.annotations.end()) {
+absl::StatusOr<ContainerdProvider::Checked> ContainerdProvider::CheckDeployment(
+    const FunctionDeployment& request) {
+  absl::Status s = ValidateDeployment(request);
+  if (auto it = request.annotations.find(kPullPolicyAnnotation);
+      s.ok() && it != request.annotations.end()) {
     s = image::ParsePullPolicy(it->second).status();
   }
-  return s;
-}
-
-absl::Status ContainerdProvider::Deploy(const FunctionDeployment& request) {
-  if (absl::Status s = CheckDeployment(request); !s.ok()) return s;
+  if (!s.ok()) return s;
   absl::StatusOr<ScaleRange> range = ParseScaleRange(request.labels);
   if (!range.ok()) return range.status();
   absl::StatusOr<std::string> ns = ResolveNamespace(request.namespace_);
   if (!ns.ok()) return ns.status();
-  FunctionDeployment d = request;
-  d.namespace_ = *ns;
-  const std::string key = FunctionKey(d.service, d.namespace_);
+  Checked c{request, *range, FunctionKey(request.service, *ns)};
+  c.d.namespace_ = *ns;
+  return c;
+}
+
+absl::Status ContainerdProvider::Deploy(const FunctionDeployment& request) {
+  absl::StatusOr<Checked> checked = CheckDeployment(request);
+  if (!checked.ok()) return checked.status();
+  const FunctionDeployment& d = checked->d;
+  const ScaleRange& range = checked->range;
+  const std::string& key = checked->key;
   std::shared_ptr<absl::Mutex> op = OpLock(key);
   absl::MutexLock guard(op.get());
   absl::StatusOr<std::vector<Found>> existing = FindFunctions(d.namespace_, d.service);
@@ -86,7 +92,7 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& request) {
         absl::StrCat("function \"", d.service, "\" already exists in namespace ", d.namespace_));
   }
   // As upstream: a new function starts with its minimum scale.
-  const uint64_t desired = range->min;
+  const uint64_t desired = range.min;
   const int64_t generation = absl::GetCurrentTimeNanos();
   const absl::Time t_started = absl::Now();
   absl::StatusOr<std::vector<Replica>> replicas =
@@ -104,14 +110,11 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& request) {
 }
 
 absl::Status ContainerdProvider::Update(const FunctionDeployment& request) {
-  if (absl::Status s = CheckDeployment(request); !s.ok()) return s;
-  absl::StatusOr<ScaleRange> range = ParseScaleRange(request.labels);
-  if (!range.ok()) return range.status();
-  absl::StatusOr<std::string> ns = ResolveNamespace(request.namespace_);
-  if (!ns.ok()) return ns.status();
-  FunctionDeployment d = request;
-  d.namespace_ = *ns;
-  const std::string key = FunctionKey(d.service, d.namespace_);
+  absl::StatusOr<Checked> checked = CheckDeployment(request);
+  if (!checked.ok()) return checked.status();
+  const FunctionDeployment& d = checked->d;
+  const ScaleRange& range = checked->range;
+  const std::string& key = checked->key;
   std::shared_ptr<absl::Mutex> op = OpLock(key);
   absl::MutexLock guard(op.get());
   absl::StatusOr<Found> existing = FindDeployed(d.namespace_, d.service);
@@ -119,7 +122,7 @@ absl::Status ContainerdProvider::Update(const FunctionDeployment& request) {
   // The wanted count carries over, within the new range; at zero the new generation is
   // created without tasks, ready to be woken.
   uint64_t desired = existing->desired;
-  if (desired != 0) desired = std::min(std::max(desired, range->min), range->max);
+  if (desired != 0) desired = std::min(std::max(desired, range.min), range.max);
   const int64_t generation = absl::GetCurrentTimeNanos();
   std::vector<Replica> replicas;
   if (desired == 0) {

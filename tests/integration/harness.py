@@ -226,6 +226,15 @@ class Containerd:
         out = self.ctr(*args, namespace=namespace, check=False).stdout
         return [l.strip() for l in out.splitlines() if l.strip()]
 
+    def running_tasks(self, function, namespace=NAMESPACE):
+        """Ids of the function's replicas (containers "<function>-<8 hex>") whose task runs."""
+        out = []
+        for line in self.lines("tasks", "ls", namespace=namespace)[1:]:
+            f = line.split()
+            if f[0].startswith(function + "-") and len(f) >= 3 and f[2] == "RUNNING":
+                out.append(f[0])
+        return out
+
     def task_pid(self, container_id, namespace=NAMESPACE):
         """PID of a running task, or None."""
         for line in self.lines("tasks", "ls", namespace=namespace)[1:]:

@@ -17,18 +17,9 @@ MiB = 1 << 20
 PAGE = 4096
 
 
-def running_tasks(containerd, name):
-    out = []
-    for line in containerd.lines("tasks", "ls", namespace=NS)[1:]:
-        f = line.split()
-        if f[0].startswith(name + "-") and len(f) >= 3 and f[2] == "RUNNING":
-            out.append(f[0])
-    return out
-
-
 def only_task(containerd, name):
     def one():
-        t = running_tasks(containerd, name)
+        t = containerd.running_tasks(name)
         return t[0] if len(t) == 1 else None
     return harness.wait_until(one, 30, f"{name}'s one running task")
 
@@ -115,7 +106,7 @@ def test_update_replaces_the_limits(api, functions, containerd, fn_image):
     assert r.status in (200, 202), r
 
     def new_task():
-        t = running_tasks(containerd, name)
+        t = containerd.running_tasks(name)
         return t[0] if len(t) == 1 and t[0] != old else None
     cid = harness.wait_until(new_task, 60, f"{name}'s new task to replace {old}")
     assert cgroup_int("memory", cid, "memory.limit_in_bytes") == 96 * MiB

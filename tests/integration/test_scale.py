@@ -31,16 +31,6 @@ def wait_available(api, name, n, timeout=60):
                        f"{name} availableReplicas == {n}")
 
 
-def tasks_of(containerd, name):
-    """Running task ids of the function's containers."""
-    out = []
-    for line in containerd.lines("tasks", "ls", namespace=NS)[1:]:
-        f = line.split()
-        if f[0].startswith(name + "-") and len(f) >= 3 and f[2] == "RUNNING":
-            out.append(f[0])
-    return out
-
-
 def containers_of(containerd, name):
     return [c for c in containerd.lines("containers", "ls", "-q", namespace=NS)
             if c.startswith(name + "-")]
@@ -53,7 +43,7 @@ def test_three_replicas_serve_from_three_hostnames(api, functions, containerd):
     wait_available(api, name, 3)
     st = status(api, name)
     assert st["replicas"] == 3, st
-    assert len(tasks_of(containerd, name)) == 3
+    assert len(containerd.running_tasks(name)) == 3
     hosts = set()
     for _ in range(60):
         r = api.invoke(name, body="x")
@@ -107,7 +97,7 @@ def test_scale_unknown_function_is_404(api):
 def test_scale_to_zero_then_first_request_wakes_it(api, functions, containerd):
     name = functions.deploy("zero")
     assert scale(api, name, 0).status in OK
-    harness.wait_until(lambda: not tasks_of(containerd, name), 30, f"{name}'s task to stop")
+    harness.wait_until(lambda: not containerd.running_tasks(name), 30, f"{name}'s task to stop")
     listed = {f["name"]: f for f in api.list().json()}
     assert name in listed, "a function at zero must stay listed"
     assert listed[name]["replicas"] == 0 and listed[name]["availableReplicas"] == 0
@@ -119,14 +109,14 @@ def test_scale_to_zero_then_first_request_wakes_it(api, functions, containerd):
     assert r.status == 200 and r.text == "wake up", r
     st = status(api, name)
     assert st["replicas"] == 1 and st["availableReplicas"] == 1, st
-    assert len(tasks_of(containerd, name)) == 1
+    assert len(containerd.running_tasks(name)) == 1
     print(f"scale from zero: first response after {elapsed * 1000:.0f} ms")
 
 
 def test_fifty_concurrent_requests_at_zero_share_one_start(api, functions, containerd):
     name = functions.deploy("herd")
     assert scale(api, name, 0).status in OK
-    harness.wait_until(lambda: not tasks_of(containerd, name), 30, f"{name}'s task to stop")
+    harness.wait_until(lambda: not containerd.running_tasks(name), 30, f"{name}'s task to stop")
     log_before = harness.tail(api.log_path, 10**8).count(f"scale {name}.{NS}: 0 -> 1")
 
     def call(i):
@@ -162,7 +152,7 @@ def test_kill_of_the_only_replica_under_load_fails_nothing(api, functions, conta
     loader = threading.Thread(target=load, args=(api, name, 20, 8, results))
     loader.start()
     harness.wait_until(lambda: len(results) >= 20, 10, "load to run")
-    (cid,) = tasks_of(containerd, name)
+    (cid,) = containerd.running_tasks(name)
     pid = containerd.task_pid(cid)
     containerd.ctr("tasks", "kill", "-s", "SIGKILL", cid, namespace=NS)
     harness.wait_until(lambda: (containerd.task_pid(cid) or pid) != pid, 20, "a new task")
@@ -213,9 +203,9 @@ def test_ready_path_annotation_gates_traffic(api, functions, containerd):
     name = functions.deploy("gated", wait=False,
                             annotations={"com.openfaas.ready.http.path":
                                          "/_/file?path=/tmp/ready-flag"})
-    harness.wait_until(lambda: len(tasks_of(containerd, name)) == 1, 30, "its task")
+    harness.wait_until(lambda: len(containerd.running_tasks(name)) == 1, 30, "its task")
     assert status(api, name)["availableReplicas"] == 0, "ready before its path answered 2xx"
-    (cid,) = tasks_of(containerd, name)
+    (cid,) = containerd.running_tasks(name)
     with open(f"/proc/{containerd.task_pid(cid)}/root/tmp/ready-flag", "w") as fh:
         fh.write("ok")
     wait_available(api, name, 1, timeout=30)

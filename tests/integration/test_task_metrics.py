@@ -11,18 +11,9 @@ NS = harness.NAMESPACE
 MiB = 1 << 20
 
 
-def running_tasks(containerd, name):
-    out = []
-    for line in containerd.lines("tasks", "ls", namespace=NS)[1:]:
-        f = line.split()
-        if f[0].startswith(name + "-") and len(f) >= 3 and f[2] == "RUNNING":
-            out.append(f[0])
-    return out
-
-
 def wait_tasks(containerd, name, n):
     def tasks():
-        t = running_tasks(containerd, name)
+        t = containerd.running_tasks(name)
         return t if len(t) == n else None
     return harness.wait_until(tasks, 30, f"{name}'s {n} running task(s)")
 
@@ -143,7 +134,7 @@ def test_metrics_latency_for_1_and_50_tasks(api, functions, containerd):
     one = containerd.task_metrics(only_task(containerd, name), repeat=20)
     scale(api, name, 50)
     wait_available(api, name, 50, timeout=240)
-    ids = running_tasks(containerd, name)
+    ids = containerd.running_tasks(name)
     assert len(ids) == 50
     fifty = containerd.task_metrics(*ids, repeat=10)
     assert "error" not in fifty, fifty

@@ -98,6 +98,24 @@ void ContainerdProvider::SetRoute(const std::string& key, std::optional<Route> r
   Publish();
 }
 
+void ContainerdProvider::UpdateRoute(const std::string& key, Route route) {
+  auto same = [](const Route& a, const Route& b) {
+    if (a.desired != b.desired || a.generation != b.generation ||
+        a.replicas.size() != b.replicas.size())
+      return false;
+    for (size_t i = 0; i < a.replicas.size(); ++i) {
+      const Replica &x = a.replicas[i], &y = b.replicas[i];
+      if (x.container_id != y.container_id || x.ip != y.ip || x.ready != y.ready) return false;
+    }
+    return true;
+  };
+  absl::MutexLock l(&mu_);
+  auto it = routes_.find(key);
+  if (it != routes_.end() && same(it->second, route)) return;  // a pass over a steady function
+  routes_[key] = std::move(route);
+  Publish();
+}
+
 std::shared_ptr<const RoutingSnapshot> ContainerdProvider::AwaitReady(const std::string& key,
                                                                       absl::Time deadline) {
   auto ready = [&](const std::shared_ptr<const RoutingSnapshot>& snap) {

@@ -210,6 +210,9 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // Starts the kept container of a function at zero; requests waiting in AwaitReady go on.
   void WakeFromZero(const std::string& ns, const std::string& name);
   void SetRoute(const std::string& key, std::optional<Route> route);
+  // SetRoute, but a route equal to the current one publishes nothing: a reconcile pass over
+  // many steady functions costs no snapshot rebuilds.
+  void UpdateRoute(const std::string& key, Route route);
   void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One pass; false when it skipped a function or left one not ready (the loop returns soon).
   bool ReconcileOnce();

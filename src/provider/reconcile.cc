@@ -332,7 +332,7 @@ bool ContainerdProvider::ReconcileFunction(
   if (!f.stale.empty() && ready_count > 0) {
     for (const Container& c : f.stale) Retire(f.ns, c);
   }
-  SetRoute(FunctionKey(f.name, f.ns), Route{f.ns, f.name, f.desired, f.generation, replicas});
+  UpdateRoute(FunctionKey(f.name, f.ns), Route{f.ns, f.name, f.desired, f.generation, replicas});
   return all_ready && replicas.size() == (f.desired == 0 ? replicas.size() : f.desired);
 }
 

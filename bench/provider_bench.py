@@ -102,7 +102,7 @@ def main():
         hostile = hostile_images.HostileImages(wd, reg)
         pieces.append(hostile)
         hostile.start()
-        cni = harness.CniEnv(wd)
+        cni = harness.CniEnv(wd, prefix=20)  # room for the many functions (each keeps an IP)
         pieces.append(cni)
         cni.start()
         ctd = harness.Containerd(wd)

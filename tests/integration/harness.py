@@ -448,7 +448,8 @@ class CniEnv:
 
     POOL = ipaddress.ip_network("10.240.0.0/12")
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, prefix=24):
+        self.prefix = prefix  # a /24 holds 253 functions; a function at zero keeps its address
         suffix = "%06x" % random.getrandbits(24)
         self.bridge = "fdt" + suffix
         self.network = "fdt-" + suffix
@@ -479,7 +480,7 @@ class CniEnv:
 
     def _free_subnet(self):
         used = [n for n in self._used_networks() if n.version == 4 and n.prefixlen > 0]
-        candidates = list(self.POOL.subnets(new_prefix=24))
+        candidates = list(self.POOL.subnets(new_prefix=self.prefix))
         for _ in range(200):
             net = random.choice(candidates)
             if not any(net.overlaps(u) for u in used):
@@ -503,9 +504,15 @@ class CniEnv:
                 f"--cni-ipam-dir={self.ipam_dir}"]
 
     def _mentions_us(self, rule):
-        prefix = str(self.subnet.network_address).rsplit(".", 1)[0] + "."
-        return (re.search(r"(?<![0-9.])" + re.escape(prefix) + r"[0-9]+(/[0-9]+)?\b", rule)
-                or self.bridge in rule or f'"{self.network}"' in rule)
+        if self.bridge in rule or f'"{self.network}"' in rule:
+            return True
+        for m in re.finditer(r"(?<![0-9.])(\d+\.\d+\.\d+\.\d+)(?:/\d+)?(?![0-9.])", rule):
+            try:
+                if ipaddress.ip_address(m.group(1)) in self.subnet:
+                    return True
+            except ValueError:
+                pass
+        return False
 
     def iptables_leftovers(self):
         """Rules (table, rule) and chains (table, chain) that belong to this test network."""

@@ -138,7 +138,12 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
     int consecutive = 0;
     absl::Time last_start;
     absl::Time not_before;
+    std::optional<ReplicaExit> last_exit;  // for the function's status
   };
+  // From routing and restarts_: available_replicas, and last_exit (the newest exit of any of
+  // the function's replicas).
+  void FillRuntimeStatus(const std::string& key, FunctionStatus* st) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // "" → the default namespace; OK when `ns` is a function namespace, NotFound when it is
   // not (or does not exist), InvalidArgument for a bad name.

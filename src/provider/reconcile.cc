@@ -253,8 +253,15 @@ bool ContainerdProvider::ReconcileFunction(
       bool oom = false;
       {
         absl::MutexLock l(&mu_);
-        auto r = restarts_.find(id);
-        if (r != restarts_.end()) oom = std::exchange(r->second.oom_killed, false);
+        Restarts& r = restarts_[id];
+        oom = std::exchange(r.oom_killed, false);
+        const google::protobuf::Timestamp& at = t->second.exited_at();
+        r.last_exit = ReplicaExit{id, t->second.exit_status(), oom,
+                                  at.seconds() != 0 || at.nanos() != 0
+                                      ? absl::FromUnixSeconds(at.seconds()) +
+                                            absl::Nanoseconds(at.nanos())
+                                      : now,
+                                  r.consecutive};
       }
       LogWarning("reconcile ", f.name, ": replica ", id, " exited with status ",
                  t->second.exit_status(), oom ? " (OOM-killed)" : "");
@@ -266,6 +273,7 @@ bool ContainerdProvider::ReconcileFunction(
       Restarts& r = restarts_[id];
       if (r.last_start != absl::Time() && now - r.last_start > kBackoffReset) r.consecutive = 0;
       consecutive = ++r.consecutive;
+      if (r.last_exit) r.last_exit->restarts_in_a_row = consecutive;
       r.last_start = now;
       r.not_before = now + RestartDelay(consecutive);
     }

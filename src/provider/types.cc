@@ -280,6 +280,14 @@ json ToJson(const FunctionStatus& s) {
   if (s.usage) {
     j["usage"] = {{"cpu", s.usage->cpu}, {"totalMemoryBytes", s.usage->total_memory_bytes}};
   }
+  if (s.last_exit) {
+    const ReplicaExit& e = *s.last_exit;
+    j["lastExit"] = {{"instance", e.instance},
+                     {"exitCode", e.exit_code},
+                     {"reason", e.oom_killed ? "OOMKilled" : e.exit_code == 0 ? "Completed" : "Error"},
+                     {"exitedAt", absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", e.exited_at, absl::UTCTimeZone())},
+                     {"restartsInARow", e.restarts_in_a_row}};
+  }
   return j;
 }
 

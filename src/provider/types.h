@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 
 namespace faasd::provider {
@@ -68,6 +69,16 @@ struct FunctionUsage {
   double total_memory_bytes = 0;
 };
 
+// The most recent exit of one of a function's replicas while the daemon ran (kept in memory:
+// a restart of the daemon forgets it). JSON "lastExit", beside the upstream fields.
+struct ReplicaExit {
+  std::string instance;  // the replica's container id
+  uint32_t exit_code = 0;
+  bool oom_killed = false;  // the kernel's OOM killer, over limits.memory
+  absl::Time exited_at;
+  int restarts_in_a_row = 0;
+};
+
 struct FunctionStatus {
   std::string name;
   std::string image;
@@ -86,6 +97,7 @@ struct FunctionStatus {
   uint64_t available_replicas = 0;
   std::string created_at;  // RFC3339
   std::optional<FunctionUsage> usage;
+  std::optional<ReplicaExit> last_exit;
 };
 
 // Parses a FunctionDeployment request body. InvalidArgument names the bad field.

@@ -21,6 +21,7 @@ test_pkgs=(
   "${run_pkgs[@]}"
   skopeo umoci docker-registry busybox-static util-linux
   python3 python3-pytest python3-yaml curl jq wrk
+  systemd  # systemd-journald and journalctl, run in a private mount namespace by test_journal.py
 )
 
 want=()

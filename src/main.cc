@@ -59,6 +59,8 @@ flags for `up` (--name=value):
   --log-max-bytes=N             size of one log file, function logs and --log-file (10485760)
   --log-files=N                 files kept per log: the current one and N-1 older (3)
   --logger=PATH                 faasd-logger, which keeps function output (next to faasd)
+  --function-logs-journal=MODE  auto: also copy function output to journald when its socket
+                                is there (journalctl -t NAMESPACE:NAME); off: files only (auto)
 )";
 
 struct Flags {
@@ -74,13 +76,32 @@ struct Flags {
 };
 
 const char* const kKnownFlags[] = {
-    "listen",           "state-dir",      "containerd-address", "namespace",
-    "cni-bin-dir",      "cni-conf-dir",   "cni-network",        "cni-bridge",
-    "cni-subnet",       "cni-ipam-dir",   "cni-cache-dir",      "insecure-registry",
-    "docker-config",    "nameserver",     "pull-policy",        "stop-grace",
-    "upstream-timeout", "max-body-bytes", "log-level",          "reconcile-interval",
-    "max-image-bytes",  "log-file",       "log-max-bytes",      "log-files",
+    "listen",
+    "state-dir",
+    "containerd-address",
+    "namespace",
+    "cni-bin-dir",
+    "cni-conf-dir",
+    "cni-network",
+    "cni-bridge",
+    "cni-subnet",
+    "cni-ipam-dir",
+    "cni-cache-dir",
+    "insecure-registry",
+    "docker-config",
+    "nameserver",
+    "pull-policy",
+    "stop-grace",
+    "upstream-timeout",
+    "max-body-bytes",
+    "log-level",
+    "reconcile-interval",
+    "max-image-bytes",
+    "log-file",
+    "log-max-bytes",
+    "log-files",
     "logger",
+    "function-logs-journal",
 };
 
 bool ParseFlags(int argc, char** argv, Flags* flags) {
@@ -124,8 +145,17 @@ std::string Arch() {
 }
 
 // --log-max-bytes/--log-files (function logs and --log-file alike), --log-file (from here on the
-// daemon's lines go there) and --logger. Returns 0 or the exit code.
-int SetUpLogs(const Flags& f, logs::RotationOptions* rotation, std::string* logger) {
+// daemon's lines go there), --logger and --function-logs-journal. Returns 0 or the exit code.
+int SetUpLogs(const Flags& f, logs::RotationOptions* rotation, std::string* logger,
+              logs::JournalMode* journal) {
+  absl::StatusOr<logs::JournalMode> mode =
+      logs::ParseJournalMode(f.Get("function-logs-journal", "auto"));
+  if (!mode.ok()) {
+    std::fprintf(stderr, "faasd: --function-logs-journal: %s\n",
+                 std::string(mode.status().message()).c_str());
+    return 2;
+  }
+  *journal = *mode;
   if (!absl::SimpleAtoi(f.Get("log-max-bytes", absl::StrCat(rotation->max_bytes)),
                         &rotation->max_bytes) ||
       !absl::SimpleAtoi(f.Get("log-files", absl::StrCat(rotation->files)), &rotation->files)) {
@@ -185,7 +215,8 @@ int Up(const Flags& f) {
   }
   logs::RotationOptions rotation;
   std::string logger;
-  if (int rc = SetUpLogs(f, &rotation, &logger); rc != 0) return rc;
+  logs::JournalMode journal = logs::JournalMode::kAuto;
+  if (int rc = SetUpLogs(f, &rotation, &logger, &journal); rc != 0) return rc;
   const std::string state_dir = f.Get("state-dir", "/var/lib/faasd");
   int stop_grace = 30, upstream_timeout = 60, reconcile_interval = 2;
   if (!ParseSeconds(f, "stop-grace", 30, &stop_grace) ||
@@ -257,6 +288,7 @@ int Up(const Flags& f) {
   popts.reconcile_interval = absl::Seconds(std::max(1, reconcile_interval));
   popts.logger = logger;
   popts.log_rotation = rotation;
+  popts.log_journal = journal;
   image::ImagePuller puller(client, registry_client, popts.ns, registry::Platform::Host(),
                             max_image);
   provider::ContainerdProvider provider(popts, client, puller, **net);

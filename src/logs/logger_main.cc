@@ -12,6 +12,12 @@
 //
 // We never exit before our pipes are closed: with no reader the function would get EPIPE (or
 // SIGPIPE) on its next write. Bad arguments or an unwritable log directory only cost the output.
+//
+// Query parameters (see logs::LoggerUri): dir, max-bytes, files (the rotated log), ns, fn and
+// journal=auto|off. With journal=auto (or none, as in URIs of an older faasd) each line is also
+// copied to journald when its socket is there (logs::JournalSender), tagged
+// SYSLOG_IDENTIFIER=<ns>:<fn>, FAASD_NAMESPACE, FAASD_FUNCTION and CONTAINER_ID; ns and fn
+// default to CONTAINER_NAMESPACE and CONTAINER_ID, the identifier faasd's own logger uses.
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -21,14 +27,17 @@
 
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
+#include "logs/journal.h"
 #include "logs/logs.h"
 
 namespace {
 
+using faasd::logs::JournalSender;
 using faasd::logs::LogWriter;
 using faasd::logs::RotationOptions;
 using faasd::logs::Stream;
@@ -43,9 +52,24 @@ std::map<std::string, std::string> ArgPairs(int argc, char** argv) {
   return args;
 }
 
-std::string Get(const std::map<std::string, std::string>& m, const std::string& k) {
+std::string Get(const std::map<std::string, std::string>& m, const std::string& k,
+                const char* def = "") {
   auto it = m.find(k);
-  return it == m.end() ? "" : it->second;
+  return it == m.end() ? (def != nullptr ? def : "") : it->second;
+}
+
+// The journald copy, unless the query turns it off.
+std::unique_ptr<JournalSender> MakeJournalSender(const std::map<std::string, std::string>& args,
+                                                 const std::string& id) {
+  if (Get(args, "journal") == "off") return nullptr;
+  const std::string ns = Get(args, "ns", std::getenv("CONTAINER_NAMESPACE"));
+  const std::string fn = Get(args, "fn", id.c_str());
+  return std::make_unique<JournalSender>(
+      std::vector<std::pair<std::string, std::string>>{{"SYSLOG_IDENTIFIER", ns + ":" + fn},
+                                                       {"FAASD_NAMESPACE", ns},
+                                                       {"FAASD_FUNCTION", fn},
+                                                       {"CONTAINER_ID", id}},
+      JournalSender::Options{});
 }
 
 }  // namespace
@@ -66,13 +90,16 @@ int main(int argc, char** argv) {
   if (absl::SimpleAtoi(Get(args, "max-bytes"), &max_bytes)) options.max_bytes = max_bytes;
   if (absl::SimpleAtoi(Get(args, "files"), &files)) options.files = files;
   if (!faasd::logs::CheckRotationOptions(options).ok()) options = RotationOptions{};
-  const char* id = std::getenv("CONTAINER_ID");
+  const char* id_env = std::getenv("CONTAINER_ID");
+  const std::string id = id_env != nullptr ? id_env : "";
   const std::string dir = Get(args, "dir");
   // Without an absolute directory there is nowhere to write: drain anyway (see above).
   const bool capture = !dir.empty() && dir[0] == '/';
-  LogWriter writer(dir, options, id != nullptr ? id : "");
+  std::unique_ptr<JournalSender> journal = capture ? MakeJournalSender(args, id) : nullptr;
+  LogWriter writer(dir, options, id, journal.get());
 
-  struct pollfd fds[3] = {{kStdoutFd, POLLIN, 0}, {kStderrFd, POLLIN, 0}, {sig_fd, POLLIN, 0}};
+  struct pollfd fds[4] = {
+      {kStdoutFd, POLLIN, 0}, {kStderrFd, POLLIN, 0}, {sig_fd, POLLIN, 0}, {-1, POLLOUT, 0}};
   for (int i = 0; i < 2; ++i) {
     if (::fcntl(fds[i].fd, F_GETFD) < 0) fds[i].fd = -1;  // run by hand without that stream
   }
@@ -86,9 +113,12 @@ int main(int argc, char** argv) {
     const int timeout = deadline == absl::InfiniteFuture()
                             ? -1
                             : static_cast<int>(absl::ToInt64Milliseconds(deadline - now)) + 1;
-    int n = ::poll(fds, 3, timeout);
+    // journald's queue was full: its backlog goes out as it makes room.
+    fds[3].fd = journal != nullptr && journal->backlogged() ? journal->fd() : -1;
+    int n = ::poll(fds, 4, timeout);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) break;
+    if (fds[3].fd >= 0 && fds[3].revents != 0) journal->SendBacklog(absl::Now());
     if (fds[2].fd >= 0 && (fds[2].revents & POLLIN)) {
       // The shim closed its ends already; what is buffered drains quickly.
       deadline = absl::Now() + kDrainAfterTerm;
@@ -114,6 +144,15 @@ int main(int argc, char** argv) {
   if (capture) {
     (void)writer.Flush(Stream::kStdout, absl::Now());
     (void)writer.Flush(Stream::kStderr, absl::Now());
+  }
+  for (const absl::Time end = absl::Now() + kDrainAfterTerm;
+       journal != nullptr && journal->backlogged() && absl::Now() < end;) {
+    struct pollfd out = {journal->fd(), POLLOUT, 0};
+    if (::poll(&out, 1, static_cast<int>(absl::ToInt64Milliseconds(end - absl::Now())) + 1) < 0 &&
+        errno != EINTR) {
+      break;
+    }
+    journal->SendBacklog(absl::Now());
   }
   return 0;
 }

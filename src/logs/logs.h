@@ -49,11 +49,26 @@ inline constexpr char kLogFileName[] = "log.ndjson";
 std::string FunctionLogDir(absl::string_view state_dir, absl::string_view ns,
                            absl::string_view name);
 
+// Whether faasd-logger also copies each line to journald: kAuto when its native socket
+// (/run/systemd/journal/socket) accepts a connection, probed again now and then; kOff never.
+enum class JournalMode { kAuto, kOff };
+// "auto" or "off"; InvalidArgument naming the value otherwise.
+absl::StatusOr<JournalMode> ParseJournalMode(absl::string_view s);
+
+// What faasd-logger is told about one task: where its function's log is, and the names the
+// journald copy carries (SYSLOG_IDENTIFIER=<ns>:<name>, as faasd's own logger does).
+struct LoggerQuery {
+  std::string dir;   // FunctionLogDir(...)
+  std::string ns;    // the function's namespace
+  std::string name;  // the function's name
+  RotationOptions rotation;
+  JournalMode journal = JournalMode::kAuto;
+};
+
 // The containerd stdio URI that makes the shim run faasd-logger for a task:
-//   binary://<logger_path>?dir=<dir>&max-bytes=<n>&files=<n>
+//   binary://<logger_path>?dir=<dir>&max-bytes=<n>&files=<n>&ns=<ns>&fn=<name>&journal=auto|off
 // (containerd passes the query to the logger as argv pairs, in no particular order).
-std::string LoggerUri(absl::string_view logger_path, absl::string_view dir,
-                      const RotationOptions& o);
+std::string LoggerUri(absl::string_view logger_path, const LoggerQuery& q);
 
 // Creates `dir` and its missing parents with `mode`.
 absl::Status MakeDirs(const std::string& dir, mode_t mode);
@@ -91,14 +106,23 @@ class RotatingFile {
 
 enum class Stream { kStdout, kStderr };
 
+// Also gets each line LogWriter records, as it records it (faasd-logger's journald copy). Line
+// must not block: it runs between reads of the function's pipes.
+class LineSink {
+ public:
+  virtual ~LineSink() = default;
+  virtual void Line(Stream s, absl::string_view text, absl::Time now) = 0;
+};
+
 // Turns one task's stdout and stderr bytes into records in its function's log: one record per
 // line (without the newline), a line running past max_line_bytes cut there (at a UTF-8
 // boundary), each stamped with the time its bytes were read. Invalid UTF-8 is stored as U+FFFD.
 // The log is opened lazily and again after a failure (a missing directory is created), so a
-// logger never stops draining its pipes. Not thread-safe: one per faasd-logger process.
+// logger never stops draining its pipes. Each line also goes to `also` when not null (borrowed),
+// whether or not the file takes it. Not thread-safe: one per faasd-logger process.
 class LogWriter {
  public:
-  LogWriter(std::string dir, RotationOptions o, std::string instance);
+  LogWriter(std::string dir, RotationOptions o, std::string instance, LineSink* also = nullptr);
 
   // Appends the complete lines in `bytes` (one write for the lot); keeps the rest.
   absl::Status Consume(Stream s, absl::string_view bytes, absl::Time now);
@@ -116,6 +140,7 @@ class LogWriter {
   const RotationOptions options_;
   const std::string instance_;
   const size_t max_line_;
+  LineSink* const also_;
   std::string partial_[2];
   std::unique_ptr<RotatingFile> file_;
   absl::Time retry_after_ = absl::InfinitePast();

@@ -21,8 +21,13 @@ std::string FunctionLogDir(absl::string_view state_dir, absl::string_view ns,
   return absl::StrCat(state_dir, "/logs/", ns, "/", name);
 }
 
-std::string LoggerUri(absl::string_view logger_path, absl::string_view dir,
-                      const RotationOptions& o) {
+absl::StatusOr<JournalMode> ParseJournalMode(absl::string_view s) {
+  if (s == "auto") return JournalMode::kAuto;
+  if (s == "off") return JournalMode::kOff;
+  return absl::InvalidArgumentError(absl::StrCat("journal mode \"", s, "\" is not auto or off"));
+}
+
+std::string LoggerUri(absl::string_view logger_path, const LoggerQuery& q) {
   // Go's url.Parse decodes percent escapes in the path and the query values.
   auto escape = [](absl::string_view s, bool keep_slash) {
     static const char* hex = "0123456789ABCDEF";
@@ -39,17 +44,21 @@ std::string LoggerUri(absl::string_view logger_path, absl::string_view dir,
     }
     return out;
   };
-  return absl::StrCat("binary://", escape(logger_path, true), "?dir=", escape(dir, false),
-                      "&max-bytes=", o.max_bytes, "&files=", o.files);
+  return absl::StrCat("binary://", escape(logger_path, true), "?dir=", escape(q.dir, false),
+                      "&max-bytes=", q.rotation.max_bytes, "&files=", q.rotation.files,
+                      "&ns=", escape(q.ns, false), "&fn=", escape(q.name, false),
+                      "&journal=", q.journal == JournalMode::kOff ? "off" : "auto");
 }
 
-LogWriter::LogWriter(std::string dir, RotationOptions o, std::string instance)
+LogWriter::LogWriter(std::string dir, RotationOptions o, std::string instance, LineSink* also)
     : dir_(std::move(dir)),
       options_(o),
       instance_(std::move(instance)),
-      max_line_(std::max<size_t>(1, std::min<size_t>(kMaxLineBytes, o.max_bytes / 8))) {}
+      max_line_(std::max<size_t>(1, std::min<size_t>(kMaxLineBytes, o.max_bytes / 8))),
+      also_(also) {}
 
 void LogWriter::AddRecord(Stream s, absl::string_view text, absl::Time now, std::string* out) {
+  if (also_ != nullptr) also_->Line(s, text, now);
   internal::AppendRecord(now, instance_, StreamName(s), text, out);
 }
 

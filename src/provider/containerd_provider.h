@@ -64,6 +64,8 @@ struct ProviderOptions {
   // log (<state_dir>/logs/<ns>/<name>/); "" discards function output.
   std::string logger;
   logs::RotationOptions log_rotation;
+  // Whether faasd-logger also copies each line to journald (when there is one).
+  logs::JournalMode log_journal = logs::JournalMode::kAuto;
 };
 
 class ContainerdProvider final : public FunctionProvider, public RoutingTable {

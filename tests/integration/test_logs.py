@@ -77,6 +77,24 @@ def test_printed_lines_appear_with_name_namespace_instance_timestamp(api, functi
     assert r.headers.get("Transfer-Encoding") == "chunked", dict(r.headers)
 
 
+def logger_query(api, ns, name):
+    """The query (argv pairs) of the faasd-logger writing ns/name's log under api's state dir."""
+    log_dir = str(api.state_dir / "logs" / ns / name).encode()
+    for pid in harness.pids_where(lambda cmd: cmd[0].endswith(b"faasd-logger") and log_dir in cmd):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[1:-1]
+        except OSError:
+            continue
+        return dict(zip(argv[::2], argv[1::2]))
+    raise AssertionError(f"no faasd-logger for {log_dir}")
+
+
+def test_the_logger_knows_the_function_and_copies_to_journald_by_default(api, functions):
+    name = functions.deploy("tagged")
+    query = logger_query(api, "openfaas-fn", name)
+    assert (query["ns"], query["fn"], query["journal"]) == ("openfaas-fn", name, "auto"), query
+
+
 def test_log_files_are_private_and_per_function(api, functions):
     name = functions.deploy("private")
     say(api, name, "x")
@@ -302,7 +320,8 @@ def small_logs(request, workdir, fn_image):
     log_file = Path(workdir) / "smalllogs" / "daemon" / "faasd.log"
     daemon = harness.FaasdDaemon(workdir, containerd, cni, namespace=ns, name="faasd-smalllogs",
                                  extra_args=["--log-max-bytes=16384", "--log-files=2",
-                                             f"--log-file={log_file}"])
+                                             f"--log-file={log_file}",
+                                             "--function-logs-journal=off"])
     request.addfinalizer(daemon.close)
     daemon.start()
     daemon.own_log = log_file
@@ -324,6 +343,7 @@ def test_function_and_daemon_logs_stay_within_their_bounds(small_logs, fn_image)
             lambda: api.invoke(f"{name}.{ns}", "/_/health", method="GET").status == 200, 60,
             f"{name} to answer")
         directory = api.state_dir / "logs" / ns / name
+        assert logger_query(api, ns, name)["journal"] == "off"
         # ~170 bytes a record x 3000 = ~510 KB through a 32 KiB log, in pieces.
         for part in range(3):
             say(api, name, f"bulk{part}", ns=ns, n=1000, pad=50)

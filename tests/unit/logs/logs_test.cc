@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -121,12 +122,19 @@ TEST_CASE("records round-trip, timestamps are fixed width, bad UTF-8 becomes U+F
 }
 
 TEST_CASE("LoggerUri escapes the path and the directory for Go's url.Parse") {
-  RotationOptions o{1 << 20, 5};
-  CHECK(LoggerUri("/usr/local/sbin/faasd-logger", "/var/lib/faasd/logs/openfaas-fn/echo", o) ==
+  LoggerQuery q{"/var/lib/faasd/logs/openfaas-fn/echo", "openfaas-fn", "echo", {1 << 20, 5}};
+  CHECK(LoggerUri("/usr/local/sbin/faasd-logger", q) ==
         "binary:///usr/local/sbin/faasd-logger?dir=%2Fvar%2Flib%2Ffaasd%2Flogs%2Fopenfaas-fn%2Fecho"
-        "&max-bytes=1048576&files=5");
-  CHECK(LoggerUri("/opt/my bin/l?x", "/a&b=c", o)
-            .rfind("binary:///opt/my%20bin/l%3Fx?dir=%2Fa%26b%3Dc&", 0) == 0);
+        "&max-bytes=1048576&files=5&ns=openfaas-fn&fn=echo&journal=auto");
+  q.journal = JournalMode::kOff;
+  CHECK(absl::EndsWith(LoggerUri("/l", q), "&journal=off"));
+  q.dir = "/a&b=c";
+  CHECK(
+      LoggerUri("/opt/my bin/l?x", q).rfind("binary:///opt/my%20bin/l%3Fx?dir=%2Fa%26b%3Dc&", 0) ==
+      0);
+  CHECK(*ParseJournalMode("auto") == JournalMode::kAuto);
+  CHECK(*ParseJournalMode("off") == JournalMode::kOff);
+  CHECK(!ParseJournalMode("on").ok());
   CHECK(FunctionLogDir("/var/lib/faasd", "openfaas-fn", "echo") ==
         "/var/lib/faasd/logs/openfaas-fn/echo");
 }

@@ -45,6 +45,7 @@ flags for `up` (--name=value):
   --cni-subnet=CIDR             function subnet (10.62.0.0/16)
   --cni-ipam-dir=DIR            host-local IPAM state (/var/lib/cni/networks)
   --cni-cache-dir=DIR           CNI results cache (<state-dir>/cni)
+  --cni-extra-plugins=T[,T]     CNI plugins chained after bridge, e.g. firewall (none)
   --insecure-registry=HOST:PORT plain-HTTP registry; repeatable (loopback always allowed)
   --docker-config=PATH          registry credentials (<state-dir>/.docker/config.json)
   --nameserver=IP               DNS server for functions; repeatable (host's resolv.conf)
@@ -264,6 +265,7 @@ int Up(const Flags& f) {
   cni.conf_dir = f.Get("cni-conf-dir", cni.conf_dir);
   cni.ipam_data_dir = f.Get("cni-ipam-dir", cni.ipam_data_dir);
   cni.cache_dir = f.Get("cni-cache-dir", state_dir + "/cni");
+  cni.extra_plugins = absl::StrSplit(f.Get("cni-extra-plugins", ""), ',', absl::SkipEmpty());
   if (auto dirs = f.Get("cni-bin-dir", ""); !dirs.empty()) {
     cni.plugin_dirs = absl::StrSplit(dirs, ':', absl::SkipEmpty());
   }

@@ -235,6 +235,12 @@ absl::StatusOr<std::unique_ptr<CniNetwork>> CniNetwork::Create(CniConfig config)
   if (absl::Status status = WriteFileAtomically(conflist_path, conflist_json, 0644); !status.ok()) {
     return absl::Status(status.code(), absl::StrCat("CNI network: ", status.message()));
   }
+  if (absl::Status status =
+          EnsureSubnetRules(config.network_name, subnet->ToString(), PathEnv(),
+                            absl::Seconds(config.plugin_timeout_seconds));
+      !status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("CNI network: ", status.message()));
+  }
   std::string gateway = FormatIpv4(subnet->FirstHost());
   return std::unique_ptr<CniNetwork>(new CniNetwork(
       std::move(config), std::move(gateway), std::move(conflist_json), std::move(plugin_paths)));

@@ -1,10 +1,11 @@
 // CNI networking for function containers: puts each container's network namespace on one
-// bridge by exec'ing the standard CNI plugins (bridge, host-local, firewall), chaining them as a
+// bridge by exec'ing the standard CNI plugins (bridge, host-local), chaining them as a
 // conflist the way the CNI spec (1.0.0) describes, without libcni.
 //
 // Contract:
-// - Create() validates the config, finds every plugin binary and writes the conflist (so the
-//   `cni` tools and operators see the same network the daemon uses).
+// - Create() validates the config, finds every plugin binary, writes the conflist (so the
+//   `cni` tools and operators see the same network the daemon uses) and makes sure the
+//   subnet's masquerade and forwarding rules exist (once per network, not per container).
 // - Attach() runs ADD through the chain and returns the container's IPv4 address. Every ADD is
 //   recorded in cache_dir before it starts and completed after it succeeds, so a daemon that
 //   crashes mid-ADD still finds the container in AttachedContainers() and can Detach it. A
@@ -41,6 +42,9 @@ struct CniConfig {
   std::string ipam_data_dir = "/var/lib/cni/networks";  // host-local dataDir
   std::string cache_dir = "/var/lib/faasd/cni";         // our ADD results, for DEL and for restart
   std::string ifname = "eth1";
+  // Plugins chained after bridge, by type, with no options of their own (e.g. "firewall" for
+  // its CNI-ADMIN chain, or "tuning"). None by default: see masquerade.h for why.
+  std::vector<std::string> extra_plugins;
   int plugin_timeout_seconds = 30;
 };
 

@@ -48,14 +48,17 @@ json BuildConflist(const CniConfig& config, const Ipv4Subnet& subnet) {
       {"routes", json::array({{{"dst", "0.0.0.0/0"}}})},
       {"dataDir", config.ipam_data_dir},
   };
+  // Masquerade and forwarding are subnet-wide rules (EnsureSubnetRules), not per container.
   json bridge = {
       {"type", "bridge"}, {"bridge", config.bridge}, {"isGateway", true},
-      {"ipMasq", true},   {"hairpinMode", true},     {"ipam", std::move(ipam)},
+      {"ipMasq", false},  {"hairpinMode", true},     {"ipam", std::move(ipam)},
   };
+  json plugins = json::array({std::move(bridge)});
+  for (const std::string& type : config.extra_plugins) plugins.push_back({{"type", type}});
   return json{
       {"cniVersion", kCniVersion},
       {"name", config.network_name},
-      {"plugins", json::array({std::move(bridge), json{{"type", "firewall"}}})},
+      {"plugins", std::move(plugins)},
   };
 }
 

@@ -18,8 +18,8 @@ namespace faasd::network {
 
 inline constexpr char kCniVersion[] = "1.0.0";
 
-// The conflist for `config`: bridge (gateway, masquerade, hairpin) with host-local IPAM over
-// the whole subnet, then firewall.
+// The conflist for `config`: bridge (gateway, hairpin; no per-container masquerade: see
+// masquerade.h) with host-local IPAM over the whole subnet, then config.extra_plugins.
 nlohmann::json BuildConflist(const CniConfig& config, const Ipv4Subnet& subnet);
 
 // What a plugin reads on stdin: its own entry of the conflist plus the list's `name` and

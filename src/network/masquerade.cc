@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "network/process.h"
 
@@ -70,12 +71,14 @@ std::string FindIptables(absl::string_view path_env) {
   return "";
 }
 
-absl::Status RunIptables(const std::string& iptables, std::vector<std::string> args,
-                         absl::string_view path_env, absl::Duration timeout, std::string* out) {
-  args.insert(args.begin(), {"-w", "-t", "nat"});
+absl::Status RunIptables(const std::string& iptables, absl::string_view table,
+                         std::vector<std::string> args, absl::string_view path_env,
+                         absl::Duration timeout, std::string* out) {
+  args.insert(args.begin(), {"-w", "-t", std::string(table)});
   absl::StatusOr<ProcessOutput> result =
       RunProcess(iptables, args, {absl::StrCat("PATH=", path_env)}, "", timeout);
-  std::string what = absl::StrCat("iptables -t nat ", args[3], " ", args.size() > 4 ? args[4] : "");
+  std::string what =
+      absl::StrCat("iptables -t ", table, " ", args[3], " ", args.size() > 4 ? args[4] : "");
   if (!result.ok())
     return absl::Status(result.status().code(),
                         absl::StrCat(what, ": ", result.status().message()));
@@ -87,7 +90,83 @@ absl::Status RunIptables(const std::string& iptables, std::vector<std::string> a
   return absl::OkStatus();
 }
 
+absl::Status RunIptables(const std::string& iptables, std::vector<std::string> args,
+                         absl::string_view path_env, absl::Duration timeout, std::string* out) {
+  return RunIptables(iptables, "nat", std::move(args), path_env, timeout, out);
+}
+
+// `rule` (without the verb) in `chain` unless it is there already (-C); `insert` puts it first.
+absl::Status EnsureRule(const std::string& iptables, absl::string_view table,
+                        const std::string& chain, const std::vector<std::string>& rule,
+                        bool insert, absl::string_view path_env, absl::Duration timeout) {
+  std::vector<std::string> check = {"-C", chain};
+  check.insert(check.end(), rule.begin(), rule.end());
+  if (RunIptables(iptables, table, check, path_env, timeout, nullptr).ok()) {
+    return absl::OkStatus();
+  }
+  std::vector<std::string> add = {insert ? "-I" : "-A", chain};
+  if (insert) add.push_back("1");
+  add.insert(add.end(), rule.begin(), rule.end());
+  return RunIptables(iptables, table, add, path_env, timeout, nullptr);
+}
+
 }  // namespace
+
+std::string SubnetChainName(absl::string_view network_name) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : network_name) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return absl::StrFormat("FAASD-%08x", h);
+}
+
+absl::Status EnsureSubnetRules(absl::string_view network_name, absl::string_view subnet,
+                               absl::string_view path_env, absl::Duration timeout) {
+  const std::string iptables = FindIptables(path_env);
+  if (iptables.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no iptables in PATH (", path_env, "): needed to masquerade the function network ",
+        subnet, " (install the iptables package)"));
+  }
+  const std::string chain = SubnetChainName(network_name);
+  const std::string net(subnet);
+  const std::string comment = absl::StrCat("faasd network ", network_name);
+  struct Rule {
+    const char* table;
+    std::string chain;
+    std::vector<std::string> args;
+    bool insert;
+  };
+  const std::vector<Rule> rules = {
+      {"nat", chain, {"-d", net, "-j", "ACCEPT"}, false},
+      {"nat", chain, {"!", "-d", "224.0.0.0/4", "-j", "MASQUERADE"}, false},
+      {"nat", "POSTROUTING", {"-s", net, "-m", "comment", "--comment", comment, "-j", chain}, false},
+      {"filter",
+       chain,
+       {"-d", net, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"},
+       false},
+      {"filter", chain, {"-s", net, "-j", "ACCEPT"}, false},
+      // First in FORWARD: a DROP policy or a REJECT further down (Docker sets both) must not
+      // cut the functions off.
+      {"filter", "FORWARD", {"-m", "comment", "--comment", comment, "-j", chain}, true},
+  };
+  for (const char* table : {"nat", "filter"}) {
+    if (!RunIptables(iptables, table, {"-S", chain}, path_env, timeout, nullptr).ok()) {
+      absl::Status s = RunIptables(iptables, table, {"-N", chain}, path_env, timeout, nullptr);
+      // Another daemon on the same network may have made it meanwhile.
+      if (!s.ok() && !RunIptables(iptables, table, {"-S", chain}, path_env, timeout, nullptr).ok())
+        return s;
+    }
+  }
+  for (const Rule& r : rules) {
+    if (absl::Status s = EnsureRule(iptables, r.table, r.chain, r.args, r.insert, path_env, timeout);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status RemoveMasqueradeLeftovers(absl::string_view network_name,
                                        absl::string_view container_id, absl::string_view path_env,

@@ -442,8 +442,9 @@ class FunctionImages:
 class CniEnv:
     """A test-only CNI bridge (fdt + 6 hex), a free /24 in 10.240.0.0/12, private dirs.
 
-    close() deletes the bridge, the veths left on it, and the iptables rules and chains that
-    the bridge (ipMasq) and firewall plugins made for this subnet.
+    close() deletes the bridge, the veths left on it, and the iptables rules and chains made
+    for this subnet: the daemon's subnet-wide FAASD-<hex> chains and the jumps to them, and
+    what the bridge (ipMasq) and firewall plugins make when run that way.
     """
 
     POOL = ipaddress.ip_network("10.240.0.0/12")
@@ -523,7 +524,8 @@ class CniEnv:
             ours = set()
             for r in table_rules:
                 chain = r.split()[1]
-                if re.fullmatch(r"CNI-[0-9a-f]{24}", chain) and self._mentions_us(r):
+                ours_by_name = re.fullmatch(r"CNI-[0-9a-f]{24}|FAASD-[0-9a-f]{8}", chain)
+                if ours_by_name and self._mentions_us(r):
                     ours.add(chain)
             for r in table_rules:
                 jump = re.search(r"-j (\S+)", r)

@@ -140,6 +140,16 @@ struct LiveFixture {
     return ips;
   }
 
+  // Rules for one address of the subnet (a plugin's per-container rules), not the network's
+  // subnet-wide ones (EnsureSubnetRules).
+  std::vector<std::string> PerContainerRules(const std::string& table) const {
+    std::vector<std::string> found;
+    for (const std::string& rule : RulesMentioning(table, {subnet_prefix})) {
+      if (absl::StrContains(rule, "/32")) found.push_back(rule);
+    }
+    return found;
+  }
+
   pid_t StartHttpd(const std::string& netns, const std::string& ip, const std::string& root) {
     std::string listen = ip + ":8080";
     std::vector<std::string> args = {kIp,  "netns", "exec", netns, kBusybox, "httpd",
@@ -160,15 +170,16 @@ struct LiveFixture {
     }
     for (const std::string& ns : namespaces) Run(kIp, {"netns", "del", ns});
     Run(kIp, {"link", "del", bridge});
-    // Rules the bridge (masquerade) and firewall plugins left for our subnet or network, then
-    // the per-container chains those rules jumped to.
+    // Rules the network (EnsureSubnetRules) and the plugins (firewall, an older bridge with
+    // ipMasq) left for our subnet or network, then the chains those rules jumped to.
     for (const char* table : {"nat", "filter"}) {
       std::set<std::string> chains;
       for (const std::string& rule : RulesMentioning(table, {subnet_prefix, network_name})) {
         std::vector<std::string> args = SplitIptablesRule(rule);
         args[0] = "-D";
         for (size_t i = 0; i + 1 < args.size(); ++i) {
-          if (args[i] == "-j" && absl::StartsWith(args[i + 1], "CNI-") &&
+          if (args[i] == "-j" &&
+              (absl::StartsWith(args[i + 1], "CNI-") || absl::StartsWith(args[i + 1], "FAASD-")) &&
               args[i + 1] != "CNI-FORWARD" && args[i + 1] != "CNI-ADMIN") {
             chains.insert(args[i + 1]);
           }
@@ -276,8 +287,10 @@ TEST_CASE("real plugins: attach, reach, detach, no leaks", "[live]") {
   std::string in_ns =
       Run(kIp, {"netns", "exec", ns, kIp, "-4", "addr", "show", "eth1"}).stdout_data;
   CHECK(absl::StrContains(in_ns, *ip + "/24"));
-  // The masquerade rule the bridge plugin added for this container.
-  CHECK_FALSE(RulesMentioning("nat", {*ip + "/32"}).empty());
+  // No per-container rule: the network's own rules cover the subnet, once.
+  CHECK(fx.PerContainerRules("nat").empty());
+  CHECK(fx.PerContainerRules("filter").empty());
+  CHECK(RulesMentioning("nat", {"-s " + fx.subnet}).size() == 1);
 
   // The container answers on its address from the host, across the bridge.
   std::string token = "faasd-live-" + fx.hex;
@@ -309,6 +322,55 @@ TEST_CASE("real plugins: attach, reach, detach, no leaks", "[live]") {
   CHECK(absl::StrContains(bad.status().message(), "cni bridge ADD container " + bad_id));
   CHECK(fx.IpamAllocations().empty());
   CHECK(network.AttachedContainers().empty());
+}
+
+TEST_CASE("real plugins: a function reaches past the host, masqueraded", "[live]") {
+  REQUIRE(geteuid() == 0);
+  LiveFixture fx;
+  std::unique_ptr<CniNetwork> network = *CniNetwork::Create(fx.Config());
+  // "Outside": a namespace behind a veth from the host on a /30 the test picks, whose server
+  // answers with the address it saw the request come from. Without the network's masquerade
+  // rule it would see the function's own address and have no route back to answer it.
+  std::string outside = fx.AddNamespace("out");
+  std::string routes = Run(kIp, {"-4", "route", "show"}).stdout_data;
+  std::string link_prefix;
+  std::random_device random;
+  for (int attempt = 0; attempt < 64 && link_prefix.empty(); ++attempt) {
+    std::string candidate = absl::StrCat("10.253.", random() % 256, ".");
+    if (!absl::StrContains(routes, candidate)) link_prefix = candidate;
+  }
+  REQUIRE_FALSE(link_prefix.empty());
+  const std::string host_ip = link_prefix + "1", outside_ip = link_prefix + "2";
+  const std::string veth = "fdo" + fx.hex;  // goes with `outside` when the fixture deletes it
+  REQUIRE(Run(kIp, {"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", outside})
+              .exit_code == 0);
+  REQUIRE(Run(kIp, {"addr", "add", host_ip + "/30", "dev", veth}).exit_code == 0);
+  REQUIRE(Run(kIp, {"link", "set", veth, "up"}).exit_code == 0);
+  REQUIRE(Run(kIp, {"netns", "exec", outside, kIp, "addr", "add", outside_ip + "/30", "dev",
+                    "eth0"}).exit_code == 0);
+  REQUIRE(Run(kIp, {"netns", "exec", outside, kIp, "link", "set", "eth0", "up"}).exit_code == 0);
+  REQUIRE(Run(kIp, {"netns", "exec", outside, kIp, "link", "set", "lo", "up"}).exit_code == 0);
+  std::filesystem::create_directories(fx.dir / "out/cgi-bin");
+  WriteFile(fx.dir / "out/index.html", "outside\n");
+  WriteFile(fx.dir / "out/cgi-bin/from",
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nfrom=%s\\n' "
+            "\"$REMOTE_ADDR\"\n",
+            0755);
+  REQUIRE(fx.StartHttpd(outside, outside_ip, fx.dir / "out") > 0);
+  REQUIRE(absl::StrContains(GetWithRetry(outside_ip, "outside"), "outside"));
+
+  std::string ns = fx.AddNamespace("fn");
+  std::string id = absl::StrCat("fdt-", fx.hex, "-fn");
+  absl::StatusOr<std::string> ip = network->Attach(id, "/run/netns/" + ns);
+  INFO(ip.status().ToString());
+  REQUIRE(ip.ok());
+  ProcessOutput fetched =
+      Run(kIp, {"netns", "exec", ns, kBusybox, "wget", "-q", "-O", "-",  // (-T crashes busybox 1.35)
+                absl::StrCat("http://", outside_ip, ":8080/cgi-bin/from")});
+  INFO(fetched.stdout_data << fetched.stderr_data);
+  CHECK(fetched.exit_code == 0);
+  CHECK(absl::StrContains(fetched.stdout_data, "from=" + host_ip + "\n"));
+  CHECK(network->Detach(id, "/run/netns/" + ns).ok());
 }
 
 TEST_CASE("real plugins: detach after the namespace is gone frees the address", "[live]") {
@@ -366,8 +428,8 @@ TEST_CASE("real plugins: concurrent attaches get distinct addresses", "[live]") 
   for (std::thread& thread : threads) thread.join();
   for (const absl::Status& status : results) CHECK(status.ok());
   CHECK(fx.IpamAllocations().empty());
-  CHECK(RulesMentioning("nat", {fx.subnet_prefix}).empty());
-  CHECK(RulesMentioning("filter", {fx.subnet_prefix}).empty());
+  CHECK(fx.PerContainerRules("nat").empty());
+  CHECK(fx.PerContainerRules("filter").empty());
 }
 
 // Restores PATH on scope exit.
@@ -384,7 +446,9 @@ struct PathOverride {
 TEST_CASE("real plugins: a later plugin failing rolls back the earlier ones", "[live]") {
   REQUIRE(geteuid() == 0);
   LiveFixture fx;
-  std::unique_ptr<CniNetwork> network = *CniNetwork::Create(fx.Config());
+  CniConfig config = fx.Config();
+  config.extra_plugins = {"firewall"};
+  std::unique_ptr<CniNetwork> network = *CniNetwork::Create(config);
   std::string ns = fx.AddNamespace("fw");
   std::string netns_path = "/run/netns/" + ns;
   std::string id = absl::StrCat("fdt-", fx.hex, "-fw");
@@ -408,8 +472,8 @@ TEST_CASE("real plugins: a later plugin failing rolls back the earlier ones", "[
   // The rollback ran the bridge's DEL with its result: no address or masquerade rule is held,
   // and nothing is left to clean.
   CHECK(fx.IpamAllocations().empty());
-  CHECK(RulesMentioning("nat", {fx.subnet_prefix}).empty());
-  CHECK(RulesMentioning("filter", {fx.subnet_prefix}).empty());
+  CHECK(fx.PerContainerRules("nat").empty());
+  CHECK(fx.PerContainerRules("filter").empty());
   CHECK(network->AttachedContainers().empty());
   CHECK_FALSE(network->LookupIp(id).has_value());
 

@@ -77,19 +77,24 @@ TEST_CASE("default conflist is faasd's layout and matches cni/10-openfaas.confli
   json conflist = BuildConflist(config, *Ipv4Subnet::Parse(config.subnet));
   CHECK(conflist["cniVersion"] == "1.0.0");
   CHECK(conflist["name"] == "openfaas-cni-bridge");
-  REQUIRE(conflist["plugins"].size() == 2);
+  REQUIRE(conflist["plugins"].size() == 1);
   const json& bridge = conflist["plugins"][0];
   CHECK(bridge["type"] == "bridge");
   CHECK(bridge["bridge"] == "openfaas0");
   CHECK(bridge["isGateway"] == true);
-  CHECK(bridge["ipMasq"] == true);
+  CHECK(bridge["ipMasq"] == false);  // masquerade is one subnet-wide rule (EnsureSubnetRules)
   CHECK(bridge["hairpinMode"] == true);
   CHECK(bridge["ipam"]["type"] == "host-local");
   CHECK(bridge["ipam"]["dataDir"] == "/var/lib/cni/networks");
   CHECK(bridge["ipam"]["ranges"] ==
         json::parse(R"([[{"subnet":"10.62.0.0/16","gateway":"10.62.0.1"}]])"));
   CHECK(bridge["ipam"]["routes"] == json::parse(R"([{"dst":"0.0.0.0/0"}])"));
-  CHECK(conflist["plugins"][1] == json{{"type", "firewall"}});
+  config.extra_plugins = {"firewall", "tuning"};
+  json extra = BuildConflist(config, *Ipv4Subnet::Parse(config.subnet));
+  REQUIRE(extra["plugins"].size() == 3);
+  CHECK(extra["plugins"][0] == conflist["plugins"][0]);
+  CHECK(extra["plugins"][1] == json{{"type", "firewall"}});
+  CHECK(extra["plugins"][2] == json{{"type", "tuning"}});
 
   const char* reference = std::getenv("FAASD_CNI_REFERENCE");
   REQUIRE(reference != nullptr);
@@ -378,6 +383,7 @@ struct FakePlugins {
     config.conf_dir = dir / "conf";
     config.plugin_dirs = {dir / "missing", bin};
     config.ipam_data_dir = dir / "ipam";
+    config.extra_plugins = {"firewall"};  // a chain of two: prevResult, undo order
     config.cache_dir = dir / "cache";
     config.plugin_timeout_seconds = 10;
     return config;
@@ -474,6 +480,7 @@ TEST_CASE("Attach chains ADD with prevResult; Detach runs DEL in reverse", "[cni
 TEST_CASE("Detach removes masquerade rules the bridge plugin left behind", "[cni]") {
   FakePlugins fake;
   std::unique_ptr<CniNetwork> network = *CniNetwork::Create(fake.Config());
+  std::filesystem::remove(fake.dir / "iptables.log");  // Create's subnet rules: tested below
   REQUIRE(network->Attach("fn5", "/run/netns/fake5").ok());
   WriteFile(fake.dir / "postrouting",
             "-P POSTROUTING ACCEPT\n"
@@ -510,6 +517,62 @@ TEST_CASE("FindMasqueradeLeftovers matches the plugin's comment exactly", "[prot
                                                   "CNI-aaa"});
   CHECK(FindMasqueradeLeftovers(listing, "openfaas-cni-bridge", "f").empty());
   CHECK(SplitIptablesRule("a \"\" \"b c\"") == std::vector<std::string>{"a", "", "b c"});
+}
+
+TEST_CASE("EnsureSubnetRules adds the network's rules once, and only what is missing", "[iptables]") {
+  TempDir dir;
+  // An iptables with an empty ruleset: -S and -C fail until the rule (or chain) was added.
+  // (PATH is only `dir` for it, so its tools go by absolute path.)
+  const std::string state = dir / "rules";
+  WriteFile(dir / "iptables",
+            "#!/bin/sh\necho \"$*\" >> " + dir.path() + "/calls\n"
+            "key=$(echo \"$*\" | /bin/sed -e 's/ -[ACIN] / X /' -e 's/ -S / X /' -e 's/ X \\([^ ]*\\) 1 / X \\1 /')\n"
+            "case \"$*\" in\n"
+            "  *' -C '*|*' -S '*) /bin/grep -qxF -- \"$key\" " + state + " 2>/dev/null; exit $?;;\n"
+            "  *) echo \"$key\" >> " + state + "; exit 0;;\n"
+            "esac\n",
+            0755);
+  const std::string path = dir.path();
+  REQUIRE(EnsureSubnetRules("fn-net", "10.99.0.0/24", path, absl::Seconds(10)).ok());
+  std::vector<std::string> calls;
+  {
+    std::istringstream in(ReadFile(dir / "calls"));
+    for (std::string line; std::getline(in, line);) calls.push_back(line);
+  }
+  const std::string chain = SubnetChainName("fn-net");
+  CHECK(chain.size() == 14);
+  CHECK(chain.rfind("FAASD-", 0) == 0);
+  CHECK(chain != SubnetChainName("other-net"));
+  std::vector<std::string> changes;
+  for (const std::string& c : calls) {
+    if (c.find(" -C ") == std::string::npos && c.find(" -S ") == std::string::npos) {
+      changes.push_back(c);
+    }
+  }
+  CHECK(changes ==
+        std::vector<std::string>{
+            "-w -t nat -N " + chain,
+            "-w -t filter -N " + chain,
+            "-w -t nat -A " + chain + " -d 10.99.0.0/24 -j ACCEPT",
+            "-w -t nat -A " + chain + " ! -d 224.0.0.0/4 -j MASQUERADE",
+            "-w -t nat -A POSTROUTING -s 10.99.0.0/24 -m comment --comment faasd network fn-net "
+            "-j " + chain,
+            "-w -t filter -A " + chain +
+                " -d 10.99.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-w -t filter -A " + chain + " -s 10.99.0.0/24 -j ACCEPT",
+            "-w -t filter -I FORWARD 1 -m comment --comment faasd network fn-net -j " + chain});
+  // A second start finds everything in place and changes nothing.
+  std::filesystem::remove(dir / "calls");
+  REQUIRE(EnsureSubnetRules("fn-net", "10.99.0.0/24", path, absl::Seconds(10)).ok());
+  std::istringstream again(ReadFile(dir / "calls"));
+  for (std::string line; std::getline(again, line);) {
+    INFO(line);
+    CHECK((line.find(" -C ") != std::string::npos || line.find(" -S ") != std::string::npos));
+  }
+  // Without iptables the daemon cannot masquerade: a clear error, not a silent network.
+  absl::Status none = EnsureSubnetRules("fn-net", "10.99.0.0/24", dir / "empty", absl::Seconds(1));
+  CHECK(none.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(std::string(none.message()).find("iptables") != std::string::npos);
 }
 
 TEST_CASE("a failed ADD is undone and leaves no cache entry", "[cni]") {

@@ -88,9 +88,30 @@ absl::StatusOr<bool> Matches(const ContainerRuntime::Container& c, const std::st
   return it->second == rest.substr(2);
 }
 
+// What a snapshot mounts as: nothing is mounted, the provider only hands it on.
+containerd::Mounts OverlayMounts() {
+  containerd::Mounts mounts(1);
+  mounts[0].set_type("overlay");
+  mounts[0].set_source("overlay");
+  return mounts;
+}
+
 }  // namespace
 
 FakeRuntime::~FakeRuntime() = default;
+
+ContainerRuntime::Container* FakeRuntime::FindContainer(const std::string& ns,
+                                                        const std::string& id) {
+  auto& in_ns = containers_[ns];
+  auto it = in_ns.find(id);
+  return it == in_ns.end() ? nullptr : &it->second;
+}
+
+ContainerRuntime::Process* FakeRuntime::FindTask(const std::string& ns, const std::string& id) {
+  auto& in_ns = tasks_[ns];
+  auto it = in_ns.find(id);
+  return it == in_ns.end() ? nullptr : &it->second;
+}
 
 absl::StatusOr<std::string> FakeRuntime::Version(absl::Duration) { return std::string("fake"); }
 
@@ -184,20 +205,14 @@ absl::StatusOr<containerd::Mounts> FakeRuntime::PrepareSnapshot(const containerd
   if (!snapshots_[scope.ns].insert(key).second) {
     return absl::AlreadyExistsError(absl::StrCat("snapshot ", key, ": already exists"));
   }
-  containerd::Mounts mounts(1);
-  mounts[0].set_type("overlay");
-  mounts[0].set_source("overlay");
-  return mounts;
+  return OverlayMounts();
 }
 
 absl::StatusOr<containerd::Mounts> FakeRuntime::SnapshotMounts(const containerd::CallScope& scope,
                                                                const std::string& key) {
   absl::MutexLock l(&mu_);
   if (snapshots_[scope.ns].count(key) == 0) return NotFound("snapshot", key);
-  containerd::Mounts mounts(1);
-  mounts[0].set_type("overlay");
-  mounts[0].set_source("overlay");
-  return mounts;
+  return OverlayMounts();
 }
 
 absl::Status FakeRuntime::RemoveSnapshot(const containerd::CallScope& scope,
@@ -218,10 +233,8 @@ absl::Status FakeRuntime::CreateContainer(const containerd::CallScope& scope, co
 absl::StatusOr<ContainerRuntime::Container> FakeRuntime::GetContainer(
     const containerd::CallScope& scope, const std::string& id) {
   absl::MutexLock l(&mu_);
-  auto& in_ns = containers_[scope.ns];
-  auto it = in_ns.find(id);
-  if (it == in_ns.end()) return NotFound("container", id);
-  return it->second;
+  if (Container* c = FindContainer(scope.ns, id)) return *c;
+  return NotFound("container", id);
 }
 
 absl::StatusOr<std::vector<ContainerRuntime::Container>> FakeRuntime::ListContainers(
@@ -240,11 +253,10 @@ absl::Status FakeRuntime::SetContainerLabels(const containerd::CallScope& scope,
                                              const std::string& id,
                                              const containerd::Labels& labels) {
   absl::MutexLock l(&mu_);
-  auto& in_ns = containers_[scope.ns];
-  auto it = in_ns.find(id);
-  if (it == in_ns.end()) return NotFound("container", id);
-  it->second.mutable_labels()->clear();
-  it->second.mutable_labels()->insert(labels.begin(), labels.end());
+  Container* c = FindContainer(scope.ns, id);
+  if (c == nullptr) return NotFound("container", id);
+  c->mutable_labels()->clear();
+  c->mutable_labels()->insert(labels.begin(), labels.end());
   if (auto st = labels.find("faasd.state"); st != labels.end()) {
     journal_.push_back(absl::StrCat("label ", id, " ", st->second));
   }
@@ -279,25 +291,22 @@ absl::StatusOr<uint32_t> FakeRuntime::CreateTask(const containerd::CallScope& sc
 absl::StatusOr<uint32_t> FakeRuntime::StartTask(const containerd::CallScope& scope,
                                                 const std::string& id) {
   absl::MutexLock l(&mu_);
-  auto& in_ns = tasks_[scope.ns];
-  auto it = in_ns.find(id);
-  if (it == in_ns.end()) return NotFound("task", id);
-  if (it->second.status() != CREATED) {
+  Process* p = FindTask(scope.ns, id);
+  if (p == nullptr) return NotFound("task", id);
+  if (p->status() != CREATED) {
     return absl::FailedPreconditionError(absl::StrCat("task ", id, ": not in created state"));
   }
-  it->second.set_status(RUNNING);
+  p->set_status(RUNNING);
   starts_.push_back(Start{id, clock_.Now()});
   journal_.push_back(absl::StrCat("start ", id));
-  return it->second.pid();
+  return p->pid();
 }
 
 absl::StatusOr<ContainerRuntime::Process> FakeRuntime::GetTask(const containerd::CallScope& scope,
                                                                const std::string& id) {
   absl::MutexLock l(&mu_);
-  auto& in_ns = tasks_[scope.ns];
-  auto it = in_ns.find(id);
-  if (it == in_ns.end()) return NotFound("task", id);
-  return it->second;
+  if (Process* p = FindTask(scope.ns, id)) return *p;
+  return NotFound("task", id);
 }
 
 absl::StatusOr<std::vector<ContainerRuntime::Process>> FakeRuntime::ListTasks(
@@ -312,12 +321,11 @@ absl::StatusOr<std::vector<ContainerRuntime::Process>> FakeRuntime::ListTasks(
 absl::Status FakeRuntime::KillTask(const containerd::CallScope& scope, const std::string& id,
                                    int signal, bool) {
   absl::MutexLock l(&mu_);
-  auto& in_ns = tasks_[scope.ns];
-  auto it = in_ns.find(id);
-  if (it == in_ns.end()) return NotFound("task", id);
+  Process* p = FindTask(scope.ns, id);
+  if (p == nullptr) return NotFound("task", id);
   journal_.push_back(absl::StrCat("kill ", id, " ", signal));
   if (signal == SIGTERM && ignore_sigterm_) return absl::OkStatus();
-  if (it->second.status() != STOPPED) ExitLocked(scope.ns, id, 128 + signal);
+  if (p->status() != STOPPED) ExitLocked(scope.ns, id, 128 + signal);
   return absl::OkStatus();
 }
 
@@ -325,27 +333,26 @@ absl::StatusOr<uint32_t> FakeRuntime::WaitTask(const containerd::CallScope& scop
                                                const std::string& id) {
   absl::MutexLock l(&mu_);
   auto exited = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    auto it = tasks_[scope.ns].find(id);
-    return it == tasks_[scope.ns].end() || it->second.status() == STOPPED;
+    Process* p = FindTask(scope.ns, id);
+    return p == nullptr || p->status() == STOPPED;
   };
   mu_.AwaitWithTimeout(absl::Condition(&exited), scope.timeout);
-  auto it = tasks_[scope.ns].find(id);
-  if (it == tasks_[scope.ns].end()) return NotFound("task", id);
-  if (it->second.status() != STOPPED) {
+  Process* p = FindTask(scope.ns, id);
+  if (p == nullptr) return NotFound("task", id);
+  if (p->status() != STOPPED) {
     return absl::DeadlineExceededError(absl::StrCat("tasks.Wait ", id, ": deadline exceeded"));
   }
-  return it->second.exit_status();
+  return p->exit_status();
 }
 
 absl::Status FakeRuntime::DeleteTask(const containerd::CallScope& scope, const std::string& id) {
   absl::MutexLock l(&mu_);
-  auto& in_ns = tasks_[scope.ns];
-  auto it = in_ns.find(id);
-  if (it == in_ns.end()) return NotFound("task", id);
-  if (it->second.status() == RUNNING) {
+  Process* p = FindTask(scope.ns, id);
+  if (p == nullptr) return NotFound("task", id);
+  if (p->status() == RUNNING) {
     return absl::FailedPreconditionError(absl::StrCat("task ", id, ": still running"));
   }
-  in_ns.erase(it);
+  tasks_[scope.ns].erase(id);
   return absl::OkStatus();
 }
 

@@ -113,6 +113,11 @@ class FakeRuntime final : public ContainerRuntime {
 
  private:
   friend class FakeEventStream;
+  // The container or task `id` of `ns`; null when there is none.
+  Container* FindContainer(const std::string& ns, const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Process* FindTask(const std::string& ns, const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EmitLocked(const std::string& topic, const std::string& ns, const std::string& type,
                   const std::string& payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExitLocked(const std::string& ns, const std::string& id, uint32_t status)

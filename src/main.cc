@@ -24,7 +24,11 @@
 #include "image/puller.h"
 #include "logs/logs.h"
 #include "network/cni_network.h"
+#include "provider/cni_function_network.h"
 #include "provider/containerd_provider.h"
+#include "provider/containerd_runtime.h"
+#include "provider/http_readiness_probe.h"
+#include "provider/registry_image_source.h"
 #include "registry/registry.h"
 
 namespace {
@@ -293,7 +297,12 @@ int Up(const Flags& f) {
   popts.log_journal = journal;
   image::ImagePuller puller(client, registry_client, popts.ns, registry::Platform::Host(),
                             max_image);
-  provider::ContainerdProvider provider(popts, client, puller, **net);
+  provider::ContainerdRuntime runtime(client);
+  provider::RegistryImageSource images(puller);
+  provider::CniFunctionNetwork network(**net);
+  provider::HttpReadinessProbe probe;
+  provider::SystemClock clock;
+  provider::ContainerdProvider provider(popts, runtime, images, network, probe, clock);
 
   // containerd may still be starting (systemd orders us after it, but not after its socket).
   absl::Status started;

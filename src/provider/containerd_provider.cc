@@ -14,13 +14,16 @@ namespace faasd::provider {
 
 using namespace internal;
 
-ContainerdProvider::ContainerdProvider(ProviderOptions options, containerd::Client& client,
-                                       image::ImagePuller& puller, network::CniNetwork& network)
+ContainerdProvider::ContainerdProvider(ProviderOptions options, ContainerRuntime& runtime,
+                                       ImageSource& images, FunctionNetwork& network,
+                                       ReadinessProbe& probe, const Clock& clock)
     : options_(std::move(options)),
       secrets_(options_.state_dir + "/function-secrets"),
-      client_(client),
-      puller_(puller),
+      runtime_(runtime),
+      images_(images),
       network_(network),
+      probe_(probe),
+      clock_(clock),
       snapshot_(std::make_shared<RoutingSnapshot>()) {}
 
 ContainerdProvider::~ContainerdProvider() { Stop(); }
@@ -44,7 +47,7 @@ absl::StatusOr<std::string> ContainerdProvider::ResolveNamespace(const std::stri
   absl::Status s = ValidateName("namespace", ns);
   if (!s.ok()) return s;
   absl::StatusOr<containerd::api::services::namespaces::v1::Namespace> n =
-      client_.namespaces.Get(ns);
+      runtime_.GetNamespace(ns);
   if (n.ok() && IsFunctionNamespace(*n)) return ns;
   if (!n.ok() && n.status().code() != absl::StatusCode::kNotFound) return n.status();
   return absl::NotFoundError(absl::StrCat("namespace \"", ns, "\" not found"));
@@ -52,7 +55,7 @@ absl::StatusOr<std::string> ContainerdProvider::ResolveNamespace(const std::stri
 
 absl::StatusOr<std::vector<std::string>> ContainerdProvider::FunctionNamespaces() {
   absl::StatusOr<std::vector<containerd::api::services::namespaces::v1::Namespace>> all =
-      client_.namespaces.List();
+      runtime_.ListNamespaces();
   if (!all.ok()) return all.status();
   std::vector<std::string> out{options_.ns};
   for (const auto& n : *all) {
@@ -193,7 +196,7 @@ absl::StatusOr<std::vector<ContainerdProvider::Found>> ContainerdProvider::FindF
   std::string filter = only_name.empty()
                            ? absl::StrCat("labels.\"", kFunctionLabel, "\"")
                            : absl::StrCat("labels.\"", kFunctionLabel, "\"==", only_name);
-  absl::StatusOr<std::vector<Container>> containers = client_.containers.List(Call(ns), filter);
+  absl::StatusOr<std::vector<Container>> containers = runtime_.ListContainers(Call(ns), filter);
   if (!containers.ok()) return containers.status();
   std::map<std::string, std::vector<Container>> by_name;
   for (auto& c : *containers) {
@@ -308,7 +311,7 @@ absl::StatusOr<FunctionStatus> ContainerdProvider::Get(const std::string& name,
     }
   }
   if (absl::StatusOr<Container> c = first.empty() ? absl::NotFoundError("no replica")
-                                                  : client_.containers.Get(Call(*ns), first);
+                                                  : runtime_.GetContainer(Call(*ns), first);
       c.ok()) {
     auto label = [&](const char* k) {
       auto it = c->labels().find(k);
@@ -347,7 +350,7 @@ absl::StatusOr<std::vector<std::string>> ContainerdProvider::Namespaces() {
 }
 
 absl::Status ContainerdProvider::Healthy() {
-  absl::StatusOr<std::string> v = client_.version.Version(absl::Seconds(2));
+  absl::StatusOr<std::string> v = runtime_.Version(absl::Seconds(2));
   return v.status();
 }
 

@@ -39,9 +39,13 @@
 #include "containerd/client.h"
 #include "image/puller.h"
 #include "logs/logs.h"
-#include "network/cni_network.h"
+#include "provider/clock.h"
+#include "provider/image_source.h"
+#include "provider/network.h"
 #include "provider/provider.h"
+#include "provider/readiness_probe.h"
 #include "provider/replicas.h"
+#include "provider/runtime.h"
 #include "provider/secret_store.h"
 
 namespace faasd::provider {
@@ -70,8 +74,10 @@ struct ProviderOptions {
 
 class ContainerdProvider final : public FunctionProvider, public RoutingTable {
  public:
-  ContainerdProvider(ProviderOptions options, containerd::Client& client,
-                     image::ImagePuller& puller, network::CniNetwork& network);
+  // Borrows the faces of the outside systems it drives (runtime.h, image_source.h,
+  // network.h, readiness_probe.h, clock.h); they must outlive it.
+  ContainerdProvider(ProviderOptions options, ContainerRuntime& runtime, ImageSource& images,
+                     FunctionNetwork& network, ReadinessProbe& probe, const Clock& clock);
   ~ContainerdProvider() override;
 
   // Ensures the namespace, rediscovers deployed functions (restarting dead tasks), then keeps
@@ -242,9 +248,11 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
 
   const ProviderOptions options_;
   SecretStore secrets_;
-  containerd::Client& client_;
-  image::ImagePuller& puller_;
-  network::CniNetwork& network_;
+  ContainerRuntime& runtime_;
+  ImageSource& images_;
+  FunctionNetwork& network_;
+  ReadinessProbe& probe_;
+  const Clock& clock_;
 
   mutable absl::Mutex mu_;
   std::map<std::string, Route> routes_ ABSL_GUARDED_BY(mu_);  // by FunctionKey
@@ -268,7 +276,7 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   bool reconcile_requested_ ABSL_GUARDED_BY(loop_mu_) = false;
   std::thread loop_;
   absl::Mutex events_mu_;
-  grpc::ClientContext* events_ctx_ ABSL_GUARDED_BY(events_mu_) = nullptr;
+  EventStream* events_stream_ ABSL_GUARDED_BY(events_mu_) = nullptr;
   std::thread events_;
 };
 

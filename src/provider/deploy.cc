@@ -9,8 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
-#include "httplib.h"
-#include "network/netns.h"
+#include "network/cni_network.h"
 #include "provider/containerd_provider.h"
 #include "provider/internal.h"
 #include "provider/quantity.h"
@@ -165,7 +164,7 @@ absl::StatusOr<std::vector<ContainerdProvider::Replica>> ContainerdProvider::Cre
                       /*start=*/true);
     if (!r.ok()) {
       for (const Replica& made : out) {
-        absl::StatusOr<Container> c = client_.containers.Get(Call(d.namespace_), made.container_id);
+        absl::StatusOr<Container> c = runtime_.GetContainer(Call(d.namespace_), made.container_id);
         if (c.ok()) Retire(d.namespace_, *c);
       }
       return r.status();
@@ -205,7 +204,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   }
 
   const absl::Time t0 = absl::Now();
-  absl::StatusOr<image::PulledImage> img = puller_.Pull(d.image, policy, d.namespace_);
+  absl::StatusOr<image::PulledImage> img = images_.Pull(d.image, policy, d.namespace_);
   const absl::Time t_pulled = absl::Now();
   if (!img.ok()) return img.status();
   absl::StatusOr<std::vector<std::string>> args =
@@ -223,13 +222,13 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   if (absl::Status s = PrepareNetns(id); !s.ok()) return s;
   NetworkFuture network = std::async(std::launch::async, [this, id] { return AttachNetwork(id); });
   containerd::CallScope lease_scope = Call(ns, absl::Seconds(10));
-  absl::StatusOr<std::string> lease = client_.leases.Create(lease_scope, absl::Minutes(10));
+  absl::StatusOr<std::string> lease = runtime_.CreateLease(lease_scope, absl::Minutes(10));
   auto cleanup = [&](absl::Status s) {
     if (network.valid()) (void)network.get();
     ReleaseNetwork(id);
-    (void)client_.containers.Delete(Call(ns), id);
-    (void)client_.snapshots.Remove(Call(ns), id);
-    if (lease.ok()) (void)client_.leases.Delete(lease_scope, *lease);
+    (void)runtime_.DeleteContainer(Call(ns), id);
+    (void)runtime_.RemoveSnapshot(Call(ns), id);
+    if (lease.ok()) (void)runtime_.DeleteLease(lease_scope, *lease);
     RemoveRunDir(id);
     return s;
   };
@@ -238,7 +237,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   scope.lease = *lease;
 
   absl::StatusOr<containerd::Mounts> mounts =
-      client_.snapshots.Prepare(scope, id, img->chain_id, {});
+      runtime_.PrepareSnapshot(scope, id, img->chain_id, {});
   if (!mounts.ok()) return cleanup(mounts.status());
   ProcessUser user;
   if (!img->config.user.empty()) {
@@ -313,7 +312,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   c.mutable_runtime()->set_name(options_.runtime);
   c.mutable_spec()->set_type_url(kSpecTypeUrl);
   c.mutable_spec()->set_value(*spec);
-  c.set_snapshotter(client_.snapshots.snapshotter());
+  c.set_snapshotter(runtime_.Snapshotter());
   c.set_snapshot_key(id);
   auto& labels = *c.mutable_labels();
   for (const auto& [k, v] : d.labels) labels[k] = v;
@@ -326,9 +325,9 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   auto& ext = (*c.mutable_extensions())[kDeploymentExtension];
   ext.set_type_url(kDeploymentTypeUrl);
   ext.set_value(ToJson(stored).dump());
-  s = client_.containers.Create(scope, c);
+  s = runtime_.CreateContainer(scope, c);
   if (!s.ok()) return cleanup(s);
-  (void)client_.leases.Delete(lease_scope, *lease);  // the container now holds the snapshot
+  (void)runtime_.DeleteLease(lease_scope, *lease);  // the container now holds the snapshot
 
   const absl::Time t_created = absl::Now();
   if (!start) {
@@ -365,11 +364,11 @@ std::string ContainerdProvider::NetnsPath(const std::string& id) const {
 
 absl::Status ContainerdProvider::PrepareNetns(const std::string& id) {
   const std::string path = NetnsPath(id);
-  if (network::IsNetns(path) && network_.LookupIp(id)) return absl::OkStatus();  // restart
+  if (network_.IsNetns(path) && network_.LookupIp(id)) return absl::OkStatus();  // restart
   (void)network_.Detach(id, "");
-  (void)network::DeleteNetns(path);
+  (void)network_.DeleteNetns(path);
   MakeDirs(absl::StrCat(options_.state_dir, "/netns"), 0755);
-  return network::CreateNetns(path);
+  return network_.CreateNetns(path);
 }
 
 absl::StatusOr<std::string> ContainerdProvider::AttachNetwork(const std::string& id) {
@@ -389,9 +388,9 @@ absl::StatusOr<std::string> ContainerdProvider::AttachNetwork(const std::string&
 
 void ContainerdProvider::ReleaseNetwork(const std::string& id) {
   const std::string path = NetnsPath(id);
-  absl::Status s = network_.Detach(id, network::IsNetns(path) ? path : "");
+  absl::Status s = network_.Detach(id, network_.IsNetns(path) ? path : "");
   if (!s.ok()) LogWarning("network ", id, ": ", s.message());
-  s = network::DeleteNetns(path);
+  s = network_.DeleteNetns(path);
   if (!s.ok()) LogWarning("network ", id, ": ", s.message());
 }
 
@@ -416,14 +415,14 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
     return s;
   };
   containerd::CallScope scope = Call(ns);
-  absl::StatusOr<containerd::Mounts> rootfs = client_.snapshots.GetMounts(scope, id);
+  absl::StatusOr<containerd::Mounts> rootfs = runtime_.SnapshotMounts(scope, id);
   if (!rootfs.ok()) return fail(rootfs.status());
   const std::string log_uri = TaskLogUri(ns, name);
-  absl::StatusOr<uint32_t> pid = client_.tasks.Create(scope, id, *rootfs, {log_uri, log_uri});
+  absl::StatusOr<uint32_t> pid = runtime_.CreateTask(scope, id, *rootfs, {log_uri, log_uri});
   if (!pid.ok()) return fail(pid.status());
   auto undo_task = [&](absl::Status s) {
-    (void)client_.tasks.Kill(Call(ns), id, SIGKILL, true);
-    (void)client_.tasks.Delete(Call(ns), id);
+    (void)runtime_.KillTask(Call(ns), id, SIGKILL, true);
+    (void)runtime_.DeleteTask(Call(ns), id);
     return fail(s);
   };
   absl::StatusOr<std::string> ip = pending->get();
@@ -431,7 +430,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
   // The function resolves its own name to its address.
   (void)WriteFile(absl::StrCat(options_.state_dir, "/run/", id, "/hosts"),
                   network::HostsFile(HostNames(id, name), network_.GatewayIp(), *ip), 0644);
-  absl::StatusOr<uint32_t> started = client_.tasks.Start(scope, id);
+  absl::StatusOr<uint32_t> started = runtime_.StartTask(scope, id);
   if (!started.ok()) return undo_task(started.status());
   Replica r;
   r.container_id = id;
@@ -442,9 +441,9 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
 void ContainerdProvider::StopTask(const std::string& ns, const std::string& id) {
   // Scaled to zero: nothing is in flight, so no grace period; the namespace and address stay
   // for the next start.
-  absl::Status s = client_.tasks.Kill(Call(ns), id, SIGKILL, true);
+  absl::Status s = runtime_.KillTask(Call(ns), id, SIGKILL, true);
   if (s.ok()) (void)WaitExit(ns, id, absl::Seconds(5));
-  s = client_.tasks.Delete(Call(ns), id);
+  s = runtime_.DeleteTask(Call(ns), id);
   if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
     LogWarning("scale to zero ", id, ": ", s.message());
 }
@@ -458,14 +457,7 @@ std::string internal::ReadyPath(const FunctionDeployment& d) {
 }
 
 bool ContainerdProvider::Probe(const std::string& ip, const std::string& path) {
-  httplib::Client cli(ip, options_.function_port);
-  cli.set_connection_timeout(0, 200000);
-  cli.set_read_timeout(1, 0);
-  auto res = cli.Get(path.empty() ? "/_/health" : path);
-  if (!res) return false;
-  // A path the function names must answer 2xx. By default any answer but 503 means the
-  // process listens: the watchdogs answer 503 until ready, other servers may have no /_/health.
-  return path.empty() ? res->status != 503 : res->status >= 200 && res->status < 300;
+  return probe_.Ready(ip, options_.function_port, path);
 }
 
 bool ContainerdProvider::WaitReady(const Replica& r, const std::string& path,

@@ -41,7 +41,7 @@ absl::StatusOr<FunctionNamespace> ContainerdProvider::GetNamespace(const std::st
   absl::StatusOr<std::string> ns = ResolveNamespace(name);
   if (!ns.ok()) return ns.status();
   absl::StatusOr<containerd::api::services::namespaces::v1::Namespace> n =
-      client_.namespaces.Get(*ns);
+      runtime_.GetNamespace(*ns);
   FunctionNamespace out;
   out.name = *ns;
   if (!n.ok()) {
@@ -62,7 +62,7 @@ absl::Status ContainerdProvider::CreateNamespace(const FunctionNamespace& ns) {
   absl::Status s = ValidateName("namespace", ns.name);
   if (s.ok()) s = CheckKeys(ns);
   if (!s.ok()) return s;
-  s = client_.namespaces.Create(ns.name, ToLabels(ns));
+  s = runtime_.CreateNamespace(ns.name, ToLabels(ns));
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     return absl::AlreadyExistsError(absl::StrCat("namespace \"", ns.name, "\" already exists"));
   }
@@ -77,10 +77,10 @@ absl::Status ContainerdProvider::UpdateNamespace(const FunctionNamespace& ns) {
   absl::StatusOr<std::string> resolved = ResolveNamespace(ns.name);
   if (!resolved.ok()) return resolved.status();
   if (*resolved == options_.ns) {
-    s = client_.namespaces.Ensure(options_.ns, {{kNamespaceLabel, "true"}});
+    s = runtime_.EnsureNamespace(options_.ns, {{kNamespaceLabel, "true"}});
     if (!s.ok()) return s;
   }
-  s = client_.namespaces.SetLabels(ns.name, ToLabels(ns));
+  s = runtime_.SetNamespaceLabels(ns.name, ToLabels(ns));
   if (s.ok()) LogInfo("namespace ", ns.name, " updated");
   return s;
 }
@@ -110,13 +110,13 @@ absl::Status ContainerdProvider::DeleteNamespace(const std::string& name) {
   }
   // Images pulled for its functions stay in it; containerd deletes a namespace only once empty.
   absl::StatusOr<std::vector<containerd::api::services::images::v1::Image>> images =
-      client_.images.List(Call(*ns));
+      runtime_.ListImages(Call(*ns));
   if (!images.ok()) return images.status();
   for (const auto& img : *images) {
-    absl::Status s = client_.images.Delete(Call(*ns, absl::Minutes(2)), img.name());
+    absl::Status s = runtime_.DeleteImage(Call(*ns, absl::Minutes(2)), img.name());
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound) return s;
   }
-  absl::Status s = client_.namespaces.Delete(*ns);
+  absl::Status s = runtime_.DeleteNamespace(*ns);
   if (!s.ok()) {
     return absl::AbortedError(
         absl::StrCat("namespace \"", *ns, "\" could not be deleted: ", s.message()));

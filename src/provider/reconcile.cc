@@ -13,7 +13,6 @@
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "events_task.pb.h"
-#include "network/netns.h"
 #include "provider/containerd_provider.h"
 #include "provider/internal.h"
 
@@ -22,10 +21,10 @@ namespace faasd::provider {
 using namespace internal;
 
 absl::Status ContainerdProvider::Start() {
-  absl::StatusOr<std::string> version = client_.version.Version(absl::Seconds(5));
+  absl::StatusOr<std::string> version = runtime_.Version(absl::Seconds(5));
   if (!version.ok()) return version.status();
-  LogInfo("containerd ", *version, " at ", client_.connection.address());
-  absl::Status s = client_.namespaces.Ensure(options_.ns, {{kNamespaceLabel, "true"}});
+  LogInfo("containerd ", *version, " at ", runtime_.Address());
+  absl::Status s = runtime_.EnsureNamespace(options_.ns, {{kNamespaceLabel, "true"}});
   if (!s.ok()) return s;
   s = secrets_.Init();
   if (!s.ok()) return s;
@@ -49,20 +48,20 @@ void ContainerdProvider::WatchTaskExits() {
   const std::vector<std::string> filters{"topic==\"/tasks/exit\"", "topic==\"/tasks/oom\""};
   absl::Duration backoff = absl::Milliseconds(200);
   while (!stopping_.load()) {
-    grpc::ClientContext ctx;
+    std::unique_ptr<EventStream> stream = runtime_.SubscribeEvents(filters);
     {
       absl::MutexLock l(&events_mu_);
       if (stopping_.load()) break;
-      events_ctx_ = &ctx;
+      events_stream_ = stream.get();
     }
-    absl::Status s = client_.events.Subscribe(ctx, filters, [this](const auto& envelope) {
+    absl::Status s = stream->Run([this](const auto& envelope) {
       if (envelope.topic() == "/tasks/oom") NoteOom(envelope);
       RequestReconcile();
       return !stopping_.load();
     });
     {
       absl::MutexLock l(&events_mu_);
-      events_ctx_ = nullptr;
+      events_stream_ = nullptr;
     }
     if (stopping_.load()) break;
     if (!s.ok()) LogDebug("events: ", s.message(), "; resubscribing");
@@ -91,7 +90,7 @@ void ContainerdProvider::Stop() {
   if (stopping_.exchange(true)) return;
   {
     absl::MutexLock l(&events_mu_);
-    if (events_ctx_ != nullptr) events_ctx_->TryCancel();
+    if (events_stream_ != nullptr) events_stream_->Cancel();
   }
   RequestReconcile();  // wakes the loop, which then sees stopping_
   if (loop_.joinable()) loop_.join();
@@ -137,7 +136,7 @@ void ContainerdProvider::ReconcileLoop() {
     // A crashed replica waiting out its back-off is restarted when the back-off ends, not at
     // whatever pass comes next.
     absl::MutexLock l(&mu_);
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_.Now();
     for (const auto& [id, r] : restarts_) {
       if (r.not_before > now) next = std::min(next, r.not_before - now);
     }
@@ -156,7 +155,7 @@ bool ContainerdProvider::ReconcileOnce() {
     absl::StatusOr<std::vector<Found>> found = FindFunctions(ns, "");
     absl::StatusOr<std::vector<containerd::api::v1::types::Process>> tasks =
         found.ok()
-            ? client_.tasks.List(Call(ns))
+            ? runtime_.ListTasks(Call(ns))
             : absl::StatusOr<std::vector<containerd::api::v1::types::Process>>(found.status());
     if (!tasks.ok()) {
       LogWarning("reconcile ", ns, ": ", tasks.status().message());
@@ -207,7 +206,7 @@ bool ContainerdProvider::ReconcileFunction(
       for (const Replica& r : it->second.replicas) known[r.container_id] = r;
     }
   }
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_.Now();
   std::vector<ReplicaState> states;
   for (const Container& c : f.current) {
     ReplicaState st;
@@ -235,7 +234,7 @@ bool ContainerdProvider::ReconcileFunction(
     return false;
   };
   for (const std::string& id : plan.retire) {
-    absl::StatusOr<Container> c = client_.containers.Get(Call(f.ns), id);
+    absl::StatusOr<Container> c = runtime_.GetContainer(Call(f.ns), id);
     if (c.ok()) {
       LogInfo("reconcile ", f.name, ": retiring replica ", id, " (", f.desired, " wanted)");
       Retire(f.ns, *c);
@@ -265,7 +264,7 @@ bool ContainerdProvider::ReconcileFunction(
       }
       LogWarning("reconcile ", f.name, ": replica ", id, " exited with status ",
                  t->second.exit_status(), oom ? " (OOM-killed)" : "");
-      (void)client_.tasks.Delete(Call(f.ns), id);
+      (void)runtime_.DeleteTask(Call(f.ns), id);
     }
     int consecutive = 0;
     {
@@ -302,7 +301,7 @@ bool ContainerdProvider::ReconcileFunction(
         // The task runs in our pinned namespace; a task from before namespaces were pinned
         // runs in its own.
         auto t = tasks.find(st.id);
-        const std::string netns = network::IsNetns(NetnsPath(st.id))
+        const std::string netns = network_.IsNetns(NetnsPath(st.id))
                                       ? NetnsPath(st.id)
                                       : absl::StrCat("/proc/", t->second.pid(), "/ns/net");
         absl::StatusOr<std::string> attached = network_.Attach(st.id, netns);
@@ -345,7 +344,7 @@ bool ContainerdProvider::ReconcileFunction(
 }
 
 bool ContainerdProvider::StillDeployed(const std::string& ns, const std::string& id) {
-  absl::StatusOr<Container> c = client_.containers.Get(Call(ns), id);
+  absl::StatusOr<Container> c = runtime_.GetContainer(Call(ns), id);
   if (!c.ok()) return false;
   auto st = c->labels().find(kStateLabel);
   return st == c->labels().end() || st->second != kStateRemoving;
@@ -368,19 +367,19 @@ void ContainerdProvider::ReclaimOrphanNetworks() {
   if (ids.empty()) return;
   // Containers of every containerd namespace count: a namespace may have lost its label.
   absl::StatusOr<std::vector<containerd::api::services::namespaces::v1::Namespace>> all_ns =
-      client_.namespaces.List();
+      runtime_.ListNamespaces();
   absl::StatusOr<std::vector<std::string>> function_ns = FunctionNamespaces();
   if (!all_ns.ok() || !function_ns.ok()) return;
   auto exists_anywhere = [&](const std::string& id) -> std::optional<bool> {
     for (const auto& n : *all_ns) {
-      absl::StatusOr<Container> c = client_.containers.Get(Call(n.name()), id);
+      absl::StatusOr<Container> c = runtime_.GetContainer(Call(n.name()), id);
       if (c.ok()) return true;
       if (c.status().code() != absl::StatusCode::kNotFound) return std::nullopt;
     }
     return false;
   };
   for (const auto& n : *all_ns) {
-    absl::StatusOr<std::vector<Container>> listed = client_.containers.List(Call(n.name()), "");
+    absl::StatusOr<std::vector<Container>> listed = runtime_.ListContainers(Call(n.name()), "");
     if (!listed.ok()) return;
     for (const Container& c : *listed) ids.erase(c.id());
   }

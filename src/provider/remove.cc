@@ -18,7 +18,7 @@ void ContainerdProvider::Retire(const std::string& ns, const Container& c) {
   // it and finishes the job.
   containerd::Labels labels(c.labels().begin(), c.labels().end());
   labels[kStateLabel] = kStateRemoving;
-  absl::Status s = client_.containers.SetLabels(Call(ns), c.id(), labels);
+  absl::Status s = runtime_.SetContainerLabels(Call(ns), c.id(), labels);
   if (!s.ok()) LogWarning("remove ", c.id(), ": ", s.message());
   ScheduleRemoval(ns, c.id());
 }
@@ -85,7 +85,7 @@ bool ContainerdProvider::WaitExit(const std::string& ns, const std::string& id,
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return false;
     absl::StatusOr<uint32_t> exited =
-        client_.tasks.Wait(Call(ns, std::min(left, absl::Milliseconds(250))), id);
+        runtime_.WaitTask(Call(ns, std::min(left, absl::Milliseconds(250))), id);
     if (exited.ok() || exited.status().code() == absl::StatusCode::kNotFound) return true;
     if (exited.status().code() != absl::StatusCode::kDeadlineExceeded) return false;
   }
@@ -95,29 +95,29 @@ bool ContainerdProvider::WaitExit(const std::string& ns, const std::string& id,
 void ContainerdProvider::StopAndRemove(const std::string& ns, const std::string& id) {
   // Should the daemon stop meanwhile, the container keeps its "removing" label and the next
   // start finishes the job.
-  absl::StatusOr<containerd::api::v1::types::Process> task = client_.tasks.Get(Call(ns), id);
+  absl::StatusOr<containerd::api::v1::types::Process> task = runtime_.GetTask(Call(ns), id);
   if (task.ok()) {
     if (task->status() == containerd::api::v1::types::RUNNING ||
         task->status() == containerd::api::v1::types::PAUSED ||
         task->status() == containerd::api::v1::types::CREATED) {
-      (void)client_.tasks.Kill(Call(ns), id, SIGTERM, false);
+      (void)runtime_.KillTask(Call(ns), id, SIGTERM, false);
       if (!WaitExit(ns, id, options_.stop_grace)) {
         if (stopping_.load()) return;
-        (void)client_.tasks.Kill(Call(ns), id, SIGKILL, true);
+        (void)runtime_.KillTask(Call(ns), id, SIGKILL, true);
         (void)WaitExit(ns, id, absl::Seconds(10));
       }
     }
     if (stopping_.load()) return;
-    absl::Status s = client_.tasks.Delete(Call(ns), id);
+    absl::Status s = runtime_.DeleteTask(Call(ns), id);
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
       LogWarning("remove ", id, ": ", s.message());
   }
   if (stopping_.load()) return;
   ReleaseNetwork(id);
-  absl::Status s = client_.containers.Delete(Call(ns), id);
+  absl::Status s = runtime_.DeleteContainer(Call(ns), id);
   if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
     LogWarning("remove ", id, ": ", s.message());
-  s = client_.snapshots.Remove(Call(ns), id);
+  s = runtime_.RemoveSnapshot(Call(ns), id);
   if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
     LogWarning("remove ", id, ": ", s.message());
   RemoveRunDir(id);

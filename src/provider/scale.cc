@@ -13,7 +13,7 @@ absl::Status ContainerdProvider::SetDesired(const Found& f, uint64_t desired) {
   for (const Container& c : f.current) {
     containerd::Labels labels(c.labels().begin(), c.labels().end());
     labels[kReplicasLabel] = absl::StrCat(desired);
-    absl::Status s = client_.containers.SetLabels(Call(f.ns), c.id(), labels);
+    absl::Status s = runtime_.SetContainerLabels(Call(f.ns), c.id(), labels);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -72,7 +72,7 @@ void ContainerdProvider::WakeFromZero(const std::string& ns, const std::string& 
         const absl::Time t_labelled = absl::Now();
         Route route{ns, name, 1, f->generation, {}};
         const Container& kept = f->current.front();
-        (void)client_.tasks.Delete(Call(ns), kept.id());  // a task left from before, if any
+        (void)runtime_.DeleteTask(Call(ns), kept.id());  // a task left from before, if any
         absl::StatusOr<Replica> r =
             s.ok() ? StartTask(ns, kept.id(), name) : absl::StatusOr<Replica>(s);
         const absl::Time t_started = absl::Now();

@@ -17,7 +17,7 @@ absl::StatusOr<FunctionUsage> ContainerdProvider::Usage(const std::string& name,
   if (!f.ok()) return f.status();
   std::vector<std::string> ids;
   for (const Container& c : f->current) ids.push_back(c.id());
-  auto sample = [&]() { return client_.tasks.Metrics(Call(*ns), ids); };
+  auto sample = [&]() { return runtime_.TaskMetrics(Call(*ns), ids); };
   absl::StatusOr<std::vector<containerd::TaskMetrics>> now = sample();
   if (!now.ok()) return now.status();
   // CPU is a rate: against the oldest sample of the last minute; with none a second old, a

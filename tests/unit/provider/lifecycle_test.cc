@@ -1,0 +1,389 @@
+// The provider's lifecycle (deploy, scale, wake from zero, restart and back-off, update,
+// remove, reconcile) driven through its faces: the real ContainerdProvider over an in-memory
+// runtime, network, image source, probe and clock. Background work is waited for by polling
+// with a deadline, never by sleeping a guessed time.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "absl/synchronization/barrier.h"
+#include "base/log.h"
+#include "catch.hpp"
+#include "fake_network.h"
+#include "fake_runtime.h"
+#include "fakes.h"
+#include "gateway/http_errors.h"
+#include "provider/containerd_provider.h"
+
+namespace faasd::provider::testing {
+namespace {
+
+constexpr char kNs[] = "openfaas-fn";
+constexpr char kKey[] = "echo.openfaas-fn";
+
+// Polls `done` until it holds or `timeout` passes.
+bool Eventually(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(5)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
+FunctionDeployment Fn(const std::string& name, std::map<std::string, std::string> labels = {},
+                      const std::string& image = "registry.local/echo:1") {
+  FunctionDeployment d;
+  d.service = name;
+  d.image = image;
+  d.labels = std::move(labels);
+  return d;
+}
+
+// The provider, started, over fakes, with its state in a fresh temporary folder.
+struct Rig {
+  explicit Rig(absl::Duration reconcile_interval = absl::Milliseconds(20)) {
+    char tmpl[] = "/tmp/faasd-lifecycle-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+    ProviderOptions o;
+    o.state_dir = dir;
+    o.nameservers = {"10.0.0.53"};
+    o.reconcile_interval = reconcile_interval;
+    o.stop_grace = absl::Seconds(5);
+    o.deploy_ready_wait = absl::Seconds(2);
+    o.update_ready_wait = absl::Seconds(5);
+    provider = std::make_unique<ContainerdProvider>(o, runtime, images, network, probe, clock);
+    REQUIRE(provider->Start().ok());
+    // Subscribed before a test makes a task exit, as containerd's stream is in the daemon.
+    REQUIRE(Eventually([&] { return runtime.Subscribed(); }));
+  }
+  ~Rig() {
+    provider->Stop();
+    provider.reset();
+    std::filesystem::remove_all(dir);
+  }
+
+  std::vector<std::string> Ips(const std::string& key = kKey) const {
+    std::vector<std::string> out;
+    auto snap = provider->Snapshot();
+    auto it = snap->functions.find(key);
+    if (it != snap->functions.end()) {
+      for (const Endpoint& e : it->second) out.push_back(e.ip);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::vector<std::string> Ids() const {
+    std::vector<std::string> out;
+    for (const auto& c : runtime.Containers(kNs)) out.push_back(c.id());
+    return out;
+  }
+  // Until at least one whole reconcile pass has run after this call.
+  void AwaitPass() {
+    const int before = runtime.TaskListings();
+    REQUIRE(Eventually([&] { return runtime.TaskListings() >= before + 2; }));
+  }
+  bool Journaled(const std::string& line) const {
+    auto j = runtime.Journal();
+    return std::find(j.begin(), j.end(), line) != j.end();
+  }
+
+  FakeClock clock;
+  FakeRuntime runtime{clock};
+  FakeNetwork network;
+  FakeImages images;
+  FakeProbe probe;
+  std::string dir;
+  std::unique_ptr<ContainerdProvider> provider;  // last: stopped before the fakes go
+};
+
+TEST_CASE("Deploy starts the minimum scale of replicas, each routed at its own address") {
+  Rig rig;
+  REQUIRE(rig.provider->Deploy(Fn("echo", {{"com.openfaas.scale.min", "3"}})).ok());
+
+  auto containers = rig.runtime.Containers(kNs);
+  REQUIRE(containers.size() == 3);
+  std::vector<std::string> ips;
+  for (const auto& c : containers) {
+    CHECK(c.id().rfind("echo-", 0) == 0);
+    CHECK(c.labels().at("faasd.function") == "echo");
+    CHECK(c.labels().at("faasd.replicas") == "3");
+    CHECK(c.image() == "registry.local/echo:1");
+    REQUIRE(rig.network.LookupIp(c.id()));
+    ips.push_back(*rig.network.LookupIp(c.id()));
+  }
+  std::sort(ips.begin(), ips.end());
+  CHECK(rig.Ips() == ips);
+  CHECK(std::set<std::string>(ips.begin(), ips.end()).size() == 3);
+  CHECK(rig.provider->Snapshot()->functions.at(kKey).front().port == 8080);
+  CHECK(rig.runtime.RunningTasks(kNs).size() == 3);
+  CHECK(rig.runtime.Leases() == 0);  // each container holds its snapshot itself
+
+  // The image is pulled by policy once; the other replicas take it as it is.
+  auto pulls = rig.images.Pulls();
+  REQUIRE(pulls.size() == 3);
+  CHECK(pulls[0].policy == image::PullPolicy::kAlways);
+  CHECK(pulls[1].policy == image::PullPolicy::kIfNotPresent);
+  CHECK(pulls[0].ns == kNs);
+
+  absl::StatusOr<FunctionStatus> st = rig.provider->Get("echo", "");
+  REQUIRE(st.ok());
+  CHECK(st->replicas == 3);
+  CHECK(st->available_replicas == 3);
+  CHECK(rig.provider->Deploy(Fn("echo")).code() == absl::StatusCode::kAlreadyExists);
+}
+
+TEST_CASE("Scale moves the replica count within the labels' range and refuses the rest") {
+  Rig rig;
+  REQUIRE(rig.provider->Deploy(Fn("echo", {{"com.openfaas.scale.max", "4"}})).ok());
+  REQUIRE(rig.Ids().size() == 1);
+
+  REQUIRE(rig.provider->Scale("echo", "", 3).ok());
+  REQUIRE(Eventually(
+      [&] { return rig.Ips().size() == 3 && rig.runtime.RunningTasks(kNs).size() == 3; }));
+  for (const auto& c : rig.runtime.Containers(kNs)) CHECK(c.labels().at("faasd.replicas") == "3");
+  CHECK(rig.provider->Get("echo", "")->replicas == 3);
+
+  absl::Status over = rig.provider->Scale("echo", "", 5);
+  CHECK(over.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(gateway::HttpStatusFor(over) == 400);
+  CHECK(std::string(over.message()).find("1..4") != std::string::npos);
+  CHECK(rig.provider->Get("echo", "")->replicas == 3);
+
+  REQUIRE(rig.provider->Deploy(Fn("pair", {{"com.openfaas.scale.min", "2"}})).ok());
+  CHECK(gateway::HttpStatusFor(rig.provider->Scale("pair", "", 1)) == 400);
+  CHECK(rig.provider->Scale("pair", "", 0).ok());  // zero is always allowed
+
+  REQUIRE(rig.provider->Scale("echo", "", 1).ok());
+  REQUIRE(Eventually([&] { return rig.Ips().size() == 1; }));
+  REQUIRE(rig.provider->WaitForRemovals(absl::Seconds(5)));
+  REQUIRE(Eventually([&] {
+    int echoes = 0;
+    for (const auto& id : rig.Ids()) echoes += id.rfind("echo-", 0) == 0 ? 1 : 0;
+    return echoes == 1;
+  }));
+}
+
+TEST_CASE("Scale to zero stops every task and keeps one container with its address") {
+  Rig rig;
+  REQUIRE(rig.provider->Deploy(Fn("echo", {{"com.openfaas.scale.min", "2"}})).ok());
+  REQUIRE(rig.provider->Scale("echo", "", 0).ok());
+  CHECK(rig.Ips().empty());  // out of routing at once
+  REQUIRE(Eventually(
+      [&] { return rig.runtime.Tasks(kNs) == 0 && rig.runtime.Containers(kNs).size() == 1; }));
+  REQUIRE(rig.provider->WaitForRemovals(absl::Seconds(5)));
+  const std::string kept = rig.Ids().at(0);
+  CHECK(rig.network.LookupIp(kept));  // the next start keeps the address
+  CHECK(rig.network.IsNetns(rig.dir + "/netns/" + kept));
+  CHECK(rig.provider->Snapshot()->functions.count(kKey) == 1);  // still a known function
+  absl::StatusOr<FunctionStatus> st = rig.provider->Get("echo", "");
+  REQUIRE(st.ok());
+  CHECK(st->replicas == 0);
+  CHECK(st->available_replicas == 0);
+}
+
+TEST_CASE("Requests to a function at zero start one task however many wait") {
+  Rig rig;
+  REQUIRE(rig.provider->Deploy(Fn("echo")).ok());
+  REQUIRE(rig.provider->Scale("echo", "", 0).ok());
+  REQUIRE(Eventually([&] { return rig.runtime.Tasks(kNs) == 0; }));
+  const std::string kept = rig.Ids().at(0);
+  const size_t starts = rig.runtime.Starts().size();
+  const size_t journaled = rig.runtime.Journal().size();
+
+  // Not ready until every waiter is in: the wake is under way while they arrive.
+  rig.probe.SetReady(false);
+  constexpr int kWaiters = 8;
+  absl::Barrier barrier(kWaiters);
+  std::vector<std::future<size_t>> waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    waiters.push_back(std::async(std::launch::async, [&] {
+      barrier.Block();
+      auto snap = rig.provider->AwaitReady(kKey, absl::Now() + absl::Seconds(10));
+      return snap ? snap->functions.at(kKey).size() : size_t{0};
+    }));
+  }
+  REQUIRE(Eventually([&] { return rig.runtime.Starts().size() == starts + 1; }));
+  const int probes = rig.probe.Probes();
+  REQUIRE(Eventually([&] { return rig.probe.Probes() >= probes + 3; }));  // waiting on it
+  rig.probe.SetReady(true);
+  for (auto& w : waiters) CHECK(w.get() == 1);
+
+  CHECK(rig.runtime.Starts().size() == starts + 1);
+  CHECK(rig.runtime.Starts().back().id == kept);
+  auto journal = rig.runtime.Journal();
+  CHECK(std::count(journal.begin() + journaled, journal.end(), "create " + kept) == 1);
+  CHECK(rig.provider->Get("echo", "")->replicas == 1);
+  CHECK(rig.Ips() == std::vector<std::string>{*rig.network.LookupIp(kept)});
+}
+
+// Every log line, for the test's lifetime.
+struct LogCapture {
+  LogCapture() {
+    SetLogWriter([this](std::string_view line) {
+      absl::MutexLock l(&mu);
+      lines.emplace_back(line);
+      return true;
+    });
+  }
+  ~LogCapture() { SetLogWriter(nullptr); }
+  bool Has(const std::string& text) {
+    absl::MutexLock l(&mu);
+    return std::any_of(lines.begin(), lines.end(), [&](const std::string& line) {
+      return line.find(text) != std::string::npos;
+    });
+  }
+  absl::Mutex mu;
+  std::vector<std::string> lines ABSL_GUARDED_BY(mu);
+};
+
+TEST_CASE("A replica that exits is restarted; one that keeps crashing backs off, 250 ms doubling") {
+  LogCapture log;  // before the rig: it outlives the provider's threads
+  Rig rig(absl::Milliseconds(5));
+  REQUIRE(rig.provider->Deploy(Fn("echo")).ok());
+  const std::string id = rig.Ids().at(0);
+  auto starts = [&] { return rig.runtime.Starts().size(); };
+  REQUIRE(starts() == 1);
+
+  // The first exit is restarted at once (the clock stands still), and an OOM kill is named.
+  const int handled = rig.runtime.EventsHandled();
+  rig.runtime.Oom(kNs, id);
+  REQUIRE(Eventually([&] { return rig.runtime.EventsHandled() > handled; }));
+  rig.runtime.Exit(kNs, id, 137);
+  REQUIRE(Eventually([&] { return starts() == 2; }));
+  CHECK(log.Has("exited with status 137 (OOM-killed)"));
+  REQUIRE(Eventually([&] { return rig.Ips().size() == 1; }));
+
+  // Then each waits twice as long as the one before.
+  for (absl::Duration delay :
+       {absl::Milliseconds(250), absl::Milliseconds(500), absl::Seconds(1)}) {
+    INFO("back-off " << absl::FormatDuration(delay));
+    const size_t before = starts();
+    rig.runtime.Exit(kNs, id, 1);
+    rig.AwaitPass();
+    CHECK(starts() == before);
+    CHECK(rig.Ips().empty());  // a replica waiting out its back-off is not routed
+    rig.clock.Advance(delay - absl::Milliseconds(1));
+    rig.AwaitPass();
+    CHECK(starts() == before);
+    rig.clock.Advance(absl::Milliseconds(1));
+    REQUIRE(Eventually([&] { return starts() == before + 1; }));
+  }
+  auto s = rig.runtime.Starts();
+  REQUIRE(s.size() == 5);
+  std::vector<absl::Duration> gaps;
+  for (size_t i = 1; i < s.size(); ++i) gaps.push_back(s[i].at - s[i - 1].at);
+  CHECK(gaps == std::vector<absl::Duration>{absl::ZeroDuration(), absl::Milliseconds(250),
+                                            absl::Milliseconds(500), absl::Seconds(1)});
+
+  // A replica that ran for a minute counts from zero again: restarted at once, and the next
+  // back-off is 250 ms again.
+  rig.clock.Advance(absl::Minutes(1) + absl::Seconds(1));
+  rig.runtime.Exit(kNs, id, 1);
+  REQUIRE(Eventually([&] { return starts() == 6; }));
+  CHECK(rig.runtime.Starts().back().at == rig.clock.Now());
+  REQUIRE(Eventually([&] { return rig.Ips().size() == 1; }));
+  rig.runtime.Exit(kNs, id, 1);
+  rig.AwaitPass();
+  CHECK(starts() == 6);
+  rig.clock.Advance(absl::Milliseconds(250));
+  REQUIRE(Eventually([&] { return starts() == 7; }));
+  REQUIRE(Eventually([&] { return rig.Ips().size() == 1; }));
+}
+
+TEST_CASE("Update is blue-green: the new generation is ready before the old one is retired") {
+  Rig rig;
+  REQUIRE(rig.provider->Deploy(Fn("echo", {{"com.openfaas.scale.min", "2"}})).ok());
+  const std::vector<std::string> old_ids = rig.Ids();
+  const std::vector<std::string> old_ips = rig.Ips();
+  REQUIRE(old_ips.size() == 2);
+
+  rig.probe.SetReady(false);
+  auto update = std::async(std::launch::async, [&] {
+    return rig.provider->Update(
+        Fn("echo", {{"com.openfaas.scale.min", "2"}}, "registry.local/echo:2"));
+  });
+  REQUIRE(Eventually([&] { return rig.runtime.RunningTasks(kNs).size() == 4; }));
+  const int probes = rig.probe.Probes();
+  REQUIRE(Eventually([&] { return rig.probe.Probes() >= probes + 3; }));
+  // New replicas started but not ready: the old ones serve, untouched.
+  CHECK(update.wait_for(std::chrono::seconds(0)) != std::future_status::ready);
+  CHECK(rig.Ips() == old_ips);
+  for (const std::string& id : old_ids) {
+    CHECK_FALSE(rig.Journaled("label " + id + " removing"));
+    CHECK_FALSE(rig.Journaled("kill " + id + " 15"));
+  }
+
+  rig.probe.SetReady(true);
+  REQUIRE(update.get().ok());
+  std::vector<std::string> new_ips = rig.Ips();
+  REQUIRE(new_ips.size() == 2);
+  for (const std::string& ip : new_ips) {
+    CHECK(std::find(old_ips.begin(), old_ips.end(), ip) == old_ips.end());
+  }
+  REQUIRE(rig.provider->WaitForRemovals(absl::Seconds(5)));
+  auto containers = rig.runtime.Containers(kNs);
+  REQUIRE(containers.size() == 2);
+  for (const auto& c : containers) {
+    CHECK(c.image() == "registry.local/echo:2");
+    CHECK(std::find(old_ids.begin(), old_ids.end(), c.id()) == old_ids.end());
+  }
+  for (const std::string& id : old_ids) CHECK(rig.Journaled("delete " + id));
+}
+
+TEST_CASE("Remove takes the function out of routing at once and its containers in the background") {
+  Rig rig;
+  REQUIRE(rig.provider->Deploy(Fn("echo", {{"com.openfaas.scale.min", "2"}})).ok());
+  const std::vector<std::string> ids = rig.Ids();
+  rig.runtime.IgnoreSigterm(true);  // slow to stop: removal waits for it
+
+  REQUIRE(rig.provider->Remove("echo", "").ok());
+  CHECK(rig.provider->Snapshot()->functions.count(kKey) == 0);
+  CHECK(rig.provider->Get("echo", "").status().code() == absl::StatusCode::kNotFound);
+  CHECK(rig.provider->List("")->empty());
+  CHECK(rig.runtime.Containers(kNs).size() == 2);  // still stopping
+  for (const std::string& id : ids) {
+    REQUIRE(Eventually([&] { return rig.Journaled("kill " + id + " 15"); }));
+  }
+  CHECK_FALSE(rig.provider->WaitForRemovals(absl::ZeroDuration()));
+
+  for (const std::string& id : ids) rig.runtime.Exit(kNs, id, 0);  // they stop, at last
+  REQUIRE(rig.provider->WaitForRemovals(absl::Seconds(5)));
+  CHECK(rig.runtime.Containers(kNs).empty());
+  CHECK(rig.runtime.Tasks(kNs) == 0);
+  CHECK(rig.runtime.Snapshots() == 0);
+  CHECK(rig.network.AttachedContainers().empty());
+  CHECK(rig.network.Namespaces() == 0);
+  CHECK(std::filesystem::is_empty(rig.dir + "/run"));
+}
+
+TEST_CASE("Reconcile re-creates a replica that vanished and releases its address") {
+  Rig rig;
+  REQUIRE(rig.provider->Deploy(Fn("echo", {{"com.openfaas.scale.min", "2"}})).ok());
+  const std::vector<std::string> ids = rig.Ids();
+  const std::string gone = ids.at(0);
+  const std::string generation = rig.runtime.Containers(kNs)[0].labels().at("faasd.generation");
+
+  rig.runtime.Vanish(kNs, gone);
+  REQUIRE(Eventually([&] {
+    auto now = rig.Ids();
+    return now.size() == 2 && std::find(now.begin(), now.end(), gone) == now.end() &&
+           rig.Ips().size() == 2 && rig.runtime.RunningTasks(kNs).size() == 2;
+  }));
+  for (const auto& c : rig.runtime.Containers(kNs)) {
+    CHECK(c.labels().at("faasd.generation") == generation);
+    CHECK(c.labels().at("faasd.replicas") == "2");
+  }
+  REQUIRE(Eventually([&] { return !rig.network.LookupIp(gone); }));
+  CHECK_FALSE(rig.network.IsNetns(rig.dir + "/netns/" + gone));
+}
+
+}  // namespace
+}  // namespace faasd::provider::testing

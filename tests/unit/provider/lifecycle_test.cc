@@ -260,6 +260,15 @@ TEST_CASE("A replica that exits is restarted; one that keeps crashing backs off,
   REQUIRE(Eventually([&] { return starts() == 2; }));
   CHECK(log.Has("exited with status 137 (OOM-killed)"));
   REQUIRE(Eventually([&] { return rig.Ips().size() == 1; }));
+  // The function's status says so too.
+  absl::StatusOr<FunctionStatus> st = rig.provider->Get("echo", kNs);
+  REQUIRE(st.ok());
+  REQUIRE(st->last_exit.has_value());
+  CHECK(st->last_exit->instance == id);
+  CHECK(st->last_exit->exit_code == 137);
+  CHECK(st->last_exit->oom_killed);
+  CHECK(st->last_exit->restarts_in_a_row == 1);
+  CHECK(ToJson(*st)["lastExit"]["reason"] == "OOMKilled");
 
   // Then each waits twice as long as the one before.
   for (absl::Duration delay :
@@ -282,6 +291,13 @@ TEST_CASE("A replica that exits is restarted; one that keeps crashing backs off,
   for (size_t i = 1; i < s.size(); ++i) gaps.push_back(s[i].at - s[i - 1].at);
   CHECK(gaps == std::vector<absl::Duration>{absl::ZeroDuration(), absl::Milliseconds(250),
                                             absl::Milliseconds(500), absl::Seconds(1)});
+  st = rig.provider->Get("echo", kNs);
+  REQUIRE(st.ok());
+  REQUIRE(st->last_exit.has_value());
+  CHECK(st->last_exit->exit_code == 1);
+  CHECK_FALSE(st->last_exit->oom_killed);  // an OOM kill is named for its own exit only
+  CHECK(st->last_exit->restarts_in_a_row == 4);
+  CHECK(ToJson(*st)["lastExit"]["reason"] == "Error");
 
   // A replica that ran for a minute counts from zero again: restarted at once, and the next
   // back-off is 250 ms again.

@@ -1,5 +1,7 @@
 // Scale: the wanted number of replicas, 0..max; and the wake of a function at zero when a
 // request comes for it.
+#include <future>
+
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "provider/containerd_provider.h"
@@ -68,19 +70,26 @@ void ContainerdProvider::WakeFromZero(const std::string& ns, const std::string& 
       const absl::Time t_locked = absl::Now();
       absl::StatusOr<Found> f = FindDeployed(ns, name);
       if (f.ok() && f->desired == 0) {
-        absl::Status s = SetDesired(*f, 1);
-        const absl::Time t_labelled = absl::Now();
+        const absl::Time t_found = absl::Now();
+        // The record (faasd.replicas=1) is written while the task starts: a request waits on
+        // both, and each takes milliseconds.
+        std::future<absl::Status> labelled =
+            std::async(std::launch::async, [this, &f] { return SetDesired(*f, 1); });
         Route route{ns, name, 1, f->generation, {}};
         const Container& kept = f->current.front();
         (void)runtime_.DeleteTask(Call(ns), kept.id());  // a task left from before, if any
-        absl::StatusOr<Replica> r =
-            s.ok() ? StartTask(ns, kept.id(), name) : absl::StatusOr<Replica>(s);
+        absl::StatusOr<Replica> r = StartTask(ns, kept.id(), name);
         const absl::Time t_started = absl::Now();
+        if (absl::Status s = labelled.get(); !s.ok()) {
+          // Still recorded at zero: the task must not outlive this (reconcile would stop it).
+          if (r.ok()) StopTask(ns, kept.id());
+          r = s;
+        }
         if (r.ok()) {
           r->ready = WaitReady(*r, ReadyPath(f->deployment), options_.update_ready_wait);
-          LogDebug("wake ", key, ": lock ", absl::FormatDuration(t_locked - t0), ", find+label ",
-                   absl::FormatDuration(t_labelled - t_locked), ", task ",
-                   absl::FormatDuration(t_started - t_labelled), ", ready ",
+          LogDebug("wake ", key, ": lock ", absl::FormatDuration(t_locked - t0), ", find ",
+                   absl::FormatDuration(t_found - t_locked), ", label+task ",
+                   absl::FormatDuration(t_started - t_found), ", ready ",
                    absl::FormatDuration(absl::Now() - t_started));
           route.replicas.push_back(*r);
           SetRoute(key, route);

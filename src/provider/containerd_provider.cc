@@ -140,7 +140,7 @@ std::shared_ptr<const RoutingSnapshot> ContainerdProvider::AwaitReady(const std:
   if (at_zero) {
     WakeFromZero(ns, name);
   } else {
-    RequestReconcile();  // a replica is being replaced: make sure a pass is under way
+    RequestReconcile(key);  // a replica is being replaced: make sure a pass is under way
   }
   absl::MutexLock l(&mu_);
   auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -168,7 +168,7 @@ void ContainerdProvider::ReportUnreachable(const std::string& key, const Endpoin
   }
   if (changed) {
     LogInfo("invoke: ", key, " at ", endpoint.ip, " refused a connection; taken out of routing");
-    RequestReconcile();
+    RequestReconcile(key);
   }
 }
 

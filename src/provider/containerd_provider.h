@@ -229,6 +229,11 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One pass; false when it skipped a function or left one not ready (the loop returns soon).
   bool ReconcileOnce();
+  // The same for these functions only (FunctionKeys), so that an event about one function
+  // costs that function's containers and tasks, not a listing of every function: with 1,000
+  // functions a full pass lists 1,000 containers. A key routing does not know asks for a full
+  // pass; false (as ReconcileOnce) sends the loop's retry, a full pass, soon.
+  bool ReconcileKeys(const std::set<std::string>& keys);
   // One function, under its lock: replicas to the wanted count, tasks running, route current.
   // False when a replica is left not ready.
   bool ReconcileFunction(const Found& f,
@@ -240,7 +245,13 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   void WatchTaskExits();
   // A /tasks/oom event: logged, and remembered for the exit that follows.
   void NoteOom(const containerd::api::services::events::v1::Envelope& envelope);
-  void RequestReconcile();  // run a reconcile pass now rather than at the next interval
+  // Runs a reconcile pass now rather than at the next interval: of every function, or only of
+  // the function `key` (a FunctionKey) when that is all that changed.
+  void RequestReconcile();
+  void RequestReconcile(const std::string& key);
+  // The FunctionKey of the function whose replica is `container_id`, "" when routing does not
+  // know it.
+  std::string KeyOfReplica(const std::string& container_id) const;
   // A secret's checks shared by create and update: namespace, name, size.
   absl::Status CheckSecret(const Secret& secret, std::string* ns);
   // Where a container's own copy of the secrets it names lives (mounted read-only).
@@ -274,6 +285,7 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   std::atomic<bool> stopping_{false};
   absl::Mutex loop_mu_;
   bool reconcile_requested_ ABSL_GUARDED_BY(loop_mu_) = false;
+  std::set<std::string> reconcile_keys_ ABSL_GUARDED_BY(loop_mu_);  // targeted passes
   std::thread loop_;
   absl::Mutex events_mu_;
   EventStream* events_stream_ ABSL_GUARDED_BY(events_mu_) = nullptr;

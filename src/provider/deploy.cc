@@ -101,7 +101,7 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& request) {
   bool all_ready = true;
   for (const Replica& r : *replicas) all_ready = all_ready && r.ready;
   SetRoute(key, Route{d.namespace_, d.service, desired, generation, *replicas});
-  if (!all_ready) RequestReconcile();  // the loop probes them until they are ready
+  if (!all_ready) RequestReconcile(key);  // the loop probes them until they are ready
   LogInfo("deployed ", d.service, " (", replicas->size(), " replica",
           replicas->size() == 1 ? "" : "s", ", first ", replicas->front().container_id, " at ",
           replicas->front().ip, all_ready ? ", ready" : ", starting", ")");
@@ -138,7 +138,7 @@ absl::Status ContainerdProvider::Update(const FunctionDeployment& request) {
   bool all_ready = desired == 0;
   for (const Replica& r : replicas) all_ready = all_ready || r.ready;
   SetRoute(key, Route{d.namespace_, d.service, desired, generation, replicas});
-  if (!all_ready) RequestReconcile();
+  if (!all_ready) RequestReconcile(key);
   RetireAll(*existing);
   LogInfo("updated ", d.service, " (", replicas.size(), " replica", replicas.size() == 1 ? "" : "s",
           " of generation ", generation, ")");

@@ -56,7 +56,20 @@ void ContainerdProvider::WatchTaskExits() {
     }
     absl::Status s = stream->Run([this](const auto& envelope) {
       if (envelope.topic() == "/tasks/oom") NoteOom(envelope);
-      RequestReconcile();
+      // An exit of a replica routing knows concerns that function only; anything else (a
+      // function routing has not seen yet, another namespace) gets a full pass.
+      containerd::api::events::TaskExit exit;
+      std::string key;
+      if (envelope.topic() == "/tasks/exit" &&
+          absl::EndsWith(envelope.event().type_url(), "TaskExit") &&
+          exit.ParseFromString(envelope.event().value())) {
+        key = KeyOfReplica(exit.container_id());
+      }
+      if (key.empty()) {
+        RequestReconcile();
+      } else {
+        RequestReconcile(key);
+      }
       return !stopping_.load();
     });
     {
@@ -109,6 +122,21 @@ void ContainerdProvider::RequestReconcile() {
   reconcile_requested_ = true;
 }
 
+void ContainerdProvider::RequestReconcile(const std::string& key) {
+  absl::MutexLock l(&loop_mu_);
+  reconcile_keys_.insert(key);
+}
+
+std::string ContainerdProvider::KeyOfReplica(const std::string& container_id) const {
+  absl::MutexLock l(&mu_);
+  for (const auto& [key, route] : routes_) {
+    for (const Replica& r : route.replicas) {
+      if (r.container_id == container_id) return key;
+    }
+  }
+  return "";
+}
+
 void ContainerdProvider::ReconcileLoop() {
   // A pass that had to skip a function (a deploy held it, and its task may have exited
   // meanwhile) or left one not ready yet (just restarted) comes back soon, then less and less
@@ -117,16 +145,21 @@ void ContainerdProvider::ReconcileLoop() {
   bool backing_off = false;
   const absl::Duration first_retry = std::min(options_.reconcile_interval, absl::Milliseconds(100));
   while (!stopping_.load()) {
+    bool full = true;
+    std::set<std::string> keys;
     {
       absl::MutexLock l(&loop_mu_);
       auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_mu_) {
-        return reconcile_requested_ || stopping_.load();
+        return reconcile_requested_ || !reconcile_keys_.empty() || stopping_.load();
       };
-      loop_mu_.AwaitWithTimeout(absl::Condition(&wake), next);
+      // Woken for some functions only: those. Woken for all, or by the interval (or the retry
+      // of a pass left incomplete, or the end of a back-off): all.
+      full = !loop_mu_.AwaitWithTimeout(absl::Condition(&wake), next) || reconcile_requested_;
       reconcile_requested_ = false;
+      keys.swap(reconcile_keys_);
     }
     if (stopping_.load()) break;
-    const bool complete = ReconcileOnce();
+    const bool complete = full ? ReconcileOnce() : ReconcileKeys(keys);
     if (complete) {
       next = options_.reconcile_interval;
     } else {
@@ -190,6 +223,53 @@ bool ContainerdProvider::ReconcileOnce() {
     if (changed) Publish();
   }
   ReclaimOrphanNetworks();
+  return complete;
+}
+
+bool ContainerdProvider::ReconcileKeys(const std::set<std::string>& keys) {
+  bool complete = true;
+  for (const std::string& key : keys) {
+    std::string ns, name;
+    {
+      absl::MutexLock l(&mu_);
+      auto it = routes_.find(key);
+      if (it == routes_.end()) {  // removed meanwhile, or not routed yet: a full pass knows
+        RequestReconcile();
+        continue;
+      }
+      ns = it->second.ns;
+      name = it->second.name;
+    }
+    std::shared_ptr<absl::Mutex> op = OpLock(key);
+    if (!op->TryLock()) {  // a deploy/update/remove/scale is at work on it
+      complete = false;
+      continue;
+    }
+    absl::StatusOr<std::vector<Found>> found = FindFunctions(ns, name);
+    if (!found.ok()) {
+      LogWarning("reconcile ", key, ": ", found.status().message());
+      op->Unlock();
+      return false;  // routes stay as they are until containerd answers
+    }
+    if (found->empty()) {  // gone behind our back: leaves routing, as in a full pass
+      SetRoute(key, std::nullopt);
+      op->Unlock();
+      continue;
+    }
+    std::map<std::string, containerd::api::v1::types::Process> tasks;
+    for (const Found& f : *found) {
+      for (const auto* list : {&f.current, &f.stale}) {
+        for (const Container& c : *list) {
+          absl::StatusOr<containerd::api::v1::types::Process> t = runtime_.GetTask(Call(ns), c.id());
+          if (t.ok()) tasks[c.id()] = *std::move(t);
+        }
+      }
+    }
+    for (const Found& f : *found) {
+      if (!ReconcileFunction(f, tasks)) complete = false;
+    }
+    op->Unlock();
+  }
   return complete;
 }
 

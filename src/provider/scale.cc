@@ -52,7 +52,7 @@ absl::Status ContainerdProvider::Scale(const std::string& name, const std::strin
     }
   }
   // The reconcile pass makes or retires replicas and starts or stops tasks; run it now.
-  RequestReconcile();
+  RequestReconcile(key);
   return absl::OkStatus();
 }
 
@@ -103,7 +103,7 @@ void ContainerdProvider::WakeFromZero(const std::string& ns, const std::string& 
     absl::MutexLock l(&mu_);
     waking_.erase(key);
   });
-  RequestReconcile();  // whatever else the function needs (more replicas) follows
+  RequestReconcile(key);  // whatever else the function needs (more replicas) follows
 }
 
 }  // namespace faasd::provider

@@ -401,5 +401,29 @@ TEST_CASE("Reconcile re-creates a replica that vanished and releases its address
   CHECK_FALSE(rig.network.IsNetns(rig.dir + "/netns/" + gone));
 }
 
+
+TEST_CASE("An exit or a scale reconciles that function only, without listing every task") {
+  Rig rig(absl::Hours(1));  // no periodic pass: every pass here is one the test caused
+  REQUIRE(rig.provider->Deploy(Fn("echo")).ok());
+  REQUIRE(rig.provider->Deploy(Fn("other")).ok());
+  REQUIRE(rig.runtime.RunningTasks(kNs).size() == 2);
+  const int listings = rig.runtime.TaskListings();
+  const std::string id = rig.Ids().at(0);
+
+  // A full pass lists the tasks before it acts, so none may have happened by the time the
+  // replica is back.
+  const size_t starts = rig.runtime.Starts().size();
+  rig.runtime.Exit(kNs, id, 1);
+  REQUIRE(Eventually([&] { return rig.runtime.Starts().size() == starts + 1; }));
+  CHECK(rig.runtime.Starts().back().id == id);
+  CHECK(rig.runtime.TaskListings() == listings);
+
+  // Scale to zero: the same.
+  const int before_scale = rig.runtime.TaskListings();
+  REQUIRE(rig.provider->Scale("echo", kNs, 0).ok());
+  REQUIRE(Eventually([&] { return rig.runtime.RunningTasks(kNs).size() == 1; }));
+  CHECK(rig.runtime.TaskListings() == before_scale);
+}
+
 }  // namespace
 }  // namespace faasd::provider::testing

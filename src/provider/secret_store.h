@@ -56,9 +56,5 @@ class SecretStore {
   mutable absl::Mutex mu_;
 };
 
-// Writes `data` to dir/name atomically with `mode` and owner uid:gid (temporary file in the same
-// folder, fsync, rename, fsync of the folder). Never follows a symlink at dir/name.
-absl::Status WriteFileAtomic(const std::string& dir, const std::string& name,
-                             const std::string& data, uint32_t mode, uint32_t uid, uint32_t gid);
 
 }  // namespace faasd::provider

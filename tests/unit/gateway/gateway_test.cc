@@ -307,5 +307,22 @@ TEST_CASE("credentials are created once, then read back trimmed", "[gateway][cre
   CHECK(!LoadOrCreateCredentials("").ok());
 }
 
+TEST_CASE("credentials never follow a symlink planted at a temp path", "[gateway][credentials]") {
+  TempDir tmp;
+  const std::string dir = tmp.path + "/secrets";
+  const std::string outside = tmp.path + "/outside";
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  { std::ofstream(outside) << "keep"; }
+  // The name the old code wrote through; a crashed run can also leave a stale one behind.
+  REQUIRE(::symlink(outside.c_str(), (dir + "/basic-auth-password.tmp").c_str()) == 0);
+  auto creds = LoadOrCreateCredentials(dir);
+  REQUIRE(creds.ok());
+  CHECK(ReadFile(outside) == "keep");
+  struct stat st;
+  REQUIRE(::lstat((dir + "/basic-auth-password").c_str(), &st) == 0);
+  CHECK(S_ISREG(st.st_mode));
+  CHECK(ReadFile(dir + "/basic-auth-password") == creds->password);
+}
+
 }  // namespace
 }  // namespace faasd::gateway::testing

@@ -1,6 +1,5 @@
 // LoadOrCreateCredentials: the basic-auth secrets faas-cli logs in with.
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -73,22 +72,11 @@ absl::StatusOr<std::string> RandomPassword() {
   return out;
 }
 
-absl::Status EnsureDir(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0700) == 0) return absl::OkStatus();
-  if (errno != EEXIST) return ErrnoStatus(absl::StrCat("create secrets dir ", dir), errno);
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) return ErrnoStatus(absl::StrCat("stat ", dir), errno);
-  if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat("secrets dir ", dir, ": not a directory"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<Credentials> LoadOrCreateCredentials(const std::string& secrets_dir) {
   if (secrets_dir.empty()) return absl::InvalidArgumentError("secrets dir: empty path");
-  if (absl::Status s = EnsureDir(secrets_dir); !s.ok()) return s;
+  if (absl::Status s = EnsurePrivateDir(secrets_dir, 0700); !s.ok()) return s;
   // Written atomically under a fresh temporary name, so a crash never leaves half a secret and
   // nothing planted in the folder is written through.
   auto write_secret = [&](const char* name, const std::string& value) {

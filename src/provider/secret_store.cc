@@ -7,12 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "base/fs.h"
-#include "base/log.h"
 #include "base/private_files.h"
 #include "provider/types.h"
 
@@ -21,31 +19,6 @@ namespace {
 
 absl::Status Errno(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
-
-// A folder of ours: created with `mode`, or checked to be owned by us without access for
-// others (excess bits are dropped).
-absl::Status EnsurePrivateDir(const std::string& path, mode_t mode) {
-  if (::mkdir(path.c_str(), mode) == 0) return absl::OkStatus();
-  if (errno != EEXIST) return Errno(absl::StrCat("mkdir ", path));
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return Errno(absl::StrCat("stat ", path));
-  if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": not a directory"));
-  }
-  if (st.st_uid != ::geteuid()) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": owned by uid ", st.st_uid,
-                                                      ", not by the daemon's uid ", ::geteuid(),
-                                                      "; refusing to keep secrets there"));
-  }
-  if ((st.st_mode & 07777) != mode) {
-    char had[8], want[8];
-    std::snprintf(had, sizeof had, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    std::snprintf(want, sizeof want, "%04o", static_cast<unsigned>(mode));
-    LogWarning("secrets: ", path, " had mode ", had, "; setting it to ", want);
-    if (::chmod(path.c_str(), mode) != 0) return Errno(absl::StrCat("chmod ", path));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace

@@ -24,8 +24,9 @@ class SecretStore {
  public:
   explicit SecretStore(std::string root);
 
-  // Creates the root (0700) or checks an existing one: owned by us (else FailedPrecondition
-  // naming it), group and others without access (their bits are removed, with a warning).
+  // Creates the root (0700) or checks an existing one: a real directory (not a symlink) owned
+  // by us (else FailedPrecondition naming it and the cause), group and others without access
+  // (their bits are removed, with a warning).
   absl::Status Init();
 
   // Names in `ns`, sorted; an empty list when the namespace holds none.

@@ -324,5 +324,47 @@ TEST_CASE("credentials never follow a symlink planted at a temp path", "[gateway
   CHECK(ReadFile(dir + "/basic-auth-password") == creds->password);
 }
 
+TEST_CASE("an existing secrets dir is narrowed to 0700 when it is ours", "[gateway][credentials]") {
+  TempDir tmp;
+  const std::string dir = tmp.path + "/secrets";
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  REQUIRE(::chmod(dir.c_str(), 0755) == 0);
+  REQUIRE(LoadOrCreateCredentials(dir).ok());
+  struct stat st;
+  REQUIRE(::stat(dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0700);
+}
+
+TEST_CASE("a secrets dir that is a symlink is refused", "[gateway][credentials]") {
+  TempDir tmp;
+  const std::string real = tmp.path + "/real";
+  const std::string dir = tmp.path + "/secrets";
+  REQUIRE(::mkdir(real.c_str(), 0700) == 0);
+  REQUIRE(::symlink(real.c_str(), dir.c_str()) == 0);
+  auto creds = LoadOrCreateCredentials(dir);
+  REQUIRE(!creds.ok());
+  CHECK(creds.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(creds.status().message().find(dir) != std::string::npos);
+  CHECK(creds.status().message().find("symbolic link") != std::string::npos);
+  CHECK(::access((real + "/basic-auth-password").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("a secrets dir owned by another user is refused", "[gateway][credentials]") {
+  if (::geteuid() != 0) {
+    WARN("needs root to chown; not run");
+    return;
+  }
+  TempDir tmp;
+  const std::string dir = tmp.path + "/secrets";
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  REQUIRE(::chown(dir.c_str(), 65534, 65534) == 0);
+  auto creds = LoadOrCreateCredentials(dir);
+  REQUIRE(!creds.ok());
+  CHECK(creds.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(creds.status().message().find(dir) != std::string::npos);
+  CHECK(creds.status().message().find("owned by uid 65534") != std::string::npos);
+  CHECK(::access((dir + "/basic-auth-password").c_str(), F_OK) != 0);
+}
+
 }  // namespace
 }  // namespace faasd::gateway::testing

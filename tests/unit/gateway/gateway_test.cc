@@ -335,18 +335,23 @@ TEST_CASE("an existing secrets dir is narrowed to 0700 when it is ours", "[gatew
   CHECK((st.st_mode & 07777) == 0700);
 }
 
+// `dir` is refused with an error naming it and `cause`, and nothing is written into `target`.
+void CheckSecretsDirRefused(const std::string& dir, const std::string& cause,
+                            const std::string& target) {
+  auto creds = LoadOrCreateCredentials(dir);
+  REQUIRE(!creds.ok());
+  CHECK(creds.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(creds.status().message().find(absl::StrCat(dir, ": ", cause)) != std::string::npos);
+  CHECK(::access((target + "/basic-auth-password").c_str(), F_OK) != 0);
+}
+
 TEST_CASE("a secrets dir that is a symlink is refused", "[gateway][credentials]") {
   TempDir tmp;
   const std::string real = tmp.path + "/real";
   const std::string dir = tmp.path + "/secrets";
   REQUIRE(::mkdir(real.c_str(), 0700) == 0);
   REQUIRE(::symlink(real.c_str(), dir.c_str()) == 0);
-  auto creds = LoadOrCreateCredentials(dir);
-  REQUIRE(!creds.ok());
-  CHECK(creds.status().code() == absl::StatusCode::kFailedPrecondition);
-  CHECK(creds.status().message().find(dir) != std::string::npos);
-  CHECK(creds.status().message().find("symbolic link") != std::string::npos);
-  CHECK(::access((real + "/basic-auth-password").c_str(), F_OK) != 0);
+  CheckSecretsDirRefused(dir, "is a symbolic link", real);
 }
 
 TEST_CASE("a secrets dir owned by another user is refused", "[gateway][credentials]") {
@@ -358,12 +363,7 @@ TEST_CASE("a secrets dir owned by another user is refused", "[gateway][credentia
   const std::string dir = tmp.path + "/secrets";
   REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
   REQUIRE(::chown(dir.c_str(), 65534, 65534) == 0);
-  auto creds = LoadOrCreateCredentials(dir);
-  REQUIRE(!creds.ok());
-  CHECK(creds.status().code() == absl::StatusCode::kFailedPrecondition);
-  CHECK(creds.status().message().find(dir) != std::string::npos);
-  CHECK(creds.status().message().find("owned by uid 65534") != std::string::npos);
-  CHECK(::access((dir + "/basic-auth-password").c_str(), F_OK) != 0);
+  CheckSecretsDirRefused(dir, "owned by uid 65534", dir);
 }
 
 }  // namespace

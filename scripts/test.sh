@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE test command: installs build+test dependencies, builds everything in ./build, runs the
 # unit tests (meson) and the integration suite (pytest, needs root), and ends with one line
-# "N passed, N failed" summing both. Exits non-zero on any failure.
+# "N passed, N failed" counting test cases: Catch2 cases of the unit and live binaries plus
+# pytest cases. Exits non-zero on any failure.
 #
 # Environment: BUILD_DIR (default build), PYTEST_ARGS (extra pytest arguments, e.g. "-k restart").
 set -uo pipefail
@@ -34,17 +35,23 @@ if ! ninja -C "$build" -j"$(nproc)"; then
   finish 1
 fi
 
-# Unit tests and the live adapter tests (real registry, real CNI plugins): meson counts one
-# test per binary.
-meson test -C "$build" --no-rebuild --suite unit --suite live --print-errorlogs 2>&1 | tee "$logs/unit.log"
+# Unit tests and the live adapter tests (real registry, real CNI plugins). Meson counts one
+# test per binary; the closing line counts test cases, read from the binaries' Catch2 summaries
+# in meson's JSON log.
+unit_json="$build/meson-logs/test-sh.json"
+rm -f "$unit_json"
+meson test -C "$build" --no-rebuild --suite unit --suite live --print-errorlogs \
+  --logbase test-sh 2>&1 | tee "$logs/unit.log"
 unit_rc=${PIPESTATUS[0]}
-count() { awk -v k="$1" -F: '$1 == k { gsub(/ /, "", $2); print $2; exit }' "$logs/unit.log"; }
-unit_ok=$(count "Ok"); unit_fail=$(count "Fail"); unit_timeout=$(count "Timeout")
-unit_xpass=$(count "Unexpected Pass")
-passed=$((passed + ${unit_ok:-0}))
-failed=$((failed + ${unit_fail:-0} + ${unit_timeout:-0} + ${unit_xpass:-0}))
-if [[ $unit_rc -ne 0 && -z "$unit_fail$unit_timeout" ]]; then
-  echo "test.sh: meson test failed without a summary (exit $unit_rc)"
+if [[ -f "$unit_json" ]] && read -r unit_ok unit_fail < <(python3 scripts/unit_case_counts.py "$unit_json"); then
+  passed=$((passed + unit_ok))
+  failed=$((failed + unit_fail))
+  echo "unit and live: ${unit_ok} test cases passed, ${unit_fail} failed"
+else
+  unit_ok=0; unit_fail=0
+fi
+if [[ $unit_rc -ne 0 && $unit_fail -eq 0 ]]; then
+  echo "test.sh: meson test failed without a failed test case (exit $unit_rc)"
   failed=$((failed + 1))
 fi
 

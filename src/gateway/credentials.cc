@@ -1,6 +1,5 @@
 // LoadOrCreateCredentials: the basic-auth secrets faas-cli logs in with.
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +8,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "base/private_files.h"
 #include "gateway/gateway.h"
 
 namespace faasd::gateway {
@@ -49,37 +49,6 @@ absl::StatusOr<std::string> ReadTrimmed(const std::string& path) {
   return std::string(absl::StripAsciiWhitespace(data));
 }
 
-// Writes atomically (temp file + rename) so a crash never leaves a half-written secret.
-absl::Status WriteSecret(const std::string& path, const std::string& value) {
-  std::string tmp = absl::StrCat(path, ".tmp");
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(absl::StrCat("create ", tmp), errno);
-  ::fchmod(fd, 0600);  // umask may have narrowed or an old file may be wider
-  size_t off = 0;
-  while (off < value.size()) {
-    ssize_t n = ::write(fd, value.data() + off, value.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return ErrnoStatus(absl::StrCat("write ", tmp), err);
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus(absl::StrCat("sync ", tmp), err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus(absl::StrCat("rename ", tmp, " to ", path), err);
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::string> RandomPassword() {
   int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open /dev/urandom", errno);
@@ -103,22 +72,16 @@ absl::StatusOr<std::string> RandomPassword() {
   return out;
 }
 
-absl::Status EnsureDir(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0700) == 0) return absl::OkStatus();
-  if (errno != EEXIST) return ErrnoStatus(absl::StrCat("create secrets dir ", dir), errno);
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) return ErrnoStatus(absl::StrCat("stat ", dir), errno);
-  if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat("secrets dir ", dir, ": not a directory"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<Credentials> LoadOrCreateCredentials(const std::string& secrets_dir) {
   if (secrets_dir.empty()) return absl::InvalidArgumentError("secrets dir: empty path");
-  if (absl::Status s = EnsureDir(secrets_dir); !s.ok()) return s;
+  if (absl::Status s = EnsurePrivateDir(secrets_dir, 0700); !s.ok()) return s;
+  // Written atomically under a fresh temporary name, so a crash never leaves half a secret and
+  // nothing planted in the folder is written through.
+  auto write_secret = [&](const char* name, const std::string& value) {
+    return WriteFileAtomic(secrets_dir, name, value, 0600, ::geteuid(), ::getegid());
+  };
   Credentials creds;
   const std::string user_path = absl::StrCat(secrets_dir, "/basic-auth-user");
   const std::string password_path = absl::StrCat(secrets_dir, "/basic-auth-password");
@@ -128,7 +91,7 @@ absl::StatusOr<Credentials> LoadOrCreateCredentials(const std::string& secrets_d
     creds.user = *user;
   } else if (user.ok() || absl::IsNotFound(user.status())) {
     creds.user = "admin";
-    if (absl::Status s = WriteSecret(user_path, creds.user); !s.ok()) return s;
+    if (absl::Status s = write_secret("basic-auth-user", creds.user); !s.ok()) return s;
   } else {
     return user.status();
   }
@@ -143,7 +106,7 @@ absl::StatusOr<Credentials> LoadOrCreateCredentials(const std::string& secrets_d
   } else if (absl::IsNotFound(password.status())) {
     absl::StatusOr<std::string> generated = RandomPassword();
     if (!generated.ok()) return generated.status();
-    if (absl::Status s = WriteSecret(password_path, *generated); !s.ok()) return s;
+    if (absl::Status s = write_secret("basic-auth-password", *generated); !s.ok()) return s;
     creds.password = *generated;
   } else {
     return password.status();

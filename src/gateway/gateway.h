@@ -33,7 +33,10 @@ struct Credentials {
 // Reads <dir>/basic-auth-user (default "admin" if absent, then written) and
 // <dir>/basic-auth-password (if absent: 40 random characters from /dev/urandom in a url-safe
 // alphabet, written mode 0600; the dir is created mode 0700). Values are whitespace-trimmed.
-// An existing but empty password file is an error: it would let anyone in.
+// An existing but empty password file is an error: it would let anyone in. An existing dir
+// must be a real directory owned by our uid (else FailedPrecondition naming it and the cause);
+// group and other bits are removed. Files are written through a fresh O_EXCL|O_NOFOLLOW
+// temporary name, so a symlink planted in the dir is never written through.
 absl::StatusOr<Credentials> LoadOrCreateCredentials(const std::string& secrets_dir);
 
 struct GatewayOptions {

@@ -24,8 +24,9 @@ class SecretStore {
  public:
   explicit SecretStore(std::string root);
 
-  // Creates the root (0700) or checks an existing one: owned by us (else FailedPrecondition
-  // naming it), group and others without access (their bits are removed, with a warning).
+  // Creates the root (0700) or checks an existing one: a real directory (not a symlink) owned
+  // by us (else FailedPrecondition naming it and the cause), group and others without access
+  // (their bits are removed, with a warning).
   absl::Status Init();
 
   // Names in `ns`, sorted; an empty list when the namespace holds none.
@@ -56,9 +57,5 @@ class SecretStore {
   mutable absl::Mutex mu_;
 };
 
-// Writes `data` to dir/name atomically with `mode` and owner uid:gid (temporary file in the same
-// folder, fsync, rename, fsync of the folder). Never follows a symlink at dir/name.
-absl::Status WriteFileAtomic(const std::string& dir, const std::string& name,
-                             const std::string& data, uint32_t mode, uint32_t uid, uint32_t gid);
 
 }  // namespace faasd::provider

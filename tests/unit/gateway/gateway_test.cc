@@ -307,5 +307,64 @@ TEST_CASE("credentials are created once, then read back trimmed", "[gateway][cre
   CHECK(!LoadOrCreateCredentials("").ok());
 }
 
+TEST_CASE("credentials never follow a symlink planted at a temp path", "[gateway][credentials]") {
+  TempDir tmp;
+  const std::string dir = tmp.path + "/secrets";
+  const std::string outside = tmp.path + "/outside";
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  { std::ofstream(outside) << "keep"; }
+  // The name the old code wrote through; a crashed run can also leave a stale one behind.
+  REQUIRE(::symlink(outside.c_str(), (dir + "/basic-auth-password.tmp").c_str()) == 0);
+  auto creds = LoadOrCreateCredentials(dir);
+  REQUIRE(creds.ok());
+  CHECK(ReadFile(outside) == "keep");
+  struct stat st;
+  REQUIRE(::lstat((dir + "/basic-auth-password").c_str(), &st) == 0);
+  CHECK(S_ISREG(st.st_mode));
+  CHECK(ReadFile(dir + "/basic-auth-password") == creds->password);
+}
+
+TEST_CASE("an existing secrets dir is narrowed to 0700 when it is ours", "[gateway][credentials]") {
+  TempDir tmp;
+  const std::string dir = tmp.path + "/secrets";
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  REQUIRE(::chmod(dir.c_str(), 0755) == 0);
+  REQUIRE(LoadOrCreateCredentials(dir).ok());
+  struct stat st;
+  REQUIRE(::stat(dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0700);
+}
+
+// `dir` is refused with an error naming it and `cause`, and nothing is written into `target`.
+void CheckSecretsDirRefused(const std::string& dir, const std::string& cause,
+                            const std::string& target) {
+  auto creds = LoadOrCreateCredentials(dir);
+  REQUIRE(!creds.ok());
+  CHECK(creds.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(creds.status().message().find(absl::StrCat(dir, ": ", cause)) != std::string::npos);
+  CHECK(::access((target + "/basic-auth-password").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("a secrets dir that is a symlink is refused", "[gateway][credentials]") {
+  TempDir tmp;
+  const std::string real = tmp.path + "/real";
+  const std::string dir = tmp.path + "/secrets";
+  REQUIRE(::mkdir(real.c_str(), 0700) == 0);
+  REQUIRE(::symlink(real.c_str(), dir.c_str()) == 0);
+  CheckSecretsDirRefused(dir, "is a symbolic link", real);
+}
+
+TEST_CASE("a secrets dir owned by another user is refused", "[gateway][credentials]") {
+  if (::geteuid() != 0) {
+    WARN("needs root to chown; not run");
+    return;
+  }
+  TempDir tmp;
+  const std::string dir = tmp.path + "/secrets";
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  REQUIRE(::chown(dir.c_str(), 65534, 65534) == 0);
+  CheckSecretsDirRefused(dir, "owned by uid 65534", dir);
+}
+
 }  // namespace
 }  // namespace faasd::gateway::testing

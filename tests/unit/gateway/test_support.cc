@@ -306,6 +306,10 @@ absl::StatusOr<std::unique_ptr<provider::LogStream>> FakeProvider::Logs(
 EchoUpstream::EchoUpstream() {
   auto echo = [this](const httplib::Request& req, httplib::Response& res) {
     requests.fetch_add(1);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      client_ports_.insert(req.remote_port);
+    }
     std::string out = absl::StrCat("method=", req.method, "\npath=", req.path, "\n");
     std::string query;
     for (const auto& [k, v] : req.params) absl::StrAppend(&query, k, "=", v, ";");
@@ -351,6 +355,11 @@ EchoUpstream::EchoUpstream() {
   while (!server_.is_running() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+}
+
+int EchoUpstream::connections() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(client_ports_.size());
 }
 
 EchoUpstream::~EchoUpstream() {

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -117,8 +118,13 @@ class EchoUpstream {
   int port() const { return port_; }
   std::atomic<bool> release_stream{false};
   std::atomic<int> requests{0};
+  // TCP connections that carried at least one request, told apart by the client's port (a
+  // closed connection's port sits in TIME_WAIT, so it is not handed out again during a test).
+  int connections() const;
 
  private:
+  mutable std::mutex mu_;
+  std::set<int> client_ports_;  // guarded by mu_
   httplib::Server server_;
   std::thread thread_;
   int port_ = 0;

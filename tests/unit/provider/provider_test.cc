@@ -277,6 +277,31 @@ TEST_CASE("SecretStore: private files, atomic writes, copies of only the named s
   CHECK(::access((root + "/ns").c_str(), F_OK) != 0);  // an empty namespace folder goes
 }
 
+TEST_CASE("SecretStore: a root that is a symlink or another user's folder is refused") {
+  char tmpl[] = "/tmp/secret-store-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { std::system(("rm -rf '" + dir + "'").c_str()); }
+  } cleanup{tmpl};
+  const std::string real = std::string(tmpl) + "/real";
+  const std::string link = std::string(tmpl) + "/link";
+  REQUIRE(::mkdir(real.c_str(), 0700) == 0);
+  REQUIRE(::symlink(real.c_str(), link.c_str()) == 0);
+  absl::Status s = SecretStore(link).Init();
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(s.message().find(link + ": is a symbolic link") != std::string::npos);
+
+  if (::geteuid() != 0) {
+    WARN("needs root to chown; foreign owner not checked");
+    return;
+  }
+  REQUIRE(::chown(real.c_str(), 65534, 65534) == 0);
+  s = SecretStore(real).Init();
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(s.message().find(real + ": owned by uid 65534") != std::string::npos);
+}
+
 TEST_CASE("ParseSecret: value, base64 rawValue, bad types") {
   auto s = ParseSecret(R"({"name":"a","namespace":"ns","value":"v","rawValue":"AAEC"})");
   REQUIRE(s.ok());

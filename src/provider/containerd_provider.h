@@ -232,8 +232,10 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // The same for these functions only (FunctionKeys), so that an event about one function
   // costs that function's containers and tasks, not a listing of every function: with 1,000
   // functions a full pass lists 1,000 containers. A key routing does not know asks for a full
-  // pass; false (as ReconcileOnce) sends the loop's retry, a full pass, soon.
-  bool ReconcileKeys(const std::set<std::string>& keys);
+  // pass; false (as ReconcileOnce) sends the loop's retry, a full pass, soon. Functions locked
+  // by an operation (the scale or wake that asked for this pass, often) go to `busy`, tried
+  // again shortly by another targeted pass.
+  bool ReconcileKeys(const std::set<std::string>& keys, std::set<std::string>* busy);
   // One function, under its lock: replicas to the wanted count, tasks running, route current.
   // False when a replica is left not ready.
   bool ReconcileFunction(const Found& f,

@@ -144,6 +144,8 @@ void ContainerdProvider::ReconcileLoop() {
   absl::Duration next = options_.reconcile_interval;
   bool backing_off = false;
   const absl::Duration first_retry = std::min(options_.reconcile_interval, absl::Milliseconds(100));
+  std::set<std::string> busy;  // targeted keys whose function was locked: tried again soon
+  absl::Time last_full = absl::Now();
   while (!stopping_.load()) {
     bool full = true;
     std::set<std::string> keys;
@@ -152,20 +154,26 @@ void ContainerdProvider::ReconcileLoop() {
       auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_mu_) {
         return reconcile_requested_ || !reconcile_keys_.empty() || stopping_.load();
       };
-      // Woken for some functions only: those. Woken for all, or by the interval (or the retry
-      // of a pass left incomplete, or the end of a back-off): all.
-      full = !loop_mu_.AwaitWithTimeout(absl::Condition(&wake), next) || reconcile_requested_;
+      // Woken for some functions only (or to retry busy ones): those. Woken for all, by the
+      // interval, for the retry of a pass left incomplete or at the end of a back-off: all.
+      const bool woken = loop_mu_.AwaitWithTimeout(absl::Condition(&wake), next);
+      full = reconcile_requested_ || (!woken && busy.empty()) ||
+             absl::Now() - last_full >= options_.reconcile_interval;
       reconcile_requested_ = false;
       keys.swap(reconcile_keys_);
     }
     if (stopping_.load()) break;
-    const bool complete = full ? ReconcileOnce() : ReconcileKeys(keys);
+    keys.insert(busy.begin(), busy.end());
+    busy.clear();
+    if (full) last_full = absl::Now();
+    const bool complete = full ? ReconcileOnce() : ReconcileKeys(keys, &busy);
     if (complete) {
       next = options_.reconcile_interval;
     } else {
       next = backing_off ? std::min(next * 2, options_.reconcile_interval) : first_retry;
     }
     backing_off = !complete;
+    if (!busy.empty()) next = std::min(next, absl::Milliseconds(20));
     // A crashed replica waiting out its back-off is restarted when the back-off ends, not at
     // whatever pass comes next.
     absl::MutexLock l(&mu_);
@@ -226,7 +234,8 @@ bool ContainerdProvider::ReconcileOnce() {
   return complete;
 }
 
-bool ContainerdProvider::ReconcileKeys(const std::set<std::string>& keys) {
+bool ContainerdProvider::ReconcileKeys(const std::set<std::string>& keys,
+                                       std::set<std::string>* busy) {
   bool complete = true;
   for (const std::string& key : keys) {
     std::string ns, name;
@@ -242,7 +251,7 @@ bool ContainerdProvider::ReconcileKeys(const std::set<std::string>& keys) {
     }
     std::shared_ptr<absl::Mutex> op = OpLock(key);
     if (!op->TryLock()) {  // a deploy/update/remove/scale is at work on it
-      complete = false;
+      busy->insert(key);
       continue;
     }
     absl::StatusOr<std::vector<Found>> found = FindFunctions(ns, name);

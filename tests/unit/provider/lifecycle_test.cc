@@ -418,6 +418,11 @@ TEST_CASE("An exit or a scale reconciles that function only, without listing eve
   CHECK(rig.runtime.Starts().back().id == id);
   CHECK(rig.runtime.TaskListings() == listings);
 
+  // The restarted replica is probed by the retry that follows (a full pass); once it is routed
+  // again nothing is pending.
+  REQUIRE(Eventually([&] { return rig.Ips().size() == 1; }));
+  REQUIRE(Eventually([&] { return rig.Ips("other.openfaas-fn").size() == 1; }));
+
   // Scale to zero: the same.
   const int before_scale = rig.runtime.TaskListings();
   REQUIRE(rig.provider->Scale("echo", kNs, 0).ok());

@@ -126,17 +126,32 @@ absl::StatusOr<std::string> SecretStore::Read(const std::string& ns,
 absl::Status SecretStore::Materialize(const std::string& ns, const std::vector<std::string>& names,
                                       const std::string& dir, uint32_t uid, uint32_t gid) const {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Errno(absl::StrCat("mkdir ", dir));
-  if (::chown(dir.c_str(), 0, 0) != 0 || ::chmod(dir.c_str(), 0700) != 0)
+  // By descriptor, never following a link: what gets chown-ed, chmod-ed and emptied is this
+  // folder, not wherever a symlink in its place points.
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    struct stat st;
+    if (::lstat(dir.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(dir, ": is a symbolic link; refusing to put secrets there"));
+    }
+    return Errno(absl::StrCat("open ", dir));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  if (::fchown(fd, 0, 0) != 0 || ::fchmod(fd, 0700) != 0)
     return Errno(absl::StrCat("prepare ", dir));
   // Whatever an earlier container of this id left is dropped: only the named secrets stay.
-  if (DIR* d = ::opendir(dir.c_str())) {
+  if (DIR* d = ::fdopendir(::fcntl(fd, F_DUPFD_CLOEXEC, 0))) {
     std::vector<std::string> old;
     while (struct dirent* de = ::readdir(d)) {
       if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0)
         old.push_back(de->d_name);
     }
     ::closedir(d);
-    for (const std::string& n : old) ::unlink(absl::StrCat(dir, "/", n).c_str());
+    for (const std::string& n : old) ::unlinkat(fd, n.c_str(), 0);
   }
   for (const std::string& name : names) {
     absl::StatusOr<std::string> value = Read(ns, name);
@@ -144,7 +159,7 @@ absl::Status SecretStore::Materialize(const std::string& ns, const std::vector<s
     absl::Status s = WriteFileAtomic(dir, name, *value, 0400, uid, gid);
     if (!s.ok()) return s;
   }
-  if (::chown(dir.c_str(), uid, gid) != 0 || ::chmod(dir.c_str(), 0500) != 0)
+  if (::fchown(fd, uid, gid) != 0 || ::fchmod(fd, 0500) != 0)
     return Errno(absl::StrCat("prepare ", dir));
   return absl::OkStatus();
 }

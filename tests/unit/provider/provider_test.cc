@@ -1,4 +1,5 @@
 // Pure logic of the provider: request parsing and validation, quantities, users, env, spec.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -275,6 +276,33 @@ TEST_CASE("SecretStore: private files, atomic writes, copies of only the named s
   CHECK(store.Delete("ns", "a").code() == absl::StatusCode::kNotFound);
   CHECK(store.Delete("ns", "b").ok());
   CHECK(::access((root + "/ns").c_str(), F_OK) != 0);  // an empty namespace folder goes
+}
+
+TEST_CASE("SecretStore: a container's secrets folder that is a symlink is refused, not followed") {
+  char tmpl[] = "/tmp/secret-store-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { std::system(("rm -rf '" + dir + "'").c_str()); }
+  } cleanup{tmpl};
+  SecretStore store(std::string(tmpl) + "/store");
+  REQUIRE(store.Init().ok());
+  REQUIRE(store.Create("ns", "s", "value").ok());
+  const std::string outside = std::string(tmpl) + "/outside";
+  REQUIRE(::mkdir(outside.c_str(), 0755) == 0);
+  REQUIRE(::close(::open((outside + "/keep").c_str(), O_CREAT | O_WRONLY, 0644)) == 0);
+  const std::string copy = std::string(tmpl) + "/copy";
+  REQUIRE(::symlink(outside.c_str(), copy.c_str()) == 0);
+
+  absl::Status s = store.Materialize("ns", {"s"}, copy, 1234, 5678);
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(std::string(s.message()).find("symbolic link") != std::string::npos);
+  struct stat st;
+  REQUIRE(::stat(outside.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0755);  // neither chmod-ed nor chown-ed through the link
+  CHECK(st.st_uid == ::getuid());
+  CHECK(::access((outside + "/keep").c_str(), F_OK) == 0);  // nor emptied
+  CHECK(::access((outside + "/s").c_str(), F_OK) != 0);     // nor written to
 }
 
 TEST_CASE("SecretStore: a root that is a symlink or another user's folder is refused") {

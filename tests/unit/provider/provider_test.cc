@@ -278,13 +278,20 @@ TEST_CASE("SecretStore: private files, atomic writes, copies of only the named s
   CHECK(::access((root + "/ns").c_str(), F_OK) != 0);  // an empty namespace folder goes
 }
 
+// A fresh folder under /tmp for one test, removed with everything in it at the end.
+struct ScratchDir {
+  std::string path;
+  ScratchDir() {
+    char tmpl[] = "/tmp/secret-store-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~ScratchDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+};
+
 TEST_CASE("SecretStore: a container's secrets folder that is a symlink is refused, not followed") {
-  char tmpl[] = "/tmp/secret-store-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() { std::system(("rm -rf '" + dir + "'").c_str()); }
-  } cleanup{tmpl};
+  ScratchDir scratch;
+  const std::string tmpl = scratch.path;
   SecretStore store(std::string(tmpl) + "/store");
   REQUIRE(store.Init().ok());
   REQUIRE(store.Create("ns", "s", "value").ok());
@@ -306,12 +313,8 @@ TEST_CASE("SecretStore: a container's secrets folder that is a symlink is refuse
 }
 
 TEST_CASE("SecretStore: a root that is a symlink or another user's folder is refused") {
-  char tmpl[] = "/tmp/secret-store-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() { std::system(("rm -rf '" + dir + "'").c_str()); }
-  } cleanup{tmpl};
+  ScratchDir scratch;
+  const std::string tmpl = scratch.path;
   const std::string real = std::string(tmpl) + "/real";
   const std::string link = std::string(tmpl) + "/link";
   REQUIRE(::mkdir(real.c_str(), 0700) == 0);

@@ -9,12 +9,14 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "catch.hpp"
+#include "eventually.h"
 #include "nlohmann/json.hpp"
 #include "test_support.h"
 
 namespace faasd::gateway::testing {
 namespace {
 
+using ::faasd::testing::Eventually;
 using nlohmann::json;
 
 // The gateway fixture with a function "echo" deployed.
@@ -168,15 +170,6 @@ class RawClient {
   std::string got_;
 };
 
-bool WaitFor(const std::function<bool()>& pred, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!pred()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
-
 TEST_CASE("logs: a follow streams new lines at once and ends when the client goes",
           "[gateway][logs]") {
   Fixture f;
@@ -189,7 +182,7 @@ TEST_CASE("logs: a follow streams new lines at once and ends when the client goe
   std::string got = c.ReadUntil("\"old\"", absl::Seconds(2));
   CHECK(got.rfind("HTTP/1.1 200", 0) == 0);
   CHECK(got.find("\"old\"") != std::string::npos);
-  CHECK(WaitFor([&] { return f.provider.open_log_streams.load() == 1; }, absl::Seconds(2)));
+  CHECK(Eventually([&] { return f.provider.open_log_streams.load() == 1; }, absl::Seconds(2)));
 
   const absl::Time t = absl::Now();
   log->Append({"echo-1", absl::Now(), "fresh"});
@@ -199,7 +192,7 @@ TEST_CASE("logs: a follow streams new lines at once and ends when the client goe
 
   // The client goes while nothing is being written: the stream is released promptly.
   c.Close();
-  CHECK(WaitFor([&] { return f.provider.open_log_streams.load() == 0; }, absl::Seconds(2)));
+  CHECK(Eventually([&] { return f.provider.open_log_streams.load() == 0; }, absl::Seconds(2)));
   // And the server still serves.
   CHECK(f.client->Get("/system/logs?name=echo")->status == 200);
 }
@@ -214,7 +207,7 @@ TEST_CASE("logs: a follow ends with the server", "[gateway][logs]") {
   REQUIRE(c.ReadUntil("\r\n\r\n", absl::Seconds(2)).rfind("HTTP/1.1 200", 0) == 0);
   // Log()'s own stream is released once httplib is done with its response, which may be just
   // after the client has read it.
-  REQUIRE(WaitFor([&] { return f.provider.open_log_streams.load() == 1; }, absl::Seconds(2)));
+  REQUIRE(Eventually([&] { return f.provider.open_log_streams.load() == 1; }, absl::Seconds(2)));
   const absl::Time t = absl::Now();
   f.gateway->Stop();
   CHECK(absl::Now() - t < absl::Seconds(2));

@@ -4,21 +4,10 @@
 
 #include "absl/synchronization/notification.h"
 #include "catch.hpp"
+#include "eventually.h"
 
 using faasd::gateway::ElasticWorkerPool;
-
-namespace {
-// Polls `pred` until it holds or `timeout` passes.
-template <typename Pred>
-bool Eventually(Pred pred, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (pred()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return pred();
-}
-}  // namespace
+using ::faasd::testing::Eventually;
 
 TEST_CASE("ElasticWorkerPool grows to max under blocking work and shrinks back when idle") {
   ElasticWorkerPool pool(2, 8, absl::Milliseconds(100));

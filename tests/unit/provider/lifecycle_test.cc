@@ -15,6 +15,7 @@
 #include "absl/synchronization/barrier.h"
 #include "base/log.h"
 #include "catch.hpp"
+#include "eventually.h"
 #include "fake_network.h"
 #include "fake_runtime.h"
 #include "fakes.h"
@@ -27,14 +28,9 @@ namespace {
 constexpr char kNs[] = "openfaas-fn";
 constexpr char kKey[] = "echo.openfaas-fn";
 
-// Polls `done` until it holds or `timeout` passes.
+// The fakes answer in microseconds: poll often.
 bool Eventually(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(5)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
+  return ::faasd::testing::Eventually(done, timeout, absl::Milliseconds(1));
 }
 
 FunctionDeployment Fn(const std::string& name, std::map<std::string, std::string> labels = {},

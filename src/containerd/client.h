@@ -36,6 +36,11 @@ namespace api = ::containerd;
 using Mounts = std::vector<api::types::Mount>;
 using Labels = std::map<std::string, std::string>;
 
+// A protobuf timestamp (containerd's created_at, exited_at, metrics' timestamp) as absl::Time.
+inline absl::Time ToTime(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
 // Who a call is for: the containerd namespace, an optional lease (content and snapshots made
 // under it are kept from GC until the lease is deleted), and how long it may take.
 struct CallScope {

@@ -67,8 +67,7 @@ void FromV2(const cgv2::Metrics& in, TaskMetrics* out) {
 absl::StatusOr<TaskMetrics> DecodeTaskMetrics(const api::types::Metric& metric) {
   TaskMetrics out;
   out.container_id = metric.id();
-  out.timestamp = absl::FromUnixSeconds(metric.timestamp().seconds()) +
-                  absl::Nanoseconds(metric.timestamp().nanos());
+  out.timestamp = ToTime(metric.timestamp());
   const std::string& type = metric.data().type_url();
   const std::string what = absl::StrCat("tasks.Metrics ", metric.id());
   if (!metric.has_data()) return absl::InternalError(absl::StrCat(what, ": no stats"));

@@ -256,8 +256,7 @@ absl::StatusOr<ContainerdProvider::Found> ContainerdProvider::FindDeployed(
 namespace {
 
 std::string Rfc3339(const google::protobuf::Timestamp& ts) {
-  absl::Time t = absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", containerd::ToTime(ts), absl::UTCTimeZone());
 }
 
 }  // namespace

@@ -343,13 +343,10 @@ bool ContainerdProvider::ReconcileFunction(
         absl::MutexLock l(&mu_);
         Restarts& r = restarts_[id];
         oom = std::exchange(r.oom_killed, false);
-        const google::protobuf::Timestamp& at = t->second.exited_at();
-        r.last_exit = ReplicaExit{id, t->second.exit_status(), oom,
-                                  at.seconds() != 0 || at.nanos() != 0
-                                      ? absl::FromUnixSeconds(at.seconds()) +
-                                            absl::Nanoseconds(at.nanos())
-                                      : now,
-                                  r.consecutive};
+        // restarts_in_a_row is set below, with the restart this exit leads to.
+        const absl::Time at = containerd::ToTime(t->second.exited_at());
+        r.last_exit =
+            ReplicaExit{id, t->second.exit_status(), oom, at != absl::UnixEpoch() ? at : now};
       }
       LogWarning("reconcile ", f.name, ": replica ", id, " exited with status ",
                  t->second.exit_status(), oom ? " (OOM-killed)" : "");

@@ -90,15 +90,10 @@ absl::Status RunIptables(const std::string& iptables, absl::string_view table,
   return absl::OkStatus();
 }
 
-absl::Status RunIptables(const std::string& iptables, std::vector<std::string> args,
-                         absl::string_view path_env, absl::Duration timeout, std::string* out) {
-  return RunIptables(iptables, "nat", std::move(args), path_env, timeout, out);
-}
-
 // `rule` (without the verb) in `chain` unless it is there already (-C); `insert` puts it first.
 absl::Status EnsureRule(const std::string& iptables, absl::string_view table,
-                        const std::string& chain, const std::vector<std::string>& rule,
-                        bool insert, absl::string_view path_env, absl::Duration timeout) {
+                        const std::string& chain, const std::vector<std::string>& rule, bool insert,
+                        absl::string_view path_env, absl::Duration timeout) {
   std::vector<std::string> check = {"-C", chain};
   check.insert(check.end(), rule.begin(), rule.end());
   if (RunIptables(iptables, table, check, path_env, timeout, nullptr).ok()) {
@@ -126,8 +121,8 @@ absl::Status EnsureSubnetRules(absl::string_view network_name, absl::string_view
   const std::string iptables = FindIptables(path_env);
   if (iptables.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "no iptables in PATH (", path_env, "): needed to masquerade the function network ",
-        subnet, " (install the iptables package)"));
+        "no iptables in PATH (", path_env, "): needed to masquerade the function network ", subnet,
+        " (install the iptables package)"));
   }
   const std::string chain = SubnetChainName(network_name);
   const std::string net(subnet);
@@ -141,7 +136,10 @@ absl::Status EnsureSubnetRules(absl::string_view network_name, absl::string_view
   const std::vector<Rule> rules = {
       {"nat", chain, {"-d", net, "-j", "ACCEPT"}, false},
       {"nat", chain, {"!", "-d", "224.0.0.0/4", "-j", "MASQUERADE"}, false},
-      {"nat", "POSTROUTING", {"-s", net, "-m", "comment", "--comment", comment, "-j", chain}, false},
+      {"nat",
+       "POSTROUTING",
+       {"-s", net, "-m", "comment", "--comment", comment, "-j", chain},
+       false},
       {"filter",
        chain,
        {"-d", net, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"},
@@ -160,7 +158,8 @@ absl::Status EnsureSubnetRules(absl::string_view network_name, absl::string_view
     }
   }
   for (const Rule& r : rules) {
-    if (absl::Status s = EnsureRule(iptables, r.table, r.chain, r.args, r.insert, path_env, timeout);
+    if (absl::Status s =
+            EnsureRule(iptables, r.table, r.chain, r.args, r.insert, path_env, timeout);
         !s.ok()) {
       return s;
     }
@@ -175,20 +174,21 @@ absl::Status RemoveMasqueradeLeftovers(absl::string_view network_name,
   if (iptables.empty()) return absl::OkStatus();  // no iptables: the plugin could not masquerade
   std::string listing;
   if (absl::Status status =
-          RunIptables(iptables, {"-S", "POSTROUTING"}, path_env, timeout, &listing);
+          RunIptables(iptables, "nat", {"-S", "POSTROUTING"}, path_env, timeout, &listing);
       !status.ok()) {
     return status;
   }
   for (const MasqueradeLeftover& leftover :
        FindMasqueradeLeftovers(listing, network_name, container_id)) {
-    if (absl::Status status = RunIptables(iptables, leftover.rule, path_env, timeout, nullptr);
+    if (absl::Status status =
+            RunIptables(iptables, "nat", leftover.rule, path_env, timeout, nullptr);
         !status.ok()) {
       return status;
     }
     if (leftover.chain.empty()) continue;
     for (const char* verb : {"-F", "-X"}) {
       if (absl::Status status =
-              RunIptables(iptables, {verb, leftover.chain}, path_env, timeout, nullptr);
+              RunIptables(iptables, "nat", {verb, leftover.chain}, path_env, timeout, nullptr);
           !status.ok()) {
         return status;
       }

@@ -269,7 +269,8 @@ bool ContainerdProvider::ReconcileKeys(const std::set<std::string>& keys,
     for (const Found& f : *found) {
       for (const auto* list : {&f.current, &f.stale}) {
         for (const Container& c : *list) {
-          absl::StatusOr<containerd::api::v1::types::Process> t = runtime_.GetTask(Call(ns), c.id());
+          absl::StatusOr<containerd::api::v1::types::Process> t =
+              runtime_.GetTask(Call(ns), c.id());
           if (t.ok()) tasks[c.id()] = *std::move(t);
         }
       }

@@ -13,6 +13,7 @@ build_pkgs=(
   protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libprotobuf-dev libabsl-dev
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libarchive-dev libnats-dev prometheus-cpp-dev catch2
   libssl-dev zlib1g-dev libzstd-dev
+  libboost-dev  # Boost.Beast and Boost.Asio (header-only): the HTTP/1.1 parser and event loop
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
   golang-github-gogo-googleapis-dev golang-github-containerd-cgroups-dev
 )

@@ -650,6 +650,24 @@ absl::Status TaskService::Kill(const CallScope& scope, const std::string& contai
   return FromGrpc(stub_->Kill(&ctx, req, &resp), absl::StrCat("tasks.Kill ", container_id));
 }
 
+absl::Status TaskService::Pause(const CallScope& scope, const std::string& container_id) {
+  grpc::ClientContext ctx;
+  conn_.Prepare(ctx, scope);
+  tasks::PauseTaskRequest req;
+  req.set_container_id(container_id);
+  google::protobuf::Empty resp;
+  return FromGrpc(stub_->Pause(&ctx, req, &resp), absl::StrCat("tasks.Pause ", container_id));
+}
+
+absl::Status TaskService::Resume(const CallScope& scope, const std::string& container_id) {
+  grpc::ClientContext ctx;
+  conn_.Prepare(ctx, scope);
+  tasks::ResumeTaskRequest req;
+  req.set_container_id(container_id);
+  google::protobuf::Empty resp;
+  return FromGrpc(stub_->Resume(&ctx, req, &resp), absl::StrCat("tasks.Resume ", container_id));
+}
+
 absl::StatusOr<uint32_t> TaskService::Wait(const CallScope& scope,
                                            const std::string& container_id) {
   grpc::ClientContext ctx;

@@ -268,6 +268,10 @@ class TaskService {
                                               const std::string& container_id);
   absl::StatusOr<std::vector<api::v1::types::Process>> List(const CallScope& scope);
   absl::Status Kill(const CallScope& scope, const std::string& container_id, int signal, bool all);
+  // Freezes the task's processes (its cgroup) and thaws them; a signal sent while frozen is
+  // delivered on Resume.
+  absl::Status Pause(const CallScope& scope, const std::string& container_id);
+  absl::Status Resume(const CallScope& scope, const std::string& container_id);
   // Blocks until the task exits or scope.timeout passes (DeadlineExceeded).
   absl::StatusOr<uint32_t> Wait(const CallScope& scope, const std::string& container_id);
   absl::Status Delete(const CallScope& scope, const std::string& container_id);

@@ -64,6 +64,12 @@ struct ProviderOptions {
   absl::Duration deploy_ready_wait = absl::Seconds(2);   // deploy answers after this at most
   absl::Duration update_ready_wait = absl::Seconds(30);  // old replicas serve until then
   absl::Duration reconcile_interval = absl::Seconds(2);
+  // At zero a function's task is paused (frozen: no CPU, its memory kept) rather than stopped,
+  // so a request resumes it in tens of milliseconds where a start takes ~150. At most
+  // `max_paused` tasks stay paused (the most recently paused), each for at most `paused_ttl`;
+  // past either the task is stopped and costs nothing. 0 stops every task at zero.
+  size_t max_paused = 16;
+  absl::Duration paused_ttl = absl::Minutes(10);
   // faasd-logger, run by each task's shim to keep its stdout/stderr in the function's rotated
   // log (<state_dir>/logs/<ns>/<name>/); "" discards function output.
   std::string logger;
@@ -122,14 +128,22 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
     std::string ip;
     bool ready = false;
   };
-  // What routing knows of a function: its wanted count and the replicas of the generation
-  // being served.
+  // What routing knows of a function: its wanted count, the replicas of the generation being
+  // served, and that generation's deployment and time (list and get answer from these, so they
+  // cost no call into containerd: every write of the daemon's sets them, and each reconcile
+  // pass sets them again from what containerd holds).
   struct Route {
     std::string ns, name;
     uint64_t desired = 1;
     int64_t generation = 0;
     std::vector<Replica> replicas;
+    std::shared_ptr<const FunctionDeployment> deployment;
+    absl::Time created;
+    uint64_t set_at =
+        0;  // route_seq_ when it was set: a pass drops only routes older than its list
   };
+  static Route MakeRoute(const FunctionDeployment& d, uint64_t desired, int64_t generation,
+                         std::vector<Replica> replicas, absl::Time created);
   // One function's containers as containerd reports them.
   struct Found {
     std::string ns;
@@ -139,6 +153,7 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
     std::vector<Container> current;  // that generation's containers, oldest first
     std::vector<Container> stale;    // older generations
     FunctionDeployment deployment;   // of the newest container
+    absl::Time created;              // of the generation (its oldest container, when unlabelled)
   };
   // Crash back-off of one replica, by container id.
   struct Restarts {
@@ -151,6 +166,9 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // From routing and restarts_: available_replicas, and last_exit (the newest exit of any of
   // the function's replicas).
   void FillRuntimeStatus(const std::string& key, FunctionStatus* st) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A function's status from its route (deployment, counts) and FillRuntimeStatus.
+  FunctionStatus StatusOf(const std::string& key, const Route& route) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // "" → the default namespace; OK when `ns` is a function namespace, NotFound when it is
@@ -190,8 +208,18 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // AttachNetwork after PrepareNetns); null starts one here.
   absl::StatusOr<Replica> StartTask(const std::string& ns, const std::string& container_id,
                                     const std::string& name, NetworkFuture* pending = nullptr);
-  // Kills and deletes the task; the container, its namespace and address stay.
+  // Kills and deletes the task (paused or not); the container, its namespace and address stay.
   void StopTask(const std::string& ns, const std::string& container_id);
+  // Whether the kept task of a function at zero may be, or stay, paused (options' max_paused
+  // and paused_ttl); registers a paused task found after a daemon restart.
+  bool MayPause(const std::string& container_id, bool paused_now, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Freezes the kept task of a function scaled to zero (StopTask when that fails); asks for a
+  // pass over the function whose paused task is now one too many.
+  void PauseTask(const std::string& ns, const std::string& container_id);
+  // Thaws a paused task: the replica, its address known, not probed yet. NotFound when it was
+  // not paused.
+  absl::StatusOr<Replica> ResumeTask(const std::string& ns, const std::string& container_id);
   // A container id no function namespace uses: "<name>-<8 hex>".
   std::string NewContainerId(const std::string& name) const;
   // The stdio URI of a task of function `name`: its faasd-logger, or "" (discard).
@@ -242,7 +270,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
                          const std::map<std::string, containerd::api::v1::types::Process>& tasks);
   // True when the container exists and is not being removed.
   bool StillDeployed(const std::string& ns, const std::string& container_id);
-  void ReclaimOrphanNetworks();
+  // `listed`: the ids of the containers this pass listed (they exist; no need to ask again).
+  void ReclaimOrphanNetworks(const std::set<std::string>& listed);
   void ReconcileLoop();
   void WatchTaskExits();
   // A /tasks/oom event: logged, and remembered for the exit that follows.
@@ -269,9 +298,11 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
 
   mutable absl::Mutex mu_;
   std::map<std::string, Route> routes_ ABSL_GUARDED_BY(mu_);  // by FunctionKey
+  uint64_t route_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> removing_ ABSL_GUARDED_BY(mu_);  // container ids being removed
   std::set<std::string> waking_ ABSL_GUARDED_BY(mu_);    // FunctionKeys starting from zero
+  std::map<std::string, absl::Time> paused_ ABSL_GUARDED_BY(mu_);  // container id → paused at
   std::map<std::string, Restarts> restarts_ ABSL_GUARDED_BY(mu_);  // by container id
   // CPU samples (time, cumulative ns) of the last minute, by container id, for Usage.
   std::map<std::string, std::vector<std::pair<absl::Time, uint64_t>>> cpu_samples_

@@ -147,6 +147,16 @@ absl::Status ContainerdRuntime::KillTask(const containerd::CallScope& scope, con
   return client_.tasks.Kill(scope, id, signal, all);
 }
 
+absl::Status ContainerdRuntime::PauseTask(const containerd::CallScope& scope,
+                                          const std::string& id) {
+  return client_.tasks.Pause(scope, id);
+}
+
+absl::Status ContainerdRuntime::ResumeTask(const containerd::CallScope& scope,
+                                           const std::string& id) {
+  return client_.tasks.Resume(scope, id);
+}
+
 absl::StatusOr<uint32_t> ContainerdRuntime::WaitTask(const containerd::CallScope& scope,
                                                      const std::string& id) {
   return client_.tasks.Wait(scope, id);

@@ -58,6 +58,8 @@ class ContainerdRuntime final : public ContainerRuntime {
                         bool all) override;
   absl::StatusOr<uint32_t> WaitTask(const containerd::CallScope& scope,
                                     const std::string& id) override;
+  absl::Status PauseTask(const containerd::CallScope& scope, const std::string& id) override;
+  absl::Status ResumeTask(const containerd::CallScope& scope, const std::string& id) override;
   absl::Status DeleteTask(const containerd::CallScope& scope, const std::string& id) override;
   absl::StatusOr<std::vector<containerd::TaskMetrics>> TaskMetrics(
       const containerd::CallScope& scope, const std::vector<std::string>& ids) override;

@@ -100,7 +100,7 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& request) {
   LogDebug("deploy ", d.service, ": ready after ", absl::FormatDuration(absl::Now() - t_started));
   bool all_ready = true;
   for (const Replica& r : *replicas) all_ready = all_ready && r.ready;
-  SetRoute(key, Route{d.namespace_, d.service, desired, generation, *replicas});
+  SetRoute(key, MakeRoute(d, desired, generation, *replicas, absl::FromUnixNanos(generation)));
   if (!all_ready) RequestReconcile(key);  // the loop probes them until they are ready
   LogInfo("deployed ", d.service, " (", replicas->size(), " replica",
           replicas->size() == 1 ? "" : "s", ", first ", replicas->front().container_id, " at ",
@@ -137,7 +137,7 @@ absl::Status ContainerdProvider::Update(const FunctionDeployment& request) {
   }
   bool all_ready = desired == 0;
   for (const Replica& r : replicas) all_ready = all_ready || r.ready;
-  SetRoute(key, Route{d.namespace_, d.service, desired, generation, replicas});
+  SetRoute(key, MakeRoute(d, desired, generation, replicas, absl::FromUnixNanos(generation)));
   if (!all_ready) RequestReconcile(key);
   RetireAll(*existing);
   LogInfo("updated ", d.service, " (", replicas.size(), " replica", replicas.size() == 1 ? "" : "s",
@@ -440,8 +440,14 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
 
 void ContainerdProvider::StopTask(const std::string& ns, const std::string& id) {
   // Scaled to zero: nothing is in flight, so no grace period; the namespace and address stay
-  // for the next start.
+  // for the next start. A paused task dies of the signal when thawed.
+  bool paused = false;
+  {
+    absl::MutexLock l(&mu_);
+    paused = paused_.erase(id) > 0;
+  }
   absl::Status s = runtime_.KillTask(Call(ns), id, SIGKILL, true);
+  if (s.ok() && paused) (void)runtime_.ResumeTask(Call(ns), id);
   if (s.ok()) (void)WaitExit(ns, id, absl::Seconds(5));
   s = runtime_.DeleteTask(Call(ns), id);
   if (!s.ok() && s.code() != absl::StatusCode::kNotFound)

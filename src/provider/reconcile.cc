@@ -181,6 +181,10 @@ void ContainerdProvider::ReconcileLoop() {
     for (const auto& [id, r] : restarts_) {
       if (r.not_before > now) next = std::min(next, r.not_before - now);
     }
+    // So is a task paused at zero when its time is up, whatever the interval.
+    for (const auto& [id, at] : paused_) {
+      next = std::min(next, std::max(at + options_.paused_ttl - now, absl::Milliseconds(100)));
+    }
   }
 }
 
@@ -191,6 +195,12 @@ bool ContainerdProvider::ReconcileOnce() {
     return false;
   }
   std::set<std::string> seen;
+  std::set<std::string> listed;  // container ids
+  uint64_t listed_after = 0;     // routes set after this were set after the listing
+  {
+    absl::MutexLock l(&mu_);
+    listed_after = route_seq_;
+  }
   bool complete = true;
   for (const std::string& ns : *namespaces) {
     absl::StatusOr<std::vector<Found>> found = FindFunctions(ns, "");
@@ -207,6 +217,9 @@ bool ContainerdProvider::ReconcileOnce() {
     for (const auto& f : *found) {
       const std::string key = FunctionKey(f.name, f.ns);
       seen.insert(key);
+      for (const auto* group : {&f.current, &f.stale}) {
+        for (const Container& c : *group) listed.insert(c.id());
+      }
       std::shared_ptr<absl::Mutex> op = OpLock(key);
       if (!op->TryLock()) {  // a deploy/update/remove/scale is at work on it
         complete = false;
@@ -216,12 +229,13 @@ bool ContainerdProvider::ReconcileOnce() {
       op->Unlock();
     }
   }
-  // Functions that vanished from containerd behind our back leave routing too.
+  // Functions that vanished from containerd behind our back leave routing too (not those
+  // deployed since the listing).
   {
     absl::MutexLock l(&mu_);
     bool changed = false;
     for (auto it = routes_.begin(); it != routes_.end();) {
-      if (seen.count(it->first) == 0) {
+      if (seen.count(it->first) == 0 && it->second.set_at <= listed_after) {
         it = routes_.erase(it);
         changed = true;
       } else {
@@ -230,7 +244,13 @@ bool ContainerdProvider::ReconcileOnce() {
     }
     if (changed) Publish();
   }
-  ReclaimOrphanNetworks();
+  {
+    absl::MutexLock l(&mu_);  // paused tasks whose container went behind our back
+    for (auto it = paused_.begin(); it != paused_.end();) {
+      it = listed.count(it->first) ? std::next(it) : paused_.erase(it);
+    }
+  }
+  ReclaimOrphanNetworks(listed);
   return complete;
 }
 
@@ -304,11 +324,14 @@ bool ContainerdProvider::ReconcileFunction(
     auto t = tasks.find(c.id());
     st.has_task = t != tasks.end();
     st.running = st.has_task && t->second.status() == RUNNING;
+    st.paused = st.has_task && t->second.status() == containerd::api::v1::types::PAUSED;
     auto k = known.find(c.id());
     st.ready = st.running && k != known.end() && k->second.ready;
     absl::MutexLock l(&mu_);
     auto r = restarts_.find(c.id());
-    st.backing_off = !st.running && r != restarts_.end() && r->second.not_before > now;
+    st.backing_off =
+        !st.running && !st.paused && r != restarts_.end() && r->second.not_before > now;
+    st.may_pause = f.desired == 0 && MayPause(c.id(), st.paused, now);
     states.push_back(st);
   }
   ReplicaPlan plan = PlanReplicas(f.desired, states);
@@ -334,7 +357,20 @@ bool ContainerdProvider::ReconcileFunction(
   for (const std::string& id : plan.stop) {
     if (deployed(id)) StopTask(f.ns, id);
   }
+  for (const std::string& id : plan.pause) {
+    if (deployed(id)) PauseTask(f.ns, id);
+  }
   std::map<std::string, Replica> started;
+  for (const std::string& id : plan.resume) {
+    if (!deployed(id)) continue;
+    absl::StatusOr<Replica> r = ResumeTask(f.ns, id);
+    if (r.ok()) {
+      started[id] = *r;
+    } else {
+      LogWarning("reconcile ", f.name, ": resume ", id, ": ", r.status().message());
+      StopTask(f.ns, id);  // the next pass starts it afresh
+    }
+  }
   for (const std::string& id : plan.start) {
     if (!deployed(id)) continue;
     auto t = tasks.find(id);
@@ -375,7 +411,7 @@ bool ContainerdProvider::ReconcileFunction(
   std::vector<Replica> replicas;
   for (const ReplicaState& st : states) {
     if (gone.count(st.id)) continue;
-    if (std::find(plan.stop.begin(), plan.stop.end(), st.id) != plan.stop.end()) {
+    if (f.desired == 0) {  // stopped or paused: routed nowhere, woken by a request
       replicas.push_back(Replica{st.id, "", false});
       continue;
     }
@@ -426,7 +462,8 @@ bool ContainerdProvider::ReconcileFunction(
   if (!f.stale.empty() && ready_count > 0) {
     for (const Container& c : f.stale) Retire(f.ns, c);
   }
-  UpdateRoute(FunctionKey(f.name, f.ns), Route{f.ns, f.name, f.desired, f.generation, replicas});
+  UpdateRoute(FunctionKey(f.name, f.ns),
+              MakeRoute(f.deployment, f.desired, f.generation, replicas, f.created));
   return all_ready && replicas.size() == (f.desired == 0 ? replicas.size() : f.desired);
 }
 
@@ -441,7 +478,7 @@ bool ContainerdProvider::StillDeployed(const std::string& ns, const std::string&
 // died mid-deploy, or by any path that failed to release them. Each is checked under its
 // function's lock, so a deploy still in progress (network attached, container not yet created)
 // is never touched.
-void ContainerdProvider::ReclaimOrphanNetworks() {
+void ContainerdProvider::ReclaimOrphanNetworks(const std::set<std::string>& listed) {
   std::set<std::string> ids;
   for (const std::string& id : network_.AttachedContainers()) ids.insert(id);
   const std::string netns_dir = absl::StrCat(options_.state_dir, "/netns");
@@ -451,6 +488,7 @@ void ContainerdProvider::ReclaimOrphanNetworks() {
     }
     ::closedir(d);
   }
+  for (const std::string& id : listed) ids.erase(id);
   if (ids.empty()) return;
   // Containers of every containerd namespace count: a namespace may have lost its label.
   absl::StatusOr<std::vector<containerd::api::services::namespaces::v1::Namespace>> all_ns =
@@ -465,11 +503,6 @@ void ContainerdProvider::ReclaimOrphanNetworks() {
     }
     return false;
   };
-  for (const auto& n : *all_ns) {
-    absl::StatusOr<std::vector<Container>> listed = runtime_.ListContainers(Call(n.name()), "");
-    if (!listed.ok()) return;
-    for (const Container& c : *listed) ids.erase(c.id());
-  }
   for (const std::string& id : ids) {
     {
       absl::MutexLock l(&mu_);

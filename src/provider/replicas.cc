@@ -42,8 +42,13 @@ ReplicaPlan PlanReplicas(uint64_t desired, const std::vector<ReplicaState>& repl
   ReplicaPlan plan;
   if (desired == 0) {
     for (size_t i = 0; i < replicas.size(); ++i) {
+      const ReplicaState& r = replicas[i];
       if (i == 0) {
-        if (replicas[i].has_task) plan.stop.push_back(replicas[i].id);
+        if (r.has_task && r.may_pause && r.running) {
+          plan.pause.push_back(r.id);
+        } else if (r.has_task && !(r.may_pause && r.paused)) {
+          plan.stop.push_back(r.id);
+        }
       } else {
         plan.retire.push_back(replicas[i].id);
       }
@@ -61,6 +66,8 @@ ReplicaPlan PlanReplicas(uint64_t desired, const std::vector<ReplicaState>& repl
     const ReplicaState& r = replicas[i];
     if (!keep[i]) {
       plan.retire.push_back(r.id);
+    } else if (r.paused) {
+      plan.resume.push_back(r.id);
     } else if (!r.running && !r.backing_off) {
       plan.start.push_back(r.id);
     }

@@ -36,16 +36,20 @@ struct ReplicaState {
   bool running = false;
   bool ready = false;
   bool backing_off = false;  // exited and not due for a restart yet
+  bool paused = false;       // its task is frozen (kept at zero)
+  bool may_pause = false;    // at zero, its task may be (or stay) paused instead of stopped
 };
 
 // What a pass does to a function wanting `desired` replicas. Replicas are kept in the order
 // given (oldest first); surplus ones are retired not-ready first, then newest first. At zero,
-// one container is kept (without a task) as the function's record.
+// one container is kept as the function's record: its task paused when it may be, else none.
 struct ReplicaPlan {
   uint64_t create = 0;              // new replicas to make
   std::vector<std::string> retire;  // containers to stop and remove
   std::vector<std::string> start;   // containers whose task must be (re)started now
   std::vector<std::string> stop;    // tasks to stop, containers kept (scaled to zero)
+  std::vector<std::string> pause;   // running tasks to freeze (scaled to zero)
+  std::vector<std::string> resume;  // paused tasks to thaw (scaled up from zero)
 };
 ReplicaPlan PlanReplicas(uint64_t desired, const std::vector<ReplicaState>& replicas);
 

@@ -107,6 +107,10 @@ class ContainerRuntime {
                                 int signal, bool all) = 0;
   virtual absl::StatusOr<uint32_t> WaitTask(const containerd::CallScope& scope,
                                             const std::string& id) = 0;
+  // Freezes a running task (status PAUSED, memory kept) and thaws it (RUNNING again). A signal
+  // sent to a paused task takes effect when it is resumed.
+  virtual absl::Status PauseTask(const containerd::CallScope& scope, const std::string& id) = 0;
+  virtual absl::Status ResumeTask(const containerd::CallScope& scope, const std::string& id) = 0;
   virtual absl::Status DeleteTask(const containerd::CallScope& scope, const std::string& id) = 0;
   virtual absl::StatusOr<std::vector<containerd::TaskMetrics>> TaskMetrics(
       const containerd::CallScope& scope, const std::vector<std::string>& ids) = 0;

@@ -56,6 +56,62 @@ absl::Status ContainerdProvider::Scale(const std::string& name, const std::strin
   return absl::OkStatus();
 }
 
+bool ContainerdProvider::MayPause(const std::string& id, bool paused_now, absl::Time now) {
+  if (options_.max_paused == 0) return false;
+  auto it = paused_.find(id);
+  if (!paused_now) {
+    if (it != paused_.end()) paused_.erase(it);  // stopped or running again
+    return true;                                 // it would be the newest paused task
+  }
+  if (it == paused_.end()) it = paused_.emplace(id, now).first;  // paused before a restart
+  if (now - it->second >= options_.paused_ttl) return false;
+  size_t newer = 0;
+  for (const auto& [other, at] : paused_) newer += at > it->second ? 1 : 0;
+  return newer < options_.max_paused;
+}
+
+void ContainerdProvider::PauseTask(const std::string& ns, const std::string& id) {
+  absl::Status s = runtime_.PauseTask(Call(ns), id);
+  if (!s.ok()) {
+    LogWarning("scale to zero ", id, ": pause: ", s.message(), "; stopping it");
+    StopTask(ns, id);
+    return;
+  }
+  // The oldest paused task past the cap: its function's pass stops it.
+  std::string evict;
+  {
+    absl::MutexLock l(&mu_);
+    paused_[id] = clock_.Now();
+    if (paused_.size() > options_.max_paused) {
+      auto oldest =
+          std::min_element(paused_.begin(), paused_.end(),
+                           [](const auto& a, const auto& b) { return a.second < b.second; });
+      evict = oldest->first;
+    }
+  }
+  if (!evict.empty()) {
+    const std::string key = KeyOfReplica(evict);
+    if (key.empty()) {
+      RequestReconcile();
+    } else {
+      RequestReconcile(key);
+    }
+  }
+}
+
+absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::ResumeTask(const std::string& ns,
+                                                                           const std::string& id) {
+  {
+    absl::MutexLock l(&mu_);
+    if (paused_.erase(id) == 0) return absl::NotFoundError(absl::StrCat(id, " is not paused"));
+  }
+  absl::Status s = runtime_.ResumeTask(Call(ns), id);
+  if (!s.ok()) return s;
+  std::optional<std::string> ip = network_.LookupIp(id);
+  if (!ip) return absl::NotFoundError(absl::StrCat(id, " has no address"));
+  return Replica{id, *ip, false};
+}
+
 void ContainerdProvider::WakeFromZero(const std::string& ns, const std::string& name) {
   const std::string key = FunctionKey(name, ns);
   {
@@ -75,10 +131,16 @@ void ContainerdProvider::WakeFromZero(const std::string& ns, const std::string& 
         // both, and each takes milliseconds.
         std::future<absl::Status> labelled =
             std::async(std::launch::async, [this, &f] { return SetDesired(*f, 1); });
-        Route route{ns, name, 1, f->generation, {}};
+        Route route = MakeRoute(f->deployment, 1, f->generation, {}, f->created);
         const Container& kept = f->current.front();
-        (void)runtime_.DeleteTask(Call(ns), kept.id());  // a task left from before, if any
-        absl::StatusOr<Replica> r = StartTask(ns, kept.id(), name);
+        // Paused at zero: thawed in tens of milliseconds. Else a task left from before, if
+        // any, goes, and a new one starts.
+        absl::StatusOr<Replica> r = ResumeTask(ns, kept.id());
+        if (!r.ok()) {
+          if (r.status().code() != absl::StatusCode::kNotFound) StopTask(ns, kept.id());
+          (void)runtime_.DeleteTask(Call(ns), kept.id());
+          r = StartTask(ns, kept.id(), name);
+        }
         const absl::Time t_started = absl::Now();
         if (absl::Status s = labelled.get(); !s.ok()) {
           // Still recorded at zero: the task must not outlive this (reconcile would stop it).

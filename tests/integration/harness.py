@@ -235,6 +235,14 @@ class Containerd:
                 out.append(f[0])
         return out
 
+    def task_status(self, container_id, namespace=NAMESPACE):
+        """The task's status as ctr shows it (RUNNING, PAUSED, STOPPED), or None without one."""
+        for line in self.lines("tasks", "ls", namespace=namespace)[1:]:
+            fields = line.split()
+            if fields[0] == container_id and len(fields) >= 3:
+                return fields[2]
+        return None
+
     def task_pid(self, container_id, namespace=NAMESPACE):
         """PID of a running task, or None."""
         for line in self.lines("tasks", "ls", namespace=namespace)[1:]:
@@ -702,3 +710,22 @@ class FaasdDaemon:
         self.stop()
         unmount_under(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def private_daemon(request, workdir, name, namespace, extra_args=()):
+    """A second daemon beside the session's, for a test that needs other flags: its own CNI
+    bridge, its own containerd (two daemons on one containerd would each manage the other's
+    function namespaces) and containerd namespace `namespace`, all under workdir/`name`. Each
+    piece's cleanup is registered on `request` before it starts (the bridge closes last: the
+    tasks go first). Returns (daemon, containerd); the daemon is not started yet."""
+    base = Path(workdir) / name
+    cni = CniEnv(base)
+    request.addfinalizer(cni.close)
+    cni.start()
+    containerd = Containerd(base)
+    request.addfinalizer(containerd.close)
+    containerd.start()
+    daemon = FaasdDaemon(workdir, containerd, cni, namespace=namespace, name=f"faasd-{name}",
+                         extra_args=extra_args)
+    request.addfinalizer(daemon.close)
+    return daemon, containerd

@@ -584,16 +584,8 @@ def test_gzip_bomb_stops_at_max_image_bytes(request, workdir, hostile):
     the ceiling is the only thing under test. The daemon has a containerd of its own: two daemons
     on one containerd would each manage the other's function namespaces."""
     ns = "openfaas-bomb"
-    bomb_dir = Path(workdir) / "bomb"
-    cni = harness.CniEnv(bomb_dir)  # closed after containerd: its tasks go first
-    request.addfinalizer(cni.close)
-    cni.start()
-    containerd = harness.Containerd(bomb_dir)
-    request.addfinalizer(containerd.close)
-    containerd.start()
-    daemon = harness.FaasdDaemon(workdir, containerd, cni, namespace=ns, name="faasd-bomb",
-                                 extra_args=[f"--max-image-bytes={MAX_IMAGE_BYTES}"])
-    request.addfinalizer(daemon.close)
+    daemon, containerd = harness.private_daemon(
+        request, workdir, "bomb", ns, extra_args=[f"--max-image-bytes={MAX_IMAGE_BYTES}"])
     try:
         daemon.start()
     except harness.HarnessError as exc:

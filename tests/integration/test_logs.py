@@ -311,18 +311,11 @@ def small_logs(request, workdir, fn_image):
     It has a containerd of its own: two daemons on one containerd would each manage the other's
     function namespaces."""
     ns = "openfaas-logs"
-    cni = harness.CniEnv(Path(workdir) / "smalllogs")  # closed after containerd
-    request.addfinalizer(cni.close)
-    cni.start()
-    containerd = harness.Containerd(Path(workdir) / "smalllogs")
-    request.addfinalizer(containerd.close)
-    containerd.start()
     log_file = Path(workdir) / "smalllogs" / "daemon" / "faasd.log"
-    daemon = harness.FaasdDaemon(workdir, containerd, cni, namespace=ns, name="faasd-smalllogs",
-                                 extra_args=["--log-max-bytes=16384", "--log-files=2",
-                                             f"--log-file={log_file}",
-                                             "--function-logs-journal=off"])
-    request.addfinalizer(daemon.close)
+    daemon, _ = harness.private_daemon(
+        request, workdir, "smalllogs", ns,
+        extra_args=["--log-max-bytes=16384", "--log-files=2", f"--log-file={log_file}",
+                    "--function-logs-journal=off"])
     daemon.start()
     daemon.own_log = log_file
     return daemon

@@ -1,5 +1,6 @@
 """Replicas: scale 0..N through /system/scale-function, balancing over replicas, scale to zero
-and back on the first request, a lone replica killed under load, crash back-off."""
+and back on the first request (a paused task resumed, or a stopped one started), a lone
+replica killed under load, crash back-off."""
 
 import concurrent.futures
 import random
@@ -111,6 +112,66 @@ def test_scale_to_zero_then_first_request_wakes_it(api, functions, containerd):
     assert st["replicas"] == 1 and st["availableReplicas"] == 1, st
     assert len(containerd.running_tasks(name)) == 1
     print(f"scale from zero: first response after {elapsed * 1000:.0f} ms")
+
+
+def test_at_zero_the_task_is_paused_and_a_request_resumes_the_same_process(api, functions,
+                                                                          containerd):
+    name = functions.deploy("nap")
+    (cid,) = containerd.running_tasks(name)
+    pid = containerd.task_pid(cid)
+    assert scale(api, name, 0).status in OK
+    harness.wait_until(lambda: containerd.task_status(cid) == "PAUSED", 30, f"{cid} paused")
+    assert status(api, name)["availableReplicas"] == 0
+
+    t0 = time.monotonic()
+    r = api.invoke(name, body="again")
+    elapsed = time.monotonic() - t0
+    assert r.status == 200 and r.text == "again", r
+    assert containerd.task_status(cid) == "RUNNING"
+    assert containerd.task_pid(cid) == pid, "resumed, not started again"
+    print(f"scale from zero (paused task): first response after {elapsed * 1000:.0f} ms")
+
+
+@pytest.fixture
+def pausing(request, workdir):
+    """A second daemon that keeps at most one task paused at zero, for at most 3 s."""
+    ns = "openfaas-pause"
+    daemon, ctd = harness.private_daemon(request, workdir, "pausing", ns,
+                                         extra_args=["--paused-max=1", "--paused-ttl=3"])
+    daemon.start()
+    return daemon, ctd, ns
+
+
+def test_paused_tasks_past_the_cap_or_the_ttl_are_stopped_and_start_again(pausing, fn_image):
+    daemon, ctd, ns = pausing
+    names = [f"cap{i}-{random.getrandbits(24):06x}" for i in range(2)]
+    ids = {}
+    for n in names:
+        assert daemon.deploy(n, fn_image.refs["echo"], namespace=ns).status in OK
+        harness.wait_until(
+            lambda: daemon.invoke(f"{n}.{ns}", "/_/health", method="GET").status == 200, 60,
+            f"{n} ready")
+        (ids[n],) = ctd.running_tasks(n, namespace=ns)
+    first, second = names
+
+    def to_zero(n):
+        body = {"serviceName": n, "replicas": 0, "namespace": ns}
+        assert daemon.request("POST", f"/system/scale-function/{n}", body).status in OK
+        harness.wait_until(lambda: ctd.task_status(ids[n], namespace=ns) == "PAUSED", 30,
+                           f"{n} paused")
+
+    to_zero(first)
+    to_zero(second)  # one paused task too many: the older one is stopped
+    harness.wait_until(lambda: ctd.task_status(ids[first], namespace=ns) is None, 30,
+                       f"{first}'s task to be stopped (cap 1)")
+    assert ctd.task_status(ids[second], namespace=ns) == "PAUSED"
+    # The interval is an hour in tests: the TTL alone stops it.
+    harness.wait_until(lambda: ctd.task_status(ids[second], namespace=ns) is None, 30,
+                       f"{second}'s task to be stopped (ttl 3 s)")
+    for n in names:
+        r = daemon.invoke(f"{n}.{ns}", body=f"hi {n}")
+        assert r.status == 200 and r.text == f"hi {n}", r
+        assert ctd.task_status(ids[n], namespace=ns) == "RUNNING"
 
 
 def test_fifty_concurrent_requests_at_zero_share_one_start(api, functions, containerd):

@@ -11,6 +11,7 @@
 namespace faasd::provider::testing {
 
 using containerd::api::v1::types::CREATED;
+using containerd::api::v1::types::PAUSED;
 using containerd::api::v1::types::RUNNING;
 using containerd::api::v1::types::STOPPED;
 
@@ -240,6 +241,7 @@ absl::StatusOr<ContainerRuntime::Container> FakeRuntime::GetContainer(
 absl::StatusOr<std::vector<ContainerRuntime::Container>> FakeRuntime::ListContainers(
     const containerd::CallScope& scope, const std::string& filter) {
   absl::MutexLock l(&mu_);
+  ++container_listings_;
   std::vector<Container> out;
   for (const auto& [id, c] : containers_[scope.ns]) {
     absl::StatusOr<bool> match = Matches(c, filter);
@@ -318,6 +320,36 @@ absl::StatusOr<std::vector<ContainerRuntime::Process>> FakeRuntime::ListTasks(
   return out;
 }
 
+absl::Status FakeRuntime::PauseTask(const containerd::CallScope& scope, const std::string& id) {
+  absl::MutexLock l(&mu_);
+  Process* p = FindTask(scope.ns, id);
+  if (p == nullptr) return NotFound("task", id);
+  if (p->status() != RUNNING) {
+    return absl::FailedPreconditionError(absl::StrCat("tasks.Pause ", id, ": not running"));
+  }
+  journal_.push_back(absl::StrCat("pause ", id));
+  p->set_status(PAUSED);
+  return absl::OkStatus();
+}
+
+absl::Status FakeRuntime::ResumeTask(const containerd::CallScope& scope, const std::string& id) {
+  absl::MutexLock l(&mu_);
+  Process* p = FindTask(scope.ns, id);
+  if (p == nullptr) return NotFound("task", id);
+  if (p->status() != PAUSED) {
+    return absl::FailedPreconditionError(absl::StrCat("tasks.Resume ", id, ": not paused"));
+  }
+  journal_.push_back(absl::StrCat("resume ", id));
+  p->set_status(RUNNING);
+  auto frozen = frozen_signals_.find(absl::StrCat(scope.ns, "/", id));
+  if (frozen != frozen_signals_.end()) {
+    const int signal = frozen->second;
+    frozen_signals_.erase(frozen);
+    ExitLocked(scope.ns, id, 128 + signal);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FakeRuntime::KillTask(const containerd::CallScope& scope, const std::string& id,
                                    int signal, bool) {
   absl::MutexLock l(&mu_);
@@ -325,6 +357,10 @@ absl::Status FakeRuntime::KillTask(const containerd::CallScope& scope, const std
   if (p == nullptr) return NotFound("task", id);
   journal_.push_back(absl::StrCat("kill ", id, " ", signal));
   if (signal == SIGTERM && ignore_sigterm_) return absl::OkStatus();
+  if (p->status() == PAUSED) {  // as a frozen cgroup: the signal waits for the thaw
+    frozen_signals_[absl::StrCat(scope.ns, "/", id)] = signal;
+    return absl::OkStatus();
+  }
   if (p->status() != STOPPED) ExitLocked(scope.ns, id, 128 + signal);
   return absl::OkStatus();
 }
@@ -463,6 +499,11 @@ size_t FakeRuntime::Snapshots() const {
 size_t FakeRuntime::Leases() const {
   absl::MutexLock l(&mu_);
   return leases_.size();
+}
+
+int FakeRuntime::ContainerListings() const {
+  absl::MutexLock l(&mu_);
+  return container_listings_;
 }
 
 int FakeRuntime::TaskListings() const {

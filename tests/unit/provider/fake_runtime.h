@@ -70,6 +70,8 @@ class FakeRuntime final : public ContainerRuntime {
   absl::StatusOr<Process> GetTask(const containerd::CallScope& scope,
                                   const std::string& id) override;
   absl::StatusOr<std::vector<Process>> ListTasks(const containerd::CallScope& scope) override;
+  absl::Status PauseTask(const containerd::CallScope& scope, const std::string& id) override;
+  absl::Status ResumeTask(const containerd::CallScope& scope, const std::string& id) override;
   absl::Status KillTask(const containerd::CallScope& scope, const std::string& id, int signal,
                         bool all) override;
   absl::StatusOr<uint32_t> WaitTask(const containerd::CallScope& scope,
@@ -104,6 +106,8 @@ class FakeRuntime final : public ContainerRuntime {
   size_t Leases() const;
   // How many ListTasks calls were made: one a reconcile pass per namespace.
   int TaskListings() const;
+  // How many ListContainers calls were made (with or without a filter).
+  int ContainerListings() const;
   // One line an operation that changes state, in order: "create <id>" (a task, tried),
   // "start <id>", "kill <id> <signal>", "label <id> <faasd.state>", "delete <id>" (a container).
   std::vector<std::string> Journal() const;
@@ -137,6 +141,9 @@ class FakeRuntime final : public ContainerRuntime {
   std::vector<std::string> journal_ ABSL_GUARDED_BY(mu_);
   bool ignore_sigterm_ ABSL_GUARDED_BY(mu_) = false;
   int task_listings_ ABSL_GUARDED_BY(mu_) = 0;
+  int container_listings_ ABSL_GUARDED_BY(mu_) = 0;
+  // Signals sent to paused tasks, delivered when they are resumed; by "<ns>/<id>".
+  std::map<std::string, int> frozen_signals_ ABSL_GUARDED_BY(mu_);
   int events_handled_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t created_ ABSL_GUARDED_BY(mu_) = 0;  // containers' creation order
   uint32_t next_pid_ ABSL_GUARDED_BY(mu_) = 100;

@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/synchronization/barrier.h"
 #include "base/log.h"
 #include "catch.hpp"
@@ -42,9 +43,10 @@ FunctionDeployment Fn(const std::string& name, std::map<std::string, std::string
   return d;
 }
 
-// The provider, started, over fakes, with its state in a fresh temporary folder.
+// The provider, started, over fakes, with its state in a fresh temporary folder. Tasks at zero
+// are stopped unless `max_paused` says how many may stay paused.
 struct Rig {
-  explicit Rig(absl::Duration reconcile_interval = absl::Milliseconds(20)) {
+  explicit Rig(absl::Duration reconcile_interval = absl::Milliseconds(20), size_t max_paused = 0) {
     char tmpl[] = "/tmp/faasd-lifecycle-XXXXXX";
     REQUIRE(::mkdtemp(tmpl) != nullptr);
     dir = tmpl;
@@ -55,6 +57,8 @@ struct Rig {
     o.stop_grace = absl::Seconds(5);
     o.deploy_ready_wait = absl::Seconds(2);
     o.update_ready_wait = absl::Seconds(5);
+    o.max_paused = max_paused;
+    o.paused_ttl = absl::Minutes(1);
     provider = std::make_unique<ContainerdProvider>(o, runtime, images, network, probe, clock);
     REQUIRE(provider->Start().ok());
     // Subscribed before a test makes a task exit, as containerd's stream is in the daemon.
@@ -397,7 +401,6 @@ TEST_CASE("Reconcile re-creates a replica that vanished and releases its address
   CHECK_FALSE(rig.network.IsNetns(rig.dir + "/netns/" + gone));
 }
 
-
 TEST_CASE("An exit or a scale reconciles that function only, without listing every task") {
   Rig rig(absl::Hours(1));  // no periodic pass: every pass here is one the test caused
   REQUIRE(rig.provider->Deploy(Fn("echo")).ok());
@@ -424,6 +427,99 @@ TEST_CASE("An exit or a scale reconciles that function only, without listing eve
   REQUIRE(rig.provider->Scale("echo", kNs, 0).ok());
   REQUIRE(Eventually([&] { return rig.runtime.RunningTasks(kNs).size() == 1; }));
   CHECK(rig.runtime.TaskListings() == before_scale);
+}
+
+TEST_CASE("List and get answer from routing, which follows containerd") {
+  Rig rig;
+  REQUIRE(rig.provider->Deploy(Fn("echo", {{"com.openfaas.scale.min", "2"}})).ok());
+  REQUIRE(rig.provider->Deploy(Fn("other", {}, "registry.local/other:2")).ok());
+  REQUIRE(rig.provider->Scale("other", kNs, 0).ok());
+
+  const int listings = rig.runtime.ContainerListings();
+  absl::StatusOr<std::vector<FunctionStatus>> all = rig.provider->List(kNs);
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 2);
+  std::map<std::string, FunctionStatus> by_name;
+  for (const auto& st : *all) by_name[st.name] = st;
+  CHECK(by_name.at("echo").image == "registry.local/echo:1");
+  CHECK(by_name.at("echo").replicas == 2);
+  CHECK(by_name.at("echo").namespace_ == kNs);
+  CHECK(by_name.at("other").image == "registry.local/other:2");
+  CHECK(by_name.at("other").replicas == 0);
+  absl::StatusOr<FunctionStatus> echo = rig.provider->Get("echo", kNs);
+  REQUIRE(echo.ok());
+  CHECK(echo->available_replicas == 2);
+  CHECK(echo->created_at == by_name.at("echo").created_at);
+  CHECK_FALSE(echo->created_at.empty());
+  // Neither asked containerd for a listing (a pass may have run meanwhile: at most one).
+  CHECK(rig.runtime.ContainerListings() - listings <= 1);
+
+  // Containers removed behind the daemon's back leave list and get at the next pass.
+  for (const std::string& id : rig.Ids()) {
+    if (absl::StartsWith(id, "echo-")) rig.runtime.Vanish(kNs, id);
+  }
+  REQUIRE(Eventually([&] {
+    absl::StatusOr<std::vector<FunctionStatus>> now = rig.provider->List(kNs);
+    return now.ok() && now->size() == 1 && now->front().name == "other";
+  }));
+  CHECK(rig.provider->Get("echo", kNs).status().code() == absl::StatusCode::kNotFound);
+  CHECK(rig.provider->Get("other", kNs).ok());
+}
+
+TEST_CASE("At zero the task is paused and a request resumes it; the oldest and the expired stop") {
+  Rig rig(absl::Milliseconds(20), /*max_paused=*/1);
+  REQUIRE(rig.provider->Deploy(Fn("echo")).ok());
+  REQUIRE(rig.provider->Deploy(Fn("other")).ok());
+  const std::string echo =
+      rig.Ids().at(0).rfind("echo-", 0) == 0 ? rig.Ids().at(0) : rig.Ids().at(1);
+  const std::string other = echo == rig.Ids().at(0) ? rig.Ids().at(1) : rig.Ids().at(0);
+  const size_t starts = rig.runtime.Starts().size();
+
+  REQUIRE(rig.provider->Scale("echo", kNs, 0).ok());
+  REQUIRE(Eventually([&] { return rig.Journaled("pause " + echo); }));
+  CHECK(rig.runtime.Tasks(kNs) == 2);  // frozen, not gone
+  CHECK(rig.runtime.RunningTasks(kNs) == std::vector<std::string>{other});
+  CHECK(rig.Ips().empty());
+
+  // A request thaws it: no new task.
+  auto snap = rig.provider->AwaitReady(kKey, absl::Now() + absl::Seconds(5));
+  REQUIRE(snap);
+  CHECK(snap->functions.at(kKey).size() == 1);
+  CHECK(rig.Journaled("resume " + echo));
+  CHECK(rig.runtime.Starts().size() == starts);
+  CHECK(rig.provider->Get("echo", kNs)->replicas == 1);
+
+  // Paused again; then `other` is paused too, one more than allowed: the older one stops.
+  REQUIRE(rig.provider->Scale("echo", kNs, 0).ok());
+  REQUIRE(Eventually([&] { return rig.runtime.RunningTasks(kNs).size() == 1; }));
+  rig.clock.Advance(absl::Seconds(1));  // so that the two pauses are ordered
+  REQUIRE(rig.provider->Scale("other", kNs, 0).ok());
+  REQUIRE(
+      Eventually([&] { return rig.Journaled("pause " + other) && rig.runtime.Tasks(kNs) == 1; }));
+  CHECK(rig.Journaled("kill " + echo + " 9"));
+  CHECK(rig.runtime.RunningTasks(kNs).empty());
+
+  // Past the time a task may stay paused it is stopped too.
+  rig.clock.Advance(absl::Minutes(2));
+  REQUIRE(Eventually([&] { return rig.runtime.Tasks(kNs) == 0; }));
+
+  // A stopped function at zero is started as before.
+  snap = rig.provider->AwaitReady("other.openfaas-fn", absl::Now() + absl::Seconds(5));
+  REQUIRE(snap);
+  CHECK(rig.runtime.Starts().size() == starts + 1);
+
+  // Removing a function whose task is paused thaws it so that it dies of the signal.
+  REQUIRE(rig.provider->Scale("other", kNs, 0).ok());
+  REQUIRE(Eventually(
+      [&] { return rig.Journaled("pause " + other) && rig.runtime.RunningTasks(kNs).empty(); }));
+  REQUIRE(rig.provider->Remove("other", kNs).ok());
+  REQUIRE(rig.provider->WaitForRemovals(absl::Seconds(5)));
+  CHECK(rig.runtime.Tasks(kNs) == 0);
+  auto journal = rig.runtime.Journal();
+  auto kill = std::find(journal.rbegin(), journal.rend(), "kill " + other + " 15");
+  auto resume = std::find(journal.rbegin(), journal.rend(), "resume " + other);
+  CHECK(kill != journal.rend());
+  CHECK(resume < kill);  // resumed after the signal (reverse iterators)
 }
 
 }  // namespace

@@ -394,6 +394,38 @@ TEST_CASE("PlanReplicas brings replicas to the wanted count") {
   CHECK(p.stop.empty());
 }
 
+TEST_CASE("PlanReplicas pauses the kept task at zero when it may, and resumes it") {
+  auto st = [](std::string id, bool running, bool paused, bool may_pause) {
+    ReplicaState r;
+    r.id = std::move(id);
+    r.has_task = running || paused;
+    r.running = running;
+    r.paused = paused;
+    r.may_pause = may_pause;
+    return r;
+  };
+  // To zero: the kept replica's running task is paused, the others retired.
+  auto p = PlanReplicas(0, {st("a", true, false, true), st("b", true, false, true)});
+  CHECK(p.pause == std::vector<std::string>{"a"});
+  CHECK(p.stop.empty());
+  CHECK(p.retire == std::vector<std::string>{"b"});
+  // Paused and still allowed: nothing to do; no longer allowed (too old, too many): stopped.
+  p = PlanReplicas(0, {st("a", false, true, true)});
+  CHECK(p.pause.empty());
+  CHECK(p.stop.empty());
+  p = PlanReplicas(0, {st("a", false, true, false)});
+  CHECK(p.stop == std::vector<std::string>{"a"});
+  // Not allowed to pause: stopped as before.
+  p = PlanReplicas(0, {st("a", true, false, false)});
+  CHECK(p.stop == std::vector<std::string>{"a"});
+  CHECK(p.pause.empty());
+  // Up from zero: the paused task is resumed, not started again; the rest are created.
+  p = PlanReplicas(2, {st("a", false, true, true)});
+  CHECK(p.resume == std::vector<std::string>{"a"});
+  CHECK(p.start.empty());
+  CHECK(p.create == 1);
+}
+
 TEST_CASE("Crash back-off grows and is capped") {
   CHECK(RestartDelay(0) == absl::ZeroDuration());
   CHECK(RestartDelay(1) == absl::Milliseconds(250));

@@ -10,9 +10,10 @@
 // serves at once.
 //
 // Scale sets the wanted count; a reconcile pass brings the replicas to it (replicas.h says
-// how). At zero every task is stopped, one container is kept as the function's record, and
-// its namespace and address stay, so a request for it (AwaitReady) starts that task again:
-// however many requests wait, one start serves them all. A replica that exits is restarted at
+// how). At zero one container is kept as the function's record and its task is paused (the
+// latest max_paused, for paused_ttl) or stopped, its network released; a request for it
+// (AwaitReady) resumes or starts that task again: however many requests wait, one wake serves
+// them all. A replica that exits is restarted at
 // once (containerd's task-exit event), with back-off when it keeps crashing; requests wait for
 // it instead of failing while no replica is ready.
 //
@@ -208,7 +209,7 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // AttachNetwork after PrepareNetns); null starts one here.
   absl::StatusOr<Replica> StartTask(const std::string& ns, const std::string& container_id,
                                     const std::string& name, NetworkFuture* pending = nullptr);
-  // Kills and deletes the task (paused or not); the container, its namespace and address stay.
+  // Kills and deletes the task (paused or not) and releases its network; the container stays.
   void StopTask(const std::string& ns, const std::string& container_id);
   // Whether the kept task of a function at zero may be, or stay, paused (options' max_paused
   // and paused_ttl); registers a paused task found after a daemon restart.

@@ -439,8 +439,10 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
 }
 
 void ContainerdProvider::StopTask(const std::string& ns, const std::string& id) {
-  // Scaled to zero: nothing is in flight, so no grace period; the namespace and address stay
-  // for the next start. A paused task dies of the signal when thawed.
+  // Scaled to zero: nothing is in flight, so no grace period. A paused task dies of the signal
+  // when thawed. The network goes too: a function at zero holds no veth, address or network
+  // namespace (with 1,000 of them on the bridge every CNI ADD is slower), and the next start
+  // attaches one while runc creates the task.
   bool paused = false;
   {
     absl::MutexLock l(&mu_);
@@ -450,8 +452,11 @@ void ContainerdProvider::StopTask(const std::string& ns, const std::string& id) 
   if (s.ok() && paused) (void)runtime_.ResumeTask(Call(ns), id);
   if (s.ok()) (void)WaitExit(ns, id, absl::Seconds(5));
   s = runtime_.DeleteTask(Call(ns), id);
-  if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
-    LogWarning("scale to zero ", id, ": ", s.message());
+  if (!s.ok() && s.code() != absl::StatusCode::kNotFound) {
+    LogWarning("scale to zero ", id, ": ", s.message());  // the task may live: so does its network
+    return;
+  }
+  ReleaseNetwork(id);
 }
 
 std::string internal::ReadyPath(const FunctionDeployment& d) {

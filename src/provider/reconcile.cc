@@ -412,6 +412,9 @@ bool ContainerdProvider::ReconcileFunction(
   for (const ReplicaState& st : states) {
     if (gone.count(st.id)) continue;
     if (f.desired == 0) {  // stopped or paused: routed nowhere, woken by a request
+      // A kept container without a task holds no network (one left by an update at zero, or
+      // by an older daemon, goes here).
+      if (!st.has_task && network_.LookupIp(st.id)) ReleaseNetwork(st.id);
       replicas.push_back(Replica{st.id, "", false});
       continue;
     }

@@ -171,7 +171,7 @@ TEST_CASE("Scale moves the replica count within the labels' range and refuses th
   }));
 }
 
-TEST_CASE("Scale to zero stops every task and keeps one container with its address") {
+TEST_CASE("Scale to zero stops every task and keeps one container, without a network") {
   Rig rig;
   REQUIRE(rig.provider->Deploy(Fn("echo", {{"com.openfaas.scale.min", "2"}})).ok());
   REQUIRE(rig.provider->Scale("echo", "", 0).ok());
@@ -180,8 +180,10 @@ TEST_CASE("Scale to zero stops every task and keeps one container with its addre
       [&] { return rig.runtime.Tasks(kNs) == 0 && rig.runtime.Containers(kNs).size() == 1; }));
   REQUIRE(rig.provider->WaitForRemovals(absl::Seconds(5)));
   const std::string kept = rig.Ids().at(0);
-  CHECK(rig.network.LookupIp(kept));  // the next start keeps the address
-  CHECK(rig.network.IsNetns(rig.dir + "/netns/" + kept));
+  // No address or namespace held at zero (the next start attaches new ones).
+  REQUIRE(Eventually([&] { return !rig.network.LookupIp(kept); }));
+  CHECK_FALSE(rig.network.IsNetns(rig.dir + "/netns/" + kept));
+  CHECK(rig.network.AttachedContainers().empty());
   CHECK(rig.provider->Snapshot()->functions.count(kKey) == 1);  // still a known function
   absl::StatusOr<FunctionStatus> st = rig.provider->Get("echo", "");
   REQUIRE(st.ok());

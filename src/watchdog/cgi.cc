@@ -124,7 +124,7 @@ std::string MarshalRequestJson(const MessageHead& head, absl::string_view body) 
 
 void ContinueIfExpected(RequestContext& ctx) {
   if (ctx.head.expect_continue && ctx.head.http11 && !ctx.body.done()) {
-    ctx.client.WriteAll("HTTP/1.1 100 Continue\r\n\r\n");
+    ctx.writer.Continue();
   }
 }
 

@@ -205,6 +205,17 @@ class ForkHandler : public Handler {
       ctx.writer.force_close();
       return;
     }
+    if (ctx.body.failed()) {
+      // Malformed (a bad chunk) or cut short: the process saw an early EOF, so its answer is
+      // not the answer to this request.
+      WatchdogLog(absl::StrCat(ctx.head.method, " ", ctx.head.path,
+                               ": request body truncated or malformed"));
+      ctx.writer.force_close();
+      if (!ctx.writer.head_written()) {
+        ctx.writer.Send(400, "text/plain", "request body: truncated or malformed\n");
+      }
+      return;
+    }
     if (mode == Mode::kStreaming && ctx.writer.head_written()) {
       // The status is gone already; cutting the chunked stream short tells the client.
       if (success) {

@@ -5,65 +5,47 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/write.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 
 namespace faasd::watchdog {
 namespace {
 
-constexpr size_t kMaxHead = 64 * 1024;
+using boost::system::error_code;
+
 constexpr size_t kReadChunk = 64 * 1024;
 
-bool ContainsIgnoreCase(absl::string_view haystack, absl::string_view needle) {
-  return absl::AsciiStrToLower(haystack).find(std::string(needle)) != std::string::npos;
+// Beast's parser wants the whole head in one buffer; a read adds at least this much room.
+constexpr size_t kMinRead = 16 * 1024;
+
+absl::Status ParseError(const error_code& ec) {
+  if (ec == http::error::header_limit) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("header block over ", kMaxHeadBytes / 1024, " KiB"));
+  }
+  return absl::InvalidArgumentError(absl::StrCat("malformed head: ", ec.message()));
 }
 
-void FillFraming(MessageHead* head) {
-  head->keep_alive = head->http11;
-  for (const Header& h : head->headers) {
-    if (absl::EqualsIgnoreCase(h.name, "Transfer-Encoding")) {
-      head->chunked = ContainsIgnoreCase(h.value, "chunked");
-    } else if (absl::EqualsIgnoreCase(h.name, "Content-Length")) {
-      int64_t n = -1;
-      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(h.value), &n) && n >= 0) {
-        head->content_length = n;
-      } else {
-        head->content_length = -2;  // malformed: caller rejects
-      }
-    } else if (absl::EqualsIgnoreCase(h.name, "Connection")) {
-      if (ContainsIgnoreCase(h.value, "close")) head->keep_alive = false;
-      if (ContainsIgnoreCase(h.value, "keep-alive")) head->keep_alive = true;
-    } else if (absl::EqualsIgnoreCase(h.name, "Expect")) {
-      head->expect_continue =
-          absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(h.value), "100-continue");
-    }
-  }
-}
-
-absl::Status ParseHeaders(absl::string_view block, MessageHead* head) {
-  for (absl::string_view line : absl::StrSplit(block, "\r\n")) {
-    if (line.empty()) continue;
-    size_t colon = line.find(':');
-    if (colon == absl::string_view::npos || colon == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed header line \"", line, "\""));
-    }
-    head->headers.push_back({std::string(absl::StripAsciiWhitespace(line.substr(0, colon))),
-                             std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)))});
-  }
-  FillFraming(head);
-  if (head->content_length == -2) return absl::InvalidArgumentError("malformed Content-Length");
-  return absl::OkStatus();
+// RFC 9112 2.2: a server should ignore at least one empty line before a request line.
+void SkipEmptyLines(boost::beast::flat_buffer& buf) {
+  size_t skip = 0;
+  auto data = static_cast<const char*>(buf.data().data());
+  while (skip + 2 <= buf.size() && data[skip] == '\r' && data[skip + 1] == '\n') skip += 2;
+  buf.consume(skip);
 }
 
 }  // namespace
+
+absl::string_view ToAbsl(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
 const std::string* MessageHead::Find(absl::string_view name) const {
   for (const Header& h : headers) {
@@ -95,102 +77,155 @@ bool Socket::WaitFor(short events) {
   return rc > 0;
 }
 
-bool Socket::Fill() {
-  if (pos_ > 0 && pos_ == buf_.size()) {
-    buf_.clear();
-    pos_ = 0;
-  }
-  if (!WaitFor(POLLIN)) return false;
-  size_t old = buf_.size();
-  buf_.resize(old + kReadChunk);
+ssize_t Socket::Fill() {
+  if (!WaitFor(POLLIN)) return -1;
+  size_t room = buf_.capacity() - buf_.size();
+  auto space = buf_.prepare(room >= kMinRead ? room : kReadChunk);
   ssize_t n;
   do {
-    n = ::recv(fd_, buf_.data() + old, kReadChunk, 0);
+    n = ::recv(fd_, space.data(), space.size(), 0);
   } while (n < 0 && errno == EINTR);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) timed_out_ = true;
-  buf_.resize(old + (n > 0 ? static_cast<size_t>(n) : 0));
-  return n > 0;
-}
-
-ssize_t Socket::ReadSome(char* out, size_t n) {
-  if (buffered() == 0) {
-    // Large reads bypass the buffer so a streamed body is copied once.
-    if (n >= kReadChunk) {
-      if (!WaitFor(POLLIN)) return -1;
-      ssize_t r;
-      do {
-        r = ::recv(fd_, out, n, 0);
-      } while (r < 0 && errno == EINTR);
-      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) timed_out_ = true;
-      return r;
-    }
-    if (!Fill()) return timed_out_ ? -1 : 0;
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) timed_out_ = true;  // SO_RCVTIMEO
+    return -1;
   }
-  size_t take = std::min(n, buffered());
-  std::memcpy(out, buf_.data() + pos_, take);
-  pos_ += take;
-  return static_cast<ssize_t>(take);
+  buf_.commit(static_cast<size_t>(n));
+  return n;
 }
 
-bool Socket::ReadLine(std::string* line, size_t max) {
+size_t Socket::SendIov(struct iovec* iov, size_t count, error_code& ec) {
+  ec = {};
+  if (count == 0) return 0;
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  int flags = MSG_NOSIGNAL | (deadline_ == kNoDeadline ? 0 : MSG_DONTWAIT);
   while (true) {
-    size_t eol = buf_.find("\r\n", pos_);
-    if (eol != std::string::npos) {
-      line->assign(buf_, pos_, eol - pos_);
-      pos_ = eol + 2;
-      return true;
+    ssize_t n = ::sendmsg(fd_, &msg, flags);
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (deadline_ == kNoDeadline || !WaitFor(POLLOUT)) {  // SO_SNDTIMEO or deadline expired
+        timed_out_ = true;
+        ec = boost::asio::error::timed_out;
+        return 0;
+      }
+      continue;
     }
-    if (buffered() > max) return false;
-    if (pos_ > 0) {
-      buf_.erase(0, pos_);
-      pos_ = 0;
-    }
-    if (!Fill()) return false;
+    ec = error_code(errno, boost::system::system_category());
+    return 0;
   }
 }
 
-absl::StatusOr<std::string> Socket::ReadHeadBytes() {
-  size_t scan_from = pos_;
+template <bool isRequest>
+MessageReader<isRequest>::MessageReader(Socket* socket) : socket_(socket) {
+  parser_.header_limit(kMaxHeadBytes);
+  // Bodies stream; buffered modes cap what they hold. Not boost::none: Boost 1.74 compares
+  // Content-Length against the optional itself, and every length exceeds an empty optional.
+  parser_.body_limit(std::numeric_limits<uint64_t>::max());
+}
+
+template <bool isRequest>
+absl::Status MessageReader<isRequest>::ReadHead() {
+  boost::beast::flat_buffer& buf = socket_->buffer();
+  // Beast's header_limit applies per put() call (the start line is consumed apart from the
+  // fields), so the head's total size is counted here.
+  size_t head_bytes = 0;
+  // Each pass parses what is buffered or receives more: a head over the limit, EOF or a
+  // timeout ends it.
   while (true) {
-    size_t end = buf_.find("\r\n\r\n", scan_from);
-    if (end != std::string::npos) {
-      std::string head = buf_.substr(pos_, end + 2 - pos_);
-      pos_ = end + 4;
-      return head;
+    if (isRequest && !parser_.got_some()) SkipEmptyLines(buf);
+    if (buf.size() > 0) {
+      error_code ec;
+      size_t used = parser_.put(buf.data(), ec);
+      buf.consume(used);
+      head_bytes += used;
+      if (parser_.is_header_done()) {
+        if (head_bytes > kMaxHeadBytes) return ParseError(http::error::header_limit);
+        break;
+      }
+      if (ec && ec != http::error::need_more) return ParseError(ec);
+      if (head_bytes + buf.size() > kMaxHeadBytes) return ParseError(http::error::header_limit);
     }
-    if (buffered() > kMaxHead) return absl::InvalidArgumentError("header block over 64 KiB");
-    scan_from = buf_.size() >= 3 ? buf_.size() - 3 : 0;
-    if (pos_ > 0) {
-      scan_from -= std::min(scan_from, pos_);
-      buf_.erase(0, pos_);
-      pos_ = 0;
-    }
-    bool had_bytes = buffered() > 0;
-    if (!Fill()) {
-      if (timed_out_) return absl::DeadlineExceededError("timed out reading header");
-      if (!had_bytes) return absl::NotFoundError("connection closed");
-      return absl::InvalidArgumentError("connection closed inside header");
-    }
+    ssize_t n = socket_->Fill();
+    if (n > 0) continue;
+    if (n < 0 && socket_->timed_out()) return absl::DeadlineExceededError("timed out reading head");
+    if (n < 0) return absl::UnavailableError(absl::StrCat("read head: ", std::strerror(errno)));
+    if (!parser_.got_some() && buf.size() == 0) return absl::NotFoundError("connection closed");
+    return absl::InvalidArgumentError("connection closed inside the head");
   }
+  // RFC 9112 6.1: a request whose Transfer-Encoding does not end in chunked has no knowable
+  // length (Beast would read it as bodiless and parse the body as the next request).
+  if (isRequest && !parser_.chunked() &&
+      parser_.get().find(http::field::transfer_encoding) != parser_.get().end()) {
+    return absl::InvalidArgumentError("malformed head: Transfer-Encoding without final chunked");
+  }
+  parser_.eager(true);  // body reads decode as much as the caller's buffer takes
+  return absl::OkStatus();
 }
 
-absl::StatusOr<MessageHead> Socket::ReadRequestHead() {
-  auto bytes = ReadHeadBytes();
-  if (!bytes.ok()) return bytes.status();
-  absl::string_view text = *bytes;
-  // Tolerate stray CRLFs between pipelined requests (RFC 9112 2.2).
-  while (absl::ConsumePrefix(&text, "\r\n")) {
+template <bool isRequest>
+ssize_t MessageReader<isRequest>::Read(char* out, size_t n) {
+  if (failed_) return -1;
+  if (parser_.is_done() || n == 0) return 0;
+  http::buffer_body::value_type& body = parser_.get().body();
+  body.data = out;
+  body.size = n;
+  boost::beast::flat_buffer& buf = socket_->buffer();
+  // Each pass decodes buffered bytes or receives more; it ends with bytes for the caller,
+  // the end of the body, or an error.
+  while (body.size == n && !parser_.is_done() && !failed_) {
+    if (buf.size() > 0) {
+      error_code ec;
+      size_t used = parser_.put(buf.data(), ec);
+      buf.consume(used);
+      if (ec == http::error::need_buffer) break;  // out is full
+      if (ec && ec != http::error::need_more) {
+        failed_ = true;
+        break;
+      }
+      if (!ec && used > 0) continue;
+    }
+    ssize_t got = socket_->Fill();
+    if (got < 0) {
+      failed_ = true;
+    } else if (got == 0) {
+      error_code ec;
+      parser_.put_eof(ec);  // ends a body that runs until close; else it was cut short
+      if (ec || !parser_.is_done()) failed_ = true;
+    }
   }
-  size_t eol = text.find("\r\n");
-  absl::string_view first = text.substr(0, eol);
-  std::vector<absl::string_view> parts = absl::StrSplit(first, ' ');
-  if (parts.size() != 3 || !absl::StartsWith(parts[2], "HTTP/1.")) {
-    return absl::InvalidArgumentError(absl::StrCat("malformed request line \"", first, "\""));
-  }
+  size_t got = n - body.size;
+  body.data = nullptr;
+  body.size = 0;
+  if (failed_ && got == 0) return -1;
+  return static_cast<ssize_t>(got);
+}
+
+template <bool isRequest>
+int64_t MessageReader<isRequest>::length() const {
+  if (!parser_.is_header_done() || parser_.chunked()) return -1;
+  auto length = parser_.content_length();
+  return length ? static_cast<int64_t>(*length) : -1;
+}
+
+template <bool isRequest>
+bool MessageReader<isRequest>::FullyBuffered() const {
+  if (parser_.is_done()) return true;
+  if (!parser_.is_header_done() || parser_.chunked()) return false;
+  auto left = parser_.content_length_remaining();
+  return left && *left <= socket_->buffered();
+}
+
+template class MessageReader<true>;
+template class MessageReader<false>;
+
+MessageHead ToMessageHead(const RequestReader& reader) {
+  const http::request_header<>& req = reader.head();
   MessageHead head;
-  head.method = std::string(parts[0]);
-  head.target = std::string(parts[1]);
-  head.http11 = parts[2] != "HTTP/1.0";
+  head.method = std::string(ToAbsl(req.method_string()));
+  head.target = std::string(ToAbsl(req.target()));
+  head.http11 = req.version() >= 11;
   absl::string_view target = head.target;
   if (absl::StartsWith(target, "http://")) {  // absolute-form
     target.remove_prefix(7);
@@ -200,150 +235,18 @@ absl::StatusOr<MessageHead> Socket::ReadRequestHead() {
   size_t q = target.find('?');
   head.path = std::string(target.substr(0, q));
   if (q != absl::string_view::npos) head.query = std::string(target.substr(q + 1));
-  if (auto s = ParseHeaders(eol == absl::string_view::npos ? "" : text.substr(eol + 2), &head);
-      !s.ok()) {
-    return s;
+  head.headers.reserve(static_cast<size_t>(std::distance(req.begin(), req.end())));
+  for (const auto& field : req) {
+    head.headers.push_back(
+        {std::string(ToAbsl(field.name_string())), std::string(ToAbsl(field.value()))});
   }
+  head.chunked = reader.chunked();
+  head.content_length = reader.length();
+  head.keep_alive = reader.keep_alive();
+  auto expect = req.find(http::field::expect);
+  head.expect_continue =
+      expect != req.end() && absl::EqualsIgnoreCase(ToAbsl(expect->value()), "100-continue");
   return head;
-}
-
-absl::StatusOr<MessageHead> Socket::ReadResponseHead() {
-  while (true) {
-    auto bytes = ReadHeadBytes();
-    if (!bytes.ok()) return bytes.status();
-    absl::string_view text = *bytes;
-    size_t eol = text.find("\r\n");
-    absl::string_view first = text.substr(0, eol);
-    if (!absl::StartsWith(first, "HTTP/1.") || first.size() < 12) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed status line \"", first, "\""));
-    }
-    MessageHead head;
-    head.http11 = !absl::StartsWith(first, "HTTP/1.0");
-    if (!absl::SimpleAtoi(first.substr(9, 3), &head.status) || head.status < 100) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed status line \"", first, "\""));
-    }
-    if (first.size() > 13) head.reason = std::string(first.substr(13));
-    if (head.status >= 100 && head.status < 200) continue;  // interim response: skip
-    if (auto s = ParseHeaders(eol == absl::string_view::npos ? "" : text.substr(eol + 2), &head);
-        !s.ok()) {
-      return s;
-    }
-    return head;
-  }
-}
-
-bool Socket::WriteAll(absl::string_view data) {
-  const char* p = data.data();
-  size_t left = data.size();
-  int flags = MSG_NOSIGNAL | (deadline_ == kNoDeadline ? 0 : MSG_DONTWAIT);
-  while (left > 0) {
-    ssize_t n = ::send(fd_, p, left, flags);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (deadline_ == kNoDeadline) {  // SO_SNDTIMEO expired
-        timed_out_ = true;
-        return false;
-      }
-      if (!WaitFor(POLLOUT)) return false;
-      continue;
-    }
-    if (n <= 0) return false;
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool Socket::WriteAll(absl::string_view a, absl::string_view b) {
-  if (a.size() + b.size() <= 16 * 1024) return WriteAll(absl::StrCat(a, b));
-  return WriteAll(a) && WriteAll(b);
-}
-
-BodyReader::BodyReader(Socket* socket, Framing framing, int64_t length)
-    : socket_(socket), framing_(framing), length_(length) {
-  if (framing_ == Framing::kLength) {
-    remaining_ = length;
-    done_ = length <= 0;
-  }
-}
-
-BodyReader BodyReader::ForRequest(Socket* socket, const MessageHead& head) {
-  if (head.chunked) return BodyReader(socket, Framing::kChunked, -1);
-  return BodyReader(socket, Framing::kLength, head.content_length > 0 ? head.content_length : 0);
-}
-
-bool BodyReader::FullyBuffered() const {
-  return done_ ||
-         (framing_ == Framing::kLength && static_cast<int64_t>(socket_->buffered()) >= remaining_);
-}
-
-ssize_t BodyReader::Read(char* out, size_t n) {
-  if (done_) return 0;
-  if (failed_ || n == 0) return failed_ ? -1 : 0;
-  switch (framing_) {
-    case Framing::kUntilClose: {
-      ssize_t r = socket_->ReadSome(out, n);
-      if (r == 0) done_ = true;
-      if (r < 0) failed_ = true;
-      return r;
-    }
-    case Framing::kLength: {
-      ssize_t r = socket_->ReadSome(out, static_cast<size_t>(std::min<int64_t>(n, remaining_)));
-      if (r <= 0) {
-        failed_ = true;
-        return -1;
-      }
-      remaining_ -= r;
-      if (remaining_ == 0) done_ = true;
-      return r;
-    }
-    case Framing::kChunked: {
-      if (remaining_ == 0) {
-        std::string line;
-        if (!socket_->ReadLine(&line, 1024)) {
-          failed_ = true;
-          return -1;
-        }
-        absl::string_view size_text = line;
-        size_t semi = size_text.find(';');
-        if (semi != absl::string_view::npos) size_text = size_text.substr(0, semi);
-        size_text = absl::StripAsciiWhitespace(size_text);
-        uint64_t size = 0;
-        if (size_text.empty() || size_text.size() > 15 || !absl::SimpleHexAtoi(size_text, &size)) {
-          failed_ = true;
-          return -1;
-        }
-        if (size == 0) {
-          // Trailers end at an empty line.
-          while (true) {
-            if (!socket_->ReadLine(&line, 8192)) {
-              failed_ = true;
-              return -1;
-            }
-            if (line.empty()) break;
-          }
-          done_ = true;
-          return 0;
-        }
-        remaining_ = static_cast<int64_t>(size);
-      }
-      ssize_t r = socket_->ReadSome(out, static_cast<size_t>(std::min<int64_t>(n, remaining_)));
-      if (r <= 0) {
-        failed_ = true;
-        return -1;
-      }
-      remaining_ -= r;
-      if (remaining_ == 0) {
-        std::string crlf;
-        if (!socket_->ReadLine(&crlf, 2) || !crlf.empty()) {
-          failed_ = true;
-          return -1;
-        }
-      }
-      return r;
-    }
-  }
-  return -1;
 }
 
 ResponseWriter::ResponseWriter(Socket* socket, const MessageHead& request, Clock::time_point start)
@@ -353,128 +256,96 @@ ResponseWriter::ResponseWriter(Socket* socket, const MessageHead& request, Clock
       start_(start),
       keep_alive_(request.keep_alive) {}
 
-bool ResponseWriter::WriteHead(int status, const std::vector<Header>& headers,
-                               int64_t content_length) {
+void ResponseWriter::PrepareHead(int status, const std::vector<Header>& headers,
+                                 int64_t content_length, absl::string_view reason) {
   status_ = status;
-  std::string head =
-      absl::StrCat(http11_ ? "HTTP/1.1 " : "HTTP/1.0 ", status, " ", StatusText(status), "\r\n");
-  for (const Header& h : headers) absl::StrAppend(&head, h.name, ": ", h.value, "\r\n");
-  absl::StrAppend(&head, "X-Duration-Seconds: ", FormatDurationSeconds(Clock::now() - start_),
-                  "\r\n");
-  bool bodyless = status == 204 || status == 304;
+  response_.result(static_cast<unsigned>(status));
+  if (!reason.empty()) response_.reason({reason.data(), reason.size()});
+  response_.version(http11_ ? 11 : 10);
+  for (const Header& h : headers) response_.insert(h.name, h.value);
+  response_.set("X-Duration-Seconds", FormatDurationSeconds(Clock::now() - start_));
+  const bool bodyless = status == 204 || status == 304;
   if (bodyless) {
     // no framing headers
   } else if (content_length >= 0) {
-    absl::StrAppend(&head, "Content-Length: ", content_length, "\r\n");
+    response_.content_length(static_cast<uint64_t>(content_length));
   } else if (http11_) {
-    chunked_ = !head_only_;
-    absl::StrAppend(&head, "Transfer-Encoding: chunked\r\n");
+    response_.chunked(true);
   } else {
     keep_alive_ = false;  // close-delimited body
   }
   if (!keep_alive_) {
-    absl::StrAppend(&head, "Connection: close\r\n");
+    response_.set(http::field::connection, "close");
   } else if (!http11_) {
-    absl::StrAppend(&head, "Connection: keep-alive\r\n");
+    response_.set(http::field::connection, "keep-alive");
   }
-  absl::StrAppend(&head, "\r\n");
   head_written_ = true;
-  if (!socket_->WriteAll(head)) failed_ = true;
+  serializer_.emplace(response_);
+}
+
+bool ResponseWriter::WriteHead(int status, const std::vector<Header>& headers,
+                               int64_t content_length, absl::string_view reason) {
+  PrepareHead(status, headers, content_length, reason);
+  error_code ec;
+  http::write_header(*socket_, *serializer_, ec);
+  if (ec) failed_ = true;
   return !failed_;
 }
 
 bool ResponseWriter::WriteBody(absl::string_view data) {
   if (failed_) return false;
   if (head_only_ || data.empty()) return true;
-  bool ok;
-  if (chunked_) {
-    char size[24];
-    int len = std::snprintf(size, sizeof(size), "%zx\r\n", data.size());
-    ok = socket_->WriteAll(absl::string_view(size, static_cast<size_t>(len)), data) &&
-         socket_->WriteAll("\r\n");
-  } else {
-    ok = socket_->WriteAll(data);
-  }
-  if (!ok) failed_ = true;
-  return ok;
+  http::buffer_body::value_type& body = response_.body();
+  body.data = const_cast<char*>(data.data());  // only read by the serializer
+  body.size = data.size();
+  body.more = true;
+  error_code ec;
+  http::write(*socket_, *serializer_, ec);
+  if (ec && ec != http::error::need_buffer) failed_ = true;
+  return !failed_;
 }
 
 bool ResponseWriter::Finish() {
   if (failed_) return false;
-  if (chunked_ && !socket_->WriteAll("0\r\n\r\n")) failed_ = true;
+  if (head_only_ || !serializer_ || serializer_->is_done()) return true;
+  http::buffer_body::value_type& body = response_.body();
+  body.data = nullptr;
+  body.size = 0;
+  body.more = false;
+  error_code ec;
+  http::write(*socket_, *serializer_, ec);  // the final chunk, when chunked
+  if (ec) failed_ = true;
+  return !failed_;
+}
+
+bool ResponseWriter::Send(int status, const std::vector<Header>& headers, absl::string_view body,
+                          absl::string_view reason) {
+  PrepareHead(status, headers, static_cast<int64_t>(body.size()), reason);
+  error_code ec;
+  if (head_only_) {
+    http::write_header(*socket_, *serializer_, ec);
+  } else {
+    http::buffer_body::value_type& b = response_.body();
+    b.data = const_cast<char*>(body.data());  // only read by the serializer
+    b.size = body.size();
+    b.more = false;
+    http::write(*socket_, *serializer_, ec);
+  }
+  if (ec) failed_ = true;
   return !failed_;
 }
 
 bool ResponseWriter::Send(int status, absl::string_view content_type, absl::string_view body,
                           std::vector<Header> extra) {
   if (!content_type.empty()) extra.push_back({"Content-Type", std::string(content_type)});
-  status_ = status;
-  std::string head =
-      absl::StrCat(http11_ ? "HTTP/1.1 " : "HTTP/1.0 ", status, " ", StatusText(status), "\r\n");
-  for (const Header& h : extra) absl::StrAppend(&head, h.name, ": ", h.value, "\r\n");
-  absl::StrAppend(&head, "X-Duration-Seconds: ", FormatDurationSeconds(Clock::now() - start_),
-                  "\r\nContent-Length: ", body.size(), "\r\n");
-  if (!keep_alive_)
-    absl::StrAppend(&head, "Connection: close\r\n");
-  else if (!http11_)
-    absl::StrAppend(&head, "Connection: keep-alive\r\n");
-  absl::StrAppend(&head, "\r\n");
-  head_written_ = true;
-  if (!socket_->WriteAll(head, head_only_ ? absl::string_view() : body)) failed_ = true;
-  return !failed_;
+  return Send(status, extra, body);
 }
 
-const char* StatusText(int status) {
-  switch (status) {
-    case 100:
-      return "Continue";
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 206:
-      return "Partial Content";
-    case 301:
-      return "Moved Permanently";
-    case 302:
-      return "Found";
-    case 304:
-      return "Not Modified";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 411:
-      return "Length Required";
-    case 413:
-      return "Payload Too Large";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Status";
-  }
+bool ResponseWriter::Continue() {
+  http::response<http::empty_body> interim{http::status::continue_, 11};
+  error_code ec;
+  http::write(*socket_, interim, ec);
+  return !ec;
 }
 
 bool IsHopByHop(absl::string_view name) {

@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/beast/http/write.hpp>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -28,6 +30,18 @@ namespace {
 
 constexpr size_t kIoChunk = 64 * 1024;
 constexpr size_t kMaxIdleConnections = 64;
+constexpr int kMaxInterimResponses = 8;
+
+// Reads a body that is already buffered whole into out (at most cap bytes).
+bool ReadUpTo(BodyReader& body, char* out, size_t cap, size_t* n) {
+  while (!body.done() && *n < cap) {
+    ssize_t r = body.Read(out + *n, cap - *n);
+    if (r < 0) return false;
+    if (r == 0) break;
+    *n += static_cast<size_t>(r);
+  }
+  return body.done();
+}
 
 Clock::duration ToClock(absl::Duration d) {
   return std::chrono::nanoseconds(absl::ToInt64Nanoseconds(d));
@@ -95,10 +109,29 @@ class HttpProxyHandler : public Handler {
     }
     up->set_deadline(deadline);
     ContinueIfExpected(ctx);
+    if (!SendRequest(ctx, *up)) {
+      Fail(ctx, ctx.body.failed() ? 400 : 502, "send request");
+      return;
+    }
+    std::optional<ResponseReader> resp;
+    if (absl::Status read = ReadFinalResponseHead(ctx, *up, resp); !read.ok()) {
+      Fail(ctx, up->timed_out() ? 504 : 502, absl::StrCat("read response: ", read.message()));
+      return;
+    }
+    if (RelayResponse(ctx, *resp, *up) && resp->keep_alive() && !up->timed_out()) {
+      Release(std::move(up));
+    }
+  }
 
-    // Request head: hop-by-hop headers dropped, framing re-stated.
+ private:
+  // The client's request to the upstream: hop-by-hop headers dropped, framing re-stated, body
+  // streamed (a small body that came with the head leaves with it in one write).
+  bool SendRequest(RequestContext& ctx, Socket& up) {
     const MessageHead& req = ctx.head;
-    std::string head = absl::StrCat(req.method, " ", req.target, " HTTP/1.1\r\n");
+    http::request<http::buffer_body> out;
+    out.method_string({req.method.data(), req.method.size()});
+    out.target({req.target.data(), req.target.size()});
+    out.version(11);
     bool has_host = false;
     for (const Header& h : req.headers) {
       if (IsHopByHop(h.name) || absl::EqualsIgnoreCase(h.name, "Content-Length") ||
@@ -106,109 +139,113 @@ class HttpProxyHandler : public Handler {
         continue;
       }
       has_host = has_host || absl::EqualsIgnoreCase(h.name, "Host");
-      absl::StrAppend(&head, h.name, ": ", h.value, "\r\n");
+      out.insert(h.name, h.value);
     }
-    if (!has_host) absl::StrAppend(&head, "Host: ", config_.upstream_host, "\r\n");
-    const bool chunked_up = ctx.body.framing() == BodyReader::Framing::kChunked;
-    if (chunked_up) {
-      absl::StrAppend(&head, "Transfer-Encoding: chunked\r\n");
-    } else if (ctx.body.length() > 0 || req.content_length == 0) {
-      absl::StrAppend(&head, "Content-Length: ", ctx.body.length(), "\r\n");
+    if (!has_host) out.set(http::field::host, config_.upstream_host);
+    if (ctx.body.chunked()) {
+      out.chunked(true);
+    } else if (ctx.body.length() >= 0) {
+      out.content_length(static_cast<uint64_t>(ctx.body.length()));
     }
-    absl::StrAppend(&head, "\r\n");
-
-    bool sent = true;
-    if (!chunked_up && ctx.body.FullyBuffered() && ctx.body.length() <= 64 * 1024) {
-      // Common case: the small body arrived with the head; one write.
-      char buf[64 * 1024];
-      size_t n = 0;
-      while (!ctx.body.done() && n < sizeof(buf)) {
-        ssize_t r = ctx.body.Read(buf + n, sizeof(buf) - n);
-        if (r <= 0) break;
-        n += static_cast<size_t>(r);
-      }
-      sent = up->WriteAll(head, absl::string_view(buf, n));
-    } else {
-      sent = up->WriteAll(head) && CopyBody(ctx.body, *up, chunked_up);
-    }
-    if (!sent || ctx.body.failed()) {
-      Fail(ctx, *up, ctx.body.failed() ? 400 : 502, "send request");
-      return;
-    }
-
-    auto resp = up->ReadResponseHead();
-    if (!resp.ok()) {
-      Fail(ctx, *up, up->timed_out() ? 504 : 502,
-           absl::StrCat("read response: ", resp.status().message()));
-      return;
-    }
-    std::vector<Header> headers;
-    for (const Header& h : resp->headers) {
-      if (IsHopByHop(h.name) || absl::EqualsIgnoreCase(h.name, "Content-Length") ||
-          absl::EqualsIgnoreCase(h.name, "X-Duration-Seconds")) {
-        continue;
-      }
-      headers.push_back(h);
-    }
-    const bool bodyless = req.method == "HEAD" || resp->status == 204 || resp->status == 304;
-    BodyReader::Framing framing = resp->chunked               ? BodyReader::Framing::kChunked
-                                  : resp->content_length >= 0 ? BodyReader::Framing::kLength
-                                                              : BodyReader::Framing::kUntilClose;
-    BodyReader body(up.get(), bodyless ? BodyReader::Framing::kLength : framing,
-                    bodyless ? 0 : resp->content_length);
-    int64_t length = framing == BodyReader::Framing::kLength ? resp->content_length : -1;
-    if (req.method == "HEAD" && resp->content_length >= 0) length = resp->content_length;
-    if (!ctx.writer.WriteHead(resp->status, headers,
-                              bodyless && req.method != "HEAD" ? 0 : length)) {
-      return;  // client gone; upstream connection dropped with `up`
-    }
+    http::request_serializer<http::buffer_body> serializer(out);
+    boost::system::error_code ec;
     char buf[kIoChunk];
-    while (!body.done()) {
-      ssize_t n = body.Read(buf, sizeof(buf));
-      if (n < 0) {
-        // Cut mid-body (timeout or upstream died): the client must see a broken response.
-        WatchdogLog(absl::StrCat("upstream ", config_.upstream_url, " ", req.method, " ", req.path,
-                                 ": response body ", up->timed_out() ? "timed out" : "cut short"));
-        ctx.writer.force_close();
-        return;
-      }
-      if (n > 0 && !ctx.writer.WriteBody(absl::string_view(buf, static_cast<size_t>(n)))) return;
+    if (!ctx.body.chunked() && ctx.body.FullyBuffered() &&
+        ctx.body.length() <= static_cast<int64_t>(kIoChunk)) {
+      size_t n = 0;
+      if (!ReadUpTo(ctx.body, buf, sizeof(buf), &n)) return false;
+      out.body() = {buf, n, false};
+      http::write(up, serializer, ec);
+      return !ec;
     }
-    ctx.writer.Finish();
-    if (resp->keep_alive && framing != BodyReader::Framing::kUntilClose && !up->timed_out()) {
-      Release(std::move(up));
+    http::write_header(up, serializer, ec);
+    while (!ec && !ctx.body.done()) {
+      ssize_t n = ctx.body.Read(buf, sizeof(buf));
+      if (n < 0) return false;
+      if (n == 0) continue;
+      out.body() = {buf, static_cast<size_t>(n), true};
+      http::write(up, serializer, ec);
+      if (ec == http::error::need_buffer) ec = {};
     }
+    if (ec) return false;
+    out.body() = {nullptr, 0, false};
+    http::write(up, serializer, ec);  // the final chunk, when chunked
+    return !ec;
   }
 
- private:
-  void Fail(RequestContext& ctx, Socket& up, int status, absl::string_view what) {
+  // Reads the upstream's response head, skipping interim 1xx responses (a few at most).
+  absl::Status ReadFinalResponseHead(RequestContext& ctx, Socket& up,
+                                     std::optional<ResponseReader>& resp) {
+    for (int i = 0; i < kMaxInterimResponses; ++i) {
+      resp.emplace(&up);
+      if (ctx.head.method == "HEAD") resp->SkipBody();
+      if (absl::Status read = resp->ReadHead(); !read.ok()) return read;
+      if (resp->head().result_int() >= 200) return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("more than ", kMaxInterimResponses, " interim responses"));
+  }
+
+  // Relays the upstream's response to the client; true when the upstream connection ended
+  // the response cleanly and may serve another request.
+  bool RelayResponse(RequestContext& ctx, ResponseReader& resp, Socket& up) {
+    const MessageHead& req = ctx.head;
+    const http::response_header<>& head = resp.head();
+    std::vector<Header> headers;
+    for (const auto& field : head) {
+      absl::string_view name = ToAbsl(field.name_string());
+      if (IsHopByHop(name) || absl::EqualsIgnoreCase(name, "Content-Length") ||
+          absl::EqualsIgnoreCase(name, "X-Duration-Seconds")) {
+        continue;
+      }
+      headers.push_back({std::string(name), std::string(ToAbsl(field.value()))});
+    }
+    const int status = static_cast<int>(head.result_int());
+    const absl::string_view reason = ToAbsl(head.reason());
+    char buf[kIoChunk];
+    if (req.method != "HEAD" && resp.FullyBuffered() &&
+        resp.length() <= static_cast<int64_t>(kIoChunk)) {
+      // Common case: a small body that came with the head; one write to the client.
+      size_t n = 0;
+      if (!ReadUpTo(resp, buf, sizeof(buf), &n)) return CutShort(ctx, up);
+      ctx.writer.Send(status, headers, absl::string_view(buf, n), reason);
+      return true;
+    }
+    const bool bodyless = status == 204 || status == 304;
+    int64_t length = resp.length();
+    if (bodyless && req.method != "HEAD") length = 0;
+    if (!ctx.writer.WriteHead(status, headers, length, reason)) {
+      return false;  // client gone; the upstream connection is dropped with its response
+    }
+    while (!resp.done()) {
+      ssize_t n = resp.Read(buf, sizeof(buf));
+      if (n < 0) return CutShort(ctx, up);
+      if (n > 0 && !ctx.writer.WriteBody(absl::string_view(buf, static_cast<size_t>(n)))) {
+        return false;
+      }
+    }
+    ctx.writer.Finish();
+    return true;
+  }
+
+  // Cut mid-body (timeout or upstream died): the client must see a broken response.
+  bool CutShort(RequestContext& ctx, Socket& up) {
+    WatchdogLog(absl::StrCat("upstream ", config_.upstream_url, " ", ctx.head.method, " ",
+                             ctx.head.path, ": response body ",
+                             up.timed_out() ? "timed out" : "cut short"));
+    ctx.writer.force_close();
+    return false;
+  }
+
+  void Fail(RequestContext& ctx, int status, absl::string_view what) {
     std::string msg = absl::StrCat("upstream ", config_.upstream_url, " ", ctx.head.method, " ",
                                    ctx.head.path, ": ", what);
     if (status == 504) {
       msg = absl::StrCat(msg, " (exec_timeout ", absl::FormatDuration(config_.exec_timeout), ")");
     }
     WatchdogLog(msg);
-    (void)up;
     ctx.writer.force_close();
     if (!ctx.writer.head_written()) ctx.writer.Send(status, "text/plain", absl::StrCat(msg, "\n"));
-  }
-
-  bool CopyBody(BodyReader& body, Socket& up, bool chunked) {
-    char buf[kIoChunk];
-    while (!body.done()) {
-      ssize_t n = body.Read(buf, sizeof(buf));
-      if (n < 0) return false;
-      if (n == 0) continue;
-      absl::string_view data(buf, static_cast<size_t>(n));
-      if (chunked) {
-        if (!up.WriteAll(absl::StrCat(absl::Hex(n), "\r\n"), data) || !up.WriteAll("\r\n")) {
-          return false;
-        }
-      } else if (!up.WriteAll(data)) {
-        return false;
-      }
-    }
-    return !chunked || up.WriteAll("0\r\n\r\n");
   }
 
   std::unique_ptr<Socket> Connect() {

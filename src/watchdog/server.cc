@@ -136,40 +136,84 @@ class Server {
   }
 
   void ServeConnection(int fd) {
+    // Beast throws only on impossible input (a field over 64 KiB past the head limit) or
+    // bad_alloc; either ends this connection, not the watchdog.
+    try {
+      ServeRequests(fd);
+    } catch (const std::exception& e) {
+      WatchdogLog(absl::StrCat("connection dropped: ", e.what()));
+    }
+  }
+
+  void ServeRequests(int fd) {
     Socket client(fd);
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     timeval rt = SocketTimeout(config_.read_timeout), wt = SocketTimeout(config_.write_timeout);
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rt, sizeof(rt));
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wt, sizeof(wt));
+    // Each pass serves one request; the connection ends on EOF, an error or no keep-alive.
     while (true) {
-      auto head = client.ReadRequestHead();
-      if (!head.ok()) {
-        if (absl::IsInvalidArgument(head.status())) {
-          MessageHead bad;
-          bad.keep_alive = false;
-          ResponseWriter w(&client, bad, Clock::now());
-          w.Send(400, "text/plain", absl::StrCat("bad request: ", head.status().message(), "\n"));
-        }
+      RequestReader reader(&client);
+      if (absl::Status read = reader.ReadHead(); !read.ok()) {
+        if (RefuseHead(client, read)) LingerClose(client);
         return;
       }
+      MessageHead head = ToMessageHead(reader);
       Clock::time_point start = Clock::now();
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ++active_;
-      }
-      ResponseWriter writer(&client, *head, start);
+      ActiveRequest active(this);
+      ResponseWriter writer(&client, head, start);
       if (draining_.load()) writer.force_close();
-      BodyReader body = BodyReader::ForRequest(&client, *head);
-      Dispatch(*head, client, body, writer, start);
-      if (!body.done()) writer.force_close();
-      bool keep = writer.keep_alive();
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (--active_ == 0) idle_cv_.notify_all();
+      Dispatch(head, client, reader, writer, start);
+      if (!reader.done()) {
+        writer.force_close();
+        if (!writer.failed()) LingerClose(client);
       }
-      if (!keep) return;
+      if (!writer.keep_alive()) return;
     }
+  }
+
+  // Closing a socket with unread input resets the connection, and a reset can destroy the
+  // answer before the client reads it: stop sending, then read and drop what the client still
+  // sends, for a moment and a bounded amount.
+  static void LingerClose(Socket& client) {
+    constexpr size_t kMaxDrain = 256 * 1024;
+    ::shutdown(client.fd(), SHUT_WR);
+    client.set_deadline(Clock::now() + std::chrono::seconds(1));
+    for (size_t drained = 0; drained < kMaxDrain;) {
+      drained += client.buffered();
+      client.buffer().clear();
+      if (client.Fill() <= 0) break;
+    }
+  }
+
+  // Counts a request being answered, for the drain.
+  class ActiveRequest {
+   public:
+    explicit ActiveRequest(Server* server) : server_(server) {
+      std::lock_guard<std::mutex> lock(server_->mu_);
+      ++server_->active_;
+    }
+    ~ActiveRequest() {
+      std::lock_guard<std::mutex> lock(server_->mu_);
+      if (--server_->active_ == 0) server_->idle_cv_.notify_all();
+    }
+    ActiveRequest(const ActiveRequest&) = delete;
+    ActiveRequest& operator=(const ActiveRequest&) = delete;
+
+   private:
+    Server* server_;
+  };
+
+  // A head that could not be read: 400 (malformed) or 431 (too big), then the connection
+  // closes; true when an answer was sent. EOF, timeouts and read errors just close it.
+  static bool RefuseHead(Socket& client, const absl::Status& why) {
+    int status = absl::IsResourceExhausted(why) ? 431 : absl::IsInvalidArgument(why) ? 400 : 0;
+    if (status == 0) return false;
+    MessageHead bad;
+    bad.keep_alive = false;
+    ResponseWriter w(&client, bad, Clock::now());
+    return w.Send(status, "text/plain", absl::StrCat("bad request: ", why.message(), "\n"));
   }
 
   void Dispatch(const MessageHead& head, Socket& client, BodyReader& body, ResponseWriter& writer,

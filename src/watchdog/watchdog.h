@@ -23,6 +23,10 @@
 //   `suppress_lock`, SIGTERM removes the lock, stops accepting and drains in-flight requests
 //   for at most `write_timeout` before exiting 0. Child log lines are prefixed with a time and
 //   "stderr:"/"stdout:" unless `prefix_logs=false`.
+//   HTTP/1.1 framing is Boost.Beast's: a request head over 64 KiB is 431; a malformed head
+//   (bad syntax, bare CR or NUL in a header, Content-Length with Transfer-Encoding,
+//   conflicting Content-Lengths, a Transfer-Encoding not ending in chunked) or a malformed or
+//   truncated request body (a bad chunk size) is 400, and the connection closes.
 #pragma once
 
 #include <cstdint>

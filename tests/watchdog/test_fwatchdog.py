@@ -183,6 +183,70 @@ def test_bad_request_is_400(start_watchdog):
     assert data.startswith(b"HTTP/1.1 400")
 
 
+def exchange(port, raw):
+    """Sends raw bytes and returns all the watchdog answers until it closes the connection
+    (a socket timeout fails the test: the connection must be closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(raw)
+        data = b""
+        for _ in range(10000):  # ends when the watchdog closes
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    raise AssertionError(f"no close after {len(data)} bytes")
+
+
+HOSTILE_HEADS = {
+    "content-length and transfer-encoding":
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "conflicting content-lengths":
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    "bare CR in a header": b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
+    "NUL in a header": b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+    "transfer-encoding not ending in chunked":
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_HEADS))
+def test_hostile_head_is_400_and_closed(start_watchdog, script, tmp_path, name):
+    mark = os.path.join(str(tmp_path), "ran")
+    w = start_watchdog({"fprocess": script(f"touch {mark}; cat")})
+    data = exchange(w.port, HOSTILE_HEADS[name])
+    assert data.startswith(b"HTTP/1.1 400 "), data
+    assert b"Connection: close" in data
+    assert not os.path.exists(mark), "the handler ran for a refused request"
+    assert w.request("GET", "/_/health")[0] == 200  # and the watchdog still serves
+
+
+@pytest.mark.parametrize("mode", ["classic", "serializing", "http"])
+def test_bad_chunk_size_is_400_and_closed(start_watchdog, mode):
+    if mode == "http":
+        w, _ = start_http(start_watchdog)
+    else:
+        w = start_watchdog({"fprocess": "cat", "mode": mode} if mode != "classic" else
+                           {"fprocess": "cat"})
+    data = exchange(w.port, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"3\r\nabc\r\nzz\r\nmore\r\n0\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 400 "), data
+    assert b"abc" not in data.split(b"\r\n\r\n", 1)[1]
+
+
+def test_head_over_64k_is_431_and_closed(start_watchdog):
+    w = start_watchdog({"fprocess": "cat"})
+    big = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"X-Filler-%d: %s\r\n" % (i, b"v" * 100) for i in range(700)) + b"\r\n"
+    assert len(big) > 64 * 1024
+    data = exchange(w.port, big)
+    assert data.startswith(b"HTTP/1.1 431 "), data[:200]
+    assert b"Connection: close" in data
+    fits = (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: " + b"v" * 60000 +
+            b"\r\n\r\n")
+    assert exchange(w.port, fits).startswith(b"HTTP/1.1 200 ")
+
+
 def test_spawn_failure_is_500_naming_the_command(start_watchdog):
     w = start_watchdog({"fprocess": "/nonexistent/handler"})
     status, _, body = w.request("POST", "/", b"")

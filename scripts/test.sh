@@ -69,9 +69,11 @@ unit() {
   meson test -C "$dir" --no-rebuild --print-errorlogs --logbase test-sh "$@" 2>&1 |
     tee "$logs/unit.log"
   rc=${PIPESTATUS[0]}
-  if [[ -f "$json" ]] && read -r ok fail < <(python3 scripts/unit_case_counts.py "$json"); then
-    echo "$label: ${ok} test cases passed, ${fail} failed"
+  if [[ -f "$json" ]]; then
+    read -r ok fail < <(python3 scripts/unit_case_counts.py "$json")
   fi
+  ok=${ok:-0} fail=${fail:-0}
+  echo "$label: ${ok} test cases passed, ${fail} failed"
   count "$label" "$ok" "$fail" "$rc"
   took "$label" "$start"
 }

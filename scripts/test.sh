@@ -1,78 +1,179 @@
 #!/usr/bin/env bash
 # THE test command: installs build+test dependencies, builds everything in ./build, runs the
-# unit tests (meson) and the integration suite (pytest, needs root), and ends with one line
-# "N passed, N failed" counting test cases: Catch2 cases of the unit and live binaries plus
-# pytest cases. Exits non-zero on any failure.
+# unit tests (meson) and the integration suite (pytest, needs root); then the same code under
+# sanitizers: an AddressSanitizer + UndefinedBehaviorSanitizer build (${BUILD_DIR}-asan) runs the
+# unit and live tests and the integration suite with its own faasd, and a ThreadSanitizer build
+# (${BUILD_DIR}-tsan, with SANITIZERS="asan tsan"; not yet by default: two gateway cases still time
+# out under it, see the tsan comment below) runs the unit tests of the gateway (worker pool
+# included) and the provider.
+# Each run prints its own count; the closing line "N passed, N failed" adds up the test cases of
+# every run (Catch2 cases of the unit and live binaries plus pytest cases), and a sanitizer report
+# of the sanitized faasd counts as one more failed case. Exits non-zero on any failure.
 #
-# Environment: BUILD_DIR (default build), PYTEST_ARGS (extra pytest arguments, e.g. "-k restart").
+# Environment: BUILD_DIR (default build), PYTEST_ARGS (extra pytest arguments, e.g. "-k restart"),
+# SANITIZERS (default "asan"; "asan tsan" adds the TSan run; "" runs the normal build only).
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 build=${BUILD_DIR:-build}
+sanitizers=${SANITIZERS-asan}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
 passed=0
 failed=0
+timings=()
 finish() {
+  printf 'test.sh: %s\n' "${timings[@]}"
   echo "${passed} passed, ${failed} failed"
   if [[ $failed -gt 0 || $1 -ne 0 ]]; then exit 1; fi
   exit 0
 }
+# count LABEL PASSED FAILED EXIT_CODE: adds one run's cases; a failed run without a failed case
+# (a crash before any summary) counts as one failed case.
+count() {
+  passed=$((passed + $2))
+  failed=$((failed + $3))
+  if [[ $4 -ne 0 && $3 -eq 0 ]]; then
+    echo "test.sh: $1 failed without a failed test case (exit $4)"
+    failed=$((failed + 1))
+  fi
+}
+
+# took LABEL START: notes a step's wall time (since START, in $SECONDS) for the summary.
+took() { timings+=("$1 took $(($SECONDS - $2)) s"); }
 
 bash scripts/deps.sh build test || { echo "test.sh: dependencies could not be installed"; failed=1; finish 1; }
 
-if [[ -f "$build/build.ninja" ]]; then
-  meson setup --reconfigure "$build" >"$logs/setup.log" 2>&1
-else
-  meson setup "$build" >"$logs/setup.log" 2>&1
-fi || { cat "$logs/setup.log"; echo "test.sh: meson setup failed"; failed=1; finish 1; }
+# compile DIR [SETUP_OPTION...] -- [NINJA_TARGET...]: meson setup (or reconfigure) and ninja.
+compile() {
+  local dir=$1 opts=() start=$SECONDS
+  shift
+  while [[ $# -gt 0 && $1 != -- ]]; do opts+=("$1"); shift; done
+  shift
+  if [[ -f "$dir/build.ninja" ]]; then
+    meson setup --reconfigure "$dir" "${opts[@]}" >"$logs/setup.log" 2>&1
+  else
+    meson setup "$dir" "${opts[@]}" >"$logs/setup.log" 2>&1
+  fi || { cat "$logs/setup.log"; echo "test.sh: meson setup of $dir failed"; return 1; }
+  ninja -C "$dir" -j"$(nproc)" "$@" || { echo "test.sh: build of $dir failed"; return 1; }
+  took "build of $dir" "$start"
+}
 
-if ! ninja -C "$build" -j"$(nproc)"; then
-  echo "test.sh: build failed"
-  failed=1
-  finish 1
+# unit LABEL DIR MESON_TEST_ARG...: meson counts one test per binary; the closing line counts test
+# cases, read from the binaries' Catch2 summaries in meson's JSON log.
+unit() {
+  local label=$1 dir=$2 ok=0 fail=0 rc start=$SECONDS
+  shift 2
+  local json="$dir/meson-logs/test-sh.json"
+  rm -f "$json"
+  meson test -C "$dir" --no-rebuild --print-errorlogs --logbase test-sh "$@" 2>&1 |
+    tee "$logs/unit.log"
+  rc=${PIPESTATUS[0]}
+  if [[ -f "$json" ]]; then
+    read -r ok fail < <(python3 scripts/unit_case_counts.py "$json")
+  fi
+  ok=${ok:-0} fail=${fail:-0}
+  echo "$label: ${ok} test cases passed, ${fail} failed"
+  count "$label" "$ok" "$fail" "$rc"
+  took "$label" "$start"
+}
+
+# integration LABEL DIR [PYTEST_ARG...]: pytest directly, so its own summary line shows, against DIR's faasd and
+# task-metrics. fnserver, fwatchdog and faasd-logger always come from the normal build: they go
+# into function images or are run by containerd's shim, so they must be static, and a sanitizer
+# runtime cannot be linked statically.
+integration() {
+  local label=$1 dir=$2 rc summary start=$SECONDS
+  shift 2
+  PYTHONDONTWRITEBYTECODE=1 \
+  FAASD_BIN="$repo/$dir/src/faasd" \
+  TASK_METRICS_BIN="$repo/$dir/tests/fixtures/task-metrics" \
+  FNSERVER_BIN="$repo/$build/tests/fixtures/fnserver" \
+  FWATCHDOG_BIN="$repo/$build/src/watchdog/fwatchdog" \
+  FAASD_LOGGER_BIN="$repo/$build/src/logs/faasd-logger" \
+    /usr/bin/python3 -m pytest -v -p no:cacheprovider ${PYTEST_ARGS:-} "$@" tests/integration 2>&1 |
+    tee "$logs/integration.log"
+  rc=${PIPESTATUS[0]}
+  summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s' "$logs/integration.log" | tail -1)
+  pick() { grep -oE "[0-9]+ $1" <<<"$summary" | head -1 | cut -d' ' -f1; }
+  local ok fail errors
+  ok=$(pick passed); fail=$(pick failed); errors=$(pick 'errors?')
+  echo "$label: ${ok:-0} test cases passed, $((${fail:-0} + ${errors:-0})) failed"
+  count "$label" "${ok:-0}" $((${fail:-0} + ${errors:-0})) "$rc"
+  took "$label" "$start"
+}
+
+compile "$build" -- || { failed=$((failed + 1)); finish 1; }
+unit "unit and live" "$build" --suite unit --suite live
+integration "integration" "$build"
+
+# The sanitized builds: -O1 with line tables (-g1) for stack traces, and the normal build's
+# containerd API library (generated code; see proto/meson.build) instead of compiling it again.
+# NDEBUG as in that library and in production: protobuf's inline map code differs without it.
+sanitized_opts=(-Doptimization=1 -Ddebug=true -Db_ndebug=true
+                "-Dcontainerd_api_prebuilt=$repo/$build/proto")
+
+# AddressSanitizer + UndefinedBehaviorSanitizer: any finding aborts the process
+# (-fno-sanitize-recover for UBSan; ASan always stops). The sanitized daemon's stderr ends up in
+# files the harness deletes, so its reports go to files of their own, each counted as a failure.
+if [[ " $sanitizers " == *" asan "* ]]; then
+  reports="$logs/sanitizer-reports"
+  mkdir -p "$reports"
+  if compile "$build-asan" "${sanitized_opts[@]}" -Db_sanitize=address,undefined -Db_lundef=false \
+      "-Dcpp_args=-g1 -fno-sanitize-recover=undefined" --; then
+    # Left out, to keep CI under 30 minutes: the harness's own tests, journald (its traffic is
+    # faasd-logger's, which is not sanitized here; its code is, in the logs unit test) and the
+    # five examples (the same `faasd build` and deploy paths as test_builder and test_functions).
+    asan_integration_skip=(--ignore=tests/integration/test_harness.py
+                           --ignore=tests/integration/test_journal.py
+                           --ignore=tests/integration/test_examples.py)
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    export ASAN_OPTIONS=detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1
+    unit "asan+ubsan unit and live" "$build-asan" --suite unit --suite live --timeout-multiplier 3
+    UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$reports/ubsan" \
+    ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$reports/asan" \
+      integration "asan+ubsan integration" "$build-asan" "${asan_integration_skip[@]}"
+    unset UBSAN_OPTIONS ASAN_OPTIONS
+    n=0
+    for report in "$reports"/*; do
+      [[ -f "$report" ]] || continue
+      echo "test.sh: sanitizer report of the sanitized faasd, $report:"
+      cat "$report"
+      n=$((n + 1))
+    done
+    echo "asan+ubsan reports of faasd: ${n}"
+    failed=$((failed + n))
+  else
+    failed=$((failed + 1))
+  fi
 fi
 
-# Unit tests and the live adapter tests (real registry, real CNI plugins). Meson counts one
-# test per binary; the closing line counts test cases, read from the binaries' Catch2 summaries
-# in meson's JSON log.
-unit_json="$build/meson-logs/test-sh.json"
-rm -f "$unit_json"
-meson test -C "$build" --no-rebuild --suite unit --suite live --print-errorlogs \
-  --logbase test-sh 2>&1 | tee "$logs/unit.log"
-unit_rc=${PIPESTATUS[0]}
-if [[ -f "$unit_json" ]] && read -r unit_ok unit_fail < <(python3 scripts/unit_case_counts.py "$unit_json"); then
-  passed=$((passed + unit_ok))
-  failed=$((failed + unit_fail))
-  echo "unit and live: ${unit_ok} test cases passed, ${unit_fail} failed"
-else
-  unit_ok=0; unit_fail=0
-fi
-if [[ $unit_rc -ne 0 && $unit_fail -eq 0 ]]; then
-  echo "test.sh: meson test failed without a failed test case (exit $unit_rc)"
-  failed=$((failed + 1))
-fi
-
-# Integration: pytest directly, so its own summary line shows.
-PYTHONDONTWRITEBYTECODE=1 \
-FAASD_BIN="$repo/$build/src/faasd" \
-FNSERVER_BIN="$repo/$build/tests/fixtures/fnserver" \
-TASK_METRICS_BIN="$repo/$build/tests/fixtures/task-metrics" \
-FWATCHDOG_BIN="$repo/$build/src/watchdog/fwatchdog" \
-FAASD_LOGGER_BIN="$repo/$build/src/logs/faasd-logger" \
-  /usr/bin/python3 -m pytest -v -p no:cacheprovider ${PYTEST_ARGS:-} tests/integration 2>&1 |
-  tee "$logs/integration.log"
-it_rc=${PIPESTATUS[0]}
-summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s' "$logs/integration.log" | tail -1)
-pick() { grep -oE "[0-9]+ $1" <<<"$summary" | head -1 | cut -d' ' -f1; }
-it_passed=$(pick passed); it_failed=$(pick failed); it_errors=$(pick 'errors?')
-passed=$((passed + ${it_passed:-0}))
-failed=$((failed + ${it_failed:-0} + ${it_errors:-0}))
-if [[ $it_rc -ne 0 && -z "$it_failed$it_errors" ]]; then
-  echo "test.sh: pytest failed without a summary (exit $it_rc)"
-  failed=$((failed + 1))
+# ThreadSanitizer: the unit tests that run threads of ours against each other. TSan sees a lock
+# only in instrumented code and Debian's Abseil is not built with it, so Abseil's locking code is
+# compiled from Debian's abseil source of the installed version (tests/meson.build); the one
+# Abseil-internal report left is suppressed in tests/tsan.supp. It reports no race in the gateway
+# tests, but two of their cases fail under it: the first request to a fresh gateway gets no answer
+# within the client's 5 s, and the 2 MiB body through the proxy gets 504, while the process is
+# nearly idle; until that is understood, the TSan run is not part of CI.
+if [[ " $sanitizers " == *" tsan "* ]]; then
+  tsan_tests=(gateway provider provider_lifecycle)
+  absl_src="$build-tsan-absl"
+  start=$SECONDS
+  bash scripts/debian_source.sh abseil "$(dpkg-query -W -f='${Version}' libabsl-dev)" "$absl_src"
+  fetched=$?
+  took "abseil source" "$start"
+  if [[ $fetched -eq 0 ]] &&
+     compile "$build-tsan" "${sanitized_opts[@]}" -Db_sanitize=thread -Dcpp_args=-g1 \
+       "-Dabsl_source_dir=$repo/$absl_src" -- \
+       tests/unit/gateway/gateway_test tests/unit/provider/provider_test \
+       tests/unit/provider/provider_lifecycle_test; then
+    TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:suppressions=$repo/tests/tsan.supp" \
+      unit "tsan unit" "$build-tsan" --timeout-multiplier 3 "${tsan_tests[@]}"
+  else
+    failed=$((failed + 1))
+  fi
 fi
 
-finish $((unit_rc | it_rc))
+finish 0

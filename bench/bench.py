@@ -359,41 +359,46 @@ def main():
                     burst = rss_settle(pid, TARGET_RSS_AFTER_BURST_MB, RSS_SETTLE_SECONDS)
         rss_after_load_kib = mem_status(pid)
 
-        # Deploy -> first 200, cached image.
-        deploy_ms, deploy_api_ms = [], []
-        for i in range(a.deploys):
-            name = f"cold{i}-{os.getpid() % 10000}"
-            url = f"{gw}/function/{name}"
-            t0 = time.monotonic()
-            r = d.deploy(name, fns["hello"]["image"])
-            t_api = time.monotonic()
-            if r.status not in (200, 202):
-                raise RuntimeError(f"deploy {name}: {r!r}")
-            first = None
-            for _ in range(15000):  # ~2 ms apart, bounded at 30 s
-                if http_status(url, timeout=1.0) == 200:
-                    first = time.monotonic()
-                    break
-                if time.monotonic() - t0 > 30:
-                    break
-                time.sleep(0.002)
-            if first is None:
-                raise RuntimeError(f"{name}: no 200 from {url} within 30 s of deploy")
-            deploy_ms.append((first - t0) * 1000)
-            deploy_api_ms.append((t_api - t0) * 1000)
-            r = d.delete(name)
-            if r.status not in (200, 202):
-                raise RuntimeError(f"delete {name}: {r!r}")
-            harness.wait_until(
-                lambda: name not in [x.get("name") for x in d.list().json()], 30,
-                f"{name} gone from /system/functions")
-            # Removal finishes in the background; wait for the container too, so the next
-            # sample does not overlap a teardown.
-            harness.wait_until(
-                lambda: not any(c.startswith(name + "-") for c in
-                                ctd.lines("containers", "ls", "-q",
-                                          namespace=harness.NAMESPACE)), 30,
-                f"{name}'s container removed")
+        # Deploy -> first 200, cached image. A daemon that stopped answering after the load
+        # is a finding for the report, not a reason to lose the numbers above.
+        deploy_ms, deploy_api_ms, deploy_error = [], [], None
+        try:
+            for i in range(a.deploys):
+                name = f"cold{i}-{os.getpid() % 10000}"
+                url = f"{gw}/function/{name}"
+                t0 = time.monotonic()
+                r = d.deploy(name, fns["hello"]["image"])
+                t_api = time.monotonic()
+                if r.status not in (200, 202):
+                    raise RuntimeError(f"deploy {name}: {r!r}")
+                first = None
+                for _ in range(15000):  # ~2 ms apart, bounded at 30 s
+                    if http_status(url, timeout=1.0) == 200:
+                        first = time.monotonic()
+                        break
+                    if time.monotonic() - t0 > 30:
+                        break
+                    time.sleep(0.002)
+                if first is None:
+                    raise RuntimeError(f"{name}: no 200 from {url} within 30 s of deploy")
+                deploy_ms.append((first - t0) * 1000)
+                deploy_api_ms.append((t_api - t0) * 1000)
+                r = d.delete(name)
+                if r.status not in (200, 202):
+                    raise RuntimeError(f"delete {name}: {r!r}")
+                harness.wait_until(
+                    lambda: name not in [x.get("name") for x in d.list().json()], 30,
+                    f"{name} gone from /system/functions")
+                # Removal finishes in the background; wait for the container too, so the next
+                # sample does not overlap a teardown.
+                harness.wait_until(
+                    lambda: not any(c.startswith(name + "-") for c in
+                                    ctd.lines("containers", "ls", "-q",
+                                              namespace=harness.NAMESPACE)), 30,
+                    f"{name}'s container removed")
+        except Exception as exc:  # noqa: BLE001
+            deploy_error = repr(exc)
+            log(f"deploy -> first 200 failed: {deploy_error}")
         rss_end_kib = mem_status(pid)
 
         if not d.running():
@@ -404,7 +409,7 @@ def main():
 
         report = render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle_kib,
                         rss_after_load_kib, rss_end_kib, bad_lines, started,
-                        faasd_src, load_before, burst)
+                        faasd_src, load_before, burst, deploy_error)
         Path(a.out).write_text(report)
         print(report)
         log(f"wrote {a.out}")
@@ -437,7 +442,7 @@ def main():
 
 
 def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, rss_end,
-           bad_lines, started, faasd_src, load_before, burst):
+           bad_lines, started, faasd_src, load_before, burst, deploy_error=None):
     rev = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"],
                          capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
@@ -526,6 +531,8 @@ def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, 
     w("Time from sending POST /system/functions (new name, already-pulled `hello` image) to the "
       "first 200 from GET /function/NAME, polled every ~2 ms; the function is removed after "
       "each sample.\n")
+    if deploy_error:
+        w(f"- **failed**: {deploy_error}")
     w(f"- first 200, ms: median **{med:.1f}**, each: "
       + ", ".join(f"{x:.1f}" for x in deploy_ms))
     w("- of which the deploy API call returned after, ms: "

@@ -47,7 +47,10 @@ bool IsParseError(const error_code& ec) {
 }  // namespace
 
 ClientSession::ClientSession(asio::ip::tcp::socket socket, EventLoop& loop, FrontEndShared& shared)
-    : client_(std::move(socket)), loop_(loop), shared_(shared) {}
+    : client_(std::move(socket)),
+      idle_timer_(client_.get_executor()),
+      loop_(loop),
+      shared_(shared) {}
 
 ClientSession::~ClientSession() {
   if (counters_ != nullptr) CountFinished(499);  // the client went away mid-exchange
@@ -68,16 +71,21 @@ void ClientSession::Start() {
 void ClientSession::ReadHead() {
   req_.emplace();
   req_->header_limit(kMaxHeadBytes);
-  req_->body_limit(std::numeric_limits<std::uint64_t>::max());  // ours are checked above Beast (its
-                                                                // none compares wrongly in 1.74)
+  // Our limits are checked above Beast; its "none" compares wrongly in 1.74.
+  req_->body_limit(std::numeric_limits<std::uint64_t>::max());
   if (in_.size() > 0) return ReadHeadRest();  // pipelined: the next head is already here
-  // Idle keep-alive: wait for the first byte of the next request, then the head deadline.
-  client_.expires_after(ToChrono(shared_.options.idle_timeout));
-  client_.async_read_some(in_.prepare(4096), [self = shared_from_this()](error_code ec, size_t n) {
-    if (ec) return self->CloseNow();
-    self->in_.commit(n);
-    self->ReadHeadRest();
+  // Idle keep-alive: wait, holding no buffer, for the next request's first byte; its head
+  // then has head_timeout to arrive.
+  idle_timer_.expires_after(ToChrono(shared_.options.idle_timeout));
+  idle_timer_.async_wait([self = shared_from_this()](error_code ec) {
+    if (!ec) self->CloseNow();  // idle too long (a cancelled wait means a request came)
   });
+  client_.socket().async_wait(asio::socket_base::wait_read,
+                              [self = shared_from_this()](error_code ec) {
+                                self->idle_timer_.cancel();
+                                if (ec) return self->CloseNow();
+                                self->ReadHeadRest();
+                              });
 }
 
 void ClientSession::ReadHeadRest() {
@@ -107,7 +115,7 @@ void ClientSession::OnHead(error_code ec) {
   counters_ = nullptr;
   refused_ = attempts_ = 0;
   connect_error_.clear();
-  req_body_len_ = 0;
+  req_body_len_ = req_cap_ = resp_cap_ = 0;
   req_body_total_ = 0;
   req_whole_ = false;
   client_head_sent_ = chunked_out_ = watching_client_ = false;
@@ -230,7 +238,12 @@ void ClientSession::ReadRequestBody() {
     req_whole_ = true;
     return ConnectUpstream();
   }
-  if (req_body_.size() < kBodyChunk) req_body_.resize(kBodyChunk);
+  if (req_cap_ == 0) {
+    // Sized to the body when it is small: a burst of connections must not pin 64 KiB each.
+    const auto length = req_->content_length();
+    req_cap_ = length && *length < kBodyChunk ? static_cast<size_t>(*length) : kBodyChunk;
+    if (req_body_.size() < req_cap_) req_body_.resize(req_cap_);
+  }
   if (absl::EqualsIgnoreCase(RequestField(http::field::expect), "100-continue") &&
       in_.size() == 0 && req_body_total_ == 0) {
     static constexpr absl::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -245,7 +258,7 @@ void ClientSession::ReadRequestBody() {
   }
   auto& body = req_->get().body();
   body.data = req_body_.data() + req_body_len_;
-  body.size = kBodyChunk - req_body_len_;
+  body.size = req_cap_ - req_body_len_;
   client_.expires_after(ToChrono(shared_.options.upstream_timeout));
   http::async_read_some(client_, in_, *req_, [self = shared_from_this()](error_code ec, size_t) {
     self->OnRequestBody(ec);
@@ -254,7 +267,7 @@ void ClientSession::ReadRequestBody() {
 
 void ClientSession::OnRequestBody(error_code ec) {
   if (ec == http::error::need_buffer) ec = {};
-  const size_t got = kBodyChunk - req_body_len_ - req_->get().body().size;
+  const size_t got = req_cap_ - req_body_len_ - req_->get().body().size;
   if (ec) {
     if (IsParseError(ec)) {
       if (up_) ReleaseUpstream(false);  // the function must not take a partial body as whole
@@ -281,7 +294,7 @@ void ClientSession::OnRequestBody(error_code ec) {
     req_whole_ = true;
     return ConnectUpstream();
   }
-  if (req_body_len_ == kBodyChunk) return ConnectUpstream();  // too big to hold: stream it
+  if (req_body_len_ == req_cap_) return ConnectUpstream();  // too big to hold: stream it
   ReadRequestBody();
 }
 
@@ -424,9 +437,7 @@ void ClientSession::StreamRequestBody() {
 void ClientSession::ReadResponseHead() {
   resp_.emplace();
   resp_->header_limit(kMaxHeadBytes);
-  resp_->body_limit(
-      std::numeric_limits<std::uint64_t>::max());  // ours are checked above Beast (its none
-                                                   // compares wrongly in 1.74)
+  resp_->body_limit(std::numeric_limits<std::uint64_t>::max());  // as in ReadHead
   if (req_->get().method() == http::verb::head) resp_->skip(true);
   ArmExchangeTimer();
   http::async_read_header(
@@ -444,13 +455,15 @@ void ClientSession::OnResponseHead(error_code ec, size_t bytes) {
   if (code_ >= 100 && code_ < 200 && code_ != 101) return ReadResponseHead();  // interim
   resp_body_len_ = 0;
   if (resp_->is_done()) return RelayResponseBody();
-  if (resp_body_.size() < kBodyChunk) resp_body_.resize(kBodyChunk);
+  const auto length = resp_->content_length();
+  resp_cap_ = length && *length < kBodyChunk ? static_cast<size_t>(*length) : kBodyChunk;
+  if (resp_body_.size() < resp_cap_) resp_body_.resize(resp_cap_);
   // A stream of unknown length with nothing of its body here yet (events, a followed log):
   // the head goes out now rather than with a first piece that may be long in coming.
-  if (!resp_->content_length() && up_->buffer.size() == 0) return RelayResponseBody();
+  if (!length && up_->buffer.size() == 0) return RelayResponseBody();
   auto& body = resp_->get().body();
   body.data = resp_body_.data();
-  body.size = kBodyChunk;
+  body.size = resp_cap_;
   ArmBodyReadTimer();
   http::async_read_some(
       up_->stream, up_->buffer, *resp_,
@@ -479,7 +492,7 @@ void ClientSession::ArmBodyReadTimer() {
 
 void ClientSession::OnResponseBody(error_code ec) {
   if (ec == http::error::need_buffer) ec = {};
-  const size_t got = kBodyChunk - resp_body_len_ - resp_->get().body().size;
+  const size_t got = resp_cap_ - resp_body_len_ - resp_->get().body().size;
   if (ec) {
     if (client_head_sent_) {
       // Mid-body: the client must see a cut response, never a complete-looking one.
@@ -491,11 +504,11 @@ void ClientSession::OnResponseBody(error_code ec) {
   resp_body_len_ += got;
   const auto length = resp_->content_length();
   const bool hold = !client_head_sent_ && !resp_->is_done() && length && *length <= kBodyChunk &&
-                    resp_body_len_ < kBodyChunk;
+                    resp_body_len_ < resp_cap_;
   if (hold) {  // a small body still arriving: one write of head and body once it is all here
     auto& body = resp_->get().body();
     body.data = resp_body_.data() + resp_body_len_;
-    body.size = kBodyChunk - resp_body_len_;
+    body.size = resp_cap_ - resp_body_len_;
     return http::async_read_some(
         up_->stream, up_->buffer, *resp_,
         [self = shared_from_this()](error_code ec, size_t) { self->OnResponseBody(ec); });
@@ -572,7 +585,7 @@ void ClientSession::RelayResponseBody() {
     self->resp_body_len_ = 0;
     auto& body = self->resp_->get().body();
     body.data = self->resp_body_.data();
-    body.size = kBodyChunk;
+    body.size = self->resp_cap_;
     self->ArmBodyReadTimer();
     http::async_read_some(self->up_->stream, self->up_->buffer, *self->resp_,
                           [self](error_code ec, size_t) { self->OnResponseBody(ec); });
@@ -669,6 +682,10 @@ void ClientSession::Respond(std::string response, bool close) {
 }
 
 void ClientSession::NextRequest(bool close) {
+  // Body buffers live for one exchange: idle keep-alive connections hold none.
+  std::vector<char>().swap(req_body_);
+  std::vector<char>().swap(resp_body_);
+  if (in_.size() == 0) in_.shrink_to_fit();
   if (close) return LingeringClose();
   ReadHead();
 }
@@ -676,7 +693,7 @@ void ClientSession::NextRequest(bool close) {
 void ClientSession::LingeringClose() {
   error_code ignored;
   client_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-  if (req_body_.size() < kBodyChunk) req_body_.resize(kBodyChunk);
+  req_body_.resize(16 << 10);
   client_.expires_after(kLingerTime);
   struct Drain {
     std::shared_ptr<ClientSession> self;
@@ -692,6 +709,7 @@ void ClientSession::LingeringClose() {
 }
 
 void ClientSession::CloseNow() {
+  idle_timer_.cancel();
   error_code ignored;
   client_.socket().close(ignored);
   ReleaseUpstream(false);

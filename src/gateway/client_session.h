@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/thread_pool.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/core/tcp_stream.hpp"
@@ -102,6 +103,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void ReleaseUpstream(bool reusable);
 
   boost::beast::tcp_stream client_;
+  boost::asio::steady_timer idle_timer_;  // keep-alive connections waiting for a request
   EventLoop& loop_;
   FrontEndShared& shared_;
   std::string remote_ip_;
@@ -119,16 +121,16 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   provider::Endpoint endpoint_;
   std::string address_;
   int refused_ = 0, attempts_ = 0;
-  std::vector<char> req_body_;  // up to kBodyChunk of the request body, reused
-  size_t req_body_len_ = 0;
+  std::vector<char> req_body_;  // up to req_cap_ (≤ 64 KiB) of the request body
+  size_t req_body_len_ = 0, req_cap_ = 0;
   uint64_t req_body_total_ = 0;
   bool req_whole_ = false;  // req_body_ holds the whole body (replayable)
   std::shared_ptr<UpstreamConnection> up_;
   AttemptOutcome outcome_;
   std::string up_head_, chunk_head_, out_head_;
   std::optional<ResponseParser> resp_;
-  std::vector<char> resp_body_;
-  size_t resp_body_len_ = 0;
+  std::vector<char> resp_body_;  // up to resp_cap_ (≤ 64 KiB) of the response body
+  size_t resp_body_len_ = 0, resp_cap_ = 0;
   int code_ = 0;
   bool client_head_sent_ = false;  // the response head went to the client
   bool chunked_out_ = false;

@@ -1,5 +1,7 @@
 #include "gateway/front_end.h"
 
+#include <malloc.h>
+
 #include <optional>
 #include <thread>
 
@@ -31,6 +33,7 @@ struct FrontEnd::State {
 
   void Accept();
   void OnAccept(size_t loop, tcp::socket socket);
+  void TrimAfterBursts();
 
   ReplicaWaiter waiter;
   asio::thread_pool blocking;
@@ -40,6 +43,8 @@ struct FrontEnd::State {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   std::optional<tcp::acceptor> acceptor;
   std::optional<asio::steady_timer> backoff;
+  std::optional<asio::steady_timer> trim;
+  size_t peak_open = 0;  // most connections open since the last trim (acceptor's loop only)
   size_t next_loop = 0;
   bool running = false;
 };
@@ -76,9 +81,24 @@ void FrontEnd::State::OnAccept(size_t loop, tcp::socket socket) {
     socket.close(ec);
     return;
   }
-  shared.open.fetch_add(1, std::memory_order_relaxed);
+  peak_open = std::max(peak_open, shared.open.fetch_add(1, std::memory_order_relaxed) + 1);
   auto session = std::make_shared<ClientSession>(std::move(socket), *loops[loop], shared);
   asio::post(loops[loop]->ioc, [session] { session->Start(); });
+}
+
+void FrontEnd::State::TrimAfterBursts() {
+  trim->expires_after(std::chrono::seconds(5));
+  trim->async_wait([this](error_code ec) {
+    if (ec) return;
+    // After a burst of connections has gone, hand the heap it grew back to the system: glibc
+    // keeps freed memory below the top of its heaps otherwise.
+    const size_t open = shared.open.load(std::memory_order_relaxed);
+    if (peak_open > 256 && open < 64) {
+      ::malloc_trim(0);
+      peak_open = open;
+    }
+    TrimAfterBursts();
+  });
 }
 
 FrontEnd::FrontEnd(FrontEndOptions options, provider::FunctionProvider& provider,
@@ -104,6 +124,7 @@ absl::Status FrontEnd::Start() {
   const tcp::endpoint endpoint(ip, static_cast<uint16_t>(o.port));
   s.acceptor.emplace(s.loops[0]->ioc);
   s.backoff.emplace(s.loops[0]->ioc);
+  s.trim.emplace(s.loops[0]->ioc);
   // SO_REUSEADDR only: SO_REUSEPORT would let a second daemon share the port.
   if (s.acceptor->open(endpoint.protocol(), ec);
       !ec && (s.acceptor->set_option(tcp::acceptor::reuse_address(true), ec), !ec) &&
@@ -113,11 +134,13 @@ absl::Status FrontEnd::Start() {
   if (ec) {
     s.acceptor.reset();
     s.backoff.reset();
+    s.trim.reset();
     s.loops.clear();
     return absl::UnavailableError(absl::StrCat("gateway: bind ", address, ": ", ec.message()));
   }
   port_ = s.acceptor->local_endpoint().port();
   s.Accept();
+  s.TrimAfterBursts();
   for (auto& loop : s.loops) {
     s.guards.push_back(asio::make_work_guard(loop->ioc));
     EventLoop* l = loop.get();
@@ -145,6 +168,7 @@ void FrontEnd::Stop() {
     error_code ignored;
     s.acceptor->close(ignored);
     s.backoff->cancel();
+    s.trim->cancel();
   });
   s.waiter.Stop();
   s.blocking.join();
@@ -155,6 +179,7 @@ void FrontEnd::Stop() {
   }
   s.acceptor.reset();
   s.backoff.reset();
+  s.trim.reset();
   s.loops.clear();  // ends every session and pooled connection
 }
 

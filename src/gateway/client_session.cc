@@ -671,6 +671,9 @@ void ClientSession::ProxyError(const absl::Status& status) {
 }
 
 void ClientSession::Respond(std::string response, bool close) {
+  if (req_ && req_->is_header_done() && req_->get().method() == http::verb::head) {
+    response.resize(response.find("\r\n\r\n") + 4);  // the head of what GET would get
+  }
   out_head_ = std::move(response);
   client_head_sent_ = true;
   client_.expires_after(ToChrono(shared_.options.upstream_timeout));

@@ -15,6 +15,7 @@
 #include "gateway/basic_auth.h"
 #include "gateway/http_errors.h"
 #include "gateway/names.h"
+#include "gateway/server.h"
 
 namespace faasd::gateway {
 
@@ -147,6 +148,14 @@ void ClientSession::Route_() {
       !BasicAuthorized(RequestField(http::field::authorization), shared_.options.credentials)) {
     // Before any body byte is read.
     return ProxyError(absl::UnauthenticatedError("invalid credentials"));
+  }
+  if (absl::StartsWith(target, "/system/")) {
+    // Announced far past the /system limit: refused before the body is read, as the internal
+    // server would; anything smaller is relayed and judged there.
+    if (auto length = req_->content_length();
+        length && *length > kSystemBodyLimit + kDrainAllowance) {
+      return ProxyError(WithHttpStatus(absl::OutOfRangeError(SystemBodyLimitMessage()), 413));
+    }
   }
   route_ = Route::kInternal;
   path_ = std::string(target);
@@ -629,6 +638,8 @@ void ClientSession::ReleaseUpstream(bool reusable) {
 
 void ClientSession::UpstreamFailed(error_code ec, absl::string_view during) {
   outcome_.timed_out = ec == beast::error::timeout;
+  outcome_.closed_by_peer = ec == http::error::end_of_stream || ec == asio::error::eof ||
+                            ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
   const bool reused = outcome_.reused;
   ReleaseUpstream(false);
   if (MayRetry(req_->get().method(), outcome_) && ++attempts_ < 3) {

@@ -25,10 +25,6 @@ namespace {
 constexpr int kDefaultWorkers = 64;
 constexpr int kListenBacklog = 1024;
 
-std::string SystemBodyLimitMessage() {
-  return absl::StrCat("request body over the limit of ", kSystemBodyLimit, " bytes (1 MiB)");
-}
-
 }  // namespace
 
 GatewayServer::GatewayServer(GatewayOptions options, provider::FunctionProvider& provider)

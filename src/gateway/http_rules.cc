@@ -59,10 +59,10 @@ bool IsIdempotent(http::verb method) {
 }
 
 bool MayRetry(http::verb method, const AttemptOutcome& o) {
-  if (o.response_started || o.timed_out) return false;
-  if (!o.connected || o.bytes_written == 0) return o.body_replayable;
-  // Bytes went out on a connection that then failed: the function may have acted on them.
-  return o.reused && o.body_replayable && IsIdempotent(method);
+  if (o.response_started || o.timed_out || !o.body_replayable) return false;
+  if (!o.connected || o.bytes_written == 0) return true;
+  if (!o.reused) return false;  // a fresh connection failing is the function's own doing
+  return o.closed_by_peer || IsIdempotent(method);
 }
 
 bool ParseFunctionTarget(absl::string_view target, absl::string_view prefix,

@@ -38,13 +38,17 @@ struct AttemptOutcome {
   bool connected = false;         // a TCP connection existed (pooled or new)
   bool reused = false;            // it was a pooled keep-alive connection
   uint64_t bytes_written = 0;     // request bytes the kernel accepted
+  bool closed_by_peer = false;    // the upstream closed or reset the connection
   bool response_started = false;  // any byte of a response arrived
   bool body_replayable = false;   // the whole request body is still held (or there is none)
   bool timed_out = false;
 };
 // A failed exchange is tried again on another connection only when nothing of it reached the
 // function, or when the method is idempotent and it can be sent again whole; never after a
-// response began or the deadline passed.
+// response began, after the deadline, or when part of the body is gone. "Nothing reached the
+// function": no connection, nothing written, or a kept-alive connection the function had
+// closed or lost (EOF or reset before any response byte: it stopped reading that connection,
+// so the request was never read; this is the race of a pooled connection closed while idle).
 bool MayRetry(boost::beast::http::verb method, const AttemptOutcome& outcome);
 
 // "/function/echo.ns/a/b?x=1" → {echo, ns, "/a/b?x=1"}; the suffix is "" or starts with '/'

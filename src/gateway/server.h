@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gateway/front_end.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
@@ -19,6 +20,9 @@ inline constexpr size_t kSystemBodyLimit = 1 << 20;
 // How far past a body limit an oversized body is still read (and dropped) before the 413
 // answer, so the client can read it instead of seeing a reset.
 inline constexpr size_t kDrainAllowance = 16 << 20;
+inline std::string SystemBodyLimitMessage() {
+  return absl::StrCat("request body over the limit of ", kSystemBodyLimit, " bytes (1 MiB)");
+}
 
 class GatewayServer {
  public:

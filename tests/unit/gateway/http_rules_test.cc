@@ -72,15 +72,23 @@ TEST_CASE("retry only when nothing reached the function or an idempotent request
   CHECK_FALSE(MayRetry(http::verb::post, sent));
   CHECK_FALSE(MayRetry(http::verb::patch, sent));
 
+  AttemptOutcome idle_closed = sent;  // the function had closed the kept-alive connection
+  idle_closed.closed_by_peer = true;
+  CHECK(MayRetry(http::verb::post, idle_closed));
+  AttemptOutcome fresh_closed = idle_closed;  // on a fresh one it may have read the request
+  fresh_closed.reused = false;
+  CHECK_FALSE(MayRetry(http::verb::post, fresh_closed));
+
   AttemptOutcome fresh = sent;  // a fresh connection failing is the function's doing
   fresh.reused = false;
   CHECK_FALSE(MayRetry(http::verb::get, fresh));
 
-  AttemptOutcome streamed = sent;  // part of the body is gone: cannot be sent again
+  AttemptOutcome streamed = idle_closed;  // part of the body is gone: cannot be sent again
   streamed.body_replayable = false;
   CHECK_FALSE(MayRetry(http::verb::put, streamed));
+  CHECK_FALSE(MayRetry(http::verb::post, streamed));
 
-  AttemptOutcome answered = sent;
+  AttemptOutcome answered = idle_closed;
   answered.response_started = true;
   CHECK_FALSE(MayRetry(http::verb::get, answered));
 

@@ -37,6 +37,29 @@ TARGET_RATIO_FAST = 0.50
 TARGET_ADDED_P99_MS = 1.0
 TARGET_FIRST_200_MS = 150.0
 TARGET_RSS_MB = 20.0
+TARGET_RSS_AFTER_BURST_MB = 22.0
+RSS_SETTLE_SECONDS = 60
+BURST_CONNS = 1000
+
+NGINX_CONF = """worker_processes 2;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  keepalive_requests 100000;
+{upstreams}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+{locations}
+  }}
+}}
+"""
 
 
 class Interrupted(Exception):
@@ -98,8 +121,14 @@ def run_wrk(url, conns, threads, seconds, method, body):
     env = dict(os.environ, BENCH_METHOD=method, BENCH_BODY=body or "")
     args = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s",
             "--latency", "-s", str(BENCH_DIR / "wrk.lua"), url]
-    proc = subprocess.run(args, capture_output=True, text=True, env=env,
-                          timeout=seconds + 30)
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, env=env,
+                              timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        # wrk itself hung (the server stopped answering): a data point, not a crash.
+        log(f"wrk {url} -c{conns}: no result within {seconds + 30} s")
+        return {"requests": 0, "duration_us": 0, "rps": 0.0, "errors": -1, "non2xx": -1,
+                "p50_us": float("nan"), "p99_us": float("nan"), "failed": True}
     m = re.search(r"^BENCH (\{.*\})$", proc.stdout, re.M)
     if proc.returncode != 0 or not m:
         raise RuntimeError(f"wrk {url}: exit {proc.returncode}: {proc.stderr.strip()}\n"
@@ -113,6 +142,94 @@ def run_wrk(url, conns, threads, seconds, method, body):
     return res
 
 
+class ThreadSampler:
+    """Largest thread count of `pid` seen while a wrk run goes (sampled every 100 ms)."""
+
+    def __init__(self, pid):
+        import threading
+        self.pid, self.max, self._stop = pid, 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.max = max(self.max, mem_status(self.pid).get("Threads", 0))
+            except (OSError, RuntimeError):
+                return
+            self._stop.wait(0.1)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join(timeout=5)
+
+
+def ensure_nginx():
+    """nginx from Debian, for the reference reverse proxy only (never an appliance
+    dependency): installed here when missing."""
+    if shutil.which("nginx") is None:
+        log("installing nginx-light (bench only)")
+        subprocess.run(["apt-get", "install", "-y", "nginx-light"], check=True,
+                       capture_output=True, timeout=600)
+    return shutil.which("nginx")
+
+
+class Nginx:
+    """nginx as a plain keep-alive reverse proxy: /function/NAME -> http://IP:8080/ with
+    pooled upstream connections, 2 workers, on 127.0.0.1:<free port>."""
+
+    def __init__(self, workdir, harness, functions):
+        self.prefix = Path(workdir) / "nginx"
+        self.prefix.mkdir()
+        self.port = harness.free_port()
+        ups, locs = [], []
+        for name, f in functions.items():
+            ups.append(f"  upstream up_{name} {{ server {f['ip']}:8080; keepalive 256; }}")
+            locs.append(f"    location = /function/{name} {{ proxy_pass http://up_{name}/; "
+                        "proxy_http_version 1.1; proxy_set_header Connection \"\"; }")
+        (self.prefix / "nginx.conf").write_text(NGINX_CONF.format(
+            prefix=self.prefix, port=self.port, upstreams="\n".join(ups),
+            locations="\n".join(locs)))
+        self.proc = None
+        self.harness = harness
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [ensure_nginx(), "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf"),
+             "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.harness.wait_until(
+            lambda: http_status(f"http://127.0.0.1:{self.port}/nothing") is not None, 10,
+            "nginx answering")
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def rss_settle(pid, limit_mb, seconds):
+    """Polls VmRSS once a second for up to `seconds`; returns (first sample, last sample,
+    seconds until it was <= limit_mb or None)."""
+    first = mem_status(pid)
+    t0 = time.monotonic()
+    m = first
+    for _ in range(seconds + 1):
+        m = mem_status(pid)
+        if m["VmRSS"] / 1024 <= limit_mb:
+            return first, m, time.monotonic() - t0
+        if time.monotonic() - t0 >= seconds:
+            break
+        time.sleep(1)  # sampling period, not synchronisation
+    return first, m, None
+
+
 def fmt_ms(us):
     return f"{us / 1000:.2f}"
 
@@ -122,7 +239,7 @@ def main():
     ap.add_argument("--build-dir", default=str(REPO / "build"))
     ap.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--conns", default="16,128")
+    ap.add_argument("--conns", default=f"16,128,{BURST_CONNS}")
     ap.add_argument("--deploys", type=int, default=5, help="deploy->first-200 samples")
     ap.add_argument("--out", default=str(BENCH_DIR / "results-latest.md"))
     ap.add_argument("--keep-log", default=str(BENCH_DIR / "last-faasd.log"),
@@ -163,7 +280,8 @@ def main():
     signal.signal(signal.SIGALRM, on_signal)
     signal.alarm(a.deadline)
 
-    reg = imgs = cni = ctd = d = None
+    ensure_nginx()
+    reg = imgs = cni = ctd = d = ngx = None
     started = time.time()
     load_before = os.getloadavg()
     ok = False
@@ -201,6 +319,10 @@ def main():
                                         10, f"200 from {url}")
             log(f"{name} at {f['ip']}")
 
+        ngx = Nginx(wd, harness, fns)
+        ngx.start()
+        log(f"nginx on 127.0.0.1:{ngx.port}")
+
         # Idle RSS with both functions deployed: let the deploy settle, sample a few times.
         rss_idle = []
         for _ in range(5):
@@ -210,59 +332,73 @@ def main():
 
         # Load.
         conns = [int(c) for c in a.conns.split(",") if c]
-        results = []  # (name, conns, direct, via)
+        results = []  # (name, conns, direct, nginx, via, faasd threads under load)
+        burst = None
         for name, f in fns.items():
             direct_url = f"http://{f['ip']}:8080/"
+            nginx_url = f"http://127.0.0.1:{ngx.port}/function/{name}"
             via_url = f"{gw}/function/{name}"
-            # short warm-up of both paths (connection pools, page cache)
-            run_wrk(direct_url, 8, 1, 1, f["method"], f["body"])
-            run_wrk(via_url, 8, 1, 1, f["method"], f["body"])
+            # short warm-up of every path (connection pools, page cache)
+            for url in (direct_url, nginx_url, via_url):
+                run_wrk(url, 8, 1, 1, f["method"], f["body"])
             for c in conns:
                 log(f"{name} c={c} direct")
                 direct = run_wrk(direct_url, c, a.threads, a.duration, f["method"], f["body"])
+                log(f"{name} c={c} nginx")
+                viangx = run_wrk(nginx_url, c, a.threads, a.duration, f["method"], f["body"])
                 log(f"{name} c={c} via gateway")
-                via = run_wrk(via_url, c, a.threads, a.duration, f["method"], f["body"])
+                with ThreadSampler(pid) as ts:
+                    via = run_wrk(via_url, c, a.threads, a.duration, f["method"], f["body"])
                 if not d.running():
                     raise RuntimeError(f"faasd exited {d.proc.returncode} under load "
                                        f"({name} c={c}); log {d.log_path}")
-                results.append((name, c, direct, via))
+                results.append((name, c, direct, viangx, via, ts.max))
+                if c >= BURST_CONNS and burst is None:
+                    log(f"RSS after the {c}-connection burst: polling up to "
+                        f"{RSS_SETTLE_SECONDS} s")
+                    burst = rss_settle(pid, TARGET_RSS_AFTER_BURST_MB, RSS_SETTLE_SECONDS)
         rss_after_load_kib = mem_status(pid)
 
-        # Deploy -> first 200, cached image.
-        deploy_ms, deploy_api_ms = [], []
-        for i in range(a.deploys):
-            name = f"cold{i}-{os.getpid() % 10000}"
-            url = f"{gw}/function/{name}"
-            t0 = time.monotonic()
-            r = d.deploy(name, fns["hello"]["image"])
-            t_api = time.monotonic()
-            if r.status not in (200, 202):
-                raise RuntimeError(f"deploy {name}: {r!r}")
-            first = None
-            for _ in range(15000):  # ~2 ms apart, bounded at 30 s
-                if http_status(url, timeout=1.0) == 200:
-                    first = time.monotonic()
-                    break
-                if time.monotonic() - t0 > 30:
-                    break
-                time.sleep(0.002)
-            if first is None:
-                raise RuntimeError(f"{name}: no 200 from {url} within 30 s of deploy")
-            deploy_ms.append((first - t0) * 1000)
-            deploy_api_ms.append((t_api - t0) * 1000)
-            r = d.delete(name)
-            if r.status not in (200, 202):
-                raise RuntimeError(f"delete {name}: {r!r}")
-            harness.wait_until(
-                lambda: name not in [x.get("name") for x in d.list().json()], 30,
-                f"{name} gone from /system/functions")
-            # Removal finishes in the background; wait for the container too, so the next
-            # sample does not overlap a teardown.
-            harness.wait_until(
-                lambda: not any(c.startswith(name + "-") for c in
-                                ctd.lines("containers", "ls", "-q",
-                                          namespace=harness.NAMESPACE)), 30,
-                f"{name}'s container removed")
+        # Deploy -> first 200, cached image. A daemon that stopped answering after the load
+        # is a finding for the report, not a reason to lose the numbers above.
+        deploy_ms, deploy_api_ms, deploy_error = [], [], None
+        try:
+            for i in range(a.deploys):
+                name = f"cold{i}-{os.getpid() % 10000}"
+                url = f"{gw}/function/{name}"
+                t0 = time.monotonic()
+                r = d.deploy(name, fns["hello"]["image"])
+                t_api = time.monotonic()
+                if r.status not in (200, 202):
+                    raise RuntimeError(f"deploy {name}: {r!r}")
+                first = None
+                for _ in range(15000):  # ~2 ms apart, bounded at 30 s
+                    if http_status(url, timeout=1.0) == 200:
+                        first = time.monotonic()
+                        break
+                    if time.monotonic() - t0 > 30:
+                        break
+                    time.sleep(0.002)
+                if first is None:
+                    raise RuntimeError(f"{name}: no 200 from {url} within 30 s of deploy")
+                deploy_ms.append((first - t0) * 1000)
+                deploy_api_ms.append((t_api - t0) * 1000)
+                r = d.delete(name)
+                if r.status not in (200, 202):
+                    raise RuntimeError(f"delete {name}: {r!r}")
+                harness.wait_until(
+                    lambda: name not in [x.get("name") for x in d.list().json()], 30,
+                    f"{name} gone from /system/functions")
+                # Removal finishes in the background; wait for the container too, so the next
+                # sample does not overlap a teardown.
+                harness.wait_until(
+                    lambda: not any(c.startswith(name + "-") for c in
+                                    ctd.lines("containers", "ls", "-q",
+                                              namespace=harness.NAMESPACE)), 30,
+                    f"{name}'s container removed")
+        except Exception as exc:  # noqa: BLE001
+            deploy_error = repr(exc)
+            log(f"deploy -> first 200 failed: {deploy_error}")
         rss_end_kib = mem_status(pid)
 
         if not d.running():
@@ -273,7 +409,7 @@ def main():
 
         report = render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle_kib,
                         rss_after_load_kib, rss_end_kib, bad_lines, started,
-                        faasd_src, load_before)
+                        faasd_src, load_before, burst, deploy_error)
         Path(a.out).write_text(report)
         print(report)
         log(f"wrote {a.out}")
@@ -294,7 +430,7 @@ def main():
                 log(f"daemon log kept at {a.keep_log}")
             except OSError as exc:
                 log(f"could not keep daemon log: {exc}")
-        for piece in (d, ctd, cni, imgs, reg):
+        for piece in (ngx, d, ctd, cni, imgs, reg):
             if piece is None:
                 continue
             try:
@@ -306,7 +442,7 @@ def main():
 
 
 def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, rss_end,
-           bad_lines, started, faasd_src, load_before):
+           bad_lines, started, faasd_src, load_before, burst, deploy_error=None):
     rev = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"],
                          capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
@@ -324,20 +460,30 @@ def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, 
       f"`cat` POST with a 12-byte body")
     w(f"- run took {time.time() - started:.0f} s\n")
 
-    w("## Throughput and latency (direct = http://IP:8080/, via = gateway /function/NAME)\n")
-    w("| function | conns | direct req/s | via req/s | via/direct | direct p50 ms | via p50 ms "
-      "| added p50 ms | direct p99 ms | via p99 ms | added p99 ms | errors direct/via "
-      "| non-2xx direct/via |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, c, dr, via in results:
+    w("## Throughput and latency (direct = http://IP:8080/, nginx = nginx 1.22 keep-alive "
+      "reverse proxy, via = faasd gateway /function/NAME)\n")
+    w("| function | conns | direct req/s | nginx req/s | via req/s | via/nginx | via/direct "
+      "| p50 ms direct/nginx/via | p99 ms direct/nginx/via | faasd threads under load "
+      "| errors direct/nginx/via | non-2xx direct/nginx/via |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, c, dr, ng, via, threads in results:
         ratio = via["rps"] / dr["rps"] if dr["rps"] else 0
-        w(f"| {name} | {c} | {dr['rps']:.0f} | {via['rps']:.0f} | {ratio:.2f} "
-          f"| {fmt_ms(dr['p50_us'])} | {fmt_ms(via['p50_us'])} "
-          f"| {fmt_ms(via['p50_us'] - dr['p50_us'])} "
-          f"| {fmt_ms(dr['p99_us'])} | {fmt_ms(via['p99_us'])} "
-          f"| {fmt_ms(via['p99_us'] - dr['p99_us'])} "
-          f"| {dr['errors']}/{via['errors']} | {dr['non2xx']}/{via['non2xx']} |")
+        vs_ngx = via["rps"] / ng["rps"] if ng["rps"] else 0
+        w(f"| {name} | {c} | {dr['rps']:.0f} | {ng['rps']:.0f} | {via['rps']:.0f} "
+          f"| {vs_ngx:.2f} | {ratio:.2f} "
+          f"| {fmt_ms(dr['p50_us'])} / {fmt_ms(ng['p50_us'])} / {fmt_ms(via['p50_us'])} "
+          f"| {fmt_ms(dr['p99_us'])} / {fmt_ms(ng['p99_us'])} / {fmt_ms(via['p99_us'])} "
+          f"| {threads} "
+          f"| {dr['errors']}/{ng['errors']}/{via['errors']} "
+          f"| {dr['non2xx']}/{ng['non2xx']}/{via['non2xx']} |")
     w("")
+    if burst is not None:
+        first, last, secs = burst
+        w(f"RSS after the {BURST_CONNS}-connection runs: {first['VmRSS'] / 1024:.1f} MB at once, "
+          f"{last['VmRSS'] / 1024:.1f} MB "
+          + (f"after {secs:.0f} s (≤ {TARGET_RSS_AFTER_BURST_MB:.0f} MB)" if secs is not None
+             else f"after {RSS_SETTLE_SECONDS} s (still over {TARGET_RSS_AFTER_BURST_MB:.0f} MB)")
+          + f"; {last.get('Threads', 0)} threads.\n")
 
     med = statistics.median(deploy_ms) if deploy_ms else float("nan")
     w("## Summary against the issue's targets\n")
@@ -347,16 +493,34 @@ def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, 
     def row(metric, value, target, met):
         w(f"| {metric} | {value} | {target} | {'yes' if met else 'no'} |")
 
+    cores = os.cpu_count() or 1
     for name, target in (("cat", TARGET_RATIO_FORK), ("hello", TARGET_RATIO_FAST)):
-        for _, c, dr, via in [r for r in results if r[0] == name]:
+        for _, c, dr, ng, via, threads in [r for r in results if r[0] == name]:
             ratio = via["rps"] / dr["rps"] if dr["rps"] else 0
             kind = "forking" if name == "cat" else "fast"
             row(f"via/direct req/s, {kind} (`{name}`), c={c}", f"{ratio:.2f}", f"≥ {target:.2f}",
                 ratio >= target)
-    for name, c, dr, via in results:
+            if c < BURST_CONNS:
+                vs = via["rps"] / ng["rps"] if ng["rps"] else 0
+                row(f"via/nginx req/s, `{name}`, c={c}", f"{vs:.2f}", "≥ 1.00", vs >= 1.0)
+            if c == 128:
+                row(f"p99 via vs nginx, `{name}`, c={c}",
+                    f"{fmt_ms(via['p99_us'])} vs {fmt_ms(ng['p99_us'])} ms", "≤ nginx",
+                    via["p99_us"] <= ng["p99_us"])
+            if c == BURST_CONNS:
+                row(f"errors + non-2xx via, `{name}`, c={c}",
+                    f"{via['errors'] + via['non2xx']}", "0", via["errors"] + via["non2xx"] == 0)
+            row(f"faasd threads under load, `{name}`, c={c}", f"{threads}",
+                f"≤ {cores + 8}", threads <= cores + 8)
+    for name, c, dr, ng, via, _ in results:
         added = (via["p99_us"] - dr["p99_us"]) / 1000
         row(f"added p99, `{name}`, c={c}", f"{added:.2f} ms", f"≤ {TARGET_ADDED_P99_MS:.0f} ms",
             added <= TARGET_ADDED_P99_MS)
+    if burst is not None:
+        first, last, secs = burst
+        row(f"RSS within {RSS_SETTLE_SECONDS} s after a {BURST_CONNS}-connection burst",
+            f"{last['VmRSS'] / 1024:.1f} MB", f"≤ {TARGET_RSS_AFTER_BURST_MB:.0f} MB",
+            secs is not None)
     row("deploy → first 200 (cached image), median", f"{med:.1f} ms",
         f"≤ {TARGET_FIRST_200_MS:.0f} ms", med <= TARGET_FIRST_200_MS)
     row("daemon idle RSS (2 functions deployed)", f"{rss_idle['VmRSS'] / 1024:.1f} MB",
@@ -367,6 +531,8 @@ def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, 
     w("Time from sending POST /system/functions (new name, already-pulled `hello` image) to the "
       "first 200 from GET /function/NAME, polled every ~2 ms; the function is removed after "
       "each sample.\n")
+    if deploy_error:
+        w(f"- **failed**: {deploy_error}")
     w(f"- first 200, ms: median **{med:.1f}**, each: "
       + ", ".join(f"{x:.1f}" for x in deploy_ms))
     w("- of which the deploy API call returned after, ms: "

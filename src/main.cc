@@ -61,6 +61,9 @@ flags for `up` (--name=value):
   --paused-ttl=SECONDS          how long a task stays paused at zero (600)
   --upstream-timeout=SECONDS    invoke timeout (60)
   --max-body-bytes=N            invoke body limit (33554432)
+  --max-connections=N           open client connections; past it 503 and close (10000)
+  --http-head-timeout=SECONDS   a request's head must arrive within this of its first byte (10)
+  --http-idle-timeout=SECONDS   keep-alive connections without a request are closed (60)
   --max-image-bytes=N           what one pull's layers may unpack to (8589934592 = 8 GiB)
   --log-level=LEVEL             debug | info | warning | error (info)
   --log-file=PATH               the daemon's own log, rotated like function logs (stderr)
@@ -102,6 +105,9 @@ const char* const kKnownFlags[] = {
     "stop-grace",
     "upstream-timeout",
     "max-body-bytes",
+    "max-connections",
+    "http-head-timeout",
+    "http-idle-timeout",
     "log-level",
     "reconcile-interval",
     "paused-max",
@@ -228,11 +234,19 @@ int Up(const Flags& f) {
   logs::JournalMode journal = logs::JournalMode::kAuto;
   if (int rc = SetUpLogs(f, &rotation, &logger, &journal); rc != 0) return rc;
   const std::string state_dir = f.Get("state-dir", "/var/lib/faasd");
-  int stop_grace = 30, upstream_timeout = 60, reconcile_interval = 2, paused_ttl = 600;
+  int stop_grace = 30, upstream_timeout = 60, reconcile_interval = 2, paused_ttl = 600,
+      head_timeout = 10, idle_timeout = 60, max_connections = 10000;
   if (!ParseSeconds(f, "stop-grace", 30, &stop_grace) ||
       !ParseSeconds(f, "reconcile-interval", 2, &reconcile_interval) ||
       !ParseSeconds(f, "paused-ttl", 600, &paused_ttl) ||
-      !ParseSeconds(f, "upstream-timeout", 60, &upstream_timeout)) {
+      !ParseSeconds(f, "upstream-timeout", 60, &upstream_timeout) ||
+      !ParseSeconds(f, "http-head-timeout", 10, &head_timeout) ||
+      !ParseSeconds(f, "http-idle-timeout", 60, &idle_timeout)) {
+    return 2;
+  }
+  if (!absl::SimpleAtoi(f.Get("max-connections", "10000"), &max_connections) ||
+      max_connections <= 0) {
+    std::fprintf(stderr, "faasd: --max-connections must be a positive number\n");
     return 2;
   }
   uint32_t paused_max = 0;
@@ -342,6 +356,9 @@ int Up(const Flags& f) {
   gopts.credentials = *creds;
   gopts.max_request_bytes = static_cast<size_t>(max_body);
   gopts.upstream_timeout_seconds = upstream_timeout;
+  gopts.head_timeout_seconds = head_timeout > 0 ? head_timeout : 10;
+  gopts.idle_timeout_seconds = idle_timeout > 0 ? idle_timeout : 60;
+  gopts.max_connections = static_cast<size_t>(max_connections);
   gopts.version = FAASD_VERSION;
   gopts.git_sha = FAASD_GIT_SHA;
   gateway::Gateway gw(gopts, provider);
@@ -376,8 +393,8 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  // The gateway keeps a few hundred mostly idle threads; glibc would give busy ones their own
-  // malloc arenas, which costs resident memory on small boxes for no measurable speed here.
+  // glibc would give each busy thread its own malloc arena, which costs resident memory on
+  // small boxes for no measurable speed here.
   mallopt(M_ARENA_MAX, 2);
 
   if (argc < 2) {

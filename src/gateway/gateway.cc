@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/log.h"
+#include "gateway/basic_auth.h"
 #include "gateway/http_errors.h"
 #include "gateway/names.h"
 #include "gateway/server.h"
@@ -19,87 +20,20 @@
 namespace faasd::gateway {
 namespace {
 
-// Room for 256 keep-alive connections (each holds a worker while open) plus slack.
-constexpr int kDefaultWorkers = 264;
+// The internal server sees only what the front end relays there (/system/*, /, /ui/): a few
+// concurrent requests, one per followed log stream.
+constexpr int kDefaultWorkers = 64;
 constexpr int kListenBacklog = 1024;
-
-bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
-  // Runs over the longer input whatever the contents, so timing reveals at most the length.
-  const size_t n = a.size() > b.size() ? a.size() : b.size();
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= x ^ y;
-  }
-  return diff == 0;
-}
-
-bool DecodeBase64(absl::string_view in, std::string* out) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  out->clear();
-  // Strict, as Go's StdEncoding is upstream: padded to a multiple of 4, '=' only at the end.
-  if (in.size() % 4 != 0) return false;
-  size_t pad = in.find('=');
-  if (pad != absl::string_view::npos &&
-      (in.size() - pad > 2 || in.find_first_not_of('=', pad) != absl::string_view::npos)) {
-    return false;
-  }
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    int v = value(c);
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return true;
-}
-
-std::string SystemBodyLimitMessage() {
-  return absl::StrCat("request body over the limit of ", kSystemBodyLimit, " bytes (1 MiB)");
-}
 
 }  // namespace
 
 GatewayServer::GatewayServer(GatewayOptions options, provider::FunctionProvider& provider)
-    : options_(std::move(options)),
-      provider_(provider),
-      proxy_(provider.Routes(), metrics_,
-             ProxyOptions{options_.max_request_bytes,
-                          absl::Seconds(options_.upstream_timeout_seconds > 0
-                                            ? options_.upstream_timeout_seconds
-                                            : 60)}) {}
+    : options_(std::move(options)), provider_(provider) {}
 
 GatewayServer::~GatewayServer() { Stop(); }
 
 bool GatewayServer::Authorized(const httplib::Request& req) const {
-  const std::string header = req.get_header_value("Authorization");
-  if (!absl::StartsWithIgnoreCase(header, "Basic ")) return false;
-  std::string decoded;
-  if (!DecodeBase64(absl::StripAsciiWhitespace(absl::string_view(header).substr(6)), &decoded)) {
-    return false;
-  }
-  const size_t colon = decoded.find(':');
-  if (colon == std::string::npos) return false;
-  // Both halves are always compared: no early exit on a wrong user.
-  const bool user_ok =
-      ConstantTimeEquals(absl::string_view(decoded).substr(0, colon), options_.credentials.user);
-  const bool password_ok = ConstantTimeEquals(absl::string_view(decoded).substr(colon + 1),
-                                              options_.credentials.password);
-  return user_ok & password_ok;
+  return BasicAuthorized(req.get_header_value("Authorization"), options_.credentials);
 }
 
 httplib::Server::HandlerWithContentReader GatewayServer::System(SystemHandler handler) {
@@ -139,22 +73,6 @@ httplib::Server::Handler GatewayServer::SystemGet(SystemHandler handler) {
 }
 
 void GatewayServer::RegisterRoutes() {
-  // The proxy first: it is the hot path and httplib tries patterns in order.
-  const std::string fn = R"(/function/.*)";
-  auto plain = [this](const httplib::Request& req, httplib::Response& res) {
-    proxy_.Handle(req, res, nullptr);
-  };
-  auto streamed = [this](const httplib::Request& req, httplib::Response& res,
-                         const httplib::ContentReader& reader) {
-    proxy_.Handle(req, res, &reader);
-  };
-  server_.Get(fn, plain);  // GET and HEAD
-  server_.Options(fn, plain);
-  server_.Post(fn, streamed).Post(fn, plain);
-  server_.Put(fn, streamed).Put(fn, plain);
-  server_.Patch(fn, streamed).Patch(fn, plain);
-  server_.Delete(fn, streamed).Delete(fn, plain);
-
   using namespace std::placeholders;
   server_.Get("/system/functions",
               SystemGet([this](auto& q, auto&, auto& r) { ListFunctions(q, r); }));
@@ -254,9 +172,9 @@ void GatewayServer::RegisterRoutes() {
 absl::Status GatewayServer::Start() {
   if (listener_.joinable()) return absl::FailedPreconditionError("gateway: already started");
   const int workers = options_.worker_threads > 0 ? options_.worker_threads : kDefaultWorkers;
-  // A few threads idle, up to `workers` under load (each keep-alive connection holds one).
+  // One thread idle, up to `workers` while /system requests run (each holds one).
   server_.new_task_queue = [workers] {
-    return new ElasticWorkerPool(8, static_cast<size_t>(workers), absl::Seconds(30));
+    return new ElasticWorkerPool(1, static_cast<size_t>(workers), absl::Seconds(30));
   };
   server_.set_keep_alive_max_count(10000);
   server_.set_keep_alive_timeout(5);
@@ -273,19 +191,10 @@ absl::Status GatewayServer::Start() {
   });
   RegisterRoutes();
 
-  const std::string address = absl::StrCat(options_.listen_host, ":", options_.port);
-  if (options_.port == 0) {
-    port_ = server_.bind_to_any_port(options_.listen_host);
-    if (port_ <= 0) {
-      port_ = 0;
-      return absl::UnavailableError(absl::StrCat("gateway: bind ", address, ": failed"));
-    }
-  } else {
-    if (!server_.bind_to_port(options_.listen_host, options_.port)) {
-      return absl::UnavailableError(
-          absl::StrCat("gateway: bind ", address, ": address in use or not available"));
-    }
-    port_ = options_.port;
+  // Loopback only, any free port: the front end relays to it; it never faces clients.
+  const int internal_port = server_.bind_to_any_port("127.0.0.1");
+  if (internal_port <= 0) {
+    return absl::UnavailableError("gateway: bind 127.0.0.1 (internal /system server): failed");
   }
   // httplib listens with a backlog of 5; a burst of new connections would see SYN drops.
   ::listen(server_.listening_socket(), kListenBacklog);
@@ -293,12 +202,35 @@ absl::Status GatewayServer::Start() {
   // stop() is a no-op until the accept loop runs; wait for it so Stop() cannot hang.
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
   while (!server_.is_running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
-  LogInfo("gateway: listening on ", options_.listen_host, ":", port_);
+
+  FrontEndOptions fo;
+  fo.host = options_.listen_host;
+  fo.port = options_.port;
+  fo.loops = options_.event_loops;
+  fo.max_connections = options_.max_connections;
+  fo.head_timeout = absl::Seconds(options_.head_timeout_seconds);
+  fo.idle_timeout = absl::Seconds(options_.idle_timeout_seconds);
+  fo.upstream_timeout =
+      absl::Seconds(options_.upstream_timeout_seconds > 0 ? options_.upstream_timeout_seconds : 60);
+  fo.max_request_bytes = options_.max_request_bytes;
+  fo.credentials = options_.credentials;
+  fo.internal_port = internal_port;
+  front_ = std::make_unique<FrontEnd>(std::move(fo), provider_, metrics_);
+  if (absl::Status s = front_->Start(); !s.ok()) {
+    front_.reset();
+    server_.stop();
+    listener_.join();
+    return s;
+  }
+  port_ = front_->port();
+  LogInfo("gateway: listening on ", options_.listen_host, ":", port_,
+          " (internal /system server on 127.0.0.1:", internal_port, ")");
   return absl::OkStatus();
 }
 
 void GatewayServer::Stop() {
   if (!listener_.joinable()) return;
+  if (front_ != nullptr) front_->Stop();
   server_.stop();
   listener_.join();
 }

@@ -2,18 +2,17 @@
 // auth), the invoke proxy (/function/NAME[.NS][/path]), /healthz and Prometheus /metrics.
 //
 // The gateway talks only to provider::FunctionProvider (lifecycle) and its RoutingTable
-// (where ready replicas listen). Provider errors map to HTTP in one place:
-//   InvalidArgument/FailedPrecondition → 400, NotFound → 404, AlreadyExists/Aborted → 409,
-//   Unavailable → 503, DeadlineExceeded → 504, other → 500; a payload under the type URL
-//   "faasd/http-status" holding a decimal code (e.g. "502") overrides the mapping.
+// (where ready replicas listen). Errors map to HTTP in one place: http_errors.h.
 //
-// The invoke path never calls the provider's lifecycle methods: it reads the routing snapshot,
-// forwards over per-thread keep-alive upstream connections, and counts invocations with atomics.
-// Responses that are chunked or of type text/event-stream / application/x-ndjson are streamed
-// to the client as they arrive; large or chunked request bodies are streamed to the function.
+// One public port: an event-driven front end (front_end.h; one loop per core) serves the
+// invoke path, /healthz and /metrics itself and relays the rest to the /system server on a
+// loopback port. The invoke path never calls the provider's lifecycle methods: it reads the
+// routing snapshot, forwards over per-loop keep-alive upstream connections, and counts
+// invocations with atomics. Bodies stream both ways in pieces of at most 64 KiB; responses are
+// relayed as they arrive (events, NDJSON, chunked).
 //
-// Thread-safety: Start() and Stop() are called from one owning thread; requests are served on
-// the gateway's own worker threads. The provider must outlive the Gateway.
+// Thread-safety: Start() and Stop() are called from one owning thread. The provider must
+// outlive the Gateway.
 #pragma once
 
 #include <cstddef>
@@ -45,7 +44,11 @@ struct GatewayOptions {
   Credentials credentials;
   size_t max_request_bytes = 32 << 20;  // invoke bodies; /system/* bodies are capped at 1 MiB
   int upstream_timeout_seconds = 60;    // exec timeout for /function/ (504 after)
-  int worker_threads = 0;               // 0 = enough for 256 concurrent keep-alive connections
+  int worker_threads = 0;               // /system server threads at most; 0 = 64
+  int event_loops = 0;                  // front end threads; 0 = one per core
+  size_t max_connections = 10000;       // open client connections; past it 503 and close
+  int head_timeout_seconds = 10;        // from a request's first byte to the end of its head
+  int idle_timeout_seconds = 60;        // keep-alive connections without a request
   std::string provider_name = "faasd-cpp", version, git_sha;
 };
 

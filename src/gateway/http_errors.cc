@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "boost/beast/http/status.hpp"
 
 namespace faasd::gateway {
 
@@ -41,6 +42,28 @@ int HttpStatusFor(const absl::Status& status) {
     default:
       return 500;
   }
+}
+
+absl::Status WithHttpStatus(absl::Status status, int http_status) {
+  status.SetPayload(kHttpStatusPayloadUrl, absl::Cord(absl::StrCat(http_status)));
+  return status;
+}
+
+std::string RenderResponse(int http_status, absl::string_view content_type,
+                           absl::string_view extra_headers, absl::string_view body, bool close) {
+  const auto reason =
+      boost::beast::http::obsolete_reason(static_cast<boost::beast::http::status>(http_status));
+  return absl::StrCat("HTTP/1.1 ", http_status, " ",
+                      absl::string_view(reason.data(), reason.size()),
+                      "\r\nContent-Type: ", content_type, "\r\nContent-Length: ", body.size(),
+                      "\r\n", extra_headers, close ? "Connection: close\r\n" : "", "\r\n", body);
+}
+
+std::string RenderProxyError(const absl::Status& status, absl::string_view extra_headers,
+                             bool close) {
+  return RenderResponse(HttpStatusFor(status), "text/plain; charset=utf-8",
+                        absl::StrCat("X-OpenFaaS-Internal: proxy\r\n", extra_headers),
+                        absl::StrCat(status.message(), "\n"), close);
 }
 
 void WriteError(httplib::Response& res, int http_status, absl::string_view message) {

@@ -1,13 +1,15 @@
-// Private to the gateway: the httplib server, route table and /system handlers behind
-// gateway::Gateway. One instance per Gateway; handlers run on the server's worker threads.
+// Private to the gateway: the public front end (front_end.h) and, behind it on a loopback
+// port, the httplib server with the route table and /system handlers. One instance per
+// Gateway; httplib handlers run on the server's worker threads.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "gateway/front_end.h"
 #include "gateway/gateway.h"
-#include "gateway/invoke_proxy.h"
 #include "gateway/metrics.h"
 #include "httplib.h"
 
@@ -15,6 +17,12 @@ namespace faasd::gateway {
 
 // /system/* JSON bodies are small; bigger ones are refused (413 saying this limit).
 inline constexpr size_t kSystemBodyLimit = 1 << 20;
+// How far past a body limit an oversized body is still read (and dropped) before the 413
+// answer, so the client can read it instead of seeing a reset.
+inline constexpr size_t kDrainAllowance = 16 << 20;
+inline std::string SystemBodyLimitMessage() {
+  return absl::StrCat("request body over the limit of ", kSystemBodyLimit, " bytes (1 MiB)");
+}
 
 class GatewayServer {
  public:
@@ -66,9 +74,9 @@ class GatewayServer {
   const GatewayOptions options_;
   provider::FunctionProvider& provider_;
   InvocationMetrics metrics_;
-  InvokeProxy proxy_;
-  Server server_;
+  Server server_;  // internal: 127.0.0.1, reached through front_
   std::thread listener_;
+  std::unique_ptr<FrontEnd> front_;
   int port_ = 0;
 };
 

@@ -339,6 +339,12 @@ EchoUpstream::EchoUpstream() {
       return true;
     });
   });
+  server_.Get("/hop", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Connection", "keep-alive, X-Upstream-Private");
+    res.set_header("X-Upstream-Private", "1");
+    res.set_header("X-Upstream-Public", "1");
+    res.set_content("hop", "text/plain");
+  });
   server_.Get("/events", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("data: one\n\ndata: two\n\n", "text/event-stream");
   });

@@ -111,6 +111,7 @@ struct GatewayFixture {
 //   /slow     answers after 3 s (for the gateway's timeout)
 //   /stream   chunked: "first\n", then waits for release_stream (or 5 s), then "second\n"
 //   /events   text/event-stream with two events
+//   /hop      names X-Upstream-Private in its Connection header (and sends X-Upstream-Public)
 class EchoUpstream {
  public:
   EchoUpstream();

@@ -1,0 +1,732 @@
+#include "gateway/client_session.h"
+
+#include <array>
+#include <limits>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/log.h"
+#include "boost/asio/post.hpp"
+#include "boost/asio/write.hpp"
+#include "boost/beast/http/error.hpp"
+#include "boost/beast/http/read.hpp"
+#include "gateway/basic_auth.h"
+#include "gateway/http_errors.h"
+#include "gateway/names.h"
+#include "gateway/server.h"
+
+namespace faasd::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+
+namespace {
+
+// Bodies up to this size are held whole (one write of head and body, replayable); larger or
+// slower ones stream through in pieces of this size.
+constexpr size_t kBodyChunk = 64 << 10;
+// After an error answer, what the client is still sending is read and dropped for a while so
+// it can read the answer instead of a reset.
+constexpr size_t kLingerBytes = 4 << 20;
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr absl::string_view kFunctionPrefix = "/function/";
+
+std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
+  return std::chrono::nanoseconds(absl::ToInt64Nanoseconds(d));
+}
+
+bool IsParseError(const error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_method).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message &&
+         ec != http::error::need_buffer && ec != http::error::need_more;
+}
+
+}  // namespace
+
+ClientSession::ClientSession(asio::ip::tcp::socket socket, EventLoop& loop, FrontEndShared& shared)
+    : client_(std::move(socket)),
+      idle_timer_(client_.get_executor()),
+      loop_(loop),
+      shared_(shared) {}
+
+ClientSession::~ClientSession() {
+  if (counters_ != nullptr) CountFinished(499);  // the client went away mid-exchange
+  shared_.open.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ClientSession::Start() {
+  error_code ec;
+  auto remote = client_.socket().remote_endpoint(ec);
+  if (ec) return CloseNow();
+  remote_ip_ = remote.address().to_string();
+  client_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  ReadHead();
+}
+
+// --- Head ----------------------------------------------------------------------------------
+
+void ClientSession::ReadHead() {
+  req_.emplace();
+  req_->header_limit(kMaxHeadBytes);
+  // Our limits are checked above Beast; its "none" compares wrongly in 1.74.
+  req_->body_limit(std::numeric_limits<std::uint64_t>::max());
+  if (in_.size() > 0) return ReadHeadRest();  // pipelined: the next head is already here
+  // Idle keep-alive: wait, holding no buffer, for the next request's first byte; its head
+  // then has head_timeout to arrive.
+  idle_timer_.expires_after(ToChrono(shared_.options.idle_timeout));
+  idle_timer_.async_wait([self = shared_from_this()](error_code ec) {
+    if (!ec) self->CloseNow();  // idle too long (a cancelled wait means a request came)
+  });
+  client_.socket().async_wait(asio::socket_base::wait_read,
+                              [self = shared_from_this()](error_code ec) {
+                                self->idle_timer_.cancel();
+                                if (ec) return self->CloseNow();
+                                self->ReadHeadRest();
+                              });
+}
+
+void ClientSession::ReadHeadRest() {
+  client_.expires_after(ToChrono(shared_.options.head_timeout));
+  http::async_read_header(client_, in_, *req_,
+                          [self = shared_from_this()](error_code ec, size_t) { self->OnHead(ec); });
+}
+
+void ClientSession::OnHead(error_code ec) {
+  if (ec == http::error::header_limit) {
+    return ProxyError(
+        WithHttpStatus(absl::Status(absl::StatusCode::kResourceExhausted,
+                                    absl::StrCat("request head over ", kMaxHeadBytes, " bytes")),
+                       431));
+  }
+  if (IsParseError(ec)) {
+    return ProxyError(absl::InvalidArgumentError(absl::StrCat("bad request: ", ec.message())));
+  }
+  if (ec) return CloseNow();  // EOF, reset, or the head deadline (slowloris): just drop it
+  const auto& req = req_->get();
+  if (std::string bad = CheckRequestFraming(req, req_->chunked()); !bad.empty()) {
+    return ProxyError(absl::InvalidArgumentError(absl::StrCat("bad request: ", bad)));
+  }
+  start_ = Clock::now();
+  start_ns_ = absl::GetCurrentTimeNanos();
+  key_.clear();
+  counters_ = nullptr;
+  refused_ = attempts_ = 0;
+  connect_error_.clear();
+  req_body_len_ = req_cap_ = resp_cap_ = 0;
+  req_body_total_ = 0;
+  req_whole_ = false;
+  client_head_sent_ = chunked_out_ = watching_client_ = false;
+  ++exchange_epoch_;
+  close_after_ = !req_->keep_alive();
+  client_.expires_never();
+  Route_();
+}
+
+absl::string_view ClientSession::RequestField(http::field f) const {
+  const auto& req = req_->get();
+  auto it = req.find(f);
+  return it == req.end() ? absl::string_view() : View(it->value());
+}
+
+void ClientSession::Route_() {
+  const auto& req = req_->get();
+  const absl::string_view target = View(req.target());
+  const absl::string_view path = target.substr(0, target.find('?'));
+  const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
+  if (absl::StartsWith(target, kFunctionPrefix)) return ResolveFunction();
+  if (path == "/healthz" && get) return ServeHealthz();
+  if (path == "/metrics" && get) return ServeMetrics();
+  if (absl::StartsWith(target, "/async-function/") && req.method() == http::verb::post) {
+    return ProxyError(
+        absl::UnimplementedError("asynchronous invocation is not implemented yet in faasd-cpp"));
+  }
+  if (absl::StartsWith(target, "/system/") &&
+      !BasicAuthorized(RequestField(http::field::authorization), shared_.options.credentials)) {
+    // Before any body byte is read.
+    return ProxyError(absl::UnauthenticatedError("invalid credentials"));
+  }
+  if (absl::StartsWith(target, "/system/")) {
+    // Announced far past the /system limit: refused before the body is read, as the internal
+    // server would; anything smaller is relayed and judged there.
+    if (auto length = req_->content_length();
+        length && *length > kSystemBodyLimit + kDrainAllowance) {
+      return ProxyError(WithHttpStatus(absl::OutOfRangeError(SystemBodyLimitMessage()), 413));
+    }
+  }
+  route_ = Route::kInternal;
+  path_ = std::string(target);
+  endpoint_ = provider::Endpoint{"127.0.0.1", shared_.options.internal_port};
+  address_ = absl::StrCat("127.0.0.1:", shared_.options.internal_port);
+  ReadRequestBody();
+}
+
+void ClientSession::ServeHealthz() {
+  asio::post(shared_.blocking, [self = shared_from_this()] {
+    absl::Status s = self->shared_.provider.Healthy();
+    asio::post(self->client_.get_executor(), [self, s] {
+      if (!s.ok()) return self->ProxyError(absl::UnavailableError(s.message()));
+      self->Respond(RenderResponse(200, "text/plain; charset=utf-8", "", "OK"),
+                    self->close_after_ || !self->req_->is_done());
+    });
+  });
+}
+
+void ClientSession::ServeMetrics() {
+  Respond(RenderResponse(200, "text/plain; version=0.0.4; charset=utf-8", "",
+                         shared_.metrics.Render(*shared_.provider.Routes().Snapshot())),
+          close_after_ || !req_->is_done());
+}
+
+// --- Invoke --------------------------------------------------------------------------------
+
+void ClientSession::ResolveFunction() {
+  const auto& req = req_->get();
+  FunctionTarget t;
+  ParseFunctionTarget(View(req.target()), kFunctionPrefix, provider::kDefaultNamespace, &t);
+  if (absl::Status s = CheckName("function name", t.name); !s.ok()) return ProxyError(s);
+  if (absl::Status s = CheckName("namespace", t.ns); !s.ok()) return ProxyError(s);
+  key_ = absl::StrCat(t.name, ".", t.ns);
+  routing_ = shared_.provider.Routes().Snapshot();
+  if (routing_->functions.count(key_) == 0) {
+    return ProxyError(absl::NotFoundError(absl::StrCat("function ", key_, " not found")));
+  }
+  route_ = Route::kInvoke;
+  path_ = UpstreamPath(t.suffix);
+  counters_ = shared_.metrics.For(key_);
+  InvocationMetrics::Started(counters_);
+  call_id_ = std::string(View(req["X-Call-Id"]));
+  if (call_id_.empty()) call_id_ = NewCallId();
+  start_time_ = std::string(View(req["X-Start-Time"]));
+  if (start_time_.empty()) start_time_ = absl::StrCat(start_ns_);
+  if (auto length = req_->content_length(); length && *length > shared_.options.max_request_bytes) {
+    return ProxyError(
+        WithHttpStatus(absl::Status(absl::StatusCode::kOutOfRange,
+                                    absl::StrCat("function ", key_, ": request body over ",
+                                                 shared_.options.max_request_bytes, " bytes")),
+                       413));
+  }
+  PickReplica();
+}
+
+void ClientSession::PickReplica() {
+  auto it = routing_->functions.find(key_);
+  if (it == routing_->functions.end() || it->second.empty()) {
+    // Scaled to zero or its only replica being replaced: held until one is ready.
+    const absl::Time deadline = absl::FromUnixNanos(start_ns_) + shared_.options.upstream_timeout;
+    shared_.waiter.Await(key_, deadline, client_.get_executor(),
+                         [self = shared_from_this()](ReplicaWaiter::Snapshot snap) {
+                           if (snap == nullptr && !self->connect_error_.empty()) {
+                             // Its replicas refused and none came back in time.
+                             return self->ProxyError(
+                                 WithHttpStatus(absl::UnavailableError(self->connect_error_), 502));
+                           }
+                           if (snap == nullptr) {
+                             return self->ProxyError(absl::UnavailableError(absl::StrCat(
+                                 "function ", self->key_, ": no replica became ready within ",
+                                 absl::FormatDuration(self->shared_.options.upstream_timeout))));
+                           }
+                           self->routing_ = std::move(snap);
+                           self->PickReplica();
+                         });
+    return;
+  }
+  endpoint_ = it->second[loop_.round_robin++ % it->second.size()];
+  address_ = absl::StrCat(endpoint_.ip, ":", endpoint_.port);
+  if (req_body_len_ == 0 && !req_whole_) return ReadRequestBody();
+  ConnectUpstream();
+}
+
+// --- Relay ---------------------------------------------------------------------------------
+
+void ClientSession::ReadRequestBody() {
+  if (req_->is_done()) {
+    req_whole_ = true;
+    return ConnectUpstream();
+  }
+  if (req_cap_ == 0) {
+    // Sized to the body when it is small: a burst of connections must not pin 64 KiB each.
+    const auto length = req_->content_length();
+    req_cap_ = length && *length < kBodyChunk ? static_cast<size_t>(*length) : kBodyChunk;
+    if (req_body_.size() < req_cap_) req_body_.resize(req_cap_);
+  }
+  if (absl::EqualsIgnoreCase(RequestField(http::field::expect), "100-continue") &&
+      in_.size() == 0 && req_body_total_ == 0) {
+    static constexpr absl::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    client_.expires_after(ToChrono(shared_.options.upstream_timeout));
+    asio::async_write(client_, asio::buffer(kContinue.data(), kContinue.size()),
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        if (ec) return self->CloseNow();
+                        self->req_->get().erase(http::field::expect);
+                        self->ReadRequestBody();
+                      });
+    return;
+  }
+  auto& body = req_->get().body();
+  body.data = req_body_.data() + req_body_len_;
+  body.size = req_cap_ - req_body_len_;
+  client_.expires_after(ToChrono(shared_.options.upstream_timeout));
+  http::async_read_some(client_, in_, *req_, [self = shared_from_this()](error_code ec, size_t) {
+    self->OnRequestBody(ec);
+  });
+}
+
+void ClientSession::OnRequestBody(error_code ec) {
+  if (ec == http::error::need_buffer) ec = {};
+  const size_t got = req_cap_ - req_body_len_ - req_->get().body().size;
+  if (ec) {
+    if (IsParseError(ec)) {
+      if (up_) ReleaseUpstream(false);  // the function must not take a partial body as whole
+      return ProxyError(
+          absl::InvalidArgumentError(absl::StrCat("bad request body: ", ec.message())));
+    }
+    // The client went away mid-upload: the function's request is cut, never completed.
+    if (up_) ReleaseUpstream(false);
+    return CloseNow();
+  }
+  req_body_len_ += got;
+  req_body_total_ += got;
+  if (req_body_total_ > shared_.options.max_request_bytes) {
+    if (up_) ReleaseUpstream(false);
+    return ProxyError(WithHttpStatus(
+        absl::Status(
+            absl::StatusCode::kOutOfRange,
+            absl::StrCat(key_.empty() ? "gateway" : "function " + key_, ": request body over ",
+                         shared_.options.max_request_bytes, " bytes")),
+        413));
+  }
+  if (up_ != nullptr) return StreamRequestBody();  // streaming: forward this piece
+  if (req_->is_done()) {
+    req_whole_ = true;
+    return ConnectUpstream();
+  }
+  if (req_body_len_ == req_cap_) return ConnectUpstream();  // too big to hold: stream it
+  ReadRequestBody();
+}
+
+void ClientSession::ConnectUpstream() {
+  outcome_ = AttemptOutcome{};
+  outcome_.body_replayable = req_whole_;
+  up_ = loop_.pool.Take(address_);
+  if (up_ != nullptr) {
+    outcome_.connected = outcome_.reused = true;
+    return SendRequest();
+  }
+  up_ = std::make_shared<UpstreamConnection>(loop_.ioc, address_);
+  error_code ec;
+  const auto ip = asio::ip::make_address(endpoint_.ip, ec);
+  if (ec) {
+    return ProxyError(
+        WithHttpStatus(absl::Status(absl::StatusCode::kUnavailable,
+                                    absl::StrCat("upstream ", address_, ": bad address")),
+                       502));
+  }
+  const auto left = start_ + ToChrono(shared_.options.upstream_timeout) - Clock::now();
+  up_->stream.expires_after(
+      std::min<Clock::duration>(left, ToChrono(shared_.options.connect_timeout)));
+  up_->stream.async_connect(
+      asio::ip::tcp::endpoint(ip, static_cast<uint16_t>(endpoint_.port)),
+      [self = shared_from_this()](error_code ec) {
+        if (!ec) {
+          self->outcome_.connected = true;
+          error_code ignored;
+          self->up_->stream.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+          return self->SendRequest();
+        }
+        self->up_.reset();
+        self->connect_error_ = absl::StrCat(
+            self->route_ == Route::kInvoke ? "function " + self->key_ : std::string("gateway"),
+            ": connect ", self->address_, ": ",
+            ec == beast::error::timeout ? "timed out" : ec.message());
+        // Nothing of the request reached the function: report the replica and try another.
+        if (self->route_ == Route::kInvoke && ec != beast::error::timeout &&
+            ++self->refused_ <= 3) {
+          self->shared_.provider.Routes().ReportUnreachable(self->key_, self->endpoint_);
+          self->routing_ = self->shared_.provider.Routes().Snapshot();
+          return self->PickReplica();
+        }
+        self->ProxyError(WithHttpStatus(absl::UnavailableError(self->connect_error_), 502));
+      });
+}
+
+std::string ClientSession::BuildUpstreamHead(bool whole_body) const {
+  const auto& req = req_->get();
+  const bool invoke = route_ == Route::kInvoke;
+  std::string head;
+  head.reserve(512);
+  absl::StrAppend(&head, View(req.method_string()), " ", path_, " HTTP/1.1\r\n");
+  if (invoke) absl::StrAppend(&head, "Host: ", address_, "\r\n");
+  const absl::string_view connection = RequestField(http::field::connection);
+  AppendForwardedFields(
+      req, connection,
+      [invoke](absl::string_view name) {
+        return (invoke && absl::EqualsIgnoreCase(name, "Host")) ||
+               absl::EqualsIgnoreCase(name, "Content-Length") ||
+               absl::EqualsIgnoreCase(name, "Expect") ||
+               absl::EqualsIgnoreCase(name, "X-Forwarded-For") ||
+               (invoke && (absl::EqualsIgnoreCase(name, "X-Call-Id") ||
+                           absl::EqualsIgnoreCase(name, "X-Start-Time")));
+      },
+      &head);
+  std::string xff;
+  for (auto it = req.find("X-Forwarded-For");
+       it != req.end() && absl::EqualsIgnoreCase(View(it->name_string()), "X-Forwarded-For");
+       ++it) {
+    absl::StrAppend(&xff, View(it->value()), ", ");
+  }
+  absl::StrAppend(&head, "X-Forwarded-For: ", xff, remote_ip_, "\r\n");
+  if (req.find("X-Forwarded-Host") == req.end()) {
+    absl::StrAppend(&head, "X-Forwarded-Host: ", RequestField(http::field::host), "\r\n");
+  }
+  if (invoke)
+    absl::StrAppend(&head, "X-Call-Id: ", call_id_, "\r\nX-Start-Time: ", start_time_, "\r\n");
+  if (whole_body) {
+    absl::StrAppend(&head, "Content-Length: ", req_body_len_, "\r\n\r\n");
+  } else if (req_->chunked()) {
+    head.append("Transfer-Encoding: chunked\r\n\r\n");
+  } else {
+    absl::StrAppend(&head, "Content-Length: ", req_->content_length().value_or(0), "\r\n\r\n");
+  }
+  return head;
+}
+
+void ClientSession::SendRequest() {
+  up_head_ = BuildUpstreamHead(req_whole_);
+  ArmExchangeTimer();
+  chunk_head_.clear();
+  if (!req_whole_ && req_->chunked()) chunk_head_ = absl::StrCat(absl::Hex(req_body_len_), "\r\n");
+  const std::array<asio::const_buffer, 4> bufs = {
+      asio::buffer(up_head_), asio::buffer(chunk_head_),
+      asio::buffer(req_body_.data(), req_body_len_),
+      asio::buffer(chunk_head_.empty() ? "" : "\r\n", chunk_head_.empty() ? 0 : 2)};
+  asio::async_write(up_->stream, bufs, [self = shared_from_this()](error_code ec, size_t n) {
+    self->outcome_.bytes_written += n;
+    if (ec) return self->UpstreamFailed(ec, "write");
+    if (self->req_whole_ || self->req_->is_done()) {
+      if (!self->req_whole_ && self->req_->chunked()) {
+        // The terminating chunk; the body's last piece already went out.
+        static constexpr absl::string_view kLast = "0\r\n\r\n";
+        return asio::async_write(self->up_->stream, asio::buffer(kLast.data(), kLast.size()),
+                                 [self](error_code ec, size_t) {
+                                   if (ec) return self->UpstreamFailed(ec, "write");
+                                   self->ReadResponseHead();
+                                 });
+      }
+      return self->ReadResponseHead();
+    }
+    self->req_body_len_ = 0;
+    self->ReadRequestBody();  // OnRequestBody sees up_ and calls StreamRequestBody
+  });
+}
+
+void ClientSession::StreamRequestBody() {
+  // One piece of a body too big to hold: forwarded as it came (re-framed when chunked).
+  const bool chunked = req_->chunked();
+  const bool last = req_->is_done();
+  chunk_head_ = chunked && req_body_len_ > 0 ? absl::StrCat(absl::Hex(req_body_len_), "\r\n") : "";
+  static constexpr absl::string_view kChunkEnd = "\r\n";
+  static constexpr absl::string_view kLast = "0\r\n\r\n";
+  const std::array<asio::const_buffer, 4> bufs = {
+      asio::buffer(chunk_head_), asio::buffer(req_body_.data(), req_body_len_),
+      asio::buffer(kChunkEnd.data(), chunk_head_.empty() ? 0 : kChunkEnd.size()),
+      asio::buffer(kLast.data(), chunked && last ? kLast.size() : 0)};
+  up_->stream.expires_after(ToChrono(shared_.options.upstream_timeout));
+  asio::async_write(up_->stream, bufs, [self = shared_from_this(), last](error_code ec, size_t n) {
+    self->outcome_.bytes_written += n;
+    if (ec) return self->UpstreamFailed(ec, "write");
+    if (last) return self->ReadResponseHead();
+    self->req_body_len_ = 0;
+    self->ReadRequestBody();
+  });
+}
+
+void ClientSession::ReadResponseHead() {
+  resp_.emplace();
+  resp_->header_limit(kMaxHeadBytes);
+  resp_->body_limit(std::numeric_limits<std::uint64_t>::max());  // as in ReadHead
+  if (req_->get().method() == http::verb::head) resp_->skip(true);
+  ArmExchangeTimer();
+  http::async_read_header(
+      up_->stream, up_->buffer, *resp_,
+      [self = shared_from_this()](error_code ec, size_t n) { self->OnResponseHead(ec, n); });
+}
+
+void ClientSession::OnResponseHead(error_code ec, size_t bytes) {
+  if (ec) {
+    if (bytes > 0 || up_->buffer.size() > 0) outcome_.response_started = true;
+    return UpstreamFailed(ec, "read");
+  }
+  outcome_.response_started = true;
+  code_ = resp_->get().result_int();
+  if (code_ >= 100 && code_ < 200 && code_ != 101) return ReadResponseHead();  // interim
+  resp_body_len_ = 0;
+  if (resp_->is_done()) return RelayResponseBody();
+  const auto length = resp_->content_length();
+  resp_cap_ = length && *length < kBodyChunk ? static_cast<size_t>(*length) : kBodyChunk;
+  if (resp_body_.size() < resp_cap_) resp_body_.resize(resp_cap_);
+  // A stream of unknown length with nothing of its body here yet (events, a followed log):
+  // the head goes out now rather than with a first piece that may be long in coming.
+  if (!length && up_->buffer.size() == 0) return RelayResponseBody();
+  auto& body = resp_->get().body();
+  body.data = resp_body_.data();
+  body.size = resp_cap_;
+  ArmBodyReadTimer();
+  http::async_read_some(
+      up_->stream, up_->buffer, *resp_,
+      [self = shared_from_this()](error_code ec, size_t) { self->OnResponseBody(ec); });
+}
+
+void ClientSession::ArmExchangeTimer() {
+  // An invocation has its timeout from its start; a /system call (a deploy pulling a large
+  // image) takes as long as it takes, as it did before the front end.
+  if (route_ == Route::kInvoke) {
+    up_->stream.expires_at(start_ + ToChrono(shared_.options.upstream_timeout));
+  } else {
+    up_->stream.expires_never();
+  }
+}
+
+void ClientSession::ArmBodyReadTimer() {
+  // Function streams (events, NDJSON, long chunked bodies) get the timeout per piece, not
+  // overall. /system streams (a followed log) may stay quiet for as long as the client waits.
+  if (route_ == Route::kInvoke) {
+    up_->stream.expires_after(ToChrono(shared_.options.upstream_timeout));
+  } else {
+    up_->stream.expires_never();
+  }
+}
+
+void ClientSession::OnResponseBody(error_code ec) {
+  if (ec == http::error::need_buffer) ec = {};
+  const size_t got = resp_cap_ - resp_body_len_ - resp_->get().body().size;
+  if (ec) {
+    if (client_head_sent_) {
+      // Mid-body: the client must see a cut response, never a complete-looking one.
+      ReleaseUpstream(false);
+      return CloseNow();
+    }
+    return UpstreamFailed(ec, "read");
+  }
+  resp_body_len_ += got;
+  const auto length = resp_->content_length();
+  const bool hold = !client_head_sent_ && !resp_->is_done() && length && *length <= kBodyChunk &&
+                    resp_body_len_ < resp_cap_;
+  if (hold) {  // a small body still arriving: one write of head and body once it is all here
+    auto& body = resp_->get().body();
+    body.data = resp_body_.data() + resp_body_len_;
+    body.size = resp_cap_ - resp_body_len_;
+    return http::async_read_some(
+        up_->stream, up_->buffer, *resp_,
+        [self = shared_from_this()](error_code ec, size_t) { self->OnResponseBody(ec); });
+  }
+  RelayResponseBody();
+}
+
+std::string ClientSession::BuildResponseHead(bool whole_body, size_t body_len) {
+  const auto& resp = resp_->get();
+  const bool invoke = route_ == Route::kInvoke;
+  std::string head;
+  head.reserve(512);
+  absl::StrAppend(&head, "HTTP/1.1 ", code_, " ", View(resp.reason()), "\r\n");
+  auto conn_it = resp.find(http::field::connection);
+  const absl::string_view connection =
+      conn_it == resp.end() ? absl::string_view() : View(conn_it->value());
+  const bool head_request = req_->get().method() == http::verb::head;
+  AppendForwardedFields(
+      resp, connection,
+      [invoke, head_request](absl::string_view name) {
+        return (!head_request && absl::EqualsIgnoreCase(name, "Content-Length")) ||
+               (invoke && (absl::EqualsIgnoreCase(name, "X-Call-Id") ||
+                           absl::EqualsIgnoreCase(name, "X-Start-Time")));
+      },
+      &head);
+  if (invoke)
+    absl::StrAppend(&head, "X-Call-Id: ", call_id_, "\r\nX-Start-Time: ", start_time_, "\r\n");
+  const bool no_body = head_request || code_ == 204 || code_ == 304;
+  if (!no_body) {
+    if (whole_body) {
+      absl::StrAppend(&head, "Content-Length: ", body_len, "\r\n");
+    } else if (auto length = resp_->content_length(); length) {
+      absl::StrAppend(&head, "Content-Length: ", *length, "\r\n");
+    } else {
+      chunked_out_ = true;
+      head.append("Transfer-Encoding: chunked\r\n");
+    }
+  }
+  if (close_after_) head.append("Connection: close\r\n");
+  head.append("\r\n");
+  return head;
+}
+
+void ClientSession::RelayResponseBody() {
+  const bool done = resp_->is_done();
+  if (!client_head_sent_) {
+    out_head_ = BuildResponseHead(done, resp_body_len_);
+    client_head_sent_ = true;
+  } else {
+    out_head_.clear();
+  }
+  if (done) {
+    ReleaseUpstream(resp_->keep_alive() && !resp_->need_eof());
+  } else if (!watching_client_) {
+    WatchClientGone();
+  }
+  chunk_head_ =
+      chunked_out_ && resp_body_len_ > 0 ? absl::StrCat(absl::Hex(resp_body_len_), "\r\n") : "";
+  static constexpr absl::string_view kChunkEnd = "\r\n";
+  static constexpr absl::string_view kLast = "0\r\n\r\n";
+  const std::array<asio::const_buffer, 5> bufs = {
+      asio::buffer(out_head_), asio::buffer(chunk_head_),
+      asio::buffer(resp_body_.data(), resp_body_len_),
+      asio::buffer(kChunkEnd.data(), chunk_head_.empty() ? 0 : kChunkEnd.size()),
+      asio::buffer(kLast.data(), chunked_out_ && done ? kLast.size() : 0)};
+  client_.expires_after(ToChrono(shared_.options.upstream_timeout));
+  asio::async_write(client_, bufs, [self = shared_from_this(), done](error_code ec, size_t) {
+    if (ec) {
+      self->ReleaseUpstream(false);  // the client left: the rest of the response is not wanted
+      return self->CloseNow();
+    }
+    if (done) return self->FinishExchange();
+    if (self->up_ == nullptr) return self->CloseNow();  // WatchClientGone saw the client leave
+    self->resp_body_len_ = 0;
+    auto& body = self->resp_->get().body();
+    body.data = self->resp_body_.data();
+    body.size = self->resp_cap_;
+    self->ArmBodyReadTimer();
+    http::async_read_some(self->up_->stream, self->up_->buffer, *self->resp_,
+                          [self](error_code ec, size_t) { self->OnResponseBody(ec); });
+  });
+}
+
+void ClientSession::WatchClientGone() {
+  // While a response streams, nothing reads from the client; a client that leaves would go
+  // unnoticed until the next piece, which for a quiet stream may be never.
+  watching_client_ = true;
+  client_.socket().async_wait(
+      asio::socket_base::wait_read,
+      [self = shared_from_this(), epoch = exchange_epoch_](error_code ec) {
+        if (ec || epoch != self->exchange_epoch_ || self->up_ == nullptr) return;
+        char byte;
+        error_code peek;
+        const size_t n = self->client_.socket().receive(asio::buffer(&byte, 1),
+                                                        asio::socket_base::message_peek, peek);
+        if (n == 0 && peek) {  // EOF or reset: gone. Bytes would be a pipelined request.
+          self->ReleaseUpstream(false);
+          self->CloseNow();
+        }
+      });
+}
+
+void ClientSession::FinishExchange() {
+  CountFinished(code_);
+  NextRequest(close_after_ || !req_->is_done());
+}
+
+void ClientSession::ReleaseUpstream(bool reusable) {
+  if (up_ == nullptr) return;
+  if (reusable) {
+    loop_.pool.Put(std::move(up_));
+  } else {
+    error_code ignored;
+    up_->stream.socket().close(ignored);
+  }
+  up_.reset();
+}
+
+void ClientSession::UpstreamFailed(error_code ec, absl::string_view during) {
+  outcome_.timed_out = ec == beast::error::timeout;
+  outcome_.closed_by_peer = ec == http::error::end_of_stream || ec == asio::error::eof ||
+                            ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+  const bool reused = outcome_.reused;
+  ReleaseUpstream(false);
+  if (MayRetry(req_->get().method(), outcome_) && ++attempts_ < 3) {
+    // A pooled connection the function had closed, or nothing of the request went out.
+    return ConnectUpstream();
+  }
+  const std::string who = route_ == Route::kInvoke ? "function " + key_ : std::string("gateway");
+  if (outcome_.timed_out) {
+    return ProxyError(absl::DeadlineExceededError(
+        absl::StrCat(who, ": upstream ", address_, ": timed out after ",
+                     absl::FormatDuration(shared_.options.upstream_timeout))));
+  }
+  ProxyError(WithHttpStatus(
+      absl::Status(absl::StatusCode::kUnavailable,
+                   absl::StrCat(who, ": upstream ", address_, ": ", during, ": ", ec.message(),
+                                reused ? " (kept-alive connection)" : "")),
+      502));
+}
+
+// --- Answers -------------------------------------------------------------------------------
+
+void ClientSession::CountFinished(int code) {
+  if (counters_ == nullptr) return;
+  InvocationMetrics::Finished(counters_, code,
+                              static_cast<uint64_t>(absl::GetCurrentTimeNanos() - start_ns_));
+  counters_ = nullptr;
+}
+
+void ClientSession::ProxyError(const absl::Status& status) {
+  const int code = HttpStatusFor(status);
+  CountFinished(code);
+  if (up_) ReleaseUpstream(false);
+  if (client_head_sent_) return CloseNow();
+  // A body still unread (or a broken stream) ends the connection after the answer.
+  const bool close = close_after_ || req_ == std::nullopt || !req_->is_header_done() ||
+                     !req_->is_done() || code == 400 || code == 431;
+  std::string extra;
+  if (code == 401) extra = "WWW-Authenticate: Basic realm=\"Restricted\"\r\n";
+  Respond(RenderProxyError(status, extra, close), close);
+}
+
+void ClientSession::Respond(std::string response, bool close) {
+  if (req_ && req_->is_header_done() && req_->get().method() == http::verb::head) {
+    response.resize(response.find("\r\n\r\n") + 4);  // the head of what GET would get
+  }
+  out_head_ = std::move(response);
+  client_head_sent_ = true;
+  client_.expires_after(ToChrono(shared_.options.upstream_timeout));
+  asio::async_write(client_, asio::buffer(out_head_),
+                    [self = shared_from_this(), close](error_code ec, size_t) {
+                      if (ec) return self->CloseNow();
+                      self->NextRequest(close);
+                    });
+}
+
+void ClientSession::NextRequest(bool close) {
+  // Body buffers live for one exchange: idle keep-alive connections hold none.
+  std::vector<char>().swap(req_body_);
+  std::vector<char>().swap(resp_body_);
+  if (in_.size() == 0) in_.shrink_to_fit();
+  if (close) return LingeringClose();
+  ReadHead();
+}
+
+void ClientSession::LingeringClose() {
+  error_code ignored;
+  client_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  req_body_.resize(16 << 10);
+  client_.expires_after(kLingerTime);
+  struct Drain {
+    std::shared_ptr<ClientSession> self;
+    size_t left;
+    void operator()(error_code ec, size_t n) {
+      if (ec || n >= left) return self->CloseNow();
+      left -= n;
+      self->client_.async_read_some(asio::buffer(self->req_body_), std::move(*this));
+    }
+  };
+  in_.consume(in_.size());
+  client_.async_read_some(asio::buffer(req_body_), Drain{shared_from_this(), kLingerBytes});
+}
+
+void ClientSession::CloseNow() {
+  idle_timer_.cancel();
+  error_code ignored;
+  client_.socket().close(ignored);
+  ReleaseUpstream(false);
+}
+
+}  // namespace faasd::gateway

@@ -1,0 +1,143 @@
+// Private to the front end: one client connection on one event loop, and what the loops share.
+//
+// A request goes through named steps, each an asynchronous hop on the connection's loop:
+//   ReadHead → Route → (invoke) ResolveFunction → PickReplica [→ ReplicaWaiter]
+//   → ReadRequestBody → ConnectUpstream → SendRequest [→ StreamRequestBody]
+//   → ReadResponseHead → RelayResponseBody → FinishExchange → ReadHead ...
+// Gateway-made errors go through ProxyError (http_errors.h decides the status).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/asio/thread_pool.hpp"
+#include "boost/beast/core/flat_buffer.hpp"
+#include "boost/beast/core/tcp_stream.hpp"
+#include "boost/beast/http/buffer_body.hpp"
+#include "boost/beast/http/parser.hpp"
+#include "gateway/front_end.h"
+#include "gateway/http_rules.h"
+#include "gateway/metrics.h"
+#include "gateway/replica_waiter.h"
+#include "gateway/upstream_pool.h"
+
+namespace faasd::gateway {
+
+// One event loop: its io_context, thread and upstream connections.
+struct EventLoop {
+  boost::asio::io_context ioc{1};
+  UpstreamPool pool;
+  uint64_t round_robin = 0;
+  std::thread thread;
+};
+
+// Read-only after Start, or thread-safe.
+struct FrontEndShared {
+  FrontEndOptions options;
+  provider::FunctionProvider& provider;
+  InvocationMetrics& metrics;
+  ReplicaWaiter& waiter;
+  boost::asio::thread_pool& blocking;  // provider calls that may block (health)
+  std::atomic<size_t> open{0};         // client connections
+};
+
+class ClientSession : public std::enable_shared_from_this<ClientSession> {
+ public:
+  ClientSession(boost::asio::ip::tcp::socket socket, EventLoop& loop, FrontEndShared& shared);
+  ~ClientSession();
+  void Start();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  using RequestParser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
+  using ResponseParser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
+  enum class Route { kInvoke, kInternal };
+
+  // Head.
+  void ReadHead();
+  void ReadHeadRest();
+  void OnHead(boost::system::error_code ec);
+  void Route_();
+  void ServeHealthz();
+  void ServeMetrics();
+  // Invoke.
+  void ResolveFunction();
+  void PickReplica();
+  // Relay (invoke and internal).
+  void ReadRequestBody();
+  void OnRequestBody(boost::system::error_code ec);
+  void ConnectUpstream();
+  void SendRequest();
+  void StreamRequestBody();
+  void ReadResponseHead();
+  void OnResponseHead(boost::system::error_code ec, size_t bytes);
+  void RelayResponseBody();
+  void OnResponseBody(boost::system::error_code ec);
+  void ArmExchangeTimer();
+  void ArmBodyReadTimer();
+  void WatchClientGone();
+  void FinishExchange();
+  void UpstreamFailed(boost::system::error_code ec, absl::string_view during);
+  // Answers.
+  void ProxyError(const absl::Status& status);
+  // Writes `response` (head and body), then reads the next request or closes.
+  void Respond(std::string response, bool close);
+  void NextRequest(bool close);
+  void LingeringClose();
+  void CloseNow();
+
+  std::string BuildUpstreamHead(bool whole_body) const;
+  std::string BuildResponseHead(bool whole_body, size_t body_len);
+  absl::string_view RequestField(boost::beast::http::field f) const;
+  void CountFinished(int code);
+  void ReleaseUpstream(bool reusable);
+
+  boost::beast::tcp_stream client_;
+  boost::asio::steady_timer idle_timer_;  // keep-alive connections waiting for a request
+  EventLoop& loop_;
+  FrontEndShared& shared_;
+  std::string remote_ip_;
+  boost::beast::flat_buffer in_;
+  std::optional<RequestParser> req_;
+
+  // The exchange in progress.
+  Route route_ = Route::kInternal;
+  Clock::time_point start_;
+  int64_t start_ns_ = 0;
+  std::string key_;  // "name.namespace" when invoking
+  InvocationMetrics::FunctionCounters* counters_ = nullptr;
+  std::string path_, call_id_, start_time_;
+  std::shared_ptr<const provider::RoutingSnapshot> routing_;
+  provider::Endpoint endpoint_;
+  std::string address_;
+  int refused_ = 0, attempts_ = 0;
+  std::vector<char> req_body_;  // up to req_cap_ (≤ 64 KiB) of the request body
+  size_t req_body_len_ = 0, req_cap_ = 0;
+  uint64_t req_body_total_ = 0;
+  bool req_whole_ = false;  // req_body_ holds the whole body (replayable)
+  std::shared_ptr<UpstreamConnection> up_;
+  AttemptOutcome outcome_;
+  std::string up_head_, chunk_head_, out_head_;
+  std::optional<ResponseParser> resp_;
+  std::vector<char> resp_body_;  // up to resp_cap_ (≤ 64 KiB) of the response body
+  size_t resp_body_len_ = 0, resp_cap_ = 0;
+  int code_ = 0;
+  bool client_head_sent_ = false;  // the response head went to the client
+  bool chunked_out_ = false;
+  bool close_after_ = false;
+  bool watching_client_ = false;
+  uint64_t exchange_epoch_ = 0;
+  std::string connect_error_;  // the last refused connection, for the 502 if none recovers
+};
+
+}  // namespace faasd::gateway

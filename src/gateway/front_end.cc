@@ -1,0 +1,186 @@
+#include "gateway/front_end.h"
+
+#include <malloc.h>
+
+#include <optional>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/asio/thread_pool.hpp"
+#include "gateway/client_session.h"
+#include "gateway/http_errors.h"
+
+namespace faasd::gateway {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+constexpr int kListenBacklog = 4096;
+}  // namespace
+
+struct FrontEnd::State {
+  State(FrontEndOptions options, provider::FunctionProvider& provider, InvocationMetrics& metrics)
+      : waiter(provider.Routes()),
+        blocking(1),
+        shared{std::move(options), provider, metrics, waiter, blocking} {}
+
+  void Accept();
+  void OnAccept(size_t loop, tcp::socket socket);
+  void TrimAfterBursts();
+
+  ReplicaWaiter waiter;
+  asio::thread_pool blocking;
+  FrontEndShared shared;
+  // Loops last: their destruction ends the sessions, which use everything above.
+  std::vector<std::unique_ptr<EventLoop>> loops;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::steady_timer> backoff;
+  std::optional<asio::steady_timer> trim;
+  size_t peak_open = 0;  // most connections open since the last trim (acceptor's loop only)
+  size_t next_loop = 0;
+  bool running = false;
+};
+
+void FrontEnd::State::Accept() {
+  const size_t loop = next_loop++ % loops.size();
+  acceptor->async_accept(loops[loop]->ioc, [this, loop](error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // Out of descriptors or memory: pause accepting briefly instead of spinning.
+      LogWarning("gateway: accept: ", ec.message());
+      backoff->expires_after(std::chrono::milliseconds(50));
+      backoff->async_wait([this](error_code ec) {
+        if (!ec) Accept();
+      });
+      return;
+    }
+    OnAccept(loop, std::move(socket));
+    Accept();
+  });
+}
+
+void FrontEnd::State::OnAccept(size_t loop, tcp::socket socket) {
+  if (shared.open.load(std::memory_order_relaxed) >= shared.options.max_connections) {
+    // Best effort, without blocking the acceptor: a fresh socket's send buffer is empty.
+    static const std::string kFull = RenderProxyError(
+        absl::UnavailableError(absl::StrCat("gateway: too many open connections (limit ",
+                                            shared.options.max_connections, ")")),
+        "", true);
+    error_code ec;
+    socket.non_blocking(true, ec);
+    socket.write_some(asio::buffer(kFull), ec);
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    socket.close(ec);
+    return;
+  }
+  peak_open = std::max(peak_open, shared.open.fetch_add(1, std::memory_order_relaxed) + 1);
+  auto session = std::make_shared<ClientSession>(std::move(socket), *loops[loop], shared);
+  asio::post(loops[loop]->ioc, [session] { session->Start(); });
+}
+
+void FrontEnd::State::TrimAfterBursts() {
+  trim->expires_after(std::chrono::seconds(5));
+  trim->async_wait([this](error_code ec) {
+    if (ec) return;
+    // After a burst of connections has gone, hand the heap it grew back to the system: glibc
+    // keeps freed memory below the top of its heaps otherwise.
+    const size_t open = shared.open.load(std::memory_order_relaxed);
+    if (peak_open > 256 && open < 64) {
+      ::malloc_trim(0);
+      peak_open = open;
+    }
+    TrimAfterBursts();
+  });
+}
+
+FrontEnd::FrontEnd(FrontEndOptions options, provider::FunctionProvider& provider,
+                   InvocationMetrics& metrics)
+    : state_(std::make_unique<State>(std::move(options), provider, metrics)) {}
+
+FrontEnd::~FrontEnd() { Stop(); }
+
+absl::Status FrontEnd::Start() {
+  State& s = *state_;
+  if (s.running) return absl::FailedPreconditionError("gateway: front end already started");
+  const FrontEndOptions& o = s.shared.options;
+  size_t n = o.loops > 0 ? static_cast<size_t>(o.loops) : std::thread::hardware_concurrency();
+  if (n == 0) n = 1;
+  for (size_t i = 0; i < n; ++i) s.loops.push_back(std::make_unique<EventLoop>());
+
+  const std::string address = absl::StrCat(o.host, ":", o.port);
+  error_code ec;
+  const auto ip = asio::ip::make_address(o.host, ec);
+  if (ec)
+    return absl::InvalidArgumentError(
+        absl::StrCat("gateway: listen ", address, ": ", ec.message()));
+  const tcp::endpoint endpoint(ip, static_cast<uint16_t>(o.port));
+  s.acceptor.emplace(s.loops[0]->ioc);
+  s.backoff.emplace(s.loops[0]->ioc);
+  s.trim.emplace(s.loops[0]->ioc);
+  // SO_REUSEADDR only: SO_REUSEPORT would let a second daemon share the port.
+  if (s.acceptor->open(endpoint.protocol(), ec);
+      !ec && (s.acceptor->set_option(tcp::acceptor::reuse_address(true), ec), !ec) &&
+      (s.acceptor->bind(endpoint, ec), !ec)) {
+    s.acceptor->listen(kListenBacklog, ec);
+  }
+  if (ec) {
+    s.acceptor.reset();
+    s.backoff.reset();
+    s.trim.reset();
+    s.loops.clear();
+    return absl::UnavailableError(absl::StrCat("gateway: bind ", address, ": ", ec.message()));
+  }
+  port_ = s.acceptor->local_endpoint().port();
+  s.Accept();
+  s.TrimAfterBursts();
+  for (auto& loop : s.loops) {
+    s.guards.push_back(asio::make_work_guard(loop->ioc));
+    EventLoop* l = loop.get();
+    loop->thread = std::thread([l] {
+      for (;;) {
+        try {
+          l->ioc.run();
+          return;
+        } catch (const std::exception& e) {  // a bug in a handler must not end the gateway
+          LogError("gateway: event loop: unexpected exception: ", e.what());
+        }
+      }
+    });
+  }
+  s.running = true;
+  LogInfo("gateway: ", n, " event loops on ", o.host, ":", port_);
+  return absl::OkStatus();
+}
+
+void FrontEnd::Stop() {
+  State& s = *state_;
+  if (!s.running) return;
+  s.running = false;
+  asio::post(s.loops[0]->ioc, [&s] {
+    error_code ignored;
+    s.acceptor->close(ignored);
+    s.backoff->cancel();
+    s.trim->cancel();
+  });
+  s.waiter.Stop();
+  s.blocking.join();
+  s.guards.clear();
+  for (auto& loop : s.loops) loop->ioc.stop();
+  for (auto& loop : s.loops) {
+    if (loop->thread.joinable()) loop->thread.join();
+  }
+  s.acceptor.reset();
+  s.backoff.reset();
+  s.trim.reset();
+  s.loops.clear();  // ends every session and pooled connection
+}
+
+}  // namespace faasd::gateway

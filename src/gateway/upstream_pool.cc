@@ -1,0 +1,49 @@
+#include "gateway/upstream_pool.h"
+
+#include <algorithm>
+
+namespace faasd::gateway {
+
+std::shared_ptr<UpstreamConnection> UpstreamPool::Take(const std::string& address) {
+  auto it = idle_.find(address);
+  if (it == idle_.end() || it->second.empty()) return nullptr;
+  std::shared_ptr<UpstreamConnection> conn = std::move(it->second.back());
+  it->second.pop_back();
+  conn->in_pool = false;
+  conn->reused = true;
+  boost::system::error_code ignored;
+  conn->stream.socket().cancel(ignored);  // ends the idle watch (its handler sees aborted)
+  return conn;
+}
+
+void UpstreamPool::Put(std::shared_ptr<UpstreamConnection> conn) {
+  auto& stack = idle_[conn->address];
+  if (stack.size() >= max_idle_ || !conn->stream.socket().is_open()) return;
+  conn->stream.expires_never();
+  conn->in_pool = true;
+  const uint64_t epoch = ++conn->idle_epoch;
+  // Readable while idle means EOF, an error or bytes nobody asked for: all unusable.
+  conn->stream.socket().async_wait(boost::asio::socket_base::wait_read,
+                                   [this, conn, epoch](boost::system::error_code ec) {
+                                     if (ec == boost::asio::error::operation_aborted) return;
+                                     if (conn->in_pool && conn->idle_epoch == epoch) Drop(conn);
+                                   });
+  stack.push_back(std::move(conn));
+}
+
+size_t UpstreamPool::idle(const std::string& address) const {
+  auto it = idle_.find(address);
+  return it == idle_.end() ? 0 : it->second.size();
+}
+
+void UpstreamPool::Drop(const std::shared_ptr<UpstreamConnection>& conn) {
+  conn->in_pool = false;
+  boost::system::error_code ignored;
+  conn->stream.socket().close(ignored);
+  auto it = idle_.find(conn->address);
+  if (it == idle_.end()) return;
+  auto& stack = it->second;
+  stack.erase(std::remove(stack.begin(), stack.end(), conn), stack.end());
+}
+
+}  // namespace faasd::gateway

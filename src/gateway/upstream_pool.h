@@ -1,0 +1,53 @@
+// Keep-alive connections from one event loop to function replicas (and to the gateway's
+// internal /system server), pooled per "ip:port".
+//
+// An idle pooled connection keeps a read-readiness wait armed (no system call: the socket stays
+// in the loop's epoll set), so a replica that closes it while idle takes it out of the pool at
+// once instead of failing the next request. Not thread-safe: one pool per event loop, used
+// only from that loop's thread; connections never cross loops.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "boost/asio/io_context.hpp"
+#include "boost/beast/core/flat_buffer.hpp"
+#include "boost/beast/core/tcp_stream.hpp"
+
+namespace faasd::gateway {
+
+struct UpstreamConnection {
+  UpstreamConnection(boost::asio::io_context& ioc, std::string address)
+      : stream(ioc), address(std::move(address)) {}
+  boost::beast::tcp_stream stream;
+  boost::beast::flat_buffer buffer;  // bytes read past the current response stay here
+  const std::string address;         // "ip:port", the pool's key
+  bool reused = false;               // taken from the pool rather than freshly connected
+  // The pool's idle watch is current only while in_pool and `idle_epoch` matches.
+  bool in_pool = false;
+  uint64_t idle_epoch = 0;
+};
+
+class UpstreamPool {
+ public:
+  explicit UpstreamPool(size_t max_idle_per_address = 256) : max_idle_(max_idle_per_address) {}
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  // The most recently used idle connection to `address`, or null.
+  std::shared_ptr<UpstreamConnection> Take(const std::string& address);
+  // Keeps a connection whose last response was read to its end and that may carry another.
+  void Put(std::shared_ptr<UpstreamConnection> conn);
+  size_t idle(const std::string& address) const;
+
+ private:
+  void Drop(const std::shared_ptr<UpstreamConnection>& conn);
+
+  const size_t max_idle_;
+  absl::flat_hash_map<std::string, std::vector<std::shared_ptr<UpstreamConnection>>> idle_;
+};
+
+}  // namespace faasd::gateway

@@ -1,0 +1,377 @@
+// The front end against hostile and unusual HTTP on raw sockets: framing attacks, oversized
+// heads, slow heads, the connection cap, hop-by-hop headers both ways, auth before body.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "catch.hpp"
+#include "gateway/gateway.h"
+#include "test_support.h"
+
+namespace faasd::gateway::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A blocking client socket with bounded reads.
+class RawConn {
+ public:
+  explicit RawConn(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  }
+  ~RawConn() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  bool Send(const std::string& data) {
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  // Reads until the peer closes (closed() = true) or `timeout` passes.
+  std::string ReadUntilClose(std::chrono::milliseconds timeout) {
+    return Read(timeout, [](const std::string&) { return false; });
+  }
+  // Reads until one whole response with a Content-Length body is in, the peer closes, or
+  // `timeout` passes.
+  std::string ReadResponse(std::chrono::milliseconds timeout) {
+    return Read(timeout, [](const std::string& got) {
+      const size_t end = got.find("\r\n\r\n");
+      if (end == std::string::npos) return false;
+      const size_t cl = got.find("Content-Length: ");
+      if (cl == std::string::npos || cl > end) return true;
+      return got.size() >= end + 4 + std::stoul(got.substr(cl + 16));
+    });
+  }
+  bool closed() const { return closed_; }
+
+ private:
+  template <typename Done>
+  std::string Read(std::chrono::milliseconds timeout, Done done) {
+    std::string got;
+    const auto deadline = Clock::now() + timeout;
+    while (!done(got)) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+      char buf[65536];
+      ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0) {
+        closed_ = true;
+        break;
+      }
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got;
+  }
+  int fd_ = -1;
+  bool connected_ = false;
+  bool closed_ = false;
+};
+
+// A one-connection upstream that records every byte it receives until the peer closes.
+class RecordingUpstream {
+ public:
+  RecordingUpstream() {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::listen(listen_fd_, 4);
+    thread_ = std::thread([this] {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 10000) <= 0) return;
+      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      const auto deadline = Clock::now() + std::chrono::seconds(10);
+      char buf[65536];
+      while (Clock::now() < deadline) {
+        pollfd q{fd, POLLIN, 0};
+        if (::poll(&q, 1, 100) <= 0) continue;
+        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+          closed_ = true;
+          break;
+        }
+        std::lock_guard<std::mutex> l(mu_);
+        got_.append(buf, static_cast<size_t>(n));
+      }
+      ::close(fd);
+    });
+  }
+  ~RecordingUpstream() {
+    if (thread_.joinable()) thread_.join();
+    ::close(listen_fd_);
+  }
+  int port() const { return port_; }
+  // Waits for the peer to close (bounded by the thread's own deadline); what arrived.
+  std::string WaitClosed() {
+    if (thread_.joinable()) thread_.join();
+    return got_;
+  }
+  bool closed() const { return closed_; }
+
+ private:
+  int listen_fd_ = -1, port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::string got_;
+  std::atomic<bool> closed_{false};
+};
+
+struct FrontFixture {
+  FakeProvider provider;
+  EchoUpstream upstream;
+  std::unique_ptr<Gateway> gateway;
+
+  explicit FrontFixture(size_t max_connections = 10000, int head_timeout = 10) {
+    provider.routes.Set("echo.openfaas-fn", {{"127.0.0.1", upstream.port()}});
+    GatewayOptions o;
+    o.listen_host = "127.0.0.1";
+    o.port = 0;
+    o.credentials = {"admin", "pw"};
+    o.upstream_timeout_seconds = 5;
+    o.max_connections = max_connections;
+    o.head_timeout_seconds = head_timeout;
+    gateway = std::make_unique<Gateway>(o, provider);
+    REQUIRE(gateway->Start().ok());
+  }
+  ~FrontFixture() { gateway->Stop(); }
+  int port() const { return gateway->port(); }
+};
+
+bool StartsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+// Sends `request` on a fresh connection: the answer must be `code` and the connection closed.
+void ExpectRefusedAndClosed(const FrontFixture& f, const std::string& request, int code) {
+  RawConn c(f.port());
+  REQUIRE(c.connected());
+  REQUIRE(c.Send(request));
+  const std::string got = c.ReadUntilClose(std::chrono::seconds(5));
+  INFO(got);
+  CHECK(StartsWith(got, absl::StrCat("HTTP/1.1 ", code, " ")));
+  CHECK(absl::StrContains(got, "X-OpenFaaS-Internal: proxy"));
+  CHECK(c.closed());
+  // Nothing reached the function.
+  CHECK(f.upstream.requests.load() == 0);
+}
+
+TEST_CASE("hostile framing is refused with 400 and the connection closed", "[front]") {
+  FrontFixture f;
+  SECTION("Content-Length and Transfer-Encoding together") {
+    ExpectRefusedAndClosed(f,
+                           "POST /function/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                           400);
+  }
+  SECTION("Transfer-Encoding before Content-Length") {
+    ExpectRefusedAndClosed(f,
+                           "POST /function/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+                           "Content-Length: 5\r\n\r\nhello",
+                           400);
+  }
+  SECTION("duplicate conflicting Content-Length") {
+    ExpectRefusedAndClosed(f,
+                           "POST /function/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                           "Content-Length: 6\r\n\r\nhello!",
+                           400);
+  }
+  SECTION("bare CR in a header") {
+    ExpectRefusedAndClosed(f, "GET /function/echo HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", 400);
+  }
+  SECTION("NUL in a header") {
+    static constexpr char kNul[] = "GET /function/echo HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n";
+    ExpectRefusedAndClosed(f, std::string(kNul, sizeof(kNul) - 1), 400);
+  }
+  SECTION("invalid chunk size") {
+    RawConn c(f.port());
+    REQUIRE(
+        c.Send("POST /function/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "zz\r\nhello\r\n0\r\n\r\n"));
+    const std::string got = c.ReadUntilClose(std::chrono::seconds(5));
+    INFO(got);
+    CHECK(StartsWith(got, "HTTP/1.1 400 "));
+    CHECK(c.closed());
+    // The function never saw a complete request.
+    CHECK(!absl::StrContains(got, "method=POST"));
+  }
+}
+
+TEST_CASE("a head over 64 KiB is refused with 431 and the connection closed", "[front]") {
+  FrontFixture f;
+  ExpectRefusedAndClosed(
+      f,
+      "GET /function/echo HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(70 << 10, 'a') + "\r\n\r\n",
+      431);
+}
+
+TEST_CASE("a head sent slower than the deadline is dropped; others are served meanwhile",
+          "[front]") {
+  FrontFixture f(10000, /*head_timeout=*/1);
+  RawConn slow(f.port());
+  REQUIRE(slow.Send("GET /function/echo HTTP/1.1\r\nHost: x\r\n"));
+  const auto t0 = Clock::now();
+  // Trickle a header byte every 200 ms: each arrives well within any idle timeout.
+  bool dropped = false;
+  for (int i = 0; i < 30 && !dropped; ++i) {
+    slow.ReadUntilClose(std::chrono::milliseconds(200));
+    dropped = slow.closed() || !slow.Send("X");
+    RawConn other(f.port());
+    REQUIRE(other.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    CHECK(StartsWith(other.ReadResponse(std::chrono::seconds(2)), "HTTP/1.1 200 "));
+  }
+  CHECK(dropped);
+  CHECK(Clock::now() - t0 < std::chrono::seconds(4));
+}
+
+TEST_CASE("past the connection cap a new connection gets 503 and is closed", "[front]") {
+  FrontFixture f(/*max_connections=*/3);
+  std::vector<std::unique_ptr<RawConn>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<RawConn>(f.port()));
+    REQUIRE(held.back()->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    REQUIRE(StartsWith(held.back()->ReadResponse(std::chrono::seconds(2)), "HTTP/1.1 200 "));
+  }
+  RawConn extra(f.port());
+  const std::string got = extra.ReadUntilClose(std::chrono::seconds(5));
+  INFO(got);
+  CHECK(StartsWith(got, "HTTP/1.1 503 "));
+  CHECK(absl::StrContains(got, "too many open connections (limit 3)"));
+  CHECK(extra.closed());
+  // Once one closes, new connections are served again.
+  held.pop_back();
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    RawConn again(f.port());
+    again.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    served = StartsWith(again.ReadResponse(std::chrono::seconds(2)), "HTTP/1.1 200 ");
+  }
+  CHECK(served);
+}
+
+TEST_CASE("hop-by-hop headers and those named in Connection are dropped both ways", "[front]") {
+  FrontFixture f;
+  RawConn c(f.port());
+  REQUIRE(
+      c.Send("GET /function/echo HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Private\r\n"
+             "X-Private: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
+             "Proxy-Authorization: Basic eA==\r\nX-Forwarded-For: 10.1.1.1\r\n"
+             "X-Public: yes\r\n\r\n"));
+  const std::string got = c.ReadResponse(std::chrono::seconds(5));
+  INFO(got);
+  CHECK(StartsWith(got, "HTTP/1.1 200 "));
+  CHECK(absl::StrContains(got, "h:X-Public=yes\n"));
+  CHECK(absl::StrContains(got, "h:X-Forwarded-For=10.1.1.1, 127.0.0.1\n"));
+  CHECK(!absl::StrContains(got, "h:X-Private="));
+  CHECK(!absl::StrContains(got, "h:Keep-Alive="));
+  CHECK(!absl::StrContains(got, "h:TE="));
+  CHECK(!absl::StrContains(got, "h:Proxy-Authorization="));
+  // The way back: the echo upstream names X-Upstream-Private in its Connection header.
+  RawConn back(f.port());
+  REQUIRE(back.Send("GET /function/echo/hop HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const std::string resp = back.ReadResponse(std::chrono::seconds(5));
+  INFO(resp);
+  CHECK(StartsWith(resp, "HTTP/1.1 200 "));
+  CHECK(absl::StrContains(resp, "X-Upstream-Public: 1\r\n"));
+  CHECK(!absl::StrContains(resp, "X-Upstream-Private"));
+  CHECK(!absl::StrContains(resp, "Keep-Alive: "));
+}
+
+TEST_CASE("basic auth on /system is checked before any body byte is read", "[front][auth]") {
+  FrontFixture f;
+  RawConn c(f.port());
+  // Announces a body that never comes: the answer must not wait for it.
+  REQUIRE(
+      c.Send("POST /system/functions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+             "Content-Type: application/json\r\n\r\n"));
+  const auto t0 = Clock::now();
+  const std::string got = c.ReadResponse(std::chrono::seconds(5));
+  INFO(got);
+  CHECK(StartsWith(got, "HTTP/1.1 401 "));
+  CHECK(absl::StrContains(got, "WWW-Authenticate: Basic realm=\"Restricted\""));
+  CHECK(Clock::now() - t0 < std::chrono::seconds(2));
+  CHECK(f.provider.functions.empty());
+}
+
+TEST_CASE("HEAD of a gateway answer has no body on a kept-alive connection", "[front]") {
+  FrontFixture f;
+  RawConn c(f.port());
+  REQUIRE(
+      c.Send("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string got;
+  for (int i = 0; i < 50 && got.find("\r\n\r\nOK") == std::string::npos; ++i) {
+    got += c.ReadUntilClose(std::chrono::milliseconds(100));
+  }
+  INFO(got);
+  // Two heads, then the GET's body; nothing of a body after the HEAD's head.
+  const size_t first_end = got.find("\r\n\r\n");
+  REQUIRE(first_end != std::string::npos);
+  CHECK(got.compare(first_end + 4, 9, "HTTP/1.1 ") == 0);
+  CHECK(absl::EndsWith(got, "\r\n\r\nOK"));
+}
+
+TEST_CASE("a client aborting mid-upload aborts the upstream request", "[front][stream]") {
+  FrontFixture f;
+  RecordingUpstream up;
+  f.provider.routes.Set("rec.openfaas-fn", {{"127.0.0.1", up.port()}});
+  {
+    RawConn c(f.port());
+    REQUIRE(c.Send("POST /function/rec HTTP/1.1\r\nHost: x\r\nContent-Length: 400000\r\n\r\n" +
+                   std::string(200000, 'u')));
+    // Give the front end the time to forward what it got; the poll ends early on data.
+    c.ReadUntilClose(std::chrono::milliseconds(300));
+  }  // closed with half the body sent
+  const std::string got = up.WaitClosed();
+  CHECK(up.closed());
+  const size_t head_end = got.find("\r\n\r\n");
+  REQUIRE(head_end != std::string::npos);
+  CHECK(absl::StrContains(got.substr(0, head_end), "Content-Length: 400000"));
+  const size_t body = got.size() - head_end - 4;
+  CHECK(body > 0);
+  CHECK(body <= 200000);  // never the announced 400000: the function sees a cut request
+}
+
+TEST_CASE("pipelined requests are answered in order on one connection", "[front]") {
+  FrontFixture f;
+  RawConn c(f.port());
+  REQUIRE(
+      c.Send("GET /function/echo/one HTTP/1.1\r\nHost: x\r\n\r\n"
+             "POST /function/echo/two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"));
+  std::string got;
+  for (int i = 0; i < 50 && !absl::StrContains(got, "path=/two"); ++i) {
+    got += c.ReadResponse(std::chrono::milliseconds(100));
+  }
+  INFO(got);
+  const size_t one = got.find("path=/one"), two = got.find("path=/two");
+  REQUIRE(one != std::string::npos);
+  REQUIRE(two != std::string::npos);
+  CHECK(one < two);
+  CHECK(absl::StrContains(got, "body=abc\n"));
+}
+
+}  // namespace
+}  // namespace faasd::gateway::testing

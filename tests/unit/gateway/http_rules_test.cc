@@ -1,0 +1,144 @@
+// The proxy's HTTP rules as pure functions, and the error map.
+#include "gateway/http_rules.h"
+
+#include "catch.hpp"
+#include "gateway/http_errors.h"
+
+namespace faasd::gateway {
+namespace {
+
+namespace http = boost::beast::http;
+
+TEST_CASE("request framing: Content-Length with Transfer-Encoding is refused in any order",
+          "[rules]") {
+  HttpFields both;
+  both.insert(http::field::transfer_encoding, "gzip");
+  both.insert(http::field::content_length, "5");
+  CHECK(CheckRequestFraming(both, false) == "both Content-Length and Transfer-Encoding");
+  HttpFields te_not_chunked;
+  te_not_chunked.insert(http::field::transfer_encoding, "gzip");
+  CHECK(CheckRequestFraming(te_not_chunked, false) ==
+        "Transfer-Encoding without a final chunked coding");
+  HttpFields chunked;
+  chunked.insert(http::field::transfer_encoding, "chunked");
+  CHECK(CheckRequestFraming(chunked, true).empty());
+  HttpFields length;
+  length.insert(http::field::content_length, "5");
+  CHECK(CheckRequestFraming(length, false).empty());
+  CHECK(CheckRequestFraming(HttpFields(), false).empty());
+}
+
+TEST_CASE("hop-by-hop headers and those named in Connection do not cross", "[rules]") {
+  for (const char* h : {"Connection", "keep-alive", "Proxy-Authorization", "te", "Trailer",
+                        "Transfer-Encoding", "Upgrade", "Proxy-Connection"}) {
+    CHECK(IsHopByHop(h));
+  }
+  CHECK_FALSE(IsHopByHop("Content-Type"));
+  CHECK_FALSE(IsHopByHop("Authorization"));
+  CHECK(NamedInConnection("close, X-Secret ,foo", "x-secret"));
+  CHECK(NamedInConnection("close, X-Secret ,foo", "FOO"));
+  CHECK_FALSE(NamedInConnection("close", "X-Secret"));
+  CHECK_FALSE(NamedInConnection("", "X-Secret"));
+
+  HttpFields f;
+  f.insert("X-Keep", "1");
+  f.insert(http::field::connection, "close, X-Drop");
+  f.insert("X-Drop", "2");
+  f.insert(http::field::upgrade, "websocket");
+  f.insert(http::field::host, "example");
+  std::string out;
+  AppendForwardedFields(
+      f, "close, X-Drop", [](absl::string_view name) { return name == "Host"; }, &out);
+  CHECK(out == "X-Keep: 1\r\n");
+}
+
+TEST_CASE("retry only when nothing reached the function or an idempotent request is whole",
+          "[rules]") {
+  AttemptOutcome refused;  // the connection never existed
+  refused.body_replayable = true;
+  CHECK(MayRetry(http::verb::post, refused));
+
+  AttemptOutcome unsent;  // connected, nothing written
+  unsent.connected = true;
+  unsent.body_replayable = true;
+  CHECK(MayRetry(http::verb::post, unsent));
+
+  AttemptOutcome sent;  // written on a pooled connection that then failed, no answer
+  sent.connected = sent.reused = true;
+  sent.bytes_written = 100;
+  sent.body_replayable = true;
+  CHECK(MayRetry(http::verb::get, sent));
+  CHECK(MayRetry(http::verb::put, sent));
+  CHECK_FALSE(MayRetry(http::verb::post, sent));
+  CHECK_FALSE(MayRetry(http::verb::patch, sent));
+
+  AttemptOutcome idle_closed = sent;  // the function had closed the kept-alive connection
+  idle_closed.closed_by_peer = true;
+  CHECK(MayRetry(http::verb::post, idle_closed));
+  AttemptOutcome fresh_closed = idle_closed;  // on a fresh one it may have read the request
+  fresh_closed.reused = false;
+  CHECK_FALSE(MayRetry(http::verb::post, fresh_closed));
+
+  AttemptOutcome fresh = sent;  // a fresh connection failing is the function's doing
+  fresh.reused = false;
+  CHECK_FALSE(MayRetry(http::verb::get, fresh));
+
+  AttemptOutcome streamed = idle_closed;  // part of the body is gone: cannot be sent again
+  streamed.body_replayable = false;
+  CHECK_FALSE(MayRetry(http::verb::put, streamed));
+  CHECK_FALSE(MayRetry(http::verb::post, streamed));
+
+  AttemptOutcome answered = idle_closed;
+  answered.response_started = true;
+  CHECK_FALSE(MayRetry(http::verb::get, answered));
+
+  AttemptOutcome late = sent;
+  late.timed_out = true;
+  CHECK_FALSE(MayRetry(http::verb::get, late));
+}
+
+TEST_CASE("function targets name the function, namespace and path", "[rules]") {
+  FunctionTarget t;
+  REQUIRE(ParseFunctionTarget("/function/echo.ns/a/b?x=1", "/function/", "openfaas-fn", &t));
+  CHECK(t.name == "echo");
+  CHECK(t.ns == "ns");
+  CHECK(t.suffix == "/a/b?x=1");
+  CHECK(UpstreamPath(t.suffix) == "/a/b?x=1");
+  REQUIRE(ParseFunctionTarget("/function/echo?q=1", "/function/", "openfaas-fn", &t));
+  CHECK(t.name == "echo");
+  CHECK(t.ns == "openfaas-fn");
+  CHECK(UpstreamPath(t.suffix) == "/?q=1");
+  REQUIRE(ParseFunctionTarget("/function/echo", "/function/", "openfaas-fn", &t));
+  CHECK(UpstreamPath(t.suffix) == "/");
+  CHECK_FALSE(ParseFunctionTarget("/system/functions", "/function/", "openfaas-fn", &t));
+}
+
+TEST_CASE("streaming content types and call ids", "[rules]") {
+  CHECK(IsStreamingType("text/event-stream; charset=utf-8"));
+  CHECK(IsStreamingType("Application/X-NDJSON"));
+  CHECK_FALSE(IsStreamingType("application/json"));
+  const std::string id = NewCallId();
+  CHECK(id.size() == 36);
+  CHECK(id[14] == '4');
+  CHECK(id != NewCallId());
+}
+
+TEST_CASE("one map from errors to HTTP; proxy errors say who made them", "[rules][errors]") {
+  CHECK(HttpStatusFor(absl::NotFoundError("x")) == 404);
+  CHECK(HttpStatusFor(absl::UnavailableError("x")) == 503);
+  CHECK(HttpStatusFor(absl::DeadlineExceededError("x")) == 504);
+  CHECK(HttpStatusFor(absl::UnauthenticatedError("x")) == 401);
+  CHECK(HttpStatusFor(WithHttpStatus(absl::UnavailableError("x"), 502)) == 502);
+  CHECK(HttpStatusFor(WithHttpStatus(absl::OutOfRangeError("x"), 413)) == 413);
+  CHECK(HttpStatusFor(WithHttpStatus(absl::ResourceExhaustedError("x"), 431)) == 431);
+  const std::string r = RenderProxyError(
+      WithHttpStatus(absl::UnavailableError("function echo.openfaas-fn: upstream refused"), 502),
+      "", true);
+  CHECK(r.rfind("HTTP/1.1 502 Bad Gateway\r\n", 0) == 0);
+  CHECK(r.find("\r\nX-OpenFaaS-Internal: proxy\r\n") != std::string::npos);
+  CHECK(r.find("\r\nConnection: close\r\n") != std::string::npos);
+  CHECK(r.find("\r\n\r\nfunction echo.openfaas-fn: upstream refused\n") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace faasd::gateway

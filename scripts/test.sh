@@ -126,9 +126,15 @@ if [[ " $sanitizers " == *" asan "* ]]; then
     # Left out, to keep CI under 30 minutes: the harness's own tests, journald (its traffic is
     # faasd-logger's, which is not sanitized here; its code is, in the logs unit test) and the
     # five examples (the same `faasd build` and deploy paths as test_builder and test_functions).
+    # Also left out: the tests that bound RSS (ASan's shadow memory and quarantine are what
+    # they would measure) and the one that compares the functions' own cgroup figures (no
+    # daemon code path of its own; it runs in the normal pass).
     asan_integration_skip=(--ignore=tests/integration/test_harness.py
                            --ignore=tests/integration/test_journal.py
-                           --ignore=tests/integration/test_examples.py)
+                           --ignore=tests/integration/test_examples.py
+                           --deselect=tests/integration/test_front_end.py::test_big_body_streams_through_without_being_held
+                           --deselect=tests/integration/test_hostile.py::test_build_streams_big_handler
+                           --deselect=tests/integration/test_limits.py::test_usage_reports_cpu_and_memory_summed_over_replicas)
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     export ASAN_OPTIONS=detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1
     unit "asan+ubsan unit and live" "$build-asan" --suite unit --suite live --timeout-multiplier 3

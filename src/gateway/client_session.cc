@@ -329,7 +329,7 @@ void ClientSession::ConnectUpstream() {
       std::min<Clock::duration>(left, ToChrono(shared_.options.connect_timeout)));
   up_->stream.async_connect(
       asio::ip::tcp::endpoint(ip, static_cast<uint16_t>(endpoint_.port)),
-      [self = shared_from_this()](error_code ec) {
+      [self = shared_from_this(), up = up_](error_code ec) {
         if (!ec) {
           self->outcome_.connected = true;
           error_code ignored;
@@ -402,24 +402,25 @@ void ClientSession::SendRequest() {
       asio::buffer(up_head_), asio::buffer(chunk_head_),
       asio::buffer(req_body_.data(), req_body_len_),
       asio::buffer(chunk_head_.empty() ? "" : "\r\n", chunk_head_.empty() ? 0 : 2)};
-  asio::async_write(up_->stream, bufs, [self = shared_from_this()](error_code ec, size_t n) {
-    self->outcome_.bytes_written += n;
-    if (ec) return self->UpstreamFailed(ec, "write");
-    if (self->req_whole_ || self->req_->is_done()) {
-      if (!self->req_whole_ && self->req_->chunked()) {
-        // The terminating chunk; the body's last piece already went out.
-        static constexpr absl::string_view kLast = "0\r\n\r\n";
-        return asio::async_write(self->up_->stream, asio::buffer(kLast.data(), kLast.size()),
-                                 [self](error_code ec, size_t) {
-                                   if (ec) return self->UpstreamFailed(ec, "write");
-                                   self->ReadResponseHead();
-                                 });
-      }
-      return self->ReadResponseHead();
-    }
-    self->req_body_len_ = 0;
-    self->ReadRequestBody();  // OnRequestBody sees up_ and calls StreamRequestBody
-  });
+  asio::async_write(
+      up_->stream, bufs, [self = shared_from_this(), up = up_](error_code ec, size_t n) {
+        self->outcome_.bytes_written += n;
+        if (ec) return self->UpstreamFailed(ec, "write");
+        if (self->req_whole_ || self->req_->is_done()) {
+          if (!self->req_whole_ && self->req_->chunked()) {
+            // The terminating chunk; the body's last piece already went out.
+            static constexpr absl::string_view kLast = "0\r\n\r\n";
+            return asio::async_write(self->up_->stream, asio::buffer(kLast.data(), kLast.size()),
+                                     [self, up = self->up_](error_code ec, size_t) {
+                                       if (ec) return self->UpstreamFailed(ec, "write");
+                                       self->ReadResponseHead();
+                                     });
+          }
+          return self->ReadResponseHead();
+        }
+        self->req_body_len_ = 0;
+        self->ReadRequestBody();  // OnRequestBody sees up_ and calls StreamRequestBody
+      });
 }
 
 void ClientSession::StreamRequestBody() {
@@ -434,13 +435,14 @@ void ClientSession::StreamRequestBody() {
       asio::buffer(kChunkEnd.data(), chunk_head_.empty() ? 0 : kChunkEnd.size()),
       asio::buffer(kLast.data(), chunked && last ? kLast.size() : 0)};
   up_->stream.expires_after(ToChrono(shared_.options.upstream_timeout));
-  asio::async_write(up_->stream, bufs, [self = shared_from_this(), last](error_code ec, size_t n) {
-    self->outcome_.bytes_written += n;
-    if (ec) return self->UpstreamFailed(ec, "write");
-    if (last) return self->ReadResponseHead();
-    self->req_body_len_ = 0;
-    self->ReadRequestBody();
-  });
+  asio::async_write(up_->stream, bufs,
+                    [self = shared_from_this(), up = up_, last](error_code ec, size_t n) {
+                      self->outcome_.bytes_written += n;
+                      if (ec) return self->UpstreamFailed(ec, "write");
+                      if (last) return self->ReadResponseHead();
+                      self->req_body_len_ = 0;
+                      self->ReadRequestBody();
+                    });
 }
 
 void ClientSession::ReadResponseHead() {
@@ -449,9 +451,10 @@ void ClientSession::ReadResponseHead() {
   resp_->body_limit(std::numeric_limits<std::uint64_t>::max());  // as in ReadHead
   if (req_->get().method() == http::verb::head) resp_->skip(true);
   ArmExchangeTimer();
-  http::async_read_header(
-      up_->stream, up_->buffer, *resp_,
-      [self = shared_from_this()](error_code ec, size_t n) { self->OnResponseHead(ec, n); });
+  http::async_read_header(up_->stream, up_->buffer, *resp_,
+                          [self = shared_from_this(), up = up_](error_code ec, size_t n) {
+                            self->OnResponseHead(ec, n);
+                          });
 }
 
 void ClientSession::OnResponseHead(error_code ec, size_t bytes) {
@@ -476,7 +479,7 @@ void ClientSession::OnResponseHead(error_code ec, size_t bytes) {
   ArmBodyReadTimer();
   http::async_read_some(
       up_->stream, up_->buffer, *resp_,
-      [self = shared_from_this()](error_code ec, size_t) { self->OnResponseBody(ec); });
+      [self = shared_from_this(), up = up_](error_code ec, size_t) { self->OnResponseBody(ec); });
 }
 
 void ClientSession::ArmExchangeTimer() {
@@ -520,7 +523,7 @@ void ClientSession::OnResponseBody(error_code ec) {
     body.size = resp_cap_ - resp_body_len_;
     return http::async_read_some(
         up_->stream, up_->buffer, *resp_,
-        [self = shared_from_this()](error_code ec, size_t) { self->OnResponseBody(ec); });
+        [self = shared_from_this(), up = up_](error_code ec, size_t) { self->OnResponseBody(ec); });
   }
   RelayResponseBody();
 }
@@ -596,8 +599,9 @@ void ClientSession::RelayResponseBody() {
     body.data = self->resp_body_.data();
     body.size = self->resp_cap_;
     self->ArmBodyReadTimer();
-    http::async_read_some(self->up_->stream, self->up_->buffer, *self->resp_,
-                          [self](error_code ec, size_t) { self->OnResponseBody(ec); });
+    http::async_read_some(
+        self->up_->stream, self->up_->buffer, *self->resp_,
+        [self, up = self->up_](error_code ec, size_t) { self->OnResponseBody(ec); });
   });
 }
 

@@ -128,8 +128,8 @@ absl::Status SecretStore::Materialize(const std::string& ns, const std::vector<s
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Errno(absl::StrCat("mkdir ", dir));
   // By descriptor, never following a link: what gets chown-ed, chmod-ed and emptied is this
   // folder, not wherever a symlink in its place points.
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dfd) {
     struct stat st;
     if (::lstat(dir.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
       return absl::FailedPreconditionError(
@@ -137,21 +137,17 @@ absl::Status SecretStore::Materialize(const std::string& ns, const std::vector<s
     }
     return Errno(absl::StrCat("open ", dir));
   }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  if (::fchown(fd, 0, 0) != 0 || ::fchmod(fd, 0700) != 0)
+  if (::fchown(dfd.get(), 0, 0) != 0 || ::fchmod(dfd.get(), 0700) != 0)
     return Errno(absl::StrCat("prepare ", dir));
   // Whatever an earlier container of this id left is dropped: only the named secrets stay.
-  if (DIR* d = ::fdopendir(::fcntl(fd, F_DUPFD_CLOEXEC, 0))) {
+  if (DIR* d = ::fdopendir(::fcntl(dfd.get(), F_DUPFD_CLOEXEC, 0))) {
     std::vector<std::string> old;
     while (struct dirent* de = ::readdir(d)) {
       if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0)
         old.push_back(de->d_name);
     }
     ::closedir(d);
-    for (const std::string& n : old) ::unlinkat(fd, n.c_str(), 0);
+    for (const std::string& n : old) ::unlinkat(dfd.get(), n.c_str(), 0);
   }
   for (const std::string& name : names) {
     absl::StatusOr<std::string> value = Read(ns, name);
@@ -159,7 +155,7 @@ absl::Status SecretStore::Materialize(const std::string& ns, const std::vector<s
     absl::Status s = WriteFileAtomic(dir, name, *value, 0400, uid, gid);
     if (!s.ok()) return s;
   }
-  if (::fchown(fd, uid, gid) != 0 || ::fchmod(fd, 0500) != 0)
+  if (::fchown(dfd.get(), uid, gid) != 0 || ::fchmod(dfd.get(), 0500) != 0)
     return Errno(absl::StrCat("prepare ", dir));
   return absl::OkStatus();
 }

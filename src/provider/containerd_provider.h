@@ -13,9 +13,9 @@
 // how). At zero one container is kept as the function's record and its task is paused (the
 // latest max_paused, for paused_ttl) or stopped, its network released; a request for it
 // (AwaitReady) resumes or starts that task again: however many requests wait, one wake serves
-// them all. A replica that exits is restarted at
-// once (containerd's task-exit event), with back-off when it keeps crashing; requests wait for
-// it instead of failing while no replica is ready.
+// them all. A replica that exits is restarted at once (containerd's task-exit event), with
+// back-off when it keeps crashing; requests wait for it instead of failing while no replica is
+// ready.
 //
 // Remove answers at once: the function leaves routing, its containers are labelled
 // faasd.state=removing, and a background job stops them (SIGTERM, grace, SIGKILL) and removes
@@ -140,8 +140,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
     std::vector<Replica> replicas;
     std::shared_ptr<const FunctionDeployment> deployment;
     absl::Time created;
-    uint64_t set_at =
-        0;  // route_seq_ when it was set: a pass drops only routes older than its list
+    // route_seq_ when it was set: a pass drops only routes set before its listing.
+    uint64_t set_at = 0;
   };
   static Route MakeRoute(const FunctionDeployment& d, uint64_t desired, int64_t generation,
                          std::vector<Replica> replicas, absl::Time created);
@@ -209,6 +209,10 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // AttachNetwork after PrepareNetns); null starts one here.
   absl::StatusOr<Replica> StartTask(const std::string& ns, const std::string& container_id,
                                     const std::string& name, NetworkFuture* pending = nullptr);
+  // Sends `signal` to the task; a paused one (`paused`) is thawed after it, so that it gets the
+  // signal, and counts as paused no more.
+  absl::Status SignalTask(const std::string& ns, const std::string& container_id, int signal,
+                          bool all, bool paused);
   // Kills and deletes the task (paused or not) and releases its network; the container stays.
   void StopTask(const std::string& ns, const std::string& container_id);
   // Whether the kept task of a function at zero may be, or stay, paused (options' max_paused

@@ -438,6 +438,17 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
   return r;
 }
 
+absl::Status ContainerdProvider::SignalTask(const std::string& ns, const std::string& id,
+                                            int signal, bool all, bool paused) {
+  {
+    absl::MutexLock l(&mu_);
+    paused_.erase(id);
+  }
+  absl::Status s = runtime_.KillTask(Call(ns), id, signal, all);
+  if (paused) (void)runtime_.ResumeTask(Call(ns), id);  // a frozen task gets it when thawed
+  return s;
+}
+
 void ContainerdProvider::StopTask(const std::string& ns, const std::string& id) {
   // Scaled to zero: nothing is in flight, so no grace period. A paused task dies of the signal
   // when thawed. The network goes too: a function at zero holds no veth, address or network
@@ -446,10 +457,9 @@ void ContainerdProvider::StopTask(const std::string& ns, const std::string& id) 
   bool paused = false;
   {
     absl::MutexLock l(&mu_);
-    paused = paused_.erase(id) > 0;
+    paused = paused_.count(id) > 0;
   }
-  absl::Status s = runtime_.KillTask(Call(ns), id, SIGKILL, true);
-  if (s.ok() && paused) (void)runtime_.ResumeTask(Call(ns), id);
+  absl::Status s = SignalTask(ns, id, SIGKILL, true, paused);
   if (s.ok()) (void)WaitExit(ns, id, absl::Seconds(5));
   s = runtime_.DeleteTask(Call(ns), id);
   if (!s.ok() && s.code() != absl::StatusCode::kNotFound) {

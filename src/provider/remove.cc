@@ -100,15 +100,8 @@ void ContainerdProvider::StopAndRemove(const std::string& ns, const std::string&
     if (task->status() == containerd::api::v1::types::RUNNING ||
         task->status() == containerd::api::v1::types::PAUSED ||
         task->status() == containerd::api::v1::types::CREATED) {
-      (void)runtime_.KillTask(Call(ns), id, SIGTERM, false);
-      // A paused task (at zero) gets the signal when thawed.
-      if (task->status() == containerd::api::v1::types::PAUSED) {
-        (void)runtime_.ResumeTask(Call(ns), id);
-      }
-      {
-        absl::MutexLock l(&mu_);
-        paused_.erase(id);
-      }
+      (void)SignalTask(ns, id, SIGTERM, false,
+                       task->status() == containerd::api::v1::types::PAUSED);
       if (!WaitExit(ns, id, options_.stop_grace)) {
         if (stopping_.load()) return;
         (void)runtime_.KillTask(Call(ns), id, SIGKILL, true);

@@ -20,6 +20,7 @@
 #include "gateway/names.h"
 #include "gateway/server.h"
 #include "nlohmann/json.hpp"
+#include "provider/types.h"
 
 namespace faasd::gateway {
 namespace {
@@ -187,7 +188,7 @@ class LogResponse {
     j["name"] = request_.name;
     j["namespace"] = request_.ns;
     j["instance"] = m.instance;
-    j["timestamp"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", m.timestamp, absl::UTCTimeZone());
+    j["timestamp"] = provider::Rfc3339(m.timestamp);
     j["text"] = m.text;
     out->append(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     out->push_back('\n');

@@ -267,14 +267,6 @@ absl::StatusOr<ContainerdProvider::Found> ContainerdProvider::FindDeployed(
 
 // ---- read verbs -----------------------------------------------------------------------------
 
-namespace {
-
-std::string Rfc3339(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
-}
-
-}  // namespace
-
 void ContainerdProvider::FillRuntimeStatus(const std::string& key, FunctionStatus* st) const {
   auto r = routes_.find(key);
   if (r == routes_.end()) return;

@@ -254,6 +254,10 @@ json ToJson(const FunctionDeployment& d) {
   return j;
 }
 
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
+}
+
 json ToJson(const FunctionStatus& s) {
   json j = json::object();
   j["name"] = s.name;
@@ -285,7 +289,7 @@ json ToJson(const FunctionStatus& s) {
     j["lastExit"] = {{"instance", e.instance},
                      {"exitCode", e.exit_code},
                      {"reason", e.oom_killed ? "OOMKilled" : e.exit_code == 0 ? "Completed" : "Error"},
-                     {"exitedAt", absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", e.exited_at, absl::UTCTimeZone())},
+                     {"exitedAt", Rfc3339(e.exited_at)},
                      {"restartsInARow", e.restarts_in_a_row}};
   }
   return j;

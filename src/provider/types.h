@@ -115,6 +115,10 @@ absl::Status ValidateDeployment(const FunctionDeployment& d);
 // at most 63 characters. `what` names the thing in the error ("function name").
 absl::Status ValidateName(std::string_view what, std::string_view name);
 
+// A time as the API writes it: RFC 3339 in UTC, with as many fraction digits as it has
+// ("2026-11-29T05:24:37.5Z").
+std::string Rfc3339(absl::Time t);
+
 nlohmann::json ToJson(const FunctionDeployment& d);
 nlohmann::json ToJson(const FunctionStatus& s);  // omits empty/zero fields, as upstream
 FunctionStatus StatusFromDeployment(const FunctionDeployment& d);

@@ -34,6 +34,9 @@ constexpr size_t kBodyChunk = 64 << 10;
 constexpr size_t kLingerBytes = 4 << 20;
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr absl::string_view kFunctionPrefix = "/function/";
+// Chunked framing: what ends a chunk's data, and the last (empty) chunk.
+constexpr absl::string_view kChunkEnd = "\r\n";
+constexpr absl::string_view kLastChunk = "0\r\n\r\n";
 
 std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return std::chrono::nanoseconds(absl::ToInt64Nanoseconds(d));
@@ -144,12 +147,11 @@ void ClientSession::Route_() {
     return ProxyError(
         absl::UnimplementedError("asynchronous invocation is not implemented yet in faasd-cpp"));
   }
-  if (absl::StartsWith(target, "/system/") &&
-      !BasicAuthorized(RequestField(http::field::authorization), shared_.options.credentials)) {
-    // Before any body byte is read.
-    return ProxyError(absl::UnauthenticatedError("invalid credentials"));
-  }
   if (absl::StartsWith(target, "/system/")) {
+    // Before any body byte is read.
+    if (!BasicAuthorized(RequestField(http::field::authorization), shared_.options.credentials)) {
+      return ProxyError(absl::UnauthenticatedError("invalid credentials"));
+    }
     // Announced far past the /system limit: refused before the body is read, as the internal
     // server would; anything smaller is relayed and judged there.
     if (auto length = req_->content_length();
@@ -203,11 +205,7 @@ void ClientSession::ResolveFunction() {
   start_time_ = std::string(View(req["X-Start-Time"]));
   if (start_time_.empty()) start_time_ = absl::StrCat(start_ns_);
   if (auto length = req_->content_length(); length && *length > shared_.options.max_request_bytes) {
-    return ProxyError(
-        WithHttpStatus(absl::Status(absl::StatusCode::kOutOfRange,
-                                    absl::StrCat("function ", key_, ": request body over ",
-                                                 shared_.options.max_request_bytes, " bytes")),
-                       413));
+    return ProxyError(BodyTooLarge());
   }
   PickReplica();
 }
@@ -291,12 +289,7 @@ void ClientSession::OnRequestBody(error_code ec) {
   req_body_total_ += got;
   if (req_body_total_ > shared_.options.max_request_bytes) {
     if (up_) ReleaseUpstream(false);
-    return ProxyError(WithHttpStatus(
-        absl::Status(
-            absl::StatusCode::kOutOfRange,
-            absl::StrCat(key_.empty() ? "gateway" : "function " + key_, ": request body over ",
-                         shared_.options.max_request_bytes, " bytes")),
-        413));
+    return ProxyError(BodyTooLarge());
   }
   if (up_ != nullptr) return StreamRequestBody();  // streaming: forward this piece
   if (req_->is_done()) {
@@ -337,10 +330,9 @@ void ClientSession::ConnectUpstream() {
           return self->SendRequest();
         }
         self->up_.reset();
-        self->connect_error_ = absl::StrCat(
-            self->route_ == Route::kInvoke ? "function " + self->key_ : std::string("gateway"),
-            ": connect ", self->address_, ": ",
-            ec == beast::error::timeout ? "timed out" : ec.message());
+        self->connect_error_ =
+            absl::StrCat(self->Subject(), ": connect ", self->address_, ": ",
+                         ec == beast::error::timeout ? "timed out" : ec.message());
         // Nothing of the request reached the function: report the replica and try another.
         if (self->route_ == Route::kInvoke && ec != beast::error::timeout &&
             ++self->refused_ <= 3) {
@@ -401,7 +393,7 @@ void ClientSession::SendRequest() {
   const std::array<asio::const_buffer, 4> bufs = {
       asio::buffer(up_head_), asio::buffer(chunk_head_),
       asio::buffer(req_body_.data(), req_body_len_),
-      asio::buffer(chunk_head_.empty() ? "" : "\r\n", chunk_head_.empty() ? 0 : 2)};
+      asio::buffer(kChunkEnd.data(), chunk_head_.empty() ? 0 : kChunkEnd.size())};
   asio::async_write(
       up_->stream, bufs, [self = shared_from_this(), up = up_](error_code ec, size_t n) {
         self->outcome_.bytes_written += n;
@@ -409,8 +401,8 @@ void ClientSession::SendRequest() {
         if (self->req_whole_ || self->req_->is_done()) {
           if (!self->req_whole_ && self->req_->chunked()) {
             // The terminating chunk; the body's last piece already went out.
-            static constexpr absl::string_view kLast = "0\r\n\r\n";
-            return asio::async_write(self->up_->stream, asio::buffer(kLast.data(), kLast.size()),
+            return asio::async_write(self->up_->stream,
+                                     asio::buffer(kLastChunk.data(), kLastChunk.size()),
                                      [self, up = self->up_](error_code ec, size_t) {
                                        if (ec) return self->UpstreamFailed(ec, "write");
                                        self->ReadResponseHead();
@@ -428,12 +420,10 @@ void ClientSession::StreamRequestBody() {
   const bool chunked = req_->chunked();
   const bool last = req_->is_done();
   chunk_head_ = chunked && req_body_len_ > 0 ? absl::StrCat(absl::Hex(req_body_len_), "\r\n") : "";
-  static constexpr absl::string_view kChunkEnd = "\r\n";
-  static constexpr absl::string_view kLast = "0\r\n\r\n";
   const std::array<asio::const_buffer, 4> bufs = {
       asio::buffer(chunk_head_), asio::buffer(req_body_.data(), req_body_len_),
       asio::buffer(kChunkEnd.data(), chunk_head_.empty() ? 0 : kChunkEnd.size()),
-      asio::buffer(kLast.data(), chunked && last ? kLast.size() : 0)};
+      asio::buffer(kLastChunk.data(), chunked && last ? kLastChunk.size() : 0)};
   up_->stream.expires_after(ToChrono(shared_.options.upstream_timeout));
   asio::async_write(up_->stream, bufs,
                     [self = shared_from_this(), up = up_, last](error_code ec, size_t n) {
@@ -473,10 +463,14 @@ void ClientSession::OnResponseHead(error_code ec, size_t bytes) {
   // A stream of unknown length with nothing of its body here yet (events, a followed log):
   // the head goes out now rather than with a first piece that may be long in coming.
   if (!length && up_->buffer.size() == 0) return RelayResponseBody();
-  auto& body = resp_->get().body();
-  body.data = resp_body_.data();
-  body.size = resp_cap_;
   ArmBodyReadTimer();
+  ReadResponseBody(0);
+}
+
+void ClientSession::ReadResponseBody(size_t offset) {
+  auto& body = resp_->get().body();
+  body.data = resp_body_.data() + offset;
+  body.size = resp_cap_ - offset;
   http::async_read_some(
       up_->stream, up_->buffer, *resp_,
       [self = shared_from_this(), up = up_](error_code ec, size_t) { self->OnResponseBody(ec); });
@@ -518,12 +512,7 @@ void ClientSession::OnResponseBody(error_code ec) {
   const bool hold = !client_head_sent_ && !resp_->is_done() && length && *length <= kBodyChunk &&
                     resp_body_len_ < resp_cap_;
   if (hold) {  // a small body still arriving: one write of head and body once it is all here
-    auto& body = resp_->get().body();
-    body.data = resp_body_.data() + resp_body_len_;
-    body.size = resp_cap_ - resp_body_len_;
-    return http::async_read_some(
-        up_->stream, up_->buffer, *resp_,
-        [self = shared_from_this(), up = up_](error_code ec, size_t) { self->OnResponseBody(ec); });
+    return ReadResponseBody(resp_body_len_);
   }
   RelayResponseBody();
 }
@@ -579,13 +568,11 @@ void ClientSession::RelayResponseBody() {
   }
   chunk_head_ =
       chunked_out_ && resp_body_len_ > 0 ? absl::StrCat(absl::Hex(resp_body_len_), "\r\n") : "";
-  static constexpr absl::string_view kChunkEnd = "\r\n";
-  static constexpr absl::string_view kLast = "0\r\n\r\n";
   const std::array<asio::const_buffer, 5> bufs = {
       asio::buffer(out_head_), asio::buffer(chunk_head_),
       asio::buffer(resp_body_.data(), resp_body_len_),
       asio::buffer(kChunkEnd.data(), chunk_head_.empty() ? 0 : kChunkEnd.size()),
-      asio::buffer(kLast.data(), chunked_out_ && done ? kLast.size() : 0)};
+      asio::buffer(kLastChunk.data(), chunked_out_ && done ? kLastChunk.size() : 0)};
   client_.expires_after(ToChrono(shared_.options.upstream_timeout));
   asio::async_write(client_, bufs, [self = shared_from_this(), done](error_code ec, size_t) {
     if (ec) {
@@ -595,13 +582,8 @@ void ClientSession::RelayResponseBody() {
     if (done) return self->FinishExchange();
     if (self->up_ == nullptr) return self->CloseNow();  // WatchClientGone saw the client leave
     self->resp_body_len_ = 0;
-    auto& body = self->resp_->get().body();
-    body.data = self->resp_body_.data();
-    body.size = self->resp_cap_;
     self->ArmBodyReadTimer();
-    http::async_read_some(
-        self->up_->stream, self->up_->buffer, *self->resp_,
-        [self, up = self->up_](error_code ec, size_t) { self->OnResponseBody(ec); });
+    self->ReadResponseBody(0);
   });
 }
 
@@ -650,7 +632,7 @@ void ClientSession::UpstreamFailed(error_code ec, absl::string_view during) {
     // A pooled connection the function had closed, or nothing of the request went out.
     return ConnectUpstream();
   }
-  const std::string who = route_ == Route::kInvoke ? "function " + key_ : std::string("gateway");
+  const std::string who = Subject();
   if (outcome_.timed_out) {
     return ProxyError(absl::DeadlineExceededError(
         absl::StrCat(who, ": upstream ", address_, ": timed out after ",
@@ -661,6 +643,17 @@ void ClientSession::UpstreamFailed(error_code ec, absl::string_view during) {
                    absl::StrCat(who, ": upstream ", address_, ": ", during, ": ", ec.message(),
                                 reused ? " (kept-alive connection)" : "")),
       502));
+}
+
+std::string ClientSession::Subject() const {
+  return route_ == Route::kInvoke ? "function " + key_ : std::string("gateway");
+}
+
+absl::Status ClientSession::BodyTooLarge() const {
+  return WithHttpStatus(absl::Status(absl::StatusCode::kOutOfRange,
+                                     absl::StrCat(Subject(), ": request body over ",
+                                                  shared_.options.max_request_bytes, " bytes")),
+                        413);
 }
 
 // --- Answers -------------------------------------------------------------------------------

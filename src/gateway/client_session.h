@@ -82,12 +82,18 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void ReadResponseHead();
   void OnResponseHead(boost::system::error_code ec, size_t bytes);
   void RelayResponseBody();
+  // Reads the next piece of the response body into resp_body_ from `offset` on.
+  void ReadResponseBody(size_t offset);
   void OnResponseBody(boost::system::error_code ec);
   void ArmExchangeTimer();
   void ArmBodyReadTimer();
   void WatchClientGone();
   void FinishExchange();
   void UpstreamFailed(boost::system::error_code ec, absl::string_view during);
+  // Who a gateway-made error is about: "function NAME.NS", or "gateway".
+  std::string Subject() const;
+  // The 413 for a request body past max_request_bytes.
+  absl::Status BodyTooLarge() const;
   // Answers.
   void ProxyError(const absl::Status& status);
   // Writes `response` (head and body), then reads the next request or closes.

@@ -23,6 +23,7 @@
 #include "gateway/gateway.h"
 #include "image/puller.h"
 #include "logs/logs.h"
+#include "metrics/metrics.h"
 #include "network/cni_network.h"
 #include "provider/cni_function_network.h"
 #include "provider/containerd_provider.h"
@@ -361,7 +362,8 @@ int Up(const Flags& f) {
   gopts.max_connections = static_cast<size_t>(max_connections);
   gopts.version = FAASD_VERSION;
   gopts.git_sha = FAASD_GIT_SHA;
-  gateway::Gateway gw(gopts, provider);
+  metrics::Metrics metrics;
+  gateway::Gateway gw(gopts, provider, metrics);
   absl::Status s = gw.Start();
   if (!s.ok()) {
     LogError("gateway: ", s.message());

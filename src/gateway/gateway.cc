@@ -27,10 +27,24 @@ constexpr int kListenBacklog = 1024;
 
 }  // namespace
 
-GatewayServer::GatewayServer(GatewayOptions options, provider::FunctionProvider& provider)
-    : options_(std::move(options)), provider_(provider) {}
+GatewayServer::GatewayServer(GatewayOptions options, provider::FunctionProvider& provider,
+                             metrics::Metrics& metrics)
+    : options_(std::move(options)), provider_(provider), metrics_(metrics) {
+  service_count_collector_ = metrics_.AddCollector([this] {
+    std::vector<std::pair<std::string, double>> ready;
+    for (const auto& [name, endpoints] : provider_.Routes().Snapshot()->functions) {
+      ready.emplace_back(name, static_cast<double>(endpoints.size()));
+    }
+    return std::vector<prometheus::MetricFamily>{metrics::GaugeFamily(
+        "gateway_service_count", "Current count of replicas for function", "function_name",
+        ready)};
+  });
+}
 
-GatewayServer::~GatewayServer() { Stop(); }
+GatewayServer::~GatewayServer() {
+  Stop();
+  metrics_.RemoveCollector(service_count_collector_);
+}
 
 bool GatewayServer::Authorized(const httplib::Request& req) const {
   return BasicAuthorized(req.get_header_value("Authorization"), options_.credentials);
@@ -126,7 +140,7 @@ void GatewayServer::RegisterRoutes() {
     WriteError(res, 503, s.message());
   });
   server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics_.Render(*provider_.Routes().Snapshot()),
+    res.set_content(metrics_.Render(),
                     "text/plain; version=0.0.4; charset=utf-8");
   });
   server_.Get(
@@ -235,8 +249,9 @@ void GatewayServer::Stop() {
   listener_.join();
 }
 
-Gateway::Gateway(GatewayOptions options, provider::FunctionProvider& provider)
-    : server_(std::make_unique<GatewayServer>(std::move(options), provider)) {}
+Gateway::Gateway(GatewayOptions options, provider::FunctionProvider& provider,
+                 metrics::Metrics& metrics)
+    : server_(std::make_unique<GatewayServer>(std::move(options), provider, metrics)) {}
 Gateway::~Gateway() = default;
 absl::Status Gateway::Start() { return server_->Start(); }
 int Gateway::port() const { return server_->port(); }

@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "metrics/metrics.h"
 #include "provider/provider.h"
 
 namespace faasd::gateway {
@@ -56,7 +57,9 @@ class GatewayServer;  // private: the httplib server and the route handlers
 
 class Gateway {
  public:
-  Gateway(GatewayOptions options, provider::FunctionProvider& provider);
+  // `metrics` (shared with other parts of the daemon) must outlive the Gateway.
+  Gateway(GatewayOptions options, provider::FunctionProvider& provider,
+          metrics::Metrics& metrics);
   ~Gateway();  // stops if still running
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;

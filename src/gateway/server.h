@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/front_end.h"
 #include "gateway/gateway.h"
-#include "gateway/metrics.h"
+#include "metrics/metrics.h"
 #include "httplib.h"
 
 namespace faasd::gateway {
@@ -26,7 +26,8 @@ inline std::string SystemBodyLimitMessage() {
 
 class GatewayServer {
  public:
-  GatewayServer(GatewayOptions options, provider::FunctionProvider& provider);
+  GatewayServer(GatewayOptions options, provider::FunctionProvider& provider,
+                metrics::Metrics& metrics);
   ~GatewayServer();
 
   absl::Status Start();
@@ -73,7 +74,8 @@ class GatewayServer {
 
   const GatewayOptions options_;
   provider::FunctionProvider& provider_;
-  InvocationMetrics metrics_;
+  metrics::Metrics& metrics_;
+  int service_count_collector_ = 0;  // gateway_service_count from the routing table
   Server server_;  // internal: 127.0.0.1, reached through front_
   std::thread listener_;
   std::unique_ptr<FrontEnd> front_;

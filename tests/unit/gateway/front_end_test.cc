@@ -146,6 +146,7 @@ class RecordingUpstream {
 struct FrontFixture {
   FakeProvider provider;
   EchoUpstream upstream;
+  metrics::Metrics metrics;  // outlives the gateway
   std::unique_ptr<Gateway> gateway;
 
   explicit FrontFixture(size_t max_connections = 10000, int head_timeout = 10) {
@@ -157,7 +158,7 @@ struct FrontFixture {
     o.upstream_timeout_seconds = 5;
     o.max_connections = max_connections;
     o.head_timeout_seconds = head_timeout;
-    gateway = std::make_unique<Gateway>(o, provider);
+    gateway = std::make_unique<Gateway>(o, provider, metrics);
     REQUIRE(gateway->Start().ok());
   }
   ~FrontFixture() { gateway->Stop(); }

@@ -247,7 +247,8 @@ TEST_CASE("Start names the address when the port is taken", "[gateway]") {
   GatewayOptions o;
   o.listen_host = "127.0.0.1";
   o.port = f.gateway->port();
-  Gateway second(o, other);
+  metrics::Metrics metrics;
+  Gateway second(o, other, metrics);
   absl::Status s = second.Start();
   CHECK(!s.ok());
   CHECK(std::string(s.message()).find(absl::StrCat("127.0.0.1:", o.port)) != std::string::npos);

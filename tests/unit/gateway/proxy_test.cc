@@ -14,6 +14,7 @@ namespace {
 struct ProxyFixture {
   FakeProvider provider;
   EchoUpstream upstream;
+  metrics::Metrics metrics;  // outlives the gateway
   std::unique_ptr<Gateway> gateway;
   std::unique_ptr<httplib::Client> client;
 
@@ -28,7 +29,7 @@ struct ProxyFixture {
     o.credentials = {"admin", "pw"};
     o.upstream_timeout_seconds = 1;
     o.max_request_bytes = 3 << 20;
-    gateway = std::make_unique<Gateway>(o, provider);
+    gateway = std::make_unique<Gateway>(o, provider, metrics);
     REQUIRE(gateway->Start().ok());
     client = std::make_unique<httplib::Client>("127.0.0.1", gateway->port());
     client->set_read_timeout(10, 0);

@@ -102,6 +102,7 @@ struct GatewayFixture {
   ~GatewayFixture();
 
   FakeProvider provider;
+  metrics::Metrics metrics;  // outlives the gateway
   std::unique_ptr<Gateway> gateway;
   std::unique_ptr<httplib::Client> client;
 };

@@ -1,0 +1,116 @@
+#include "metrics/metrics.h"
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+
+namespace faasd::metrics {
+namespace {
+
+bool Has(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+TEST_CASE("invocations render as prometheus-cpp families with the gateway's names", "[metrics]") {
+  Metrics m;
+  Metrics::FunctionCounters* f = m.For("echo.openfaas-fn");
+  CHECK(m.For("echo.openfaas-fn") == f);
+  Metrics::Started(f);
+  Metrics::Started(f);
+  CHECK(m.Inflight("echo.openfaas-fn") == 2);
+  Metrics::Finished(f, 200, 3'000'000);    // 3 ms: the 0.005 bucket
+  Metrics::Finished(f, 500, 700'000'000);  // 0.7 s: the 1 s bucket
+  CHECK(m.Inflight("echo.openfaas-fn") == 0);
+  CHECK(m.InvocationCount("echo.openfaas-fn") == 2);
+  CHECK(m.InvocationCount("other.openfaas-fn") == 0);
+
+  const std::string b = m.Render();
+  CHECK(Has(b, "# TYPE gateway_function_invocation_total counter\n"));
+  CHECK(Has(b, "gateway_function_invocation_total{function_name=\"echo.openfaas-fn\",code=\"200\"} 1\n"));
+  CHECK(Has(b, "gateway_function_invocation_total{function_name=\"echo.openfaas-fn\",code=\"500\"} 1\n"));
+  CHECK(Has(b, "gateway_function_invocation_started{function_name=\"echo.openfaas-fn\"} 2\n"));
+  CHECK(Has(b, "# TYPE gateway_function_invocation_inflight gauge\n"));
+  CHECK(Has(b, "gateway_function_invocation_inflight{function_name=\"echo.openfaas-fn\"} 0\n"));
+  CHECK(Has(b, "# TYPE gateway_functions_seconds histogram\n"));
+  // Buckets are cumulative and their bounds print as written.
+  CHECK(Has(b, "gateway_functions_seconds_bucket{function_name=\"echo.openfaas-fn\",code=\"500\",le=\"0.5\"} 0\n"));
+  CHECK(Has(b, "gateway_functions_seconds_bucket{function_name=\"echo.openfaas-fn\",code=\"500\",le=\"1\"} 1\n"));
+  CHECK(Has(b, "gateway_functions_seconds_bucket{function_name=\"echo.openfaas-fn\",code=\"200\",le=\"0.005\"} 1\n"));
+  CHECK(Has(b, "gateway_functions_seconds_bucket{function_name=\"echo.openfaas-fn\",code=\"200\",le=\"+Inf\"} 1\n"));
+  CHECK(Has(b, "gateway_functions_seconds_sum{function_name=\"echo.openfaas-fn\",code=\"500\"} 0.7\n"));
+  CHECK(Has(b, "gateway_functions_seconds_count{function_name=\"echo.openfaas-fn\",code=\"200\"} 1\n"));
+}
+
+TEST_CASE("a label value with quotes, backslashes or newlines stays one sample", "[metrics]") {
+  Metrics m;
+  Metrics::FunctionCounters* f = m.For("a\"b\\c\nd");
+  Metrics::Started(f);
+  Metrics::Finished(f, 200, 1);
+  CHECK(Has(m.Render(), "gateway_function_invocation_started{function_name=\"a\\\"b\\\\c\\nd\"} 1\n"));
+}
+
+TEST_CASE("codes outside 0..599 count as code 0", "[metrics]") {
+  Metrics m;
+  Metrics::FunctionCounters* f = m.For("x.y");
+  Metrics::Started(f);
+  Metrics::Finished(f, 1000, 1);
+  Metrics::Started(f);
+  Metrics::Finished(f, -1, 1);
+  CHECK(Has(m.Render(), "gateway_function_invocation_total{function_name=\"x.y\",code=\"0\"} 2\n"));
+}
+
+TEST_CASE("registry families and collectors render beside the invocations", "[metrics]") {
+  Metrics m;
+  auto& published = prometheus::BuildCounter()
+                        .Name("gateway_queue_published_total")
+                        .Help("Async calls accepted")
+                        .Register(m.registry());
+  published.Add({}).Increment(5);
+  const int id = m.AddCollector([] {
+    return std::vector<prometheus::MetricFamily>{
+        GaugeFamily("gateway_service_count", "replicas", "function_name", {{"f.ns", 3}})};
+  });
+  std::string b = m.Render();
+  CHECK(Has(b, "gateway_queue_published_total 5\n"));
+  CHECK(Has(b, "# TYPE gateway_service_count gauge\n"));
+  CHECK(Has(b, "gateway_service_count{function_name=\"f.ns\"} 3\n"));
+  m.RemoveCollector(id);
+  CHECK(!Has(m.Render(), "gateway_service_count"));
+}
+
+TEST_CASE("process metrics describe this process", "[metrics]") {
+  const std::string b = Metrics().Render();
+  for (const char* name : {"process_cpu_seconds_total ", "process_resident_memory_bytes ",
+                           "process_virtual_memory_bytes ", "process_open_fds ", "process_max_fds ",
+                           "process_start_time_seconds ", "process_threads "}) {
+    CAPTURE(name);
+    CHECK(Has(b, std::string("\n") + name));
+  }
+  CHECK(!Has(b, "process_resident_memory_bytes 0\n"));
+  CHECK(!Has(b, "process_threads 0\n"));
+}
+
+TEST_CASE("counters stay exact under concurrent invocations", "[metrics]") {
+  Metrics m;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&m] {
+      for (int i = 0; i < 10000; ++i) {
+        Metrics::FunctionCounters* f = m.For(i % 2 ? "a.ns" : "b.ns");
+        Metrics::Started(f);
+        Metrics::Finished(f, 200 + i % 3, 1000);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(m.InvocationCount("a.ns") == 20000);
+  CHECK(m.InvocationCount("b.ns") == 20000);
+  CHECK(m.Inflight("a.ns") == 0);
+}
+
+}  // namespace
+}  // namespace faasd::metrics

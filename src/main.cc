@@ -51,7 +51,8 @@ flags for `up` (--name=value):
   --cni-ipam-dir=DIR            host-local IPAM state (/var/lib/cni/networks)
   --cni-cache-dir=DIR           CNI results cache (<state-dir>/cni)
   --cni-extra-plugins=T[,T]     CNI plugins chained after bridge, e.g. firewall (none)
-  --insecure-registry=HOST:PORT plain-HTTP registry; repeatable (loopback always allowed)
+  --insecure-registry=HOST:PORT plain-HTTP registry; repeatable (loopback: TLS, else HTTP)
+  --registry-ca=FILE            CA certificates (PEM) for registries (the system store)
   --docker-config=PATH          registry credentials (<state-dir>/.docker/config.json)
   --nameserver=IP               DNS server for functions; repeatable (host's resolv.conf)
   --pull-policy=POLICY          Always | IfNotPresent | Never (Always)
@@ -100,6 +101,7 @@ const char* const kKnownFlags[] = {
     "cni-ipam-dir",
     "cni-cache-dir",
     "insecure-registry",
+    "registry-ca",
     "docker-config",
     "nameserver",
     "pull-policy",
@@ -308,6 +310,7 @@ int Up(const Flags& f) {
   registry::RegistryOptions reg;
   reg.insecure_registries = f.All("insecure-registry");
   reg.docker_config_path = f.Get("docker-config", state_dir + "/.docker/config.json");
+  reg.ca_file = f.Get("registry-ca", "");
   registry::RegistryClient registry_client(reg);
 
   faasd::containerd::Client client(f.Get("containerd-address", "/run/containerd/containerd.sock"));

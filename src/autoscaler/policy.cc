@@ -171,7 +171,8 @@ Decision FunctionScaler::Next(const AutoscalePolicy& policy, const Observation& 
     recommended_.clear();
     d.change = true;
     d.replicas = 0;
-    d.why = absl::StrCat("idle for ", absl::FormatDuration(o.now - last_busy_),
+    d.why = absl::StrCat("idle for ",
+                         absl::FormatDuration(absl::Trunc(o.now - last_busy_, absl::Seconds(1))),
                          " (zero-duration ", absl::FormatDuration(policy.zero_duration), ")");
     return d;
   }

@@ -87,8 +87,8 @@ void Autoscaler::Scan(const provider::FunctionStatus& f, const std::string& ns,
   }
   if (it == functions_.end()) {
     it = functions_
-             .emplace(key, std::make_unique<Managed>(Managed{FunctionScaler(options_.rate_window),
-                                                             {}}))
+             .emplace(key,
+                      std::make_unique<Managed>(Managed{FunctionScaler(options_.rate_window), {}}))
              .first;
   }
   Managed& m = *it->second;

@@ -28,8 +28,8 @@ void Warn(std::vector<std::string>* warnings, const char* key, const std::string
   }
 }
 
-void ReadPositive(const std::map<std::string, std::string>& labels, const char* key,
-                  double max, std::vector<std::string>* warnings, double* out) {
+void ReadPositive(const std::map<std::string, std::string>& labels, const char* key, double max,
+                  std::vector<std::string>* warnings, double* out) {
   const std::string* v = Find(labels, key);
   if (v == nullptr) return;
   double d = 0;
@@ -131,8 +131,8 @@ uint64_t DesiredReplicas(double total_load, const AutoscalePolicy& policy) {
   const double per_replica = policy.target * policy.proportion;
   double want = per_replica > 0 ? std::ceil(total_load / per_replica - kCeilSlack) : 0;
   if (!std::isfinite(want) || want < 0) want = 0;
-  const uint64_t n = want >= static_cast<double>(policy.max) ? policy.max
-                                                             : static_cast<uint64_t>(want);
+  const uint64_t n =
+      want >= static_cast<double>(policy.max) ? policy.max : static_cast<uint64_t>(want);
   return std::clamp<uint64_t>(n, policy.min, policy.max);
 }
 
@@ -195,9 +195,9 @@ Decision FunctionScaler::Next(const AutoscalePolicy& policy, const Observation& 
     recommended_.pop_front();
   }
   const double per_ready = d.load / static_cast<double>(std::max<uint64_t>(o.ready, 1));
-  const std::string load = absl::StrFormat(
-      "%s %.4g (%.4g per ready replica of %d; target %g x %g)", ScaleTypeName(policy.type),
-      d.load, per_ready, o.ready, policy.target, policy.proportion);
+  const std::string load = absl::StrFormat("%s %.4g (%.4g per ready replica of %d; target %g x %g)",
+                                           ScaleTypeName(policy.type), d.load, per_ready, o.ready,
+                                           policy.target, policy.proportion);
   if (want > o.replicas) {
     d.change = true;
     d.replicas = want;

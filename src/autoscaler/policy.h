@@ -46,7 +46,7 @@ struct AutoscalePolicy {
   // alone do not count: they already bound manual scaling and alerts), or --autoscale-all.
   bool managed = false;
   ScaleType type = ScaleType::kRps;
-  double target = 50;       // load per replica
+  double target = 50;        // load per replica
   double proportion = 0.90;  // of target, where the next replica is added
   uint64_t min = 1;
   uint64_t max = 20;
@@ -71,19 +71,19 @@ uint64_t DesiredReplicas(double total_load, const AutoscalePolicy& policy);
 // What the loop saw of one function at one tick.
 struct Observation {
   absl::Time now;
-  uint64_t started = 0;   // requests started since the daemon began (a counter)
-  uint64_t in_flight = 0;  // requests being served now
+  uint64_t started = 0;       // requests started since the daemon began (a counter)
+  uint64_t in_flight = 0;     // requests being served now
   double cpu_millicores = 0;  // summed over replicas; read only for type cpu
-  bool busy = false;      // work waits for it elsewhere (the async queue): never idle
-  uint64_t replicas = 0;  // wanted now
-  uint64_t ready = 0;     // ready replicas now
+  bool busy = false;          // work waits for it elsewhere (the async queue): never idle
+  uint64_t replicas = 0;      // wanted now
+  uint64_t ready = 0;         // ready replicas now
 };
 
 struct Decision {
   bool change = false;
-  uint64_t replicas = 0;   // wanted after this tick (== Observation::replicas when no change)
-  double load = 0;         // total load measured (rps, in-flight or millicores)
-  std::string why;         // for the log: the load and the rule that decided
+  uint64_t replicas = 0;  // wanted after this tick (== Observation::replicas when no change)
+  double load = 0;        // total load measured (rps, in-flight or millicores)
+  std::string why;        // for the log: the load and the rule that decided
 };
 
 class FunctionScaler {

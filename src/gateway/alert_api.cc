@@ -92,8 +92,7 @@ void GatewayServer::Alert(const httplib::Request&, const std::string& body,
     if (alerts[i].function.empty()) continue;
     absl::Status s = ApplyAlert(alerts[i].firing, alerts[i].function);
     if (!s.ok()) {
-      absl::StrAppend(&errors, "[", i, "] alert for ", alerts[i].function, ": ", s.message(),
-                      "\n");
+      absl::StrAppend(&errors, "[", i, "] alert for ", alerts[i].function, ": ", s.message(), "\n");
     }
   }
   if (!errors.empty()) {

@@ -86,8 +86,7 @@ TEST_CASE("Only labelled functions are autoscaled; the rest keep their replicas"
   Rig rig;
   rig.provider.Add("auto", {{"com.openfaas.scale.target", "5"}, {"com.openfaas.scale.max", "4"}});
   rig.provider.Add("plain", {});
-  rig.provider.Add("ranged", {{"com.openfaas.scale.min", "2"}, {"com.openfaas.scale.max", "3"}},
-                   3);
+  rig.provider.Add("ranged", {{"com.openfaas.scale.min", "2"}, {"com.openfaas.scale.max", "3"}}, 3);
   rig.Tick(0);
   rig.Tick(2, "auto.openfaas-fn", 40);
   rig.Tick(2, "plain.openfaas-fn", 400);
@@ -114,8 +113,8 @@ TEST_CASE("--autoscale-all manages every function") {
 
 TEST_CASE("Scale to zero waits for the idle veto, then the provider's Scale(0)") {
   Rig rig;
-  rig.provider.Add("sleepy", {{"com.openfaas.scale.zero", "true"},
-                              {"com.openfaas.scale.zero-duration", "10s"}});
+  rig.provider.Add(
+      "sleepy", {{"com.openfaas.scale.zero", "true"}, {"com.openfaas.scale.zero-duration", "10s"}});
   TestVeto veto;
   veto.busy = "sleepy.openfaas-fn";
   rig.scaler.SetIdleVeto(&veto);

@@ -69,7 +69,8 @@ TEST_CASE("ParsePolicy: defaults, every label, and who is managed") {
   CHECK(ParsePolicy({}, true, &w).managed);  // --autoscale-all
   // min, max and factor alone bound manual scaling and alerts; they do not hand the function
   // to the autoscaler.
-  CHECK_FALSE(ParsePolicy({{"com.openfaas.scale.min", "2"}, {"com.openfaas.scale.max", "3"},
+  CHECK_FALSE(ParsePolicy({{"com.openfaas.scale.min", "2"},
+                           {"com.openfaas.scale.max", "3"},
                            {"com.openfaas.scale.factor", "50"}},
                           false, &w)
                   .managed);
@@ -117,9 +118,9 @@ TEST_CASE("Bad label values are ignored with a warning each, never fatal") {
   CHECK(w[0].find("using rps") != std::string::npos);
   // A range the provider would refuse is not autoscaled at all.
   w.clear();
-  CHECK_FALSE(ParsePolicy({{"com.openfaas.scale.type", "rps"}, {"com.openfaas.scale.min", "x"}},
-                          false, &w)
-                  .managed);
+  CHECK_FALSE(
+      ParsePolicy({{"com.openfaas.scale.type", "rps"}, {"com.openfaas.scale.min", "x"}}, false, &w)
+          .managed);
   CHECK(w.size() == 1);
   for (const char* target : {"abc", "0", "nan", "inf", ""}) {
     INFO(target);
@@ -234,8 +235,8 @@ TEST_CASE("min == max turns load scaling off") {
 }
 
 TEST_CASE("Scale to zero after zero-duration idle; in-flight and queued work keep it up") {
-  Driven f(Policy({{"com.openfaas.scale.zero", "true"},
-                   {"com.openfaas.scale.zero-duration", "10s"}}));
+  Driven f(
+      Policy({{"com.openfaas.scale.zero", "true"}, {"com.openfaas.scale.zero-duration", "10s"}}));
   f.Tick(0, 0);
   f.Tick(4, 1);  // busy until 4 s
   CHECK_FALSE(f.Tick(4, 0).change);

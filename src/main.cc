@@ -432,6 +432,16 @@ int Up(const Flags& f) {
     LogInfo("autoscaler: every ", autoscale_interval, " s, rps over ", autoscale_window, " s, ",
             autoscale_all ? "every function" : "functions with com.openfaas.scale.* labels");
   }
+  const int desired_collector = metrics.AddCollector([&scaler] {
+    std::vector<std::pair<std::string, double>> wanted;
+    for (const auto& [key, replicas] : scaler.Desired()) {
+      wanted.emplace_back(key, static_cast<double>(replicas));
+    }
+    return std::vector<prometheus::MetricFamily>{
+        metrics::GaugeFamily("gateway_function_desired_replicas",
+                             "Replicas the autoscaler wants for the function", "function_name",
+                             wanted)};
+  });
 
   // Wait for SIGTERM/SIGINT on a dedicated thread via sigwait: no work in signal handlers.
   sigset_t set;
@@ -441,6 +451,7 @@ int Up(const Flags& f) {
   int sig = 0;
   sigwait(&set, &sig);
   LogInfo("signal ", sig, ": stopping; function containers keep running");
+  metrics.RemoveCollector(desired_collector);
   scaler.Stop();
   gw.Stop();
   provider.Stop();

@@ -63,6 +63,8 @@ def test_rps_load_scales_up_with_no_failure_and_back_to_one(scaler, fn_image):
         reaction = time.monotonic() - t0
         harness.wait_until(lambda: status(scaler, name)["replicas"] == 4, 30,
                            f"{name} to want its max of 4")
+        metrics = scaler.request("GET", "/metrics", auth=False).text
+        assert f'gateway_function_desired_replicas{{function_name="{name}.{NS}"}} 4' in metrics
     finally:
         for t in pool:
             t.join(timeout=60)

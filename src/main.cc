@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "autoscaler/autoscaler.h"
 #include "base/companion.h"
 #include "base/log.h"
 #include "builder/builder.h"
@@ -61,6 +62,12 @@ flags for `up` (--name=value):
   --paused-max=N                at zero, this many tasks (the latest) stay paused for a fast
                                 wake instead of stopped; 0 stops them all (16)
   --paused-ttl=SECONDS          how long a task stays paused at zero (600)
+  --autoscale-interval=SECONDS  how often the autoscaler looks at each function; 0 turns it
+                                off (2)
+  --autoscale-window=SECONDS    the window of the rps rate the autoscaler reads (30)
+  --autoscale-all[=true|false]  autoscale functions without a com.openfaas.scale.* label too
+                                (false: only those with type, target, target-proportion,
+                                zero, zero-duration or down.window)
   --upstream-timeout=SECONDS    invoke timeout (60)
   --max-body-bytes=N            invoke body limit (33554432)
   --max-connections=N           open client connections; past it 503 and close (10000)
@@ -121,7 +128,12 @@ const char* const kKnownFlags[] = {
     "log-files",
     "logger",
     "function-logs-journal",
+    "autoscale-interval",
+    "autoscale-window",
+    "autoscale-all",
 };
+// Flags that stand alone (--autoscale-all) or take =value, never the next argument.
+const char* const kBoolFlags[] = {"autoscale-all"};
 
 bool ParseFlags(int argc, char** argv, Flags* flags) {
   for (int i = 2; i < argc; ++i) {
@@ -132,9 +144,13 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
     }
     arg = arg.substr(2);
     std::string name = arg, value;
+    bool boolean = false;
+    for (const char* b : kBoolFlags) boolean = boolean || arg == b;
     if (auto eq = arg.find('='); eq != std::string::npos) {
       name = arg.substr(0, eq);
       value = arg.substr(eq + 1);
+    } else if (boolean) {
+      value = "true";
     } else if (i + 1 < argc) {
       value = argv[++i];
     }
@@ -157,6 +173,25 @@ bool ParseSeconds(const Flags& f, const std::string& name, int def, int* out) {
   }
   return true;
 }
+
+// The autoscaler reads the invoke path's counters through its own narrow face.
+class InvocationLoadSource final : public autoscaler::LoadSource {
+ public:
+  explicit InvocationLoadSource(const metrics::Metrics& metrics) : metrics_(metrics) {}
+  std::map<std::string, autoscaler::InvocationLoad> Loads() const override {
+    std::map<std::string, autoscaler::InvocationLoad> out;
+    metrics_.ForEachFunction(
+        [&out](const std::string& key, const metrics::Metrics::FunctionCounters& c) {
+          const int64_t in_flight = c.inflight.load(std::memory_order_relaxed);
+          out[key] = {c.started.load(std::memory_order_relaxed),
+                      in_flight > 0 ? static_cast<uint64_t>(in_flight) : 0};
+        });
+    return out;
+  }
+
+ private:
+  const metrics::Metrics& metrics_;
+};
 
 std::string Arch() {
   struct utsname u;
@@ -238,13 +273,25 @@ int Up(const Flags& f) {
   if (int rc = SetUpLogs(f, &rotation, &logger, &journal); rc != 0) return rc;
   const std::string state_dir = f.Get("state-dir", "/var/lib/faasd");
   int stop_grace = 30, upstream_timeout = 60, reconcile_interval = 2, paused_ttl = 600,
-      head_timeout = 10, idle_timeout = 60, max_connections = 10000;
+      head_timeout = 10, idle_timeout = 60, max_connections = 10000, autoscale_interval = 2,
+      autoscale_window = 30;
   if (!ParseSeconds(f, "stop-grace", 30, &stop_grace) ||
+      !ParseSeconds(f, "autoscale-interval", 2, &autoscale_interval) ||
+      !ParseSeconds(f, "autoscale-window", 30, &autoscale_window) ||
       !ParseSeconds(f, "reconcile-interval", 2, &reconcile_interval) ||
       !ParseSeconds(f, "paused-ttl", 600, &paused_ttl) ||
       !ParseSeconds(f, "upstream-timeout", 60, &upstream_timeout) ||
       !ParseSeconds(f, "http-head-timeout", 10, &head_timeout) ||
       !ParseSeconds(f, "http-idle-timeout", 60, &idle_timeout)) {
+    return 2;
+  }
+  bool autoscale_all = false;
+  if (!absl::SimpleAtob(f.Get("autoscale-all", "false"), &autoscale_all)) {
+    std::fprintf(stderr, "faasd: --autoscale-all must be true or false\n");
+    return 2;
+  }
+  if (autoscale_window < 1) {
+    std::fprintf(stderr, "faasd: --autoscale-window must be at least 1 second\n");
     return 2;
   }
   if (!absl::SimpleAtoi(f.Get("max-connections", "10000"), &max_connections) ||
@@ -377,6 +424,28 @@ int Up(const Flags& f) {
   LogInfo("faasd ", FAASD_VERSION, " (", FAASD_GIT_SHA, ") serving on ", host, ":", gw.port(),
           ", functions in containerd namespace ", popts.ns, ", state in ", state_dir);
 
+  InvocationLoadSource load(metrics);
+  autoscaler::AutoscalerOptions aopts;
+  aopts.interval = absl::Seconds(autoscale_interval);
+  aopts.rate_window = absl::Seconds(autoscale_window);
+  aopts.all = autoscale_all;
+  autoscaler::Autoscaler scaler(aopts, provider, load, clock);
+  if (autoscale_interval > 0) {
+    scaler.Start();
+    LogInfo("autoscaler: every ", autoscale_interval, " s, rps over ", autoscale_window, " s, ",
+            autoscale_all ? "every function" : "functions with com.openfaas.scale.* labels");
+  }
+  const int desired_collector = metrics.AddCollector([&scaler] {
+    std::vector<std::pair<std::string, double>> wanted;
+    for (const auto& [key, replicas] : scaler.Desired()) {
+      wanted.emplace_back(key, static_cast<double>(replicas));
+    }
+    return std::vector<prometheus::MetricFamily>{
+        metrics::GaugeFamily("gateway_function_desired_replicas",
+                             "Replicas the autoscaler wants for the function", "function_name",
+                             wanted)};
+  });
+
   // Wait for SIGTERM/SIGINT on a dedicated thread via sigwait: no work in signal handlers.
   sigset_t set;
   sigemptyset(&set);
@@ -385,6 +454,8 @@ int Up(const Flags& f) {
   int sig = 0;
   sigwait(&set, &sig);
   LogInfo("signal ", sig, ": stopping; function containers keep running");
+  metrics.RemoveCollector(desired_collector);
+  scaler.Stop();
   gw.Stop();
   provider.Stop();
   return 0;

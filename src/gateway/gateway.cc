@@ -107,13 +107,6 @@ void GatewayServer::RegisterRoutes() {
               SystemGet([this](auto& q, auto&, auto& r) { Namespaces(q, r); }));
   server_.Get("/system/logs", SystemGet([this](auto& q, auto&, auto& r) { FunctionLogs(q, r); }));
 
-  // Routes of the faas-provider API that later work will fill in. Until then they say so
-  // plainly (501) instead of a bare 404 that faas-cli shows as "function not found".
-  auto not_yet = [](absl::string_view what) {
-    return [what](const httplib::Request&, const std::string&, httplib::Response& res) {
-      WriteError(res, 501, absl::StrCat(what, " is not implemented yet in faasd-cpp"));
-    };
-  };
   server_.Get("/system/secrets", SystemGet([this](auto& q, auto&, auto& r) { ListSecrets(q, r); }));
   server_.Post("/system/secrets",
                System([this](auto& q, auto& b, auto& r) { WriteSecret(q, b, r, true); }));
@@ -131,7 +124,7 @@ void GatewayServer::RegisterRoutes() {
               System([this](auto& q, auto& b, auto& r) { WriteNamespace(q, b, r, false); }));
   server_.Delete(R"(/system/namespace/([^/]+))",
                  System([this](auto& q, auto& b, auto& r) { DeleteNamespace(q, b, r); }));
-  server_.Post("/system/alert", System(not_yet("alert-driven scaling")));
+  server_.Post("/system/alert", System([this](auto& q, auto& b, auto& r) { Alert(q, b, r); }));
   server_.Post(R"(/async-function/.*)", [](const httplib::Request&, httplib::Response& res) {
     WriteError(res, 501, "asynchronous invocation is not implemented yet in faasd-cpp");
   });

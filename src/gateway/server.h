@@ -72,6 +72,9 @@ class GatewayServer {
   void DeleteNamespace(const httplib::Request& req, const std::string& body,
                        httplib::Response& res);
   void FunctionLogs(const httplib::Request& req, httplib::Response& res);  // logs_api.cc
+  // alert_api.cc: Alertmanager's webhook, and one alert's step for one function.
+  void Alert(const httplib::Request& req, const std::string& body, httplib::Response& res);
+  absl::Status ApplyAlert(bool firing, const std::string& function);
 
   const GatewayOptions options_;
   provider::FunctionProvider& provider_;

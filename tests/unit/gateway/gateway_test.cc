@@ -398,5 +398,67 @@ TEST_CASE("a secrets dir owned by another user is refused", "[gateway][credentia
   CheckSecretsDirRefused(dir, "owned by uid 65534", dir);
 }
 
+TEST_CASE("POST /system/alert steps functions up on firing and back to min on resolved",
+          "[gateway]") {
+  Fixture f;
+  REQUIRE(f.client
+              ->Post("/system/functions",
+                     R"({"service":"echo","image":"r/echo:1","labels":{
+                       "com.openfaas.scale.min":"2","com.openfaas.scale.max":"10",
+                       "com.openfaas.scale.factor":"30"}})",
+                     "application/json")
+              ->status == 202);
+  REQUIRE(f.client->Post("/system/functions", R"({"service":"plain","image":"r/echo:1"})",
+                         "application/json")
+              ->status == 202);
+  f.provider.scaled["echo.openfaas-fn"] = 2;
+  f.provider.scaled["plain.openfaas-fn"] = 1;
+  auto alert = [&](const std::string& status, const std::string& fn) {
+    return f.client->Post("/system/alert",
+                          R"({"status":")" + status + R"(","receiver":"scale-up","alerts":[
+                            {"status":")" + status + R"(","labels":{"alertname":"APIHighInvocationRate",
+                             "function_name":")" + fn + R"("}}]})",
+                          "application/json");
+  };
+  // factor 30 of max 10: +3 per firing alert, never past max.
+  CHECK(alert("firing", "echo")->status == 200);
+  CHECK(f.provider.scaled["echo.openfaas-fn"] == 5);
+  CHECK(alert("firing", "echo.openfaas-fn")->status == 200);
+  CHECK(f.provider.scaled["echo.openfaas-fn"] == 8);
+  CHECK(alert("firing", "echo")->status == 200);
+  CHECK(f.provider.scaled["echo.openfaas-fn"] == 10);
+  CHECK(alert("resolved", "echo")->status == 200);
+  CHECK(f.provider.scaled["echo.openfaas-fn"] == 2);
+  // Defaults: factor 20 of max 20 = +4.
+  CHECK(alert("firing", "plain")->status == 200);
+  CHECK(f.provider.scaled["plain.openfaas-fn"] == 5);
+  // A function that is gone is skipped, as upstream; an empty payload does nothing.
+  CHECK(alert("firing", "gone")->status == 200);
+  CHECK(f.client->Post("/system/alert", R"({"alerts":[]})", "application/json")->status == 200);
+  CHECK(f.client->Post("/system/alert", R"({"status":"firing"})", "application/json")->status ==
+        200);
+  // Not a webhook payload: 400.
+  for (const char* bad : {"{", "[]", "\"firing\"", R"({"alerts":{}})", R"({"alerts":[1]})",
+                          R"({"alerts":[{"status":5}]})",
+                          R"({"alerts":[{"labels":{"function_name":7}}]})"}) {
+    INFO(bad);
+    auto r = f.client->Post("/system/alert", bad, "application/json");
+    REQUIRE(r);
+    CHECK(r->status == 400);
+  }
+  // A bad function name fails its own alert (500, numbered); the others still apply.
+  auto r = f.client->Post("/system/alert", R"({"alerts":[
+      {"status":"firing","labels":{"function_name":"../etc"}},
+      {"status":"resolved","labels":{"function_name":"plain"}}]})",
+                          "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 500);
+  CHECK(r->body.find("[0] alert for ../etc") != std::string::npos);
+  CHECK(f.provider.scaled["plain.openfaas-fn"] == 1);
+  // Behind basic auth like every /system route.
+  httplib::Client anon("127.0.0.1", f.gateway->port());
+  CHECK(anon.Post("/system/alert", R"({"alerts":[]})", "application/json")->status == 401);
+}
+
 }  // namespace
 }  // namespace faasd::gateway::testing

@@ -78,7 +78,9 @@ absl::StatusOr<provider::FunctionStatus> FakeProvider::Get(const std::string& na
   if (it == functions.end()) {
     return absl::NotFoundError(absl::StrCat("function ", name, ": not found"));
   }
-  return provider::StatusFromDeployment(it->second);
+  provider::FunctionStatus st = provider::StatusFromDeployment(it->second);
+  if (auto n = scaled.find(it->first); n != scaled.end()) st.replicas = n->second;
+  return st;
 }
 
 absl::Status FakeProvider::Deploy(const provider::FunctionDeployment& d) {

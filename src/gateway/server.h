@@ -71,6 +71,7 @@ class GatewayServer {
   void DeleteNamespace(const httplib::Request& req, const std::string& body,
                        httplib::Response& res);
   void FunctionLogs(const httplib::Request& req, httplib::Response& res);  // logs_api.cc
+  void ServeUi(const httplib::Request& req, httplib::Response& res);       // ui_api.cc
 
   const GatewayOptions options_;
   provider::FunctionProvider& provider_;

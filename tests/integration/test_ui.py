@@ -32,7 +32,7 @@ class Portal:
     """One headless chromium logged in to the daemon: every request carries the daemon's
     Basic credentials (CDP Network.setExtraHTTPHeaders), as the browser's own login would."""
 
-    def __init__(self, daemon, profile_dir):
+    def __init__(self, daemon, profile_dir, send_credentials=True):
         self.daemon = daemon
         self.base = f"http://127.0.0.1:{daemon.port}"
         opts = webdriver.ChromeOptions()
@@ -49,9 +49,10 @@ class Portal:
         except BaseException:
             self.service.stop()  # ends the chromedriver this Service started, by its own handle
             raise
-        self.driver.execute_cdp_cmd("Network.enable", {})
-        self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders",
-                                    {"headers": {"Authorization": daemon.auth_header()}})
+        if send_credentials:
+            self.driver.execute_cdp_cmd("Network.enable", {})
+            self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders",
+                                        {"headers": {"Authorization": daemon.auth_header()}})
 
     def close(self):
         if self.driver is not None:
@@ -101,9 +102,16 @@ class Portal:
             "return {load: n.loadEventEnd - n.startTime, dom: n.domContentLoadedEventEnd - n.startTime,"
             "        ttfb: n.responseStart - n.startTime, slowest: r};")
 
-    def shot(self, name):
+    def shot(self, name, size=None):
+        """Saves build/ui-screenshots/NAME.png, at `size` (width, height) if given."""
         SHOTS.mkdir(parents=True, exist_ok=True)
-        self.driver.save_screenshot(str(SHOTS / f"{name}.png"))
+        if size:
+            self.driver.set_window_size(*size)
+        try:
+            self.driver.save_screenshot(str(SHOTS / f"{name}.png"))
+        finally:
+            if size:
+                self.driver.set_window_size(1280, 900)
 
     def errors(self):
         return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, ".error")]
@@ -159,16 +167,12 @@ def test_the_portal_loads_behind_basic_auth_and_lists_functions(portal, function
     portal.fill("#fn-search", name)
     portal.find(row)
 
-    portal.driver.set_window_size(390, 844)  # phone width
-    try:
-        portal.shot("functions-phone")
-    finally:
-        portal.driver.set_window_size(1280, 900)
+    portal.shot("functions-phone", (390, 844))
 
     portal.driver.find_element(By.CSS_SELECTOR, f"{row} a").click()
     portal.wait(lambda: "ready of 1" in portal.text("#fn-replicas"), "detail page")
     portal.find("#fn-charts figure, #no-stats")
-    portal.shot("detail")
+    portal.shot("detail", (1280, 1300))
 
     portal.go("system")
     portal.wait(lambda: "faasd-cpp" in portal.text("#sys-info"), "system info")
@@ -266,3 +270,23 @@ def test_secrets_are_created_refused_when_taken_and_deleted(portal, api):
         assert not any(s["name"] == name for s in api.request("GET", "/system/secrets").json())
     finally:
         api.request("DELETE", "/system/secrets", {"name": name})
+
+
+def test_credentials_given_once_serve_the_page_and_its_api_calls(faasd, api, functions):
+    """The browser's own Basic-auth login (credentials in the URL stand in for its prompt):
+    its cached credentials must carry the page's fetch() calls to /system/* too."""
+    name = functions.deploy("uiauth")
+    profile = tempfile.mkdtemp(prefix="fdt-chromium-")
+    p = None
+    try:
+        p = Portal(api, profile, send_credentials=False)
+        user = urllib.parse.quote(api.user, safe="")
+        password = urllib.parse.quote(api.password, safe="")
+        p.driver.get(f"http://{user}:{password}@127.0.0.1:{api.port}/ui/#/functions")
+        p.wait(lambda: p.text(f'#functions tr[data-fn="{name}"] [data-status]') == "Ready",
+               f"{name} listed through the browser's own credentials")
+        assert not p.errors()
+    finally:
+        if p is not None:
+            p.close()
+        shutil.rmtree(profile, ignore_errors=True)

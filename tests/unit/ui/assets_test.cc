@@ -40,6 +40,23 @@ TEST_CASE("every module the index or a module imports is embedded", "[ui]") {
   }
 }
 
+TEST_CASE("every file the index names is embedded", "[ui]") {
+  const absl::string_view index = FindAsset("index.html")->body();
+  int named = 0;
+  for (absl::string_view attr : {"href=\"", "src=\""}) {
+    for (size_t at = index.find(attr); at != absl::string_view::npos;
+         at = index.find(attr, at + 1)) {
+      const size_t start = at + attr.size(), end = index.find('"', start);
+      const absl::string_view ref = index.substr(start, end - start);
+      if (absl::StartsWith(ref, "#")) continue;  // the app's own routes
+      INFO("index.html names " << ref);
+      CHECK(FindAsset(ref) != nullptr);
+      ++named;
+    }
+  }
+  CHECK(named >= 3);
+}
+
 TEST_CASE("ETags are quoted, distinct per content and stable", "[ui]") {
   std::set<std::string> tags;
   for (const Asset& a : AllAssets()) {

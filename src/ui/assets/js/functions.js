@@ -19,7 +19,7 @@ export function render(main, _args, ctx) {
       h('thead', {}, h('tr', {},
         h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Status'),
         h('th', { scope: 'col', class: 'num' }, 'Replicas'),
-        h('th', { scope: 'col', class: 'num' }, 'Invocations'),
+        h('th', { scope: 'col', class: 'num opt' }, 'Invocations'),
         h('th', { scope: 'col', class: 'opt' }, 'Image'),
         h('th', { scope: 'col' }, 'Actions'))),
       tbody)),
@@ -41,7 +41,7 @@ export function render(main, _args, ctx) {
         tr = h('tr', { 'data-fn': f.name },
           h('td', {}, h('a', { href: routeLink(['function', ...ref]) }, f.name)),
           h('td', { class: 'status' }), h('td', { class: 'num replicas' }),
-          h('td', { class: 'num invocations' }), h('td', { class: 'opt image mono' }),
+          h('td', { class: 'num opt invocations' }), h('td', { class: 'opt image mono' }),
           h('td', {}, h('div', { class: 'row' },
             h('a', { href: routeLink(['invoke', ...ref]), 'aria-label': `Invoke ${f.name}` }, 'Invoke'),
             h('a', { href: routeLink(['logs', ...ref]), 'aria-label': `Logs of ${f.name}` }, 'Logs'))));

@@ -157,6 +157,7 @@ def test_the_portal_loads_behind_basic_auth_and_lists_functions(portal, function
     print(f"\nportal page load on loopback: first {first['load']:.0f} ms, "
           f"reload {again['load']:.0f} ms; slowest files: {first['slowest']}")
     portal.shot("functions")
+    portal.shot("functions-small", (1024, 440))  # the README's docs/portal.png
 
     # The list refreshes by itself: an invocation made elsewhere shows up without a reload.
     assert api.invoke(name, body=b"x").status == 200

@@ -16,11 +16,12 @@ import pytest
 
 import harness
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+# Debian's python3-selenium, chromium and chromium-driver (scripts/deps.sh test): missing
+# ones fail the tests rather than skip them, so CI cannot pass without a browser.
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -46,18 +47,20 @@ class Portal:
         self.driver = None
         try:
             self.driver = webdriver.Chrome(service=self.service, options=opts)
+            if send_credentials:
+                self.driver.execute_cdp_cmd("Network.enable", {})
+                self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders",
+                                            {"headers": {"Authorization": daemon.auth_header()}})
         except BaseException:
-            self.service.stop()  # ends the chromedriver this Service started, by its own handle
+            self.close()
             raise
-        if send_credentials:
-            self.driver.execute_cdp_cmd("Network.enable", {})
-            self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders",
-                                        {"headers": {"Authorization": daemon.auth_header()}})
 
     def close(self):
+        """Quits the browser (chromedriver ends the chromium it started), then stops the
+        chromedriver this Service started, through its own process handle."""
         if self.driver is not None:
             try:
-                self.driver.quit()  # chromedriver ends the chromium it started
+                self.driver.quit()
             finally:
                 self.driver = None
         self.service.stop()
@@ -121,7 +124,7 @@ class Portal:
 def portal(faasd):
     for tool in (CHROMIUM, CHROMEDRIVER):
         if not os.access(tool, os.X_OK):
-            pytest.skip(f"{tool}: not installed (scripts/deps.sh test)")
+            pytest.fail(f"{tool}: not installed (scripts/deps.sh test installs it)")
     if not faasd.running():
         faasd.start()
     profile = tempfile.mkdtemp(prefix="fdt-chromium-")

@@ -21,6 +21,7 @@ import harness
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -173,7 +174,15 @@ def test_the_portal_loads_behind_basic_auth_and_lists_functions(portal, function
 
     portal.shot("functions-phone", (390, 844))
 
-    portal.driver.find_element(By.CSS_SELECTOR, f"{row} a").click()
+    # By keyboard: Tab from the search box to the function's link, Enter opens it.
+    portal.find("#fn-search").click()
+    link = portal.driver.find_element(By.CSS_SELECTOR, f"{row} a")
+    for _ in range(10):
+        if portal.driver.switch_to.active_element == link:
+            break
+        portal.driver.switch_to.active_element.send_keys(Keys.TAB)
+    assert portal.driver.switch_to.active_element == link, "Tab never reached the function link"
+    link.send_keys(Keys.ENTER)
     portal.wait(lambda: "ready of 1" in portal.text("#fn-replicas"), "detail page")
     portal.find("#fn-charts figure, #no-stats")
     portal.shot("detail", (1280, 1300))
@@ -212,7 +221,18 @@ def test_deploy_invoke_follow_logs_and_scale_from_the_portal(portal, functions, 
     portal.find("#inv-send").click()
     portal.wait(lambda: portal.text("#inv-body-out") == "hello portal", "the function's answer")
     assert portal.text("#inv-status").startswith("200")
-    portal.shot("invoke")
+    portal.shot("invoke", (1280, 1300))
+
+    # Async: whatever the daemon answers (202 with X-Call-Id, or its error) is shown as is.
+    portal.find("#inv-mode").send_keys("async")
+    portal.find("#inv-send").click()
+    portal.wait(lambda: "/async-function/" in portal.text("#inv-status"), "the async answer")
+    status = portal.text("#inv-status")
+    if status.startswith("202"):
+        assert portal.text("#inv-call-id"), status
+    else:
+        assert portal.text("#inv-body-out").strip(), f"an error without a message: {status}"
+    portal.find("#inv-mode").send_keys("sync")
 
     # A line the function prints, then its log followed live.
     marker = f"portal-{random.getrandbits(32):08x}"
@@ -266,6 +286,13 @@ def test_secrets_are_created_refused_when_taken_and_deleted(portal, api):
         portal.wait(lambda: any("409" in e and name in e for e in portal.errors()),
                     "the 409 with the server's message")
         portal.shot("secrets")
+
+        # Replace it (PUT): the name is fixed, only the value is sent.
+        portal.find(f'{row} button[aria-label="Replace {name}"]').click()
+        assert portal.find("#sec-name").get_attribute("readonly") is not None
+        portal.fill("#sec-value", "replaced-value")
+        portal.find("#sec-submit").click()
+        portal.wait(lambda: f"Replaced {name}." in portal.text(".messages"), "the replace")
 
         portal.find(f'{row} [data-delete="{name}"]').click()
         portal.find("#confirm-ok").click()

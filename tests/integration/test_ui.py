@@ -265,6 +265,19 @@ def test_deploy_invoke_follow_logs_and_scale_from_the_portal(portal, functions, 
     portal.wait(lambda: portal.text('#fn-props [data-status="ready"]') == "Ready",
                 "ready again after scaling to 1", timeout=60)
 
+    # Update (PUT) from the edit form, then delete after the confirmation dialog.
+    portal.go(f"deploy/openfaas-fn/{name}")
+    portal.wait(lambda: "team=portal" in portal.find("#dep-labels").get_attribute("value"),
+                "the edit form filled from the function")
+    portal.fill("#dep-labels", "team=portal-2")
+    portal.find("#dep-submit").click()
+    portal.wait(lambda: "team=portal-2" in portal.text("#fn-props"), "the updated label")
+    assert api.describe(name).json()["labels"]["team"] == "portal-2"
+    portal.find("#fn-delete").click()
+    portal.find("#confirm-ok").click()
+    portal.wait(lambda: portal.driver.current_url.endswith("#/functions"), "back to the list")
+    harness.wait_until(lambda: api.describe(name).status == 404, 30, f"{name} deleted")
+
 
 def test_secrets_are_created_refused_when_taken_and_deleted(portal, api):
     name = f"uisec-{random.getrandbits(24):06x}"

@@ -190,7 +190,23 @@ def test_the_portal_loads_behind_basic_auth_and_lists_functions(portal, function
     portal.go("system")
     portal.wait(lambda: "faasd-cpp" in portal.text("#sys-info"), "system info")
     portal.find('#ns-rows tr[data-ns="openfaas-fn"]')
-    portal.shot("system")
+    ns = f"uins-{random.getrandbits(24):06x}"
+    try:
+        portal.fill("#ns-name", ns)
+        portal.find("#ns-form button").click()
+        portal.find(f'#ns-rows tr[data-ns="{ns}"]')
+        portal.wait(lambda: portal.driver.find_elements(By.CSS_SELECTOR,
+                                                        f'#ns-picker option[value="{ns}"]'),
+                    "the new namespace in the picker")
+        portal.shot("system")
+        portal.find(f'#ns-rows tr[data-ns="{ns}"] button').click()
+        portal.find("#confirm-ok").click()
+        portal.wait(lambda: not portal.driver.find_elements(By.CSS_SELECTOR,
+                                                            f'#ns-rows tr[data-ns="{ns}"]'),
+                    "the namespace to disappear")
+        assert ns not in api.request("GET", "/system/namespaces").json()
+    finally:
+        api.request("DELETE", f"/system/namespace/{ns}", {"name": ns, "labels": {"openfaas": "1"}})
 
 
 def fn_image_ref(functions):

@@ -363,7 +363,9 @@ int Up(const Flags& f) {
   gopts.version = FAASD_VERSION;
   gopts.git_sha = FAASD_GIT_SHA;
   metrics::Metrics metrics;
-  gateway::Gateway gw(gopts, provider, metrics);
+  metrics::History history(metrics);
+  history.Start();
+  gateway::Gateway gw(gopts, provider, metrics, &history);
   absl::Status s = gw.Start();
   if (!s.ok()) {
     LogError("gateway: ", s.message());

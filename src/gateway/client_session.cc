@@ -628,7 +628,7 @@ void ClientSession::UpstreamFailed(error_code ec, absl::string_view during) {
                             ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
   const bool reused = outcome_.reused;
   ReleaseUpstream(false);
-  if (MayRetry(req_->get().method(), outcome_) && ++attempts_ < 3) {
+  if (MayRetry(IsReplaySafe(req_->get().method(), req_->get()), outcome_) && ++attempts_ < 3) {
     // A pooled connection the function had closed, or nothing of the request went out.
     return ConnectUpstream();
   }

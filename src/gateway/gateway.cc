@@ -28,8 +28,8 @@ constexpr int kListenBacklog = 1024;
 }  // namespace
 
 GatewayServer::GatewayServer(GatewayOptions options, provider::FunctionProvider& provider,
-                             metrics::Metrics& metrics)
-    : options_(std::move(options)), provider_(provider), metrics_(metrics) {
+                             metrics::Metrics& metrics, const metrics::History* history)
+    : options_(std::move(options)), provider_(provider), metrics_(metrics), history_(history) {
   service_count_collector_ = metrics_.AddCollector([this] {
     std::vector<std::pair<std::string, double>> ready;
     for (const auto& [name, endpoints] : provider_.Routes().Snapshot()->functions) {
@@ -100,6 +100,8 @@ void GatewayServer::RegisterRoutes() {
               SystemGet([this](auto& q, auto&, auto& r) { GetFunction(q, r); }));
   server_.Post(R"(/system/scale-function/([^/]+))",
                System([this](auto& q, auto& b, auto& r) { ScaleFunction(q, b, r); }));
+  server_.Get(R"(/system/function-stats/([^/]+))",
+              SystemGet([this](auto& q, auto&, auto& r) { FunctionStats(q, r); }));
   server_.Get("/system/info", SystemGet([this](auto& q, auto&, auto& r) { Info(q, r); }));
   server_.Get("/system/namespaces",
               SystemGet([this](auto& q, auto&, auto& r) { Namespaces(q, r); }));
@@ -251,8 +253,8 @@ void GatewayServer::Stop() {
 }
 
 Gateway::Gateway(GatewayOptions options, provider::FunctionProvider& provider,
-                 metrics::Metrics& metrics)
-    : server_(std::make_unique<GatewayServer>(std::move(options), provider, metrics)) {}
+                 metrics::Metrics& metrics, const metrics::History* history)
+    : server_(std::make_unique<GatewayServer>(std::move(options), provider, metrics, history)) {}
 Gateway::~Gateway() = default;
 absl::Status Gateway::Start() { return server_->Start(); }
 int Gateway::port() const { return server_->port(); }

@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "metrics/history.h"
 #include "metrics/metrics.h"
 #include "provider/provider.h"
 
@@ -58,9 +59,10 @@ class GatewayServer;  // private: the httplib server and the route handlers
 
 class Gateway {
  public:
-  // `metrics` (shared with other parts of the daemon) must outlive the Gateway.
+  // `metrics` (shared with other parts of the daemon) and `history` (the portal's charts,
+  // GET /system/function-stats/NAME; without it that route is a 404) must outlive the Gateway.
   Gateway(GatewayOptions options, provider::FunctionProvider& provider,
-          metrics::Metrics& metrics);
+          metrics::Metrics& metrics, const metrics::History* history = nullptr);
   ~Gateway();  // stops if still running
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;

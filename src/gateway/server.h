@@ -27,7 +27,7 @@ inline std::string SystemBodyLimitMessage() {
 class GatewayServer {
  public:
   GatewayServer(GatewayOptions options, provider::FunctionProvider& provider,
-                metrics::Metrics& metrics);
+                metrics::Metrics& metrics, const metrics::History* history);
   ~GatewayServer();
 
   absl::Status Start();
@@ -64,6 +64,7 @@ class GatewayServer {
                    bool create);
   void DeleteSecret(const httplib::Request& req, const std::string& body, httplib::Response& res);
   void Info(const httplib::Request& req, httplib::Response& res);
+  void FunctionStats(const httplib::Request& req, httplib::Response& res);
   void Namespaces(const httplib::Request& req, httplib::Response& res);
   void GetNamespace(const httplib::Request& req, httplib::Response& res);
   void WriteNamespace(const httplib::Request& req, const std::string& body, httplib::Response& res,
@@ -76,6 +77,7 @@ class GatewayServer {
   const GatewayOptions options_;
   provider::FunctionProvider& provider_;
   metrics::Metrics& metrics_;
+  const metrics::History* history_;  // may be null
   int service_count_collector_ = 0;  // gateway_service_count from the routing table
   Server server_;  // internal: 127.0.0.1, reached through front_
   std::thread listener_;

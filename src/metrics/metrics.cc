@@ -81,6 +81,12 @@ int64_t Metrics::Inflight(absl::string_view function_name) const {
   return it == functions_.end() ? 0 : it->second->inflight.load(std::memory_order_relaxed);
 }
 
+void Metrics::ForEachFunction(
+    const std::function<void(const std::string&, const FunctionCounters&)>& visit) const {
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [name, counters] : functions_) visit(name, *counters);
+}
+
 int Metrics::AddCollector(Collector collector) {
   absl::MutexLock lock(&mu_);
   collectors_.emplace_back(++next_collector_, std::move(collector));

@@ -67,6 +67,10 @@ class Metrics {
   // Invocations of "name.namespace" started and not yet finished.
   int64_t Inflight(absl::string_view function_name) const;
 
+  // Calls `visit` with every function counted so far, under a reader lock (keep it short).
+  void ForEachFunction(
+      const std::function<void(const std::string&, const FunctionCounters&)>& visit) const;
+
   prometheus::Registry& registry() { return *registry_; }
   // Runs `collector` on every Render until RemoveCollector(the id returned), which whoever owns
   // what the collector reads calls before that goes away.

@@ -49,6 +49,37 @@ TEST_CASE("basic auth guards /system and not /healthz", "[gateway][auth]") {
   CHECK(anon.Get("/metrics")->status == 200);
 }
 
+TEST_CASE("function-stats gives the portal its chart points", "[gateway][stats]") {
+  Fixture f;
+  REQUIRE(f.client->Post("/system/functions", kDeploy, "application/json")->status == 202);
+  metrics::Metrics::FunctionCounters* c = f.metrics.For("echo.openfaas-fn");
+  for (int i = 0; i < 4; ++i) {
+    metrics::Metrics::Started(c);
+    metrics::Metrics::Finished(c, i == 0 ? 500 : 200, 2'000'000);
+  }
+  f.history.Sample(absl::FromUnixSeconds(1'800'000'000));
+  auto r = f.client->Get("/system/function-stats/echo?namespace=openfaas-fn");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  const auto j = nlohmann::json::parse(r->body);
+  CHECK(j["function"] == "echo.openfaas-fn");
+  CHECK(j["intervalSeconds"] == 10);
+  REQUIRE(j["points"].size() == 1);
+  const auto& p = j["points"][0];
+  CHECK(p["t"] == 1'800'000'000);
+  CHECK(p["requests"] == 4);
+  CHECK(p["errors"] == 1);
+  CHECK(p["rps"].get<double>() == Approx(0.4));
+  CHECK(p["p50Ms"].get<double>() == Approx(2.5));
+  CHECK(p["p99Ms"].is_number());
+
+  CHECK(f.client->Get("/system/function-stats/nope")->status == 404);
+  CHECK(f.client->Get("/system/function-stats/BAD")->status == 400);
+  CHECK(f.client->Get("/system/function-stats/echo?namespace=../x")->status == 400);
+  httplib::Client anon("127.0.0.1", f.gateway->port());
+  CHECK(anon.Get("/system/function-stats/echo")->status == 401);
+}
+
 TEST_CASE("healthz follows the provider", "[gateway]") {
   Fixture f;
   f.provider.healthy = false;

@@ -103,6 +103,7 @@ struct GatewayFixture {
 
   FakeProvider provider;
   metrics::Metrics metrics;  // outlives the gateway
+  metrics::History history{metrics};  // sampled by the tests themselves
   std::unique_ptr<Gateway> gateway;
   std::unique_ptr<httplib::Client> client;
 };

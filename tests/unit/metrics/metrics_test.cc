@@ -1,3 +1,4 @@
+#include "metrics/history.h"
 #include "metrics/metrics.h"
 
 #include <string>
@@ -110,6 +111,63 @@ TEST_CASE("counters stay exact under concurrent invocations", "[metrics]") {
   CHECK(m.InvocationCount("a.ns") == 20000);
   CHECK(m.InvocationCount("b.ns") == 20000);
   CHECK(m.Inflight("a.ns") == 0);
+}
+
+}  // namespace
+}  // namespace faasd::metrics
+
+namespace faasd::metrics {
+namespace {
+
+TEST_CASE("quantiles interpolate inside the bucket they fall in", "[metrics][history]") {
+  std::array<uint64_t, Metrics::kBuckets.size()> b{};
+  CHECK(!QuantileMs(b, 0, 0.5).has_value());
+  b[0] = 100;  // all within 5 ms
+  CHECK(*QuantileMs(b, 0, 0.5) == Approx(2.5));
+  CHECK(*QuantileMs(b, 0, 0.99) == Approx(4.95));
+  b = {};
+  b[1] = 50;  // 5..10 ms
+  b[4] = 50;  // 50..100 ms
+  CHECK(*QuantileMs(b, 0, 0.5) == Approx(10));
+  CHECK(*QuantileMs(b, 0, 0.99) == Approx(99));
+  b = {};
+  CHECK(*QuantileMs(b, 10, 0.5) == Approx(10000));  // all beyond the last bound: that bound
+}
+
+TEST_CASE("history keeps one point per interval and function, at most 15 minutes",
+          "[metrics][history]") {
+  Metrics m;
+  History h(m);
+  Metrics::FunctionCounters* f = m.For("f.ns");
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  CHECK(h.Points("f.ns").empty());
+  h.Sample(t0);
+  REQUIRE(h.Points("f.ns").size() == 1);
+  CHECK(h.Points("f.ns")[0].requests == 0);
+  for (int i = 0; i < 30; ++i) {
+    Metrics::Started(f);
+    Metrics::Finished(f, i < 3 ? 502 : 200, 20'000'000);  // 20 ms: the 10..25 ms bucket
+  }
+  h.Sample(t0 + absl::Seconds(10));
+  std::vector<StatsPoint> p = h.Points("f.ns");
+  REQUIRE(p.size() == 2);
+  p.erase(p.begin());
+  CHECK(p[0].t == 1'800'000'010);
+  CHECK(p[0].requests == 30);
+  CHECK(p[0].errors == 3);
+  CHECK(p[0].rps == Approx(3));
+  CHECK(*p[0].p50_ms > 10);
+  CHECK(*p[0].p50_ms <= 25);
+  h.Sample(t0 + absl::Seconds(20));  // nothing happened
+  p = h.Points("f.ns");
+  REQUIRE(p.size() == 3);
+  CHECK(p[2].requests == 0);
+  CHECK(!p[2].p99_ms.has_value());
+  for (int i = 3; i < 200; ++i) h.Sample(t0 + absl::Seconds(10 * i));
+  p = h.Points("f.ns");
+  CHECK(p.size() == History::kPoints);
+  CHECK(p.back().t == 1'800'000'000 + 10 * 199);
+  CHECK(h.Points("other.ns").empty());
 }
 
 }  // namespace

@@ -280,6 +280,9 @@ def test_deploy_invoke_follow_logs_and_scale_from_the_portal(portal, functions, 
     portal.find("#scale-form button").click()
     portal.wait(lambda: portal.text('#fn-props [data-status="ready"]') == "Ready",
                 "ready again after scaling to 1", timeout=60)
+    # By now the invocations above are in /system/function-stats (10 s points): charts.
+    portal.find("#fn-charts figure svg polyline")
+    portal.shot("detail-stats", (1280, 1300))
 
     # Update (PUT) from the edit form, then delete after the confirmation dialog.
     portal.go(f"deploy/openfaas-fn/{name}")

@@ -36,7 +36,9 @@ export function lineChart({ label, unit, series, from, to }) {
   series.forEach((s, i) => {
     let run = [];
     const flush = () => {
-      if (run.length === 1) run.push([run[0][0] + 1, run[0][1]]);
+      if (run.length === 1) { // a lone point is no line: a dot shows it
+        svg.append(h('svg:circle', { class: `s${i}`, cx: run[0][0], cy: run[0][1], r: 3 }));
+      }
       if (run.length) svg.append(h('svg:polyline', { class: `s${i}`, points: run.map((p) => p.join(',')).join(' ') }));
       run = [];
     };

@@ -84,25 +84,26 @@ export function render(main, [ns, name], ctx) {
     }
   }
 
+  const noStats = () => clear(charts).append(h('p', { class: 'muted', id: 'no-stats' }, 'No statistics yet.'));
   async function refreshStats() {
     try {
       const s = await api('GET', `/system/function-stats/${encodeURIComponent(name)}?${q({ namespace: ns })}`);
       const points = s.points || [];
+      if (!points.length) return noStats();
       const to = Math.floor(Date.now() / 1000);
       const from = to - 15 * 60;
-      const series = (fields) => fields.map(([key, label]) => ({
-        name: label, points: points.map((p) => ({ t: p.t, v: p[key] })),
-      }));
       const interval = s.intervalSeconds || 10;
+      const series = (fields) => fields.map(([value, label]) => ({
+        name: label, points: points.map((p) => ({ t: p.t, v: value(p) })),
+      }));
       clear(charts).append(
         lineChart({ label: 'Requests and errors', unit: 'per second', from, to,
-          series: [{ name: 'req/s', points: points.map((p) => ({ t: p.t, v: p.rps })) },
-            { name: 'errors/s', points: points.map((p) => ({ t: p.t, v: (p.errors || 0) / interval })) }] }),
+          series: series([[(p) => p.rps, 'req/s'], [(p) => (p.errors || 0) / interval, 'errors/s']]) }),
         lineChart({ label: 'Latency', unit: 'ms', from, to,
-          series: series([['p50Ms', 'p50'], ['p99Ms', 'p99']]) }));
+          series: series([[(p) => p.p50Ms, 'p50'], [(p) => p.p99Ms, 'p99']]) }));
     } catch (e) {
       if (e.status === 404) {
-        clear(charts).append(h('p', { class: 'muted', id: 'no-stats' }, 'No statistics yet.'));
+        noStats(); // no such endpoint (an older daemon) or no statistics kept
       } else {
         clear(charts).append(h('p', { class: 'error', role: 'alert' }, e.message));
       }

@@ -23,6 +23,7 @@ test_pkgs=(
   skopeo umoci docker-registry busybox-static util-linux
   python3 python3-pytest python3-yaml curl jq wrk
   systemd  # systemd-journald and journalctl, run in a private mount namespace by test_journal.py
+  chromium chromium-driver python3-selenium  # test_ui.py drives the portal in a real browser
 )
 
 want=()

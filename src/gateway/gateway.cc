@@ -140,6 +140,7 @@ void GatewayServer::RegisterRoutes() {
   });
   server_.Get(
       "/", [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/ui/", 307); });
+  server_.Get(R"(/ui(/.*)?)", SystemGet([this](auto& q, auto&, auto& r) { ServeUi(q, r); }));
 
   // Far oversized /system bodies are refused before they are read; moderately oversized ones
   // are read and dropped by System() so the client sees the 413 rather than a reset.

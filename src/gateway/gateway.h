@@ -1,5 +1,6 @@
 // The embedded OpenFaaS gateway: the REST API faas-cli speaks (/system/*, behind HTTP Basic
-// auth), the invoke proxy (/function/NAME[.NS][/path]), /healthz and Prometheus /metrics.
+// auth), the portal (/ui/, same auth; files from ui/assets.h), the invoke proxy
+// (/function/NAME[.NS][/path]), /healthz and Prometheus /metrics.
 //
 // The gateway talks only to provider::FunctionProvider (lifecycle) and its RoutingTable
 // (where ready replicas listen). Errors map to HTTP in one place: http_errors.h.

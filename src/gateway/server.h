@@ -75,6 +75,7 @@ class GatewayServer {
   // alert_api.cc: Alertmanager's webhook, and one alert's step for one function.
   void Alert(const httplib::Request& req, const std::string& body, httplib::Response& res);
   absl::Status ApplyAlert(bool firing, const std::string& function);
+  void ServeUi(const httplib::Request& req, httplib::Response& res);       // ui_api.cc
 
   const GatewayOptions options_;
   provider::FunctionProvider& provider_;

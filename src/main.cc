@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@
 #include "provider/containerd_runtime.h"
 #include "provider/http_readiness_probe.h"
 #include "provider/registry_image_source.h"
+#include "queue/queue.h"
 #include "registry/registry.h"
 
 namespace {
@@ -70,6 +72,10 @@ flags for `up` (--name=value):
   --log-max-bytes=N             size of one log file, function logs and --log-file (10485760)
   --log-files=N                 files kept per log: the current one and N-1 older (3)
   --logger=PATH                 faasd-logger, which keeps function output (next to faasd)
+  --nats-url=URL                NATS server (JetStream) for /async-function/; "" disables
+                                async invocation (nats://127.0.0.1:4222)
+  --async-max-body-bytes=N      async request body limit, then 413 (262144)
+  --queue-concurrency=N         async calls the queue worker invokes at once (4)
   --function-logs-journal=MODE  auto: also copy function output to journald when its socket
                                 is there (journalctl -t NAMESPACE:NAME); off: files only (auto)
 )";
@@ -118,6 +124,9 @@ const char* const kKnownFlags[] = {
     "log-files",
     "logger",
     "function-logs-journal",
+    "nats-url",
+    "async-max-body-bytes",
+    "queue-concurrency",
 };
 
 bool ParseFlags(int argc, char** argv, Flags* flags) {
@@ -272,6 +281,21 @@ int Up(const Flags& f) {
                  std::string(policy.status().message()).c_str());
     return 2;
   }
+  queue::QueueOptions qopts;
+  qopts.nats_url = f.Get("nats-url", qopts.nats_url);
+  if (!absl::SimpleAtoi(f.Get("async-max-body-bytes", absl::StrCat(qopts.max_body_bytes)),
+                        &qopts.max_body_bytes) ||
+      qopts.max_body_bytes == 0) {
+    std::fprintf(stderr, "faasd: --async-max-body-bytes must be a positive number\n");
+    return 2;
+  }
+  if (!absl::SimpleAtoi(f.Get("queue-concurrency", absl::StrCat(qopts.concurrency)),
+                        &qopts.concurrency) ||
+      qopts.concurrency < 1 || qopts.concurrency > 1024) {
+    std::fprintf(stderr, "faasd: --queue-concurrency must be 1-1024\n");
+    return 2;
+  }
+  qopts.upstream_timeout = absl::Seconds(upstream_timeout > 0 ? upstream_timeout : 60);
   std::string listen = f.Get("listen", "0.0.0.0:8080");
   auto colon = listen.rfind(':');
   int port = 0;
@@ -361,12 +385,20 @@ int Up(const Flags& f) {
   gopts.max_connections = static_cast<size_t>(max_connections);
   gopts.version = FAASD_VERSION;
   gopts.git_sha = FAASD_GIT_SHA;
+  // Declared before the gateway, which borrows it: destroyed after it.
+  std::unique_ptr<queue::AsyncQueue> async_queue;
+  if (!qopts.nats_url.empty()) {
+    async_queue = std::make_unique<queue::AsyncQueue>(qopts, provider);
+    gopts.async_queue = async_queue.get();
+  }
   gateway::Gateway gw(gopts, provider);
   absl::Status s = gw.Start();
   if (!s.ok()) {
     LogError("gateway: ", s.message());
     return 1;
   }
+  // The worker invokes through the gateway's own port, so it starts once that is bound.
+  if (async_queue != nullptr) async_queue->Start(gw.port());
   LogInfo("faasd ", FAASD_VERSION, " (", FAASD_GIT_SHA, ") serving on ", host, ":", gw.port(),
           ", functions in containerd namespace ", popts.ns, ", state in ", state_dir);
 
@@ -379,6 +411,7 @@ int Up(const Flags& f) {
   sigwait(&set, &sig);
   LogInfo("signal ", sig, ": stopping; function containers keep running");
   gw.Stop();
+  if (async_queue != nullptr) async_queue->Stop();  // calls being invoked go back to the stream
   provider.Stop();
   return 0;
 }

@@ -389,6 +389,7 @@ int Up(const Flags& f) {
   std::unique_ptr<queue::AsyncQueue> async_queue;
   if (!qopts.nats_url.empty()) {
     async_queue = std::make_unique<queue::AsyncQueue>(qopts, provider);
+    async_queue->Connect();  // before the gateway serves: its first async call may publish
     gopts.async_queue = async_queue.get();
   }
   gateway::Gateway gw(gopts, provider);

@@ -145,10 +145,9 @@ AsyncQueue::~AsyncQueue() { Stop(); }
 const QueueOptions& AsyncQueue::options() const { return state_->options; }
 const QueueCounters& AsyncQueue::counters() const { return state_->counters; }
 
-void AsyncQueue::Start(int invoke_port) {
+void AsyncQueue::Connect() {
   State& st = *state_;
   if (st.started.exchange(true)) return;
-  st.invoke_port = invoke_port;
   natsOptions_Create(&st.nopts);
   natsOptions_SetURL(st.nopts, st.options.nats_url.c_str());
   natsOptions_SetName(st.nopts, "faasd-cpp");
@@ -173,10 +172,17 @@ void AsyncQueue::Start(int invoke_port) {
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = absl::ToInt64Milliseconds(st.options.publish_timeout);
-  if (natsConnection_JetStream(&st.js, st.nc, &jo) != NATS_OK) {
+  if (s = natsConnection_JetStream(&st.js, st.nc, &jo); s != NATS_OK) {
     LogError("queue: JetStream context: ", NatsError(s, {}));
-    return;
+    st.js = nullptr;
   }
+}
+
+void AsyncQueue::Start(int invoke_port) {
+  State& st = *state_;
+  Connect();
+  if (st.js == nullptr || !st.workers.empty()) return;
+  st.invoke_port = invoke_port;
   st.StartWorker();
   LogInfo("queue: async worker started: ", st.options.concurrency, " at once, stream ",
           st.options.stream, ", ack wait ",

@@ -78,8 +78,11 @@ class AsyncQueue {
   AsyncQueue(const AsyncQueue&) = delete;
   AsyncQueue& operator=(const AsyncQueue&) = delete;
 
-  // Starts connecting (in the background) and the worker, which invokes through
-  // http://127.0.0.1:`invoke_port`/function/. Never fails: NATS may come later.
+  // Connects (in the background when NATS is not there yet), so publishes work as soon as the
+  // gateway serves. Never fails: NATS may come later. Idempotent.
+  void Connect();
+  // Connects if not yet done, and starts the worker, which invokes through
+  // http://127.0.0.1:`invoke_port`/function/.
   void Start(int invoke_port);
   // Ends the worker: calls being invoked are put back (Nak) for the next run. Idempotent.
   void Stop();

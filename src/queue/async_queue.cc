@@ -200,6 +200,9 @@ void AsyncQueue::Stop() {
     natsConnection_Destroy(st.nc);
   }
   if (st.nopts != nullptr) natsOptions_Destroy(st.nopts);
+  // cnats delivers connection callbacks (which use `st`) on its own threads: wait for them.
+  // The daemon is the library's only user.
+  nats_CloseAndWait(2000);
   st.sub = nullptr;
   st.js = nullptr;
   st.nc = nullptr;

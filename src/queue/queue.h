@@ -84,7 +84,8 @@ class AsyncQueue {
   // Connects if not yet done, and starts the worker, which invokes through
   // http://127.0.0.1:`invoke_port`/function/.
   void Start(int invoke_port);
-  // Ends the worker: calls being invoked are put back (Nak) for the next run. Idempotent.
+  // Ends the worker: calls fetched but not started are put back (Nak) for the next run.
+  // Closes the cnats library (this process's only user of it). Idempotent.
   void Stop();
 
   // Publishes `call` and waits for JetStream's ack. Unavailable when NATS is not connected

@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "httplib.h"
 #include "queue/message.h"
 #include "queue/queue.h"
 
@@ -40,8 +41,9 @@ struct AsyncQueue::State {
   void StopWorker();
   void Fetch();
   void Work();
-  void Handle(natsMsg* msg);
-  InvokeResult Invoke(const QueuedCall& call);
+  // `invoker`: the worker thread's keep-alive client to the daemon's own port.
+  void Handle(natsMsg* msg, httplib::Client& invoker);
+  InvokeResult Invoke(const QueuedCall& call, httplib::Client& invoker);
   void SendCallback(const QueuedCall& call, const InvokeResult& result, int retries,
                     int max_retries);
   RetryPolicy PolicyFor(const QueuedCall& call);

@@ -131,6 +131,13 @@ void AsyncQueue::State::Fetch() {
 }
 
 void AsyncQueue::State::Work() {
+  httplib::Client invoker("127.0.0.1", invoke_port);
+  invoker.set_keep_alive(true);
+  invoker.set_tcp_nodelay(true);  // head and body go in two writes: no delayed-ACK stall
+  invoker.set_connection_timeout(std::chrono::seconds(5));
+  const auto limit = std::chrono::milliseconds(Millis(options.upstream_timeout + absl::Seconds(5)));
+  invoker.set_read_timeout(limit);
+  invoker.set_write_timeout(limit);
   for (;;) {
     natsMsg* msg = nullptr;
     {
@@ -147,7 +154,7 @@ void AsyncQueue::State::Work() {
       msg = work.front();
       work.pop_front();
     }
-    Handle(msg);
+    Handle(msg, invoker);
     natsMsg_Destroy(msg);
   }
 }
@@ -161,7 +168,7 @@ RetryPolicy AsyncQueue::State::PolicyFor(const QueuedCall& call) {
   return p;
 }
 
-void AsyncQueue::State::Handle(natsMsg* msg) {
+void AsyncQueue::State::Handle(natsMsg* msg, httplib::Client& invoker) {
   absl::StatusOr<QueuedCall> call = DecodeCall(
       absl::string_view(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg))));
   if (!call.ok()) {
@@ -187,7 +194,7 @@ void AsyncQueue::State::Handle(natsMsg* msg) {
     ++in_flight_by_fn[key];
   }
   counters.in_flight.fetch_add(1, std::memory_order_relaxed);
-  InvokeResult result = Invoke(*call);
+  InvokeResult result = Invoke(*call, invoker);
   counters.in_flight.fetch_sub(1, std::memory_order_relaxed);
   {
     absl::MutexLock lock(&mu);
@@ -224,12 +231,7 @@ void AsyncQueue::State::Handle(natsMsg* msg) {
   }
 }
 
-InvokeResult AsyncQueue::State::Invoke(const QueuedCall& call) {
-  httplib::Client cli("127.0.0.1", invoke_port);
-  cli.set_connection_timeout(std::chrono::seconds(5));
-  const auto limit = std::chrono::milliseconds(Millis(options.upstream_timeout + absl::Seconds(5)));
-  cli.set_read_timeout(limit);
-  cli.set_write_timeout(limit);
+InvokeResult AsyncQueue::State::Invoke(const QueuedCall& call, httplib::Client& invoker) {
   httplib::Request req;
   req.method = call.method.empty() ? "POST" : call.method;
   req.path = absl::StrCat("/function/", call.name, ".", call.ns, call.path);
@@ -241,7 +243,7 @@ InvokeResult AsyncQueue::State::Invoke(const QueuedCall& call) {
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
   const absl::Time start = absl::Now();
-  const bool sent = cli.send(req, res, err);
+  const bool sent = invoker.send(req, res, err);
   InvokeResult out;
   out.duration = absl::Now() - start;
   if (!sent) {
@@ -270,6 +272,7 @@ void AsyncQueue::State::SendCallback(const QueuedCall& call, const InvokeResult&
   std::string last_error;
   for (int attempt = 1; attempt <= kCallbackAttempts; ++attempt) {
     httplib::Client cli(absl::StrCat(url->scheme, "://", host, ":", url->port));
+    cli.set_tcp_nodelay(true);
     cli.set_connection_timeout(std::chrono::seconds(5));
     cli.set_read_timeout(std::chrono::seconds(10));
     cli.set_write_timeout(std::chrono::seconds(10));

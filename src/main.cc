@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,7 @@
 #include "provider/containerd_runtime.h"
 #include "provider/http_readiness_probe.h"
 #include "provider/registry_image_source.h"
+#include "queue/queue.h"
 #include "registry/registry.h"
 
 namespace {
@@ -79,6 +81,10 @@ flags for `up` (--name=value):
   --log-max-bytes=N             size of one log file, function logs and --log-file (10485760)
   --log-files=N                 files kept per log: the current one and N-1 older (3)
   --logger=PATH                 faasd-logger, which keeps function output (next to faasd)
+  --nats-url=URL                NATS server (JetStream) for /async-function/; "" disables
+                                async invocation (nats://127.0.0.1:4222)
+  --async-max-body-bytes=N      async request body limit, then 413 (262144)
+  --queue-concurrency=N         async calls the queue worker invokes at once (4)
   --function-logs-journal=MODE  auto: also copy function output to journald when its socket
                                 is there (journalctl -t NAMESPACE:NAME); off: files only (auto)
 )";
@@ -131,6 +137,9 @@ const char* const kKnownFlags[] = {
     "autoscale-interval",
     "autoscale-window",
     "autoscale-all",
+    "nats-url",
+    "async-max-body-bytes",
+    "queue-concurrency",
 };
 // Flags that stand alone (--autoscale-all) or take =value, never the next argument.
 const char* const kBoolFlags[] = {"autoscale-all"};
@@ -192,6 +201,48 @@ class InvocationLoadSource final : public autoscaler::LoadSource {
  private:
   const metrics::Metrics& metrics_;
 };
+
+// Queued or running async calls keep a function from being scaled to zero.
+class QueueIdleVeto final : public autoscaler::IdleVeto {
+ public:
+  explicit QueueIdleVeto(const queue::AsyncQueue* queue) : queue_(queue) {}
+  bool Busy(const std::string& key) const override {
+    return queue_ != nullptr && queue_->HasPendingCalls(key);
+  }
+
+ private:
+  const queue::AsyncQueue* queue_;
+};
+
+std::vector<prometheus::MetricFamily> QueueMetrics(const queue::QueueCounters& c) {
+  using prometheus::MetricType;
+  auto n = [](const auto& atomic) { return static_cast<double>(atomic.load()); };
+  return {
+      metrics::SingleValueFamily("gateway_async_published_total",
+                                 "Async calls accepted (202) after JetStream acked them",
+                                 MetricType::Counter, n(c.published)),
+      metrics::SingleValueFamily("gateway_async_completed_total",
+                                 "Async calls invoked and acked", MetricType::Counter,
+                                 n(c.completed)),
+      metrics::SingleValueFamily("gateway_async_retried_total",
+                                 "Async deliveries put back for a later attempt",
+                                 MetricType::Counter, n(c.retried)),
+      metrics::SingleValueFamily("gateway_async_failed_total",
+                                 "Async calls given up (attempts exhausted, undecodable)",
+                                 MetricType::Counter, n(c.failed)),
+      metrics::SingleValueFamily("gateway_async_cancelled_total",
+                                 "Async calls cancelled before they ran", MetricType::Counter,
+                                 n(c.cancelled)),
+      metrics::SingleValueFamily("gateway_async_inflight", "Async calls being invoked now",
+                                 MetricType::Gauge, n(c.in_flight)),
+      metrics::SingleValueFamily("gateway_async_queued",
+                                 "Async calls in the stream (in flight included)",
+                                 MetricType::Gauge, n(c.queued)),
+      metrics::SingleValueFamily("gateway_async_oldest_age_seconds",
+                                 "Age of the oldest call in the stream", MetricType::Gauge,
+                                 n(c.oldest_age_ms) / 1000),
+  };
+}
 
 std::string Arch() {
   struct utsname u;
@@ -322,6 +373,21 @@ int Up(const Flags& f) {
                  std::string(policy.status().message()).c_str());
     return 2;
   }
+  queue::QueueOptions qopts;
+  qopts.nats_url = f.Get("nats-url", qopts.nats_url);
+  if (!absl::SimpleAtoi(f.Get("async-max-body-bytes", absl::StrCat(qopts.max_body_bytes)),
+                        &qopts.max_body_bytes) ||
+      qopts.max_body_bytes == 0) {
+    std::fprintf(stderr, "faasd: --async-max-body-bytes must be a positive number\n");
+    return 2;
+  }
+  if (!absl::SimpleAtoi(f.Get("queue-concurrency", absl::StrCat(qopts.concurrency)),
+                        &qopts.concurrency) ||
+      qopts.concurrency < 1 || qopts.concurrency > 1024) {
+    std::fprintf(stderr, "faasd: --queue-concurrency must be 1-1024\n");
+    return 2;
+  }
+  qopts.upstream_timeout = absl::Seconds(upstream_timeout > 0 ? upstream_timeout : 60);
   std::string listen = f.Get("listen", "0.0.0.0:8080");
   auto colon = listen.rfind(':');
   int port = 0;
@@ -415,12 +481,21 @@ int Up(const Flags& f) {
   metrics::Metrics metrics;
   metrics::History history(metrics);
   history.Start();
+  // Declared before the gateway, which borrows it: destroyed after it.
+  std::unique_ptr<queue::AsyncQueue> async_queue;
+  if (!qopts.nats_url.empty()) {
+    async_queue = std::make_unique<queue::AsyncQueue>(qopts, provider);
+    async_queue->Connect();  // before the gateway serves: its first async call may publish
+    gopts.async_queue = async_queue.get();
+  }
   gateway::Gateway gw(gopts, provider, metrics, &history);
   absl::Status s = gw.Start();
   if (!s.ok()) {
     LogError("gateway: ", s.message());
     return 1;
   }
+  // The worker invokes through the gateway's own port, so it starts once that is bound.
+  if (async_queue != nullptr) async_queue->Start(gw.port());
   LogInfo("faasd ", FAASD_VERSION, " (", FAASD_GIT_SHA, ") serving on ", host, ":", gw.port(),
           ", functions in containerd namespace ", popts.ns, ", state in ", state_dir);
 
@@ -435,6 +510,12 @@ int Up(const Flags& f) {
     LogInfo("autoscaler: every ", autoscale_interval, " s, rps over ", autoscale_window, " s, ",
             autoscale_all ? "every function" : "functions with com.openfaas.scale.* labels");
   }
+  QueueIdleVeto queued_calls(async_queue.get());
+  if (async_queue != nullptr) scaler.SetIdleVeto(&queued_calls);
+  const int queue_collector = metrics.AddCollector([&async_queue] {
+    return async_queue == nullptr ? std::vector<prometheus::MetricFamily>()
+                                  : QueueMetrics(async_queue->counters());
+  });
   const int desired_collector = metrics.AddCollector([&scaler] {
     std::vector<std::pair<std::string, double>> wanted;
     for (const auto& [key, replicas] : scaler.Desired()) {
@@ -455,8 +536,10 @@ int Up(const Flags& f) {
   sigwait(&set, &sig);
   LogInfo("signal ", sig, ": stopping; function containers keep running");
   metrics.RemoveCollector(desired_collector);
+  metrics.RemoveCollector(queue_collector);
   scaler.Stop();
   gw.Stop();
+  if (async_queue != nullptr) async_queue->Stop();  // calls being invoked go back to the stream
   provider.Stop();
   return 0;
 }

@@ -34,6 +34,7 @@ constexpr size_t kBodyChunk = 64 << 10;
 constexpr size_t kLingerBytes = 4 << 20;
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr absl::string_view kFunctionPrefix = "/function/";
+constexpr absl::string_view kAsyncPrefix = "/async-function/";
 // Chunked framing: what ends a chunk's data, and the last (empty) chunk.
 constexpr absl::string_view kChunkEnd = "\r\n";
 constexpr absl::string_view kLastChunk = "0\r\n\r\n";
@@ -143,9 +144,9 @@ void ClientSession::Route_() {
   if (absl::StartsWith(target, kFunctionPrefix)) return ResolveFunction();
   if (path == "/healthz" && get) return ServeHealthz();
   if (path == "/metrics" && get) return ServeMetrics();
-  if (absl::StartsWith(target, "/async-function/") && req.method() == http::verb::post) {
-    return ProxyError(
-        absl::UnimplementedError("asynchronous invocation is not implemented yet in faasd-cpp"));
+  if (absl::StartsWith(target, kAsyncPrefix) &&
+      (req.method() == http::verb::post || req.method() == http::verb::delete_)) {
+    return AcceptAsync();
   }
   if (absl::StartsWith(target, "/system/")) {
     // Before any body byte is read.
@@ -180,6 +181,145 @@ void ClientSession::ServeHealthz() {
 void ClientSession::ServeMetrics() {
   Respond(RenderResponse(200, "text/plain; version=0.0.4; charset=utf-8", "",
                          shared_.metrics.Render()),
+          close_after_ || !req_->is_done());
+}
+
+bool ClientSession::SendContinue(void (ClientSession::*next)()) {
+  if (!absl::EqualsIgnoreCase(RequestField(http::field::expect), "100-continue") ||
+      in_.size() != 0) {
+    return false;
+  }
+  static constexpr absl::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  client_.expires_after(ToChrono(shared_.options.upstream_timeout));
+  asio::async_write(client_, asio::buffer(kContinue.data(), kContinue.size()),
+                    [self = shared_from_this(), next](error_code ec, size_t) {
+                      if (ec) return self->CloseNow();
+                      self->req_->get().erase(http::field::expect);
+                      ((*self).*next)();
+                    });
+  return true;
+}
+
+// --- Async ---------------------------------------------------------------------------------
+
+void ClientSession::AcceptAsync() {
+  queue::AsyncQueue* q = shared_.options.queue;
+  if (q == nullptr) {
+    return ProxyError(absl::UnimplementedError("gateway: asynchronous invocation is not enabled"));
+  }
+  const auto& req = req_->get();
+  if (req.method() == http::verb::delete_) return CancelAsync();
+  FunctionTarget t;
+  ParseFunctionTarget(View(req.target()), kAsyncPrefix, provider::kDefaultNamespace, &t);
+  if (absl::Status s = CheckName("function name", t.name); !s.ok()) return ProxyError(s);
+  if (absl::Status s = CheckName("namespace", t.ns); !s.ok()) return ProxyError(s);
+  const std::string key = absl::StrCat(t.name, ".", t.ns);
+  if (shared_.provider.Routes().Snapshot()->functions.count(key) == 0) {
+    return ProxyError(absl::NotFoundError(absl::StrCat("function ", key, " not found")));
+  }
+  const absl::string_view callback = View(req["X-Callback-Url"]);
+  if (!callback.empty()) {
+    if (absl::Status s = queue::CheckCallbackUrl(callback); !s.ok()) return ProxyError(s);
+  }
+  const size_t limit = q->options().max_body_bytes;
+  if (auto length = req_->content_length(); length && *length > limit) {
+    return ProxyError(WithHttpStatus(
+        absl::OutOfRangeError(absl::StrCat("async call to function ", key,
+                                           ": request body over ", limit, " bytes")),
+        413));
+  }
+  queue::QueuedCall& call = async_call_.emplace();
+  call.call_id = std::string(View(req["X-Call-Id"]));
+  if (!queue::IsValidCallId(call.call_id)) call.call_id = NewCallId();
+  call.name = std::string(t.name);
+  call.ns = std::string(t.ns);
+  const absl::string_view target = View(req.target());
+  const absl::string_view rest = target.substr(kAsyncPrefix.size());
+  call.addressed = std::string(rest.substr(0, rest.find_first_of("/?")));
+  call.method = std::string(View(req.method_string()));
+  call.path = std::string(t.suffix);
+  call.callback_url = std::string(callback);
+  call.queued_at_ns = start_ns_;
+  const absl::string_view connection = RequestField(http::field::connection);
+  bool forwarded_for = false;
+  for (const auto& f : req) {
+    const absl::string_view name = View(f.name_string());
+    if (IsHopByHop(name) || NamedInConnection(connection, name) ||
+        absl::EqualsIgnoreCase(name, "Content-Length") || absl::EqualsIgnoreCase(name, "Expect") ||
+        absl::EqualsIgnoreCase(name, "X-Call-Id")) {
+      continue;
+    }
+    forwarded_for = forwarded_for || absl::EqualsIgnoreCase(name, "X-Forwarded-For");
+    call.headers.emplace_back(std::string(name), std::string(View(f.value())));
+  }
+  if (!forwarded_for) call.headers.emplace_back("X-Forwarded-For", remote_ip_);
+  call_id_ = call.call_id;
+  if (SendContinue(&ClientSession::ReadAsyncBody)) return;
+  ReadAsyncBody();
+}
+
+void ClientSession::ReadAsyncBody() {
+  if (req_->is_done()) return PublishAsync();
+  if (req_body_.size() < kBodyChunk) req_body_.resize(kBodyChunk);
+  auto& body = req_->get().body();
+  body.data = req_body_.data();
+  body.size = kBodyChunk;
+  client_.expires_after(ToChrono(shared_.options.upstream_timeout));
+  http::async_read_some(client_, in_, *req_, [self = shared_from_this()](error_code ec, size_t) {
+    self->OnAsyncBody(ec);
+  });
+}
+
+void ClientSession::OnAsyncBody(error_code ec) {
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) {
+    async_call_.reset();
+    if (IsParseError(ec)) {
+      return ProxyError(
+          absl::InvalidArgumentError(absl::StrCat("bad request body: ", ec.message())));
+    }
+    return CloseNow();
+  }
+  const size_t got = kBodyChunk - req_->get().body().size;
+  async_call_->body.append(req_body_.data(), got);
+  const size_t limit = shared_.options.queue->options().max_body_bytes;
+  if (async_call_->body.size() > limit) {
+    const std::string key = absl::StrCat(async_call_->name, ".", async_call_->ns);
+    async_call_.reset();
+    return ProxyError(WithHttpStatus(
+        absl::OutOfRangeError(absl::StrCat("async call to function ", key,
+                                           ": request body over ", limit, " bytes")),
+        413));
+  }
+  ReadAsyncBody();
+}
+
+void ClientSession::PublishAsync() {
+  client_.expires_never();
+  auto call = std::make_shared<queue::QueuedCall>(std::move(*async_call_));
+  async_call_.reset();
+  asio::post(shared_.queue_ops, [self = shared_from_this(), call] {
+    absl::Status s = self->shared_.options.queue->Publish(*call);
+    asio::post(self->client_.get_executor(), [self, s] { self->AnswerAsync(s); });
+  });
+}
+
+void ClientSession::CancelAsync() {
+  const absl::string_view target = View(req_->get().target());
+  absl::string_view id = target.substr(kAsyncPrefix.size());
+  id = id.substr(0, id.find('?'));
+  asio::post(shared_.queue_ops, [self = shared_from_this(), id = std::string(id)] {
+    absl::Status s = self->shared_.options.queue->Cancel(id);
+    asio::post(self->client_.get_executor(), [self, s] { self->AnswerAsync(s); });
+  });
+}
+
+void ClientSession::AnswerAsync(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kOutOfRange) return ProxyError(WithHttpStatus(status, 413));
+  if (!status.ok()) return ProxyError(status);
+  const bool cancel = req_->get().method() == http::verb::delete_;
+  Respond(RenderResponse(202, "text/plain; charset=utf-8",
+                         cancel ? "" : absl::StrCat("X-Call-Id: ", call_id_, "\r\n"), ""),
           close_after_ || !req_->is_done());
 }
 
@@ -251,18 +391,7 @@ void ClientSession::ReadRequestBody() {
     req_cap_ = length && *length < kBodyChunk ? static_cast<size_t>(*length) : kBodyChunk;
     if (req_body_.size() < req_cap_) req_body_.resize(req_cap_);
   }
-  if (absl::EqualsIgnoreCase(RequestField(http::field::expect), "100-continue") &&
-      in_.size() == 0 && req_body_total_ == 0) {
-    static constexpr absl::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    client_.expires_after(ToChrono(shared_.options.upstream_timeout));
-    asio::async_write(client_, asio::buffer(kContinue.data(), kContinue.size()),
-                      [self = shared_from_this()](error_code ec, size_t) {
-                        if (ec) return self->CloseNow();
-                        self->req_->get().erase(http::field::expect);
-                        self->ReadRequestBody();
-                      });
-    return;
-  }
+  if (req_body_total_ == 0 && SendContinue(&ClientSession::ReadRequestBody)) return;
   auto& body = req_->get().body();
   body.data = req_body_.data() + req_body_len_;
   body.size = req_cap_ - req_body_len_;

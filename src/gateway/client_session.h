@@ -4,6 +4,8 @@
 //   ReadHead → Route → (invoke) ResolveFunction → PickReplica [→ ReplicaWaiter]
 //   → ReadRequestBody → ConnectUpstream → SendRequest [→ StreamRequestBody]
 //   → ReadResponseHead → RelayResponseBody → FinishExchange → ReadHead ...
+//   (async) AcceptAsync → ReadAsyncBody → PublishAsync [helper thread] → AnswerAsync
+//   (cancel) CancelAsync [helper thread] → AnswerAsync
 // Gateway-made errors go through ProxyError (http_errors.h decides the status).
 #pragma once
 
@@ -30,6 +32,7 @@
 #include "metrics/metrics.h"
 #include "gateway/replica_waiter.h"
 #include "gateway/upstream_pool.h"
+#include "queue/queue.h"
 
 namespace faasd::gateway {
 
@@ -48,6 +51,7 @@ struct FrontEndShared {
   metrics::Metrics& metrics;
   ReplicaWaiter& waiter;
   boost::asio::thread_pool& blocking;  // provider calls that may block (health)
+  boost::asio::thread_pool& queue_ops;  // JetStream publish and cancel (options.queue)
   std::atomic<size_t> open{0};         // client connections
 };
 
@@ -70,6 +74,16 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void Route_();
   void ServeHealthz();
   void ServeMetrics();
+  // Async (queue/).
+  void AcceptAsync();
+  void ReadAsyncBody();
+  void OnAsyncBody(boost::system::error_code ec);
+  void PublishAsync();
+  void CancelAsync();
+  void AnswerAsync(const absl::Status& status);
+  // On `Expect: 100-continue` before any body byte: sends the interim answer, then `next`.
+  // False when there is nothing to send.
+  bool SendContinue(void (ClientSession::*next)());
   // Invoke.
   void ResolveFunction();
   void PickReplica();
@@ -144,6 +158,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool watching_client_ = false;
   uint64_t exchange_epoch_ = 0;
   std::string connect_error_;  // the last refused connection, for the 502 if none recovers
+  std::optional<queue::QueuedCall> async_call_;  // the async call being read
 };
 
 }  // namespace faasd::gateway

@@ -23,13 +23,16 @@ using boost::system::error_code;
 
 namespace {
 constexpr int kListenBacklog = 4096;
+// Async publishes and cancels wait for JetStream's answer (up to the publish timeout).
+constexpr size_t kQueueOpsThreads = 8;
 }  // namespace
 
 struct FrontEnd::State {
   State(FrontEndOptions options, provider::FunctionProvider& provider, metrics::Metrics& metrics)
       : waiter(provider.Routes()),
         blocking(1),
-        shared{std::move(options), provider, metrics, waiter, blocking} {}
+        queue_ops(kQueueOpsThreads),
+        shared{std::move(options), provider, metrics, waiter, blocking, queue_ops} {}
 
   void Accept();
   void OnAccept(size_t loop, tcp::socket socket);
@@ -37,6 +40,7 @@ struct FrontEnd::State {
 
   ReplicaWaiter waiter;
   asio::thread_pool blocking;
+  asio::thread_pool queue_ops;
   FrontEndShared shared;
   // Loops last: their destruction ends the sessions, which use everything above.
   std::vector<std::unique_ptr<EventLoop>> loops;
@@ -172,6 +176,7 @@ void FrontEnd::Stop() {
   });
   s.waiter.Stop();
   s.blocking.join();
+  s.queue_ops.join();
   s.guards.clear();
   for (auto& loop : s.loops) loop->ioc.stop();
   for (auto& loop : s.loops) {

@@ -1,7 +1,8 @@
 // The gateway's front end: the one public listening port. A fixed set of event loops (one per
 // core, Boost.Asio over epoll, HTTP/1.1 framing by Boost.Beast) serves the hot routes itself:
 //   /function/NAME[.NS][/path]  proxied to a ready replica over pooled keep-alive connections
-//   /async-function/...         POST: 501 (not implemented yet)
+//   /async-function/NAME[.NS][/path]  POST: queued on JetStream (queue/), 202 + X-Call-Id
+//   /async-function/CALL-ID           DELETE: cancels a queued call
 //   /healthz, /metrics
 // Everything else (/system/*, /, /ui/ ...) is relayed the same way to the gateway's internal
 // cpp-httplib server on a loopback port; /system/* is refused (401) before that when its basic
@@ -28,6 +29,7 @@
 #include "gateway/gateway.h"
 #include "metrics/metrics.h"
 #include "provider/provider.h"
+#include "queue/queue.h"
 
 namespace faasd::gateway {
 
@@ -43,6 +45,7 @@ struct FrontEndOptions {
   size_t max_request_bytes = 32 << 20;
   Credentials credentials;
   int internal_port = 0;  // the cpp-httplib server on 127.0.0.1
+  queue::AsyncQueue* queue = nullptr;  // borrowed; null: /async-function/ answers 501
 };
 
 class FrontEnd {

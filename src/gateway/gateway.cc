@@ -224,6 +224,7 @@ absl::Status GatewayServer::Start() {
       absl::Seconds(options_.upstream_timeout_seconds > 0 ? options_.upstream_timeout_seconds : 60);
   fo.max_request_bytes = options_.max_request_bytes;
   fo.credentials = options_.credentials;
+  fo.queue = options_.async_queue;
   fo.internal_port = internal_port;
   front_ = std::make_unique<FrontEnd>(std::move(fo), provider_, metrics_);
   if (absl::Status s = front_->Start(); !s.ok()) {

@@ -25,6 +25,7 @@
 #include "metrics/history.h"
 #include "metrics/metrics.h"
 #include "provider/provider.h"
+#include "queue/queue.h"
 
 namespace faasd::gateway {
 
@@ -53,6 +54,8 @@ struct GatewayOptions {
   int head_timeout_seconds = 10;        // from a request's first byte to the end of its head
   int idle_timeout_seconds = 60;        // keep-alive connections without a request
   std::string provider_name = "faasd-cpp", version, git_sha;
+  // Borrowed, must outlive the Gateway; null: /async-function/ answers 501.
+  queue::AsyncQueue* async_queue = nullptr;
 };
 
 class GatewayServer;  // private: the httplib server and the route handlers

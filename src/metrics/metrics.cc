@@ -173,6 +173,19 @@ std::string Metrics::Render() const {
   return prometheus::TextSerializer().Serialize(families);
 }
 
+prometheus::MetricFamily SingleValueFamily(std::string name, std::string help,
+                                           prometheus::MetricType type, double value) {
+  MetricFamily f{std::move(name), std::move(help), type};
+  ClientMetric m;
+  if (type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(std::move(m));
+  return f;
+}
+
 prometheus::MetricFamily GaugeFamily(std::string name, std::string help, const std::string& label,
                                      const std::vector<std::pair<std::string, double>>& values) {
   MetricFamily family{std::move(name), std::move(help), MetricType::Gauge};

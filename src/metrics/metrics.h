@@ -96,6 +96,10 @@ class Metrics {
 // process, read from /proc as the Go client's process collector does.
 std::vector<prometheus::MetricFamily> CollectProcessMetrics();
 
+// A family of one sample without labels (a counter or a gauge).
+prometheus::MetricFamily SingleValueFamily(std::string name, std::string help,
+                                           prometheus::MetricType type, double value);
+
 // A one-label gauge family (help, name, and label name → value per metric): the shape most
 // collectors produce.
 prometheus::MetricFamily GaugeFamily(std::string name, std::string help, const std::string& label,

@@ -47,18 +47,6 @@ int CountOpenFds() {
   return n - 1;  // the directory stream's own fd
 }
 
-MetricFamily One(const char* name, const char* help, MetricType type, double value) {
-  MetricFamily f{name, help, type};
-  ClientMetric m;
-  if (type == MetricType::Counter) {
-    m.counter.value = value;
-  } else {
-    m.gauge.value = value;
-  }
-  f.metric.push_back(std::move(m));
-  return f;
-}
-
 }  // namespace
 
 std::vector<MetricFamily> CollectProcessMetrics() {
@@ -76,23 +64,23 @@ std::vector<MetricFamily> CollectProcessMetrics() {
     };
     const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
     const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
-    out.push_back(One("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+    out.push_back(SingleValueFamily("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
                       MetricType::Counter, (field(14) + field(15)) / ticks));
-    out.push_back(One("process_threads", "Number of OS threads in the process.", MetricType::Gauge,
+    out.push_back(SingleValueFamily("process_threads", "Number of OS threads in the process.", MetricType::Gauge,
                       field(20)));
-    out.push_back(One("process_start_time_seconds",
+    out.push_back(SingleValueFamily("process_start_time_seconds",
                       "Start time of the process since unix epoch in seconds.", MetricType::Gauge,
                       BootTime() + field(22) / ticks));
-    out.push_back(One("process_virtual_memory_bytes", "Virtual memory size in bytes.",
+    out.push_back(SingleValueFamily("process_virtual_memory_bytes", "Virtual memory size in bytes.",
                       MetricType::Gauge, field(23)));
-    out.push_back(One("process_resident_memory_bytes", "Resident memory size in bytes.",
+    out.push_back(SingleValueFamily("process_resident_memory_bytes", "Resident memory size in bytes.",
                       MetricType::Gauge, field(24) * page));
   }
-  out.push_back(One("process_open_fds", "Number of open file descriptors.", MetricType::Gauge,
+  out.push_back(SingleValueFamily("process_open_fds", "Number of open file descriptors.", MetricType::Gauge,
                     CountOpenFds()));
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
-    out.push_back(One("process_max_fds", "Maximum number of open file descriptors.",
+    out.push_back(SingleValueFamily("process_max_fds", "Maximum number of open file descriptors.",
                       MetricType::Gauge, static_cast<double>(lim.rlim_cur)));
   }
   return out;

@@ -578,6 +578,97 @@ class CniEnv:
 
 
 # ---------------------------------------------------------------------------------------------
+class NatsServer:
+    """Debian's nats-server with JetStream on a file store under workdir, on 127.0.0.1:<free
+    port>. kill() is SIGKILL (a crash); start() again reuses the port and the store, as a
+    restarted server would."""
+
+    BIN = os.environ.get("NATS_SERVER_BIN", shutil.which("nats-server") or "/usr/sbin/nats-server")
+
+    def __init__(self, workdir):
+        self.dir = Path(workdir) / "nats"
+        self.store = self.dir / "store"
+        self.log_path = self.dir / "nats.log"
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout=30):
+        if not os.access(self.BIN, os.X_OK):
+            raise HarnessError(f"nats-server {self.BIN}: not found (apt-get install nats-server)")
+        self.store.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [self.BIN, "-js", "-sd", str(self.store), "-a", "127.0.0.1", "-p", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+
+        def up():
+            if self.proc.poll() is not None:
+                raise HarnessError(f"nats-server exited {self.proc.returncode}:\n"
+                                   f"{tail(self.log_path, 4000)}")
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as c:
+                return c.recv(4096).startswith(b"INFO ")
+        wait_until(up, timeout, f"nats-server on 127.0.0.1:{self.port}")
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def close(self):
+        stop_process(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CallbackReceiver:
+    """An HTTP server on 127.0.0.1:<free port> that records every request it gets:
+    calls is a list of (method, path, headers dict with lower-case names, body)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        receiver = self
+        self.calls = []
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                with receiver.lock:
+                    receiver.calls.append((self.command, self.path,
+                                           {k.lower(): v for k, v in self.headers.items()},
+                                           body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path="/cb"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def by_call_id(self, call_id):
+        with self.lock:
+            return [c for c in self.calls if c[2].get("x-call-id") == call_id]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
 class FaasdDaemon:
     """The daemon under test, on 127.0.0.1:<free port>, with every path private.
 
@@ -644,6 +735,12 @@ class FaasdDaemon:
 
     def stop(self, term_timeout=15):
         stop_process(self.proc, term_timeout)
+
+    def kill(self):
+        """SIGKILL: a crash, no clean shutdown."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
     def restart(self):
         self.stop()

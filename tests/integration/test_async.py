@@ -1,0 +1,231 @@
+"""Asynchronous invocation on NATS JetStream, end to end: a real nats-server (file store) and a
+private daemon (own containerd and bridge: these tests kill it) with --nats-url. The function
+(fnserver) notes every call id it serves (/_/record, /_/flaky), so the tests count runs per
+call; a loopback HTTP server receives the callbacks."""
+
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+import harness
+
+CONCURRENCY = 4
+MAX_ASYNC_BODY = 64 << 10
+# Fast retries: the policy's annotations (the defaults wait 10 s and more).
+RETRY_FAST = {"com.openfaas.retry.min_wait": "200ms", "com.openfaas.retry.max_wait": "1s"}
+
+
+@pytest.fixture(scope="module")
+def nats(request, workdir):
+    server = harness.NatsServer(os.path.join(workdir, "async"))
+    request.addfinalizer(server.close)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def receiver(request):
+    r = harness.CallbackReceiver()
+    request.addfinalizer(r.close)
+    return r
+
+
+@pytest.fixture(scope="module")
+def env(request, workdir, fn_image, nats, receiver):
+    # --upstream-timeout=5: ack wait 10 s, so a crash's unacked calls come back quickly.
+    daemon, _ = harness.private_daemon(
+        request, workdir, "async", harness.NAMESPACE,
+        extra_args=[f"--nats-url={nats.url}", "--upstream-timeout=5",
+                    f"--queue-concurrency={CONCURRENCY}",
+                    f"--async-max-body-bytes={MAX_ASYNC_BODY}"])
+    daemon.start()
+    fns = {}
+    for name, annotations in (("rec", RETRY_FAST),
+                              ("slowretry", {"com.openfaas.retry.min_wait": "3s",
+                                             "com.openfaas.retry.max_wait": "3s"})):
+        r = daemon.deploy(name, fn_image.refs["echo"], annotations=annotations)
+        assert r.status in (200, 202), r
+        daemon.wait_ready(name)
+        fns[name] = name
+    return daemon
+
+
+def post_async(daemon, name, path="/_/record", body=b"x", headers=None, timeout=30):
+    return daemon.request("POST", f"/async-function/{name}{path}", body, headers or {},
+                          auth=False, timeout=timeout)
+
+
+def seen(daemon, name):
+    r = daemon.invoke(name, "/_/seen", method="GET")
+    assert r.status == 200, r
+    return r.text.split()
+
+
+def wait_all_ran(daemon, name, ids, timeout):
+    want = set(ids)
+
+    def done():
+        return want <= set(seen(daemon, name))
+    try:
+        harness.wait_until(done, timeout, f"{len(want)} async calls to run", interval=0.3)
+    except TimeoutError:
+        missing = want - set(seen(daemon, name))
+        raise AssertionError(f"{len(missing)} of {len(want)} accepted calls never ran: "
+                             f"{sorted(missing)[:5]}\n{harness.tail(daemon.log_path, 6000)}")
+
+
+def test_async_call_runs_once_and_calls_back(env, receiver):
+    r = post_async(env, "rec", body=b"hello", headers={
+        "X-Callback-Url": receiver.url("/done?x=1"), "X-Custom": "kept"})
+    assert r.status == 202, r
+    assert r.body == b""
+    call_id = r.headers.get("X-Call-Id")
+    assert call_id
+    harness.wait_until(lambda: receiver.by_call_id(call_id), 30, "the callback")
+    (method, path, headers, body), = receiver.by_call_id(call_id)
+    assert (method, path) == ("POST", "/done?x=1")
+    assert body == b"recorded"
+    assert headers["x-function-name"] == "rec"
+    assert headers["x-function-status"] == "200"
+    assert float(headers["x-duration-seconds"]) >= 0
+    assert headers["x-retry"] == "0"
+    assert int(headers["x-retry-max"]) >= 1
+    assert seen(env, "rec").count(call_id) == 1
+
+
+def test_namespace_suffix_and_client_call_id(env, receiver):
+    """faas-cli addresses NAME.NAMESPACE; a client's own X-Call-Id is kept (and de-duplicates)."""
+    call_id = "client-" + uuid.uuid4().hex
+    for _ in range(2):  # the same id twice: JetStream keeps one message
+        r = post_async(env, "rec.openfaas-fn", headers={"X-Call-Id": call_id,
+                                                     "X-Callback-Url": receiver.url()})
+        assert r.status == 202 and r.headers.get("X-Call-Id") == call_id, r
+    harness.wait_until(lambda: receiver.by_call_id(call_id), 30, "the callback")
+    assert receiver.by_call_id(call_id)[0][2]["x-function-name"] == "rec.openfaas-fn"
+    # A call queued after it has run too, so a duplicate would have run by now as well.
+    r = post_async(env, "rec")
+    wait_all_ran(env, "rec", [r.headers["X-Call-Id"]], 30)
+    assert seen(env, "rec").count(call_id) == 1
+
+
+def test_refusals(env):
+    r = post_async(env, "nosuchfn")
+    assert r.status == 404 and r.headers.get("X-OpenFaaS-Internal") == "proxy", r
+    for bad in ("ftp://example.com/x", "/relative", "http://", "example.com/cb",
+                "http://a b/", "http://host:99999/"):
+        r = post_async(env, "rec", headers={"X-Callback-Url": bad})
+        assert r.status == 400, (bad, r)
+        assert "X-Callback-Url" in r.text
+    r = post_async(env, "rec", body=b"a" * (MAX_ASYNC_BODY + 1))
+    assert r.status == 413, r
+    r = env.request("DELETE", f"/async-function/{uuid.uuid4()}", auth=False)
+    assert r.status == 404, r
+
+
+def test_retry_then_success_says_x_retry(env, receiver):
+    r = post_async(env, "rec", "/_/flaky?fails=2", headers={"X-Callback-Url": receiver.url()})
+    assert r.status == 202, r
+    call_id = r.headers["X-Call-Id"]
+    harness.wait_until(lambda: receiver.by_call_id(call_id), 30, "the callback")
+    (_, _, headers, body), = receiver.by_call_id(call_id)
+    assert headers["x-function-status"] == "200", headers
+    assert headers["x-retry"] == "2", headers
+    assert body == b"ok after 2"
+
+
+def test_cancel_a_queued_call(env, receiver):
+    # Fails once, then waits 3 s (slowretry's min_wait) in the stream: cancelled meanwhile.
+    r = post_async(env, "slowretry", "/_/flaky?fails=1", headers={"X-Callback-Url": receiver.url()})
+    assert r.status == 202, r
+    call_id = r.headers["X-Call-Id"]
+    cancelled_at = time.monotonic()
+    r = env.request("DELETE", f"/async-function/{call_id}", auth=False)
+    assert r.status == 202, r
+    r = env.request("DELETE", f"/async-function/{call_id}", auth=False)
+    assert r.status == 404, r
+    # A later call runs; by the time the cancelled one would have come back (3 s), nothing.
+    marker = post_async(env, "slowretry").headers["X-Call-Id"]
+    wait_all_ran(env, "slowretry", [marker], 30)
+    harness.wait_until(lambda: time.monotonic() > cancelled_at + 5, 10, "the retry window")
+    assert call_id not in seen(env, "slowretry")
+    assert not receiver.by_call_id(call_id)
+
+
+def test_daemon_killed_mid_queue(env, receiver):
+    """100 calls of 200 ms, the daemon SIGKILLed after 30 were accepted and restarted: all 100
+    run and call back; only a call in flight at the kill (the function finished it, the ack
+    never went) runs twice, redelivered after the ack wait: at most the worker's concurrency."""
+    before = set(seen(env, "rec"))
+    accepted = []
+    for i in range(100):
+        if i == 30:
+            ran_at_kill = len(set(seen(env, "rec")) - before)  # at most: more may finish
+            env.kill()
+            assert ran_at_kill < 30, "the queue was empty at the kill: nothing tested"
+            env.start()
+        r = post_async(env, "rec", "/_/record?ms=200", body=str(i).encode(),
+                       headers={"X-Callback-Url": receiver.url("/killed")})
+        assert r.status == 202, (i, r)
+        accepted.append(r.headers["X-Call-Id"])
+    wait_all_ran(env, "rec", accepted, 60)
+    # Each call calls back once acked; the calls cut by the kill only after their redelivery.
+    harness.wait_until(lambda: all(receiver.by_call_id(c) for c in accepted), 60,
+                       "a callback for every call")
+    runs = [c for c in seen(env, "rec") if c not in before]
+    twice = {c for c in accepted if runs.count(c) > 1}
+    print(f"daemon killed with {30 - ran_at_kill} of 30 calls queued or in flight; "
+          f"{len(twice)} ran twice")
+    assert len(twice) <= CONCURRENCY, f"{len(twice)} calls ran more than once"
+
+
+def test_nats_killed_mid_queue(env, nats):
+    """While nats-server is down async calls answer 503, never 202; each 202 given runs."""
+    accepted, refused = [], 0
+    for i in range(20):
+        r = post_async(env, "rec", "/_/record?ms=50")
+        assert r.status == 202, r
+        accepted.append(r.headers["X-Call-Id"])
+    nats.kill()
+    deadline = time.monotonic() + 20
+    while refused == 0 and time.monotonic() < deadline:  # until the daemon notices
+        r = post_async(env, "rec")
+        assert r.status in (202, 503), r
+        if r.status == 202:
+            accepted.append(r.headers["X-Call-Id"])
+        else:
+            refused += 1
+            assert r.headers.get("X-OpenFaaS-Internal") == "proxy"
+    assert refused, "no 503 while nats-server was down"
+    r = post_async(env, "rec")
+    assert r.status == 503, r
+    nats.start()
+    deadline = time.monotonic() + 30
+    while len(accepted) < 40 and time.monotonic() < deadline:
+        r = post_async(env, "rec")
+        assert r.status in (202, 503), r
+        if r.status == 202:
+            accepted.append(r.headers["X-Call-Id"])
+        else:
+            time.sleep(0.1)  # paces the polling of a reconnect, not a synchronisation
+    assert len(accepted) >= 40, "async calls did not come back after nats-server restarted"
+    wait_all_ran(env, "rec", accepted, 60)
+
+
+FAAS_CLI = os.environ.get("FAAS_CLI_BIN", "/work/tools/faas-cli")
+
+
+@pytest.mark.skipif(not os.access(FAAS_CLI, os.X_OK), reason="no faas-cli binary")
+def test_faas_cli_invoke_async(env, receiver):
+    p = subprocess.run([FAAS_CLI, "invoke", "rec", "--async", "--namespace", "openfaas-fn",
+                        "--gateway", f"http://127.0.0.1:{env.port}",
+                        "-H", f"X-Callback-Url={receiver.url('/cli')}"],
+                       input=b"from faas-cli", capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    def called():
+        with receiver.lock:
+            return [c for c in receiver.calls if c[1] == "/cli"]
+    harness.wait_until(called, 30, "faas-cli's async call to call back")
+    assert called()[0][2]["x-function-status"] == "200"

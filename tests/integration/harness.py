@@ -37,6 +37,18 @@ class HarnessError(Exception):
     pass
 
 
+def scrape_metrics(api):
+    """GET /metrics (no credentials) as {series: value}, e.g. {'up{job="x"}': 1.0}."""
+    m = api.request("GET", "/metrics", auth=False)
+    assert m.status == 200 and m.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for line in m.text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            samples[series] = float(value)
+    return samples
+
+
 def wait_until(predicate, timeout, what, interval=0.1):
     """Polls predicate() until it returns a truthy value (returned) or the deadline passes.
     Exceptions count as "not yet", except HarnessError, which ends the wait at once."""

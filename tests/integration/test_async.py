@@ -78,6 +78,7 @@ def wait_all_ran(daemon, name, ids, timeout):
 
 
 def test_async_call_runs_once_and_calls_back(env, receiver):
+    before = harness.scrape_metrics(env)
     r = post_async(env, "rec", body=b"hello", headers={
         "X-Callback-Url": receiver.url("/done?x=1"), "X-Custom": "kept"})
     assert r.status == 202, r
@@ -94,6 +95,10 @@ def test_async_call_runs_once_and_calls_back(env, receiver):
     assert headers["x-retry"] == "0"
     assert int(headers["x-retry-max"]) >= 1
     assert seen(env, "rec").count(call_id) == 1
+    after = harness.scrape_metrics(env)
+    for counter in ("gateway_async_published_total", "gateway_async_completed_total"):
+        assert after[counter] - before[counter] >= 1, (counter, before, after)
+    assert after["gateway_async_inflight"] >= 0 and "gateway_async_oldest_age_seconds" in after
 
 
 def test_namespace_suffix_and_client_call_id(env, receiver):

@@ -56,29 +56,18 @@ def test_invoke_echo_body_and_headers(api, functions, suffix):
         dict(r.headers)
 
 
-def scrape(api):
-    m = api.request("GET", "/metrics", auth=False)
-    assert m.status == 200 and m.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    samples = {}
-    for line in m.text.splitlines():
-        if line and not line.startswith("#"):
-            series, value = line.rsplit(" ", 1)
-            samples[series] = float(value)
-    return samples
-
-
 def test_metrics_count_invocations_and_describe_the_daemon(api, functions):
     name = functions.deploy("echo")
     fn = f'function_name="{name}.{harness.NAMESPACE}"'
     ok, missing = (f'gateway_function_invocation_total{{{fn},code="{c}"}}' for c in (200, 404))
     started, seconds = f"gateway_function_invocation_started{{{fn}}}", \
         f'gateway_functions_seconds_count{{{fn},code="200"}}'
-    before = scrape(api)  # the deploy fixture may have called it already
+    before = harness.scrape_metrics(api)  # the deploy fixture may have called it already
     count_before = api.describe(name).json()["invocationCount"]
     for i in range(3):
         assert api.invoke(name, body=f"m{i}").status == 200
     assert api.invoke(name, "/_/file?path=/none", method="GET").status == 404  # the function's
-    after = scrape(api)
+    after = harness.scrape_metrics(api)
     assert after[ok] - before.get(ok, 0) == 3, after
     assert after[missing] - before.get(missing, 0) == 1, after
     assert after[started] - before.get(started, 0) == 4, after

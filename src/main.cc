@@ -17,8 +17,10 @@
 #include "absl/strings/str_split.h"
 #include "autoscaler/autoscaler.h"
 #include "base/companion.h"
+#include "base/listen_fds.h"
 #include "base/log.h"
 #include "builder/builder.h"
+#include "config/settings.h"
 #include "containerd/client.h"
 #include "faasd_version.h"
 #include "gateway/gateway.h"
@@ -37,9 +39,12 @@ namespace {
 
 using namespace faasd;
 
-constexpr char kUsage[] = R"(usage: faasd up [flags] | faasd build [flags] [PATH] | faasd version
+constexpr char kUsage[] = R"(usage: faasd up [flags] | faasd config [flags] | faasd install [flags]
+       | faasd export [--namespace=NS] [flags] | faasd build [flags] [PATH] | faasd version
 
-flags for `up` (--name=value):
+flags for `up`, `config`, `install` and `export` (--name=value; each is also a `name = value`
+line of the config file, which the flag overrides):
+  --config=PATH                 the config file (/etc/faasd/faasd.conf, if it exists)
   --listen=HOST:PORT            gateway address (0.0.0.0:8080)
   --state-dir=DIR               state: secrets, logs, run files (/var/lib/faasd)
   --containerd-address=PATH     containerd socket (/run/containerd/containerd.sock)
@@ -73,6 +78,8 @@ flags for `up` (--name=value):
   --max-connections=N           open client connections; past it 503 and close (10000)
   --http-head-timeout=SECONDS   a request's head must arrive within this of its first byte (10)
   --http-idle-timeout=SECONDS   keep-alive connections without a request are closed (60)
+  --shutdown-grace=SECONDS      on SIGTERM: stop accepting, let requests in flight finish
+                                this long, then exit (20)
   --max-image-bytes=N           what one pull's layers may unpack to (8589934592 = 8 GiB)
   --log-level=LEVEL             debug | info | warning | error (info)
   --log-file=PATH               the daemon's own log, rotated like function logs (stderr)
@@ -83,87 +90,7 @@ flags for `up` (--name=value):
                                 is there (journalctl -t NAMESPACE:NAME); off: files only (auto)
 )";
 
-struct Flags {
-  std::map<std::string, std::vector<std::string>> values;
-  std::string Get(const std::string& name, const std::string& def) const {
-    auto it = values.find(name);
-    return it == values.end() || it->second.empty() ? def : it->second.back();
-  }
-  std::vector<std::string> All(const std::string& name) const {
-    auto it = values.find(name);
-    return it == values.end() ? std::vector<std::string>{} : it->second;
-  }
-};
-
-const char* const kKnownFlags[] = {
-    "listen",
-    "state-dir",
-    "containerd-address",
-    "namespace",
-    "cni-bin-dir",
-    "cni-conf-dir",
-    "cni-network",
-    "cni-bridge",
-    "cni-subnet",
-    "cni-ipam-dir",
-    "cni-cache-dir",
-    "insecure-registry",
-    "registry-ca",
-    "docker-config",
-    "nameserver",
-    "pull-policy",
-    "stop-grace",
-    "upstream-timeout",
-    "max-body-bytes",
-    "max-connections",
-    "http-head-timeout",
-    "http-idle-timeout",
-    "log-level",
-    "reconcile-interval",
-    "paused-max",
-    "paused-ttl",
-    "max-image-bytes",
-    "log-file",
-    "log-max-bytes",
-    "log-files",
-    "logger",
-    "function-logs-journal",
-    "autoscale-interval",
-    "autoscale-window",
-    "autoscale-all",
-};
-// Flags that stand alone (--autoscale-all) or take =value, never the next argument.
-const char* const kBoolFlags[] = {"autoscale-all"};
-
-bool ParseFlags(int argc, char** argv, Flags* flags) {
-  for (int i = 2; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg.rfind("--", 0) != 0) {
-      std::fprintf(stderr, "faasd: unexpected argument %s\n%s", arg.c_str(), kUsage);
-      return false;
-    }
-    arg = arg.substr(2);
-    std::string name = arg, value;
-    bool boolean = false;
-    for (const char* b : kBoolFlags) boolean = boolean || arg == b;
-    if (auto eq = arg.find('='); eq != std::string::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    } else if (boolean) {
-      value = "true";
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    }
-    bool known = false;
-    for (const char* k : kKnownFlags) known = known || name == k;
-    if (!known) {
-      std::fprintf(stderr, "faasd: unknown flag --%s\n%s", name.c_str(), kUsage);
-      return false;
-    }
-    flags->values[name].push_back(value);
-  }
-  return true;
-}
+using Flags = config::Settings;
 
 bool ParseSeconds(const Flags& f, const std::string& name, int def, int* out) {
   std::string v = f.Get(name, std::to_string(def));
@@ -254,6 +181,16 @@ int SetUpLogs(const Flags& f, logs::RotationOptions* rotation, std::string* logg
   return 0;
 }
 
+// `faasd config`: the effective settings, and where the login is (never the password).
+int ShowConfig(const Flags& f) {
+  std::fputs(config::Render(f).c_str(), stdout);
+  const std::string secrets = f.Get("state-dir", "/var/lib/faasd") + "/secrets";
+  std::printf("# basic auth: user in %s/basic-auth-user, password in %s/basic-auth-password "
+              "(not shown)\n",
+              secrets.c_str(), secrets.c_str());
+  return 0;
+}
+
 int Up(const Flags& f) {
   std::string level = f.Get("log-level", "info");
   if (level == "debug")
@@ -274,7 +211,7 @@ int Up(const Flags& f) {
   const std::string state_dir = f.Get("state-dir", "/var/lib/faasd");
   int stop_grace = 30, upstream_timeout = 60, reconcile_interval = 2, paused_ttl = 600,
       head_timeout = 10, idle_timeout = 60, max_connections = 10000, autoscale_interval = 2,
-      autoscale_window = 30;
+      autoscale_window = 30, shutdown_grace = 20;
   if (!ParseSeconds(f, "stop-grace", 30, &stop_grace) ||
       !ParseSeconds(f, "autoscale-interval", 2, &autoscale_interval) ||
       !ParseSeconds(f, "autoscale-window", 30, &autoscale_window) ||
@@ -282,7 +219,8 @@ int Up(const Flags& f) {
       !ParseSeconds(f, "paused-ttl", 600, &paused_ttl) ||
       !ParseSeconds(f, "upstream-timeout", 60, &upstream_timeout) ||
       !ParseSeconds(f, "http-head-timeout", 10, &head_timeout) ||
-      !ParseSeconds(f, "http-idle-timeout", 60, &idle_timeout)) {
+      !ParseSeconds(f, "http-idle-timeout", 60, &idle_timeout) ||
+      !ParseSeconds(f, "shutdown-grace", 20, &shutdown_grace)) {
     return 2;
   }
   bool autoscale_all = false;
@@ -333,6 +271,13 @@ int Up(const Flags& f) {
   std::string host = listen.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
+
+  absl::StatusOr<int> listen_fd = TakeListenFd();
+  if (!listen_fd.ok()) {
+    std::fprintf(stderr, "faasd: socket activation: %s\n",
+                 std::string(listen_fd.status().message()).c_str());
+    return 2;
+  }
 
   ::umask(022);
   ::mkdir(state_dir.c_str(), 0755);
@@ -410,6 +355,7 @@ int Up(const Flags& f) {
   gopts.head_timeout_seconds = head_timeout > 0 ? head_timeout : 10;
   gopts.idle_timeout_seconds = idle_timeout > 0 ? idle_timeout : 60;
   gopts.max_connections = static_cast<size_t>(max_connections);
+  gopts.listen_fd = *listen_fd;
   gopts.version = FAASD_VERSION;
   gopts.git_sha = FAASD_GIT_SHA;
   metrics::Metrics metrics;
@@ -421,8 +367,8 @@ int Up(const Flags& f) {
     LogError("gateway: ", s.message());
     return 1;
   }
-  LogInfo("faasd ", FAASD_VERSION, " (", FAASD_GIT_SHA, ") serving on ", host, ":", gw.port(),
-          ", functions in containerd namespace ", popts.ns, ", state in ", state_dir);
+  LogInfo("faasd ", FAASD_VERSION, " (", FAASD_GIT_SHA, ") serving on ",
+          *listen_fd >= 0 ? "the inherited socket's " : "", host, ":", gw.port(), ", functions in containerd namespace ", popts.ns, ", state in ", state_dir);
 
   InvocationLoadSource load(metrics);
   autoscaler::AutoscalerOptions aopts;
@@ -456,6 +402,7 @@ int Up(const Flags& f) {
   LogInfo("signal ", sig, ": stopping; function containers keep running");
   metrics.RemoveCollector(desired_collector);
   scaler.Stop();
+  gw.Drain(absl::Seconds(shutdown_grace));
   gw.Stop();
   provider.Stop();
   return 0;
@@ -485,10 +432,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "build") return faasd::builder::Main(argc, argv);
-  if (cmd == "up") {
-    Flags f;
-    if (!ParseFlags(argc, argv, &f)) return 2;
-    return Up(f);
+  if (cmd == "up" || cmd == "config") {
+    absl::StatusOr<config::Settings> settings =
+        config::Load(absl::MakeConstSpan(argv + 2, argv + argc));
+    if (!settings.ok()) {
+      std::fprintf(stderr, "faasd: %s\n", std::string(settings.status().message()).c_str());
+      if (settings.status().message().find("unknown flag") == 0) std::fputs(kUsage, stderr);
+      return 2;
+    }
+    if (cmd == "config") return ShowConfig(*settings);
+    return Up(*settings);
   }
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     std::fputs(kUsage, stdout);

@@ -49,6 +49,11 @@ struct FrontEndShared {
   ReplicaWaiter& waiter;
   boost::asio::thread_pool& blocking;  // provider calls that may block (health)
   std::atomic<size_t> open{0};         // client connections
+  // Connections with a request in progress (from accept or the next request's first byte to
+  // its response), and whether the front end is draining: then every response closes its
+  // connection and FrontEnd::Drain waits for `busy` to reach 0.
+  std::atomic<size_t> busy{0};
+  std::atomic<bool> draining{false};
 };
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
@@ -101,6 +106,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void NextRequest(bool close);
   void LingeringClose();
   void CloseNow();
+  void SetBusy(bool busy);
 
   std::string BuildUpstreamHead(bool whole_body) const;
   std::string BuildResponseHead(bool whole_body, size_t body_len);
@@ -142,6 +148,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool chunked_out_ = false;
   bool close_after_ = false;
   bool watching_client_ = false;
+  bool busy_ = false;  // counted in shared_.busy
   uint64_t exchange_epoch_ = 0;
   std::string connect_error_;  // the last refused connection, for the 502 if none recovers
 };

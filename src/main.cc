@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "appliance/appliance.h"
 #include "autoscaler/autoscaler.h"
 #include "base/companion.h"
 #include "base/listen_fds.h"
@@ -181,6 +182,79 @@ int SetUpLogs(const Flags& f, logs::RotationOptions* rotation, std::string* logg
   return 0;
 }
 
+// --listen's host (brackets of an IPv6 address removed) and port.
+bool ParseListen(const Flags& f, std::string* host, int* port) {
+  std::string listen = f.Get("listen", "0.0.0.0:8080");
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), port) ||
+      *port < 0 || *port > 65535) {
+    std::fprintf(stderr, "faasd: --listen=%s is not HOST:PORT\n", listen.c_str());
+    return false;
+  }
+  *host = listen.substr(0, colon);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']')
+    *host = host->substr(1, host->size() - 2);
+  return true;
+}
+
+// Where a local client reaches --listen: a wildcard address means loopback.
+std::string LocalGatewayHost(const std::string& host) {
+  if (host == "0.0.0.0" || host.empty()) return "127.0.0.1";
+  if (host == "::") return "::1";
+  return host;
+}
+
+std::string GatewayUrl(const std::string& host, int port) {
+  const std::string h = LocalGatewayHost(host);
+  return absl::StrCat("http://", h.find(':') != std::string::npos ? "[" + h + "]" : h, ":", port);
+}
+
+network::CniConfig CniConfigFrom(const Flags& f, const std::string& state_dir) {
+  network::CniConfig cni;
+  cni.network_name = f.Get("cni-network", cni.network_name);
+  cni.bridge = f.Get("cni-bridge", cni.bridge);
+  cni.subnet = f.Get("cni-subnet", cni.subnet);
+  cni.conf_dir = f.Get("cni-conf-dir", cni.conf_dir);
+  cni.ipam_data_dir = f.Get("cni-ipam-dir", cni.ipam_data_dir);
+  cni.cache_dir = f.Get("cni-cache-dir", state_dir + "/cni");
+  cni.extra_plugins = absl::StrSplit(f.Get("cni-extra-plugins", ""), ',', absl::SkipEmpty());
+  if (auto dirs = f.Get("cni-bin-dir", ""); !dirs.empty()) {
+    cni.plugin_dirs = absl::StrSplit(dirs, ':', absl::SkipEmpty());
+  }
+  return cni;
+}
+
+// `faasd install`: what the package's postinst runs (appliance.h).
+int Install(const Flags& f) {
+  std::string host;
+  int port = 0;
+  if (!ParseListen(f, &host, &port)) return 2;
+  appliance::InstallOptions o;
+  o.state_dir = f.Get("state-dir", "/var/lib/faasd");
+  o.cni = CniConfigFrom(f, o.state_dir);
+  o.gateway_url = GatewayUrl(host, port);
+  return appliance::Install(o);
+}
+
+// `faasd export [--namespace=NS]`: here --namespace chooses what to export (every namespace
+// without it); the config file's namespace stays the default one, left out of the stack.yml.
+int Export(const Flags& f) {
+  std::string host;
+  int port = 0;
+  if (!ParseListen(f, &host, &port)) return 2;
+  appliance::ExportOptions o;
+  o.host = LocalGatewayHost(host);
+  o.port = port;
+  o.gateway_url = GatewayUrl(host, port);
+  o.state_dir = f.Get("state-dir", "/var/lib/faasd");
+  auto origin = f.origins.find("namespace");
+  const bool flag = origin != f.origins.end() && origin->second == "--namespace";
+  o.ns = flag ? f.Get("namespace", "") : "";
+  o.default_ns = flag ? std::string(provider::kDefaultNamespace)
+                      : f.Get("namespace", provider::kDefaultNamespace);
+  return appliance::Export(o);
+}
+
 // `faasd config`: the effective settings, and where the login is (never the password).
 int ShowConfig(const Flags& f) {
   std::fputs(config::Render(f).c_str(), stdout);
@@ -260,17 +334,9 @@ int Up(const Flags& f) {
                  std::string(policy.status().message()).c_str());
     return 2;
   }
-  std::string listen = f.Get("listen", "0.0.0.0:8080");
-  auto colon = listen.rfind(':');
+  std::string host;
   int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    std::fprintf(stderr, "faasd: --listen=%s is not HOST:PORT\n", listen.c_str());
-    return 2;
-  }
-  std::string host = listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
+  if (!ParseListen(f, &host, &port)) return 2;
 
   absl::StatusOr<int> listen_fd = TakeListenFd();
   if (!listen_fd.ok()) {
@@ -282,17 +348,7 @@ int Up(const Flags& f) {
   ::umask(022);
   ::mkdir(state_dir.c_str(), 0755);
 
-  network::CniConfig cni;
-  cni.network_name = f.Get("cni-network", cni.network_name);
-  cni.bridge = f.Get("cni-bridge", cni.bridge);
-  cni.subnet = f.Get("cni-subnet", cni.subnet);
-  cni.conf_dir = f.Get("cni-conf-dir", cni.conf_dir);
-  cni.ipam_data_dir = f.Get("cni-ipam-dir", cni.ipam_data_dir);
-  cni.cache_dir = f.Get("cni-cache-dir", state_dir + "/cni");
-  cni.extra_plugins = absl::StrSplit(f.Get("cni-extra-plugins", ""), ',', absl::SkipEmpty());
-  if (auto dirs = f.Get("cni-bin-dir", ""); !dirs.empty()) {
-    cni.plugin_dirs = absl::StrSplit(dirs, ':', absl::SkipEmpty());
-  }
+  network::CniConfig cni = CniConfigFrom(f, state_dir);
   absl::StatusOr<std::unique_ptr<network::CniNetwork>> net = network::CniNetwork::Create(cni);
   if (!net.ok()) {
     LogError("cni: ", net.status().message());
@@ -432,7 +488,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "build") return faasd::builder::Main(argc, argv);
-  if (cmd == "up" || cmd == "config") {
+  if (cmd == "up" || cmd == "config" || cmd == "install" || cmd == "export") {
     absl::StatusOr<config::Settings> settings =
         config::Load(absl::MakeConstSpan(argv + 2, argv + argc));
     if (!settings.ok()) {
@@ -441,6 +497,8 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (cmd == "config") return ShowConfig(*settings);
+    if (cmd == "install") return Install(*settings);
+    if (cmd == "export") return Export(*settings);
     return Up(*settings);
   }
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {

@@ -346,7 +346,7 @@ int Up(const Flags& f) {
   }
 
   ::umask(022);
-  ::mkdir(state_dir.c_str(), 0755);
+  ::mkdir(state_dir.c_str(), 0700);  // as `faasd install` and the unit make it
 
   network::CniConfig cni = CniConfigFrom(f, state_dir);
   absl::StatusOr<std::unique_ptr<network::CniNetwork>> net = network::CniNetwork::Create(cni);

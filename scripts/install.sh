@@ -64,13 +64,15 @@ ninja -C "$build" -j"$(nproc)"
 meson install -C "$build" --no-rebuild --quiet
 [[ -x $faasd_bin ]] || die "$faasd_bin missing after meson install (was the prefix changed?)"
 [[ -x $logger_bin ]] || die "$logger_bin missing after meson install (was the prefix changed?)"
-install -D -m 0644 systemd/faasd.service /etc/systemd/system/faasd.service
+# The units name the package's /usr/sbin/faasd; this install is under /usr/local.
+sed "s|/usr/sbin/faasd|$faasd_bin|" systemd/faasd.service >/etc/systemd/system/faasd.service
+install -D -m 0644 systemd/faasd.socket /etc/systemd/system/faasd.socket
 
 if [[ -d /run/systemd/system ]]; then
   systemctl daemon-reload
   systemctl enable --now containerd
-  systemctl enable faasd
-  systemctl restart faasd
+  systemctl enable faasd.socket faasd
+  systemctl restart faasd.socket faasd
   logs_hint="journalctl -u faasd -f"
 else
   mkdir -p "$run_dir" "$log_dir"

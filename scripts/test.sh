@@ -96,13 +96,30 @@ integration() {
     /usr/bin/python3 -m pytest -v -p no:cacheprovider ${PYTEST_ARGS:-} "$@" tests/integration 2>&1 |
     tee "$logs/integration.log"
   rc=${PIPESTATUS[0]}
-  summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s' "$logs/integration.log" | tail -1)
-  pick() { grep -oE "[0-9]+ $1" <<<"$summary" | head -1 | cut -d' ' -f1; }
-  local ok fail errors
-  ok=$(pick passed); fail=$(pick failed); errors=$(pick 'errors?')
-  echo "$label: ${ok:-0} test cases passed, $((${fail:-0} + ${errors:-0})) failed"
-  count "$label" "${ok:-0}" $((${fail:-0} + ${errors:-0})) "$rc"
+  pytest_count "$label" "$logs/integration.log" "$rc"
   took "$label" "$start"
+}
+
+# pytest_count LABEL LOG EXIT_CODE: counts the cases of pytest's summary line in LOG.
+pytest_count() {
+  local summary ok fail errors
+  summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s' "$2" | tail -1)
+  pick() { grep -oE "[0-9]+ $1" <<<"$summary" | head -1 | cut -d' ' -f1; }
+  ok=$(pick passed); fail=$(pick failed); errors=$(pick 'errors?')
+  echo "$1: ${ok:-0} test cases passed, $((${fail:-0} + ${errors:-0})) failed"
+  count "$1" "${ok:-0}" $((${fail:-0} + ${errors:-0})) "$3"
+}
+
+# package DIR: the .deb built from DIR, installed, restarted under load, upgraded and purged
+# (tests/package/test_package.sh; about 90 s, in a private mount namespace).
+package() {
+  local rc start=$SECONDS
+  FNSERVER_BIN="$repo/$1/tests/fixtures/fnserver" \
+  FWATCHDOG_BIN="$repo/$1/src/watchdog/fwatchdog" \
+    bash tests/package/test_package.sh "$1" 2>&1 | tee "$logs/package.log"
+  rc=${PIPESTATUS[0]}
+  pytest_count "package" "$logs/package.log" "$rc"
+  took "package" "$start"
 }
 
 compile "$build" -- || { failed=$((failed + 1)); finish 1; }
@@ -131,6 +148,7 @@ fi
 
 unit "unit and live" "$build" --suite unit --suite live
 integration "integration" "$build"
+package "$build"
 
 # AddressSanitizer + UndefinedBehaviorSanitizer: any finding aborts the process
 # (-fno-sanitize-recover for UBSan; ASan always stops). The sanitized daemon's stderr ends up in

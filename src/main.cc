@@ -16,10 +16,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "appliance/appliance.h"
 #include "autoscaler/autoscaler.h"
 #include "base/companion.h"
+#include "base/listen_fds.h"
 #include "base/log.h"
 #include "builder/builder.h"
+#include "config/settings.h"
 #include "containerd/client.h"
 #include "faasd_version.h"
 #include "gateway/gateway.h"
@@ -39,9 +42,12 @@ namespace {
 
 using namespace faasd;
 
-constexpr char kUsage[] = R"(usage: faasd up [flags] | faasd build [flags] [PATH] | faasd version
+constexpr char kUsage[] = R"(usage: faasd up [flags] | faasd config [flags] | faasd install [flags]
+       | faasd export [--namespace=NS] [flags] | faasd build [flags] [PATH] | faasd version
 
-flags for `up` (--name=value):
+flags for `up`, `config`, `install` and `export` (--name=value; each is also a `name = value`
+line of the config file, which the flag overrides):
+  --config=PATH                 the config file (/etc/faasd/faasd.conf, if it exists)
   --listen=HOST:PORT            gateway address (0.0.0.0:8080)
   --state-dir=DIR               state: secrets, logs, run files (/var/lib/faasd)
   --containerd-address=PATH     containerd socket (/run/containerd/containerd.sock)
@@ -75,6 +81,8 @@ flags for `up` (--name=value):
   --max-connections=N           open client connections; past it 503 and close (10000)
   --http-head-timeout=SECONDS   a request's head must arrive within this of its first byte (10)
   --http-idle-timeout=SECONDS   keep-alive connections without a request are closed (60)
+  --shutdown-grace=SECONDS      on SIGTERM: stop accepting, let requests in flight finish
+                                this long, then exit (20)
   --max-image-bytes=N           what one pull's layers may unpack to (8589934592 = 8 GiB)
   --log-level=LEVEL             debug | info | warning | error (info)
   --log-file=PATH               the daemon's own log, rotated like function logs (stderr)
@@ -89,90 +97,7 @@ flags for `up` (--name=value):
                                 is there (journalctl -t NAMESPACE:NAME); off: files only (auto)
 )";
 
-struct Flags {
-  std::map<std::string, std::vector<std::string>> values;
-  std::string Get(const std::string& name, const std::string& def) const {
-    auto it = values.find(name);
-    return it == values.end() || it->second.empty() ? def : it->second.back();
-  }
-  std::vector<std::string> All(const std::string& name) const {
-    auto it = values.find(name);
-    return it == values.end() ? std::vector<std::string>{} : it->second;
-  }
-};
-
-const char* const kKnownFlags[] = {
-    "listen",
-    "state-dir",
-    "containerd-address",
-    "namespace",
-    "cni-bin-dir",
-    "cni-conf-dir",
-    "cni-network",
-    "cni-bridge",
-    "cni-subnet",
-    "cni-ipam-dir",
-    "cni-cache-dir",
-    "insecure-registry",
-    "registry-ca",
-    "docker-config",
-    "nameserver",
-    "pull-policy",
-    "stop-grace",
-    "upstream-timeout",
-    "max-body-bytes",
-    "max-connections",
-    "http-head-timeout",
-    "http-idle-timeout",
-    "log-level",
-    "reconcile-interval",
-    "paused-max",
-    "paused-ttl",
-    "max-image-bytes",
-    "log-file",
-    "log-max-bytes",
-    "log-files",
-    "logger",
-    "function-logs-journal",
-    "autoscale-interval",
-    "autoscale-window",
-    "autoscale-all",
-    "nats-url",
-    "async-max-body-bytes",
-    "queue-concurrency",
-};
-// Flags that stand alone (--autoscale-all) or take =value, never the next argument.
-const char* const kBoolFlags[] = {"autoscale-all"};
-
-bool ParseFlags(int argc, char** argv, Flags* flags) {
-  for (int i = 2; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg.rfind("--", 0) != 0) {
-      std::fprintf(stderr, "faasd: unexpected argument %s\n%s", arg.c_str(), kUsage);
-      return false;
-    }
-    arg = arg.substr(2);
-    std::string name = arg, value;
-    bool boolean = false;
-    for (const char* b : kBoolFlags) boolean = boolean || arg == b;
-    if (auto eq = arg.find('='); eq != std::string::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    } else if (boolean) {
-      value = "true";
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    }
-    bool known = false;
-    for (const char* k : kKnownFlags) known = known || name == k;
-    if (!known) {
-      std::fprintf(stderr, "faasd: unknown flag --%s\n%s", name.c_str(), kUsage);
-      return false;
-    }
-    flags->values[name].push_back(value);
-  }
-  return true;
-}
+using Flags = config::Settings;
 
 bool ParseSeconds(const Flags& f, const std::string& name, int def, int* out) {
   std::string v = f.Get(name, std::to_string(def));
@@ -305,6 +230,89 @@ int SetUpLogs(const Flags& f, logs::RotationOptions* rotation, std::string* logg
   return 0;
 }
 
+// --listen's host (brackets of an IPv6 address removed) and port.
+bool ParseListen(const Flags& f, std::string* host, int* port) {
+  std::string listen = f.Get("listen", "0.0.0.0:8080");
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), port) ||
+      *port < 0 || *port > 65535) {
+    std::fprintf(stderr, "faasd: --listen=%s is not HOST:PORT\n", listen.c_str());
+    return false;
+  }
+  *host = listen.substr(0, colon);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']')
+    *host = host->substr(1, host->size() - 2);
+  return true;
+}
+
+// Where a local client reaches --listen: a wildcard address means loopback.
+std::string LocalGatewayHost(const std::string& host) {
+  if (host == "0.0.0.0" || host.empty()) return "127.0.0.1";
+  if (host == "::") return "::1";
+  return host;
+}
+
+std::string GatewayUrl(const std::string& host, int port) {
+  const std::string h = LocalGatewayHost(host);
+  return absl::StrCat("http://", h.find(':') != std::string::npos ? "[" + h + "]" : h, ":", port);
+}
+
+network::CniConfig CniConfigFrom(const Flags& f, const std::string& state_dir) {
+  network::CniConfig cni;
+  cni.network_name = f.Get("cni-network", cni.network_name);
+  cni.bridge = f.Get("cni-bridge", cni.bridge);
+  cni.subnet = f.Get("cni-subnet", cni.subnet);
+  cni.conf_dir = f.Get("cni-conf-dir", cni.conf_dir);
+  cni.ipam_data_dir = f.Get("cni-ipam-dir", cni.ipam_data_dir);
+  cni.cache_dir = f.Get("cni-cache-dir", state_dir + "/cni");
+  cni.extra_plugins = absl::StrSplit(f.Get("cni-extra-plugins", ""), ',', absl::SkipEmpty());
+  if (auto dirs = f.Get("cni-bin-dir", ""); !dirs.empty()) {
+    cni.plugin_dirs = absl::StrSplit(dirs, ':', absl::SkipEmpty());
+  }
+  return cni;
+}
+
+// `faasd install`: what the package's postinst runs (appliance.h).
+int Install(const Flags& f) {
+  std::string host;
+  int port = 0;
+  if (!ParseListen(f, &host, &port)) return 2;
+  appliance::InstallOptions o;
+  o.state_dir = f.Get("state-dir", "/var/lib/faasd");
+  o.cni = CniConfigFrom(f, o.state_dir);
+  o.gateway_url = GatewayUrl(host, port);
+  return appliance::Install(o);
+}
+
+// `faasd export [--namespace=NS]`: here --namespace chooses what to export (every namespace
+// without it); the config file's namespace stays the default one, left out of the stack.yml.
+int Export(const Flags& f) {
+  std::string host;
+  int port = 0;
+  if (!ParseListen(f, &host, &port)) return 2;
+  appliance::ExportOptions o;
+  o.host = LocalGatewayHost(host);
+  o.port = port;
+  o.gateway_url = GatewayUrl(host, port);
+  o.state_dir = f.Get("state-dir", "/var/lib/faasd");
+  auto origin = f.origins.find("namespace");
+  const bool flag = origin != f.origins.end() && origin->second == "--namespace";
+  o.ns = flag ? f.Get("namespace", "") : "";
+  o.default_ns = flag ? std::string(provider::kDefaultNamespace)
+                      : f.Get("namespace", provider::kDefaultNamespace);
+  return appliance::Export(o);
+}
+
+// `faasd config`: the effective settings, and where the login is (never the password).
+int ShowConfig(const Flags& f) {
+  std::fputs(config::Render(f).c_str(), stdout);
+  const std::string secrets = f.Get("state-dir", "/var/lib/faasd") + "/secrets";
+  std::printf("# basic auth: user in %s/basic-auth-user, password in %s/basic-auth-password "
+              "(not shown)\n",
+              secrets.c_str(), secrets.c_str());
+  return 0;
+}
+
 int Up(const Flags& f) {
   std::string level = f.Get("log-level", "info");
   if (level == "debug")
@@ -325,7 +333,7 @@ int Up(const Flags& f) {
   const std::string state_dir = f.Get("state-dir", "/var/lib/faasd");
   int stop_grace = 30, upstream_timeout = 60, reconcile_interval = 2, paused_ttl = 600,
       head_timeout = 10, idle_timeout = 60, max_connections = 10000, autoscale_interval = 2,
-      autoscale_window = 30;
+      autoscale_window = 30, shutdown_grace = 20;
   if (!ParseSeconds(f, "stop-grace", 30, &stop_grace) ||
       !ParseSeconds(f, "autoscale-interval", 2, &autoscale_interval) ||
       !ParseSeconds(f, "autoscale-window", 30, &autoscale_window) ||
@@ -333,7 +341,8 @@ int Up(const Flags& f) {
       !ParseSeconds(f, "paused-ttl", 600, &paused_ttl) ||
       !ParseSeconds(f, "upstream-timeout", 60, &upstream_timeout) ||
       !ParseSeconds(f, "http-head-timeout", 10, &head_timeout) ||
-      !ParseSeconds(f, "http-idle-timeout", 60, &idle_timeout)) {
+      !ParseSeconds(f, "http-idle-timeout", 60, &idle_timeout) ||
+      !ParseSeconds(f, "shutdown-grace", 20, &shutdown_grace)) {
     return 2;
   }
   bool autoscale_all = false;
@@ -388,32 +397,21 @@ int Up(const Flags& f) {
     return 2;
   }
   qopts.upstream_timeout = absl::Seconds(upstream_timeout > 0 ? upstream_timeout : 60);
-  std::string listen = f.Get("listen", "0.0.0.0:8080");
-  auto colon = listen.rfind(':');
+  std::string host;
   int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    std::fprintf(stderr, "faasd: --listen=%s is not HOST:PORT\n", listen.c_str());
+  if (!ParseListen(f, &host, &port)) return 2;
+
+  absl::StatusOr<int> listen_fd = TakeListenFd();
+  if (!listen_fd.ok()) {
+    std::fprintf(stderr, "faasd: socket activation: %s\n",
+                 std::string(listen_fd.status().message()).c_str());
     return 2;
   }
-  std::string host = listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
 
   ::umask(022);
-  ::mkdir(state_dir.c_str(), 0755);
+  ::mkdir(state_dir.c_str(), 0700);  // as `faasd install` and the unit make it
 
-  network::CniConfig cni;
-  cni.network_name = f.Get("cni-network", cni.network_name);
-  cni.bridge = f.Get("cni-bridge", cni.bridge);
-  cni.subnet = f.Get("cni-subnet", cni.subnet);
-  cni.conf_dir = f.Get("cni-conf-dir", cni.conf_dir);
-  cni.ipam_data_dir = f.Get("cni-ipam-dir", cni.ipam_data_dir);
-  cni.cache_dir = f.Get("cni-cache-dir", state_dir + "/cni");
-  cni.extra_plugins = absl::StrSplit(f.Get("cni-extra-plugins", ""), ',', absl::SkipEmpty());
-  if (auto dirs = f.Get("cni-bin-dir", ""); !dirs.empty()) {
-    cni.plugin_dirs = absl::StrSplit(dirs, ':', absl::SkipEmpty());
-  }
+  network::CniConfig cni = CniConfigFrom(f, state_dir);
   absl::StatusOr<std::unique_ptr<network::CniNetwork>> net = network::CniNetwork::Create(cni);
   if (!net.ok()) {
     LogError("cni: ", net.status().message());
@@ -476,6 +474,7 @@ int Up(const Flags& f) {
   gopts.head_timeout_seconds = head_timeout > 0 ? head_timeout : 10;
   gopts.idle_timeout_seconds = idle_timeout > 0 ? idle_timeout : 60;
   gopts.max_connections = static_cast<size_t>(max_connections);
+  gopts.listen_fd = *listen_fd;
   gopts.version = FAASD_VERSION;
   gopts.git_sha = FAASD_GIT_SHA;
   metrics::Metrics metrics;
@@ -496,8 +495,8 @@ int Up(const Flags& f) {
   }
   // The worker invokes through the gateway's own port, so it starts once that is bound.
   if (async_queue != nullptr) async_queue->Start(gw.port());
-  LogInfo("faasd ", FAASD_VERSION, " (", FAASD_GIT_SHA, ") serving on ", host, ":", gw.port(),
-          ", functions in containerd namespace ", popts.ns, ", state in ", state_dir);
+  LogInfo("faasd ", FAASD_VERSION, " (", FAASD_GIT_SHA, ") serving on ",
+          *listen_fd >= 0 ? "the inherited socket's " : "", host, ":", gw.port(), ", functions in containerd namespace ", popts.ns, ", state in ", state_dir);
 
   InvocationLoadSource load(metrics);
   autoscaler::AutoscalerOptions aopts;
@@ -538,6 +537,7 @@ int Up(const Flags& f) {
   metrics.RemoveCollector(desired_collector);
   metrics.RemoveCollector(queue_collector);
   scaler.Stop();
+  gw.Drain(absl::Seconds(shutdown_grace));
   gw.Stop();
   if (async_queue != nullptr) async_queue->Stop();  // calls being invoked go back to the stream
   provider.Stop();
@@ -568,10 +568,18 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "build") return faasd::builder::Main(argc, argv);
-  if (cmd == "up") {
-    Flags f;
-    if (!ParseFlags(argc, argv, &f)) return 2;
-    return Up(f);
+  if (cmd == "up" || cmd == "config" || cmd == "install" || cmd == "export") {
+    absl::StatusOr<config::Settings> settings =
+        config::Load(absl::MakeConstSpan(argv + 2, argv + argc));
+    if (!settings.ok()) {
+      std::fprintf(stderr, "faasd: %s\n", std::string(settings.status().message()).c_str());
+      if (settings.status().message().find("unknown flag") == 0) std::fputs(kUsage, stderr);
+      return 2;
+    }
+    if (cmd == "config") return ShowConfig(*settings);
+    if (cmd == "install") return Install(*settings);
+    if (cmd == "export") return Export(*settings);
+    return Up(*settings);
   }
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     std::fputs(kUsage, stdout);

@@ -55,9 +55,12 @@ ClientSession::ClientSession(asio::ip::tcp::socket socket, EventLoop& loop, Fron
     : client_(std::move(socket)),
       idle_timer_(client_.get_executor()),
       loop_(loop),
-      shared_(shared) {}
+      shared_(shared) {
+  SetBusy(true);  // a new connection is presumed to carry a request
+}
 
 ClientSession::~ClientSession() {
+  SetBusy(false);
   if (counters_ != nullptr) CountFinished(499);  // the client went away mid-exchange
   shared_.open.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -89,11 +92,13 @@ void ClientSession::ReadHead() {
                               [self = shared_from_this()](error_code ec) {
                                 self->idle_timer_.cancel();
                                 if (ec) return self->CloseNow();
+                                self->SetBusy(true);
                                 self->ReadHeadRest();
                               });
 }
 
 void ClientSession::ReadHeadRest() {
+  SetBusy(true);
   client_.expires_after(ToChrono(shared_.options.head_timeout));
   http::async_read_header(client_, in_, *req_,
                           [self = shared_from_this()](error_code ec, size_t) { self->OnHead(ec); });
@@ -125,7 +130,7 @@ void ClientSession::OnHead(error_code ec) {
   req_whole_ = false;
   client_head_sent_ = chunked_out_ = watching_client_ = false;
   ++exchange_epoch_;
-  close_after_ = !req_->keep_alive();
+  close_after_ = !req_->keep_alive() || shared_.draining.load(std::memory_order_relaxed);
   client_.expires_never();
   Route_();
 }
@@ -826,7 +831,8 @@ void ClientSession::NextRequest(bool close) {
   std::vector<char>().swap(req_body_);
   std::vector<char>().swap(resp_body_);
   if (in_.size() == 0) in_.shrink_to_fit();
-  if (close) return LingeringClose();
+  SetBusy(false);
+  if (close || shared_.draining.load(std::memory_order_relaxed)) return LingeringClose();
   ReadHead();
 }
 
@@ -848,7 +854,17 @@ void ClientSession::LingeringClose() {
   client_.async_read_some(asio::buffer(req_body_), Drain{shared_from_this(), kLingerBytes});
 }
 
+void ClientSession::SetBusy(bool busy) {
+  if (busy == busy_) return;
+  busy_ = busy;
+  if (busy)
+    shared_.busy.fetch_add(1, std::memory_order_relaxed);
+  else
+    shared_.busy.fetch_sub(1, std::memory_order_relaxed);
+}
+
 void ClientSession::CloseNow() {
+  SetBusy(false);
   idle_timer_.cancel();
   error_code ignored;
   client_.socket().close(ignored);

@@ -53,6 +53,11 @@ struct FrontEndShared {
   boost::asio::thread_pool& blocking;  // provider calls that may block (health)
   boost::asio::thread_pool& queue_ops;  // JetStream publish and cancel (options.queue)
   std::atomic<size_t> open{0};         // client connections
+  // Connections with a request in progress (from accept or the next request's first byte to
+  // its response), and whether the front end is draining: then every response closes its
+  // connection and FrontEnd::Drain waits for `busy` to reach 0.
+  std::atomic<size_t> busy{0};
+  std::atomic<bool> draining{false};
 };
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
@@ -115,6 +120,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void NextRequest(bool close);
   void LingeringClose();
   void CloseNow();
+  void SetBusy(bool busy);
 
   std::string BuildUpstreamHead(bool whole_body) const;
   std::string BuildResponseHead(bool whole_body, size_t body_len);
@@ -156,6 +162,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool chunked_out_ = false;
   bool close_after_ = false;
   bool watching_client_ = false;
+  bool busy_ = false;  // counted in shared_.busy
   uint64_t exchange_epoch_ = 0;
   std::string connect_error_;  // the last refused connection, for the 502 if none recovers
   std::optional<queue::QueuedCall> async_call_;  // the async call being read

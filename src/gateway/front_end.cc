@@ -1,7 +1,9 @@
 #include "gateway/front_end.h"
 
 #include <malloc.h>
+#include <sys/socket.h>
 
+#include <future>
 #include <optional>
 #include <thread>
 
@@ -25,6 +27,39 @@ namespace {
 constexpr int kListenBacklog = 4096;
 // Async publishes and cancels wait for JetStream's answer (up to the publish timeout).
 constexpr size_t kQueueOpsThreads = 8;
+
+void BindListener(tcp::acceptor& acceptor, const std::string& host, int port, error_code& ec) {
+  const auto ip = asio::ip::make_address(host, ec);
+  if (ec) return;
+  const tcp::endpoint endpoint(ip, static_cast<uint16_t>(port));
+  // SO_REUSEADDR only: SO_REUSEPORT would let a second daemon share the port.
+  if (acceptor.open(endpoint.protocol(), ec);
+      !ec && (acceptor.set_option(tcp::acceptor::reuse_address(true), ec), !ec) &&
+      (acceptor.bind(endpoint, ec), !ec)) {
+    acceptor.listen(kListenBacklog, ec);
+  }
+}
+
+// Takes over a socket someone else bound and listens on (systemd's socket unit, a test): it
+// must be a listening TCP socket; its backlog is the holder's.
+error_code AdoptListener(tcp::acceptor& acceptor, int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  int type = 0, listening = 0;
+  socklen_t ilen = sizeof(int);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+      ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ilen) != 0 ||
+      ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) != 0) {
+    return error_code(errno, boost::system::system_category());
+  }
+  if ((addr.ss_family != AF_INET && addr.ss_family != AF_INET6) || type != SOCK_STREAM ||
+      !listening) {
+    return asio::error::make_error_code(asio::error::operation_not_supported);
+  }
+  error_code ec;
+  acceptor.assign(addr.ss_family == AF_INET ? tcp::v4() : tcp::v6(), fd, ec);
+  return ec;
+}
 }  // namespace
 
 struct FrontEnd::State {
@@ -119,28 +154,23 @@ absl::Status FrontEnd::Start() {
   if (n == 0) n = 1;
   for (size_t i = 0; i < n; ++i) s.loops.push_back(std::make_unique<EventLoop>());
 
-  const std::string address = absl::StrCat(o.host, ":", o.port);
-  error_code ec;
-  const auto ip = asio::ip::make_address(o.host, ec);
-  if (ec)
-    return absl::InvalidArgumentError(
-        absl::StrCat("gateway: listen ", address, ": ", ec.message()));
-  const tcp::endpoint endpoint(ip, static_cast<uint16_t>(o.port));
+  std::string address = absl::StrCat(o.host, ":", o.port);
   s.acceptor.emplace(s.loops[0]->ioc);
   s.backoff.emplace(s.loops[0]->ioc);
   s.trim.emplace(s.loops[0]->ioc);
-  // SO_REUSEADDR only: SO_REUSEPORT would let a second daemon share the port.
-  if (s.acceptor->open(endpoint.protocol(), ec);
-      !ec && (s.acceptor->set_option(tcp::acceptor::reuse_address(true), ec), !ec) &&
-      (s.acceptor->bind(endpoint, ec), !ec)) {
-    s.acceptor->listen(kListenBacklog, ec);
+  error_code ec;
+  if (o.listen_fd >= 0) {
+    address = absl::StrCat("inherited socket ", o.listen_fd);
+    ec = AdoptListener(*s.acceptor, o.listen_fd);
+  } else {
+    BindListener(*s.acceptor, o.host, o.port, ec);
   }
   if (ec) {
     s.acceptor.reset();
     s.backoff.reset();
     s.trim.reset();
     s.loops.clear();
-    return absl::UnavailableError(absl::StrCat("gateway: bind ", address, ": ", ec.message()));
+    return absl::UnavailableError(absl::StrCat("gateway: listen ", address, ": ", ec.message()));
   }
   port_ = s.acceptor->local_endpoint().port();
   s.Accept();
@@ -162,6 +192,33 @@ absl::Status FrontEnd::Start() {
   s.running = true;
   LogInfo("gateway: ", n, " event loops on ", o.host, ":", port_);
   return absl::OkStatus();
+}
+
+void FrontEnd::Drain(absl::Duration grace) {
+  State& s = *state_;
+  if (!s.running) return;
+  s.shared.draining.store(true);
+  auto closed = std::make_shared<std::promise<void>>();
+  asio::post(s.loops[0]->ioc, [&s, closed] {
+    error_code ignored;
+    s.acceptor->close(ignored);
+    s.backoff->cancel();
+    closed->set_value();
+  });
+  const absl::Time deadline = absl::Now() + grace;
+  closed->get_future().wait_for(std::chrono::seconds(1));
+  // Polled with a deadline: sessions on every loop count themselves in `busy`.
+  size_t busy = s.shared.busy.load();
+  while (busy > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+    busy = s.shared.busy.load();
+  }
+  if (busy > 0) {
+    LogWarning("gateway: ", busy, " requests still in progress after the shutdown grace of ",
+               absl::FormatDuration(grace), "; closing them");
+  } else {
+    LogInfo("gateway: drained: no request in progress");
+  }
 }
 
 void FrontEnd::Stop() {

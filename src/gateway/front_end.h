@@ -46,6 +46,9 @@ struct FrontEndOptions {
   Credentials credentials;
   int internal_port = 0;  // the cpp-httplib server on 127.0.0.1
   queue::AsyncQueue* queue = nullptr;  // borrowed; null: /async-function/ answers 501
+  // A listening TCP socket to serve instead of binding host:port (socket activation: systemd
+  // or a test holds it, so connections queue in it across a restart). The front end owns it.
+  int listen_fd = -1;
 };
 
 class FrontEnd {
@@ -59,6 +62,10 @@ class FrontEnd {
   // Binds (the error names the address and the cause) and starts the loops.
   absl::Status Start();
   int port() const { return port_; }
+  // Graceful stop, first half: closes the listener (connections not yet accepted stay queued
+  // in it for whoever holds it too), answers every further response with Connection: close,
+  // and returns once no request is in progress or `grace` has passed. Stop() follows.
+  void Drain(absl::Duration grace);
   // Closes the listener and every connection, joins the loops. Idempotent.
   void Stop();
 

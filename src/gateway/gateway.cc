@@ -226,6 +226,7 @@ absl::Status GatewayServer::Start() {
   fo.credentials = options_.credentials;
   fo.queue = options_.async_queue;
   fo.internal_port = internal_port;
+  fo.listen_fd = options_.listen_fd;
   front_ = std::make_unique<FrontEnd>(std::move(fo), provider_, metrics_);
   if (absl::Status s = front_->Start(); !s.ok()) {
     front_.reset();
@@ -237,6 +238,10 @@ absl::Status GatewayServer::Start() {
   LogInfo("gateway: listening on ", options_.listen_host, ":", port_,
           " (internal /system server on 127.0.0.1:", internal_port, ")");
   return absl::OkStatus();
+}
+
+void GatewayServer::Drain(absl::Duration grace) {
+  if (front_ != nullptr) front_->Drain(grace);
 }
 
 void GatewayServer::Stop() {
@@ -252,6 +257,7 @@ Gateway::Gateway(GatewayOptions options, provider::FunctionProvider& provider,
 Gateway::~Gateway() = default;
 absl::Status Gateway::Start() { return server_->Start(); }
 int Gateway::port() const { return server_->port(); }
+void Gateway::Drain(absl::Duration grace) { server_->Drain(grace); }
 void Gateway::Stop() { server_->Stop(); }
 
 }  // namespace faasd::gateway

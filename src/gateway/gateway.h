@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "metrics/history.h"
 #include "metrics/metrics.h"
 #include "provider/provider.h"
@@ -53,6 +54,7 @@ struct GatewayOptions {
   size_t max_connections = 10000;       // open client connections; past it 503 and close
   int head_timeout_seconds = 10;        // from a request's first byte to the end of its head
   int idle_timeout_seconds = 60;        // keep-alive connections without a request
+  int listen_fd = -1;  // an inherited listening socket (socket activation) instead of binding
   std::string provider_name = "faasd-cpp", version, git_sha;
   // Borrowed, must outlive the Gateway; null: /async-function/ answers 501.
   queue::AsyncQueue* async_queue = nullptr;
@@ -74,6 +76,8 @@ class Gateway {
   absl::Status Start();
   // The bound port (useful with port 0); 0 before Start().
   int port() const;
+  // Stops accepting and waits, up to `grace`, for the requests in progress (FrontEnd::Drain).
+  void Drain(absl::Duration grace);
   // Stops accepting, finishes the listening thread and joins it. Idempotent.
   void Stop();
 

@@ -32,6 +32,7 @@ class GatewayServer {
 
   absl::Status Start();
   int port() const { return port_; }
+  void Drain(absl::Duration grace);
   void Stop();
 
  private:

@@ -185,7 +185,10 @@ CniNetwork::CniNetwork(CniConfig config, std::string gateway_ip, std::string con
       conflist_json_(std::move(conflist_json)),
       plugin_paths_(std::move(plugin_paths)) {}
 
-absl::StatusOr<std::unique_ptr<CniNetwork>> CniNetwork::Create(CniConfig config) {
+namespace {
+
+// The checks of Create() that need no plugin, and the conflist they allow.
+absl::StatusOr<json> CheckedConflist(const CniConfig& config) {
   absl::StatusOr<Ipv4Subnet> subnet = Ipv4Subnet::Parse(config.subnet);
   if (!subnet.ok())
     return absl::InvalidArgumentError(absl::StrCat("CNI network: ", subnet.status().message()));
@@ -209,7 +212,22 @@ absl::StatusOr<std::unique_ptr<CniNetwork>> CniNetwork::Create(CniConfig config)
                                                    config.conflist_name, "\" is not a file name"));
   }
 
-  json conflist = BuildConflist(config, *subnet);
+  return BuildConflist(config, *subnet);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> RenderConflist(const CniConfig& config) {
+  absl::StatusOr<json> conflist = CheckedConflist(config);
+  if (!conflist.ok()) return conflist.status();
+  return conflist->dump(2) + "\n";
+}
+
+absl::StatusOr<std::unique_ptr<CniNetwork>> CniNetwork::Create(CniConfig config) {
+  absl::StatusOr<json> checked = CheckedConflist(config);
+  if (!checked.ok()) return checked.status();
+  json& conflist = *checked;
+  absl::StatusOr<Ipv4Subnet> subnet = Ipv4Subnet::Parse(config.subnet);
   std::vector<std::string> plugin_paths;
   for (const json& plugin : conflist["plugins"]) {
     absl::StatusOr<std::string> path =

@@ -48,6 +48,10 @@ struct CniConfig {
   int plugin_timeout_seconds = 30;
 };
 
+// The conflist Create() writes for `config` (same checks, no plugin lookup): what
+// `faasd install` puts in conf_dir before the daemon first runs.
+absl::StatusOr<std::string> RenderConflist(const CniConfig& config);
+
 class CniNetwork {
  public:
   // Validates the subnet, finds every plugin (NotFound naming the plugin and dirs searched),

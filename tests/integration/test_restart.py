@@ -3,6 +3,8 @@ it is down, it serves them again at once after a restart, and it restarts tasks 
 it was away."""
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import harness
@@ -97,6 +99,40 @@ def test_functions_and_credentials_persist_across_restart(api, functions, fn_ima
 def test_sigterm_stops_daemon_promptly(api):
     api.stop(term_timeout=15)
     assert api.proc.returncode == 0, f"faasd exit status {api.proc.returncode} on SIGTERM"
+    api.start()
+
+
+def started_invocations(api, name):
+    for line in api.request("GET", "/metrics", auth=False).text.splitlines():
+        if line.startswith("gateway_function_invocation_started") and f'"{name}.' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_sigterm_lets_a_request_in_progress_finish_then_exits(api, functions):
+    """The drain: the listener closes at once, a request already being served is answered
+    (within --shutdown-grace), then the daemon exits."""
+    name = functions.deploy("drain")
+    before = started_invocations(api, name)
+    result = {}
+
+    def slow():
+        result["r"] = api.invoke(name, "/_/sleep?ms=3000", method="GET", timeout=30)
+    t = threading.Thread(target=slow)
+    t.start()
+    try:
+        harness.wait_until(lambda: started_invocations(api, name) > before, 10,
+                           "the slow request to reach the function")
+        t0 = time.monotonic()
+        api.proc.send_signal(15)
+        harness.wait_until(lambda: api.proc.poll() is not None, 20, "faasd to exit on SIGTERM")
+        took = time.monotonic() - t0
+    finally:
+        t.join(timeout=30)
+    assert result["r"].status == 200, result["r"]
+    assert api.proc.returncode == 0
+    assert 0.5 < took < 10, f"faasd exited {took:.2f} s after SIGTERM"
+    assert "drained: no request in progress" in api.log_path.read_text()
     api.start()
 
 

@@ -514,7 +514,9 @@ class CniEnv:
                 f"--cni-ipam-dir={self.ipam_dir}"]
 
     def _mentions_us(self, rule):
-        if self.bridge in rule or f'"{self.network}"' in rule:
+        # iptables-save escapes the quotes of a comment: \"fdt-...\" (portmap's rules).
+        if self.bridge in rule or f'"{self.network}"' in rule or \
+                f'\\"{self.network}\\"' in rule:
             return True
         for m in re.finditer(r"(?<![0-9.])(\d+\.\d+\.\d+\.\d+)(?:/\d+)?(?![0-9.])", rule):
             try:
@@ -533,7 +535,8 @@ class CniEnv:
             ours = set()
             for r in table_rules:
                 chain = r.split()[1]
-                ours_by_name = re.fullmatch(r"CNI-(DN-)?[0-9a-f]{24}|FAASD-[0-9a-f]{8}", chain)
+                ours_by_name = re.fullmatch(r"CNI-[0-9a-f]{24}|CNI-DN-[0-9a-f]{21}|FAASD-[0-9a-f]{8}",
+                                            chain)
                 if ours_by_name and self._mentions_us(r):
                     ours.add(chain)
             for r in table_rules:

@@ -9,14 +9,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "services/services.h"
 #include "yaml-cpp/yaml.h"
 
 namespace faasd::services {
 namespace {
 
-const char* const kKeys[] = {"image",   "command",  "entrypoint", "environment", "volumes",
-                             "ports",   "user",     "cap_add",    "depends_on",  "restart"};
+const char* const kKeys[] = {"image",      "command", "entrypoint", "environment",
+                             "volumes",    "ports",   "user",       "cap_add",
+                             "depends_on", "restart", "stop_grace_period"};
 
 absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
@@ -148,7 +150,7 @@ absl::StatusOr<ServiceSpec> ParseService(const std::string& name, const YAML::No
       return where.Error(kv.first, key,
                          absl::StrCat("unknown key (known: ", absl::StrJoin(kKeys, ", "), ")"));
     }
-    if (key == "image" || key == "user" || key == "restart") {
+    if (key == "image" || key == "user" || key == "restart" || key == "stop_grace_period") {
       if (!value.IsScalar() || value.Scalar().empty()) {
         return where.Error(value, key, "want a non-empty string");
       }
@@ -161,6 +163,12 @@ absl::StatusOr<ServiceSpec> ParseService(const std::string& name, const YAML::No
       absl::StatusOr<RestartPolicy> p = ParseRestart(value.Scalar());
       if (!p.ok()) return where.Error(value, key, p.status().message());
       spec.restart = *p;
+    } else if (key == "stop_grace_period") {
+      if (!absl::ParseDuration(value.Scalar(), &spec.stop_grace) ||
+          spec.stop_grace < absl::ZeroDuration() || spec.stop_grace > absl::Minutes(10)) {
+        return where.Error(value, key, absl::StrCat("\"", value.Scalar(),
+                                                    "\" is not a duration of at most 10m"));
+      }
     } else if (key == "command" || key == "entrypoint") {
       absl::StatusOr<std::vector<std::string>> words = StringList(value, where, key, true);
       if (!words.ok()) return words.status();
@@ -373,7 +381,8 @@ std::string DefaultServicesFile(const DefaultsOptions& o) {
       "# functions' bridge: every function and service resolves each of them by name (and\n"
       "# `gateway`, the daemon). A compose subset: image, command, entrypoint, environment,\n"
       "# volumes (relative host paths are under the state dir), ports (127.0.0.1 unless an\n"
-      "# address is given), user, cap_add, depends_on, restart (always|on-failure|no).\n"
+      "# address is given), user, cap_add, depends_on, restart (always|on-failure|no),\n"
+      "# stop_grace_period (10s).\n"
       "# Changed entries are replaced at the next `faasd up`; the daemon wrote this file\n"
       "# because there was none, and leaves it alone from now on.\n"
       "services:\n"

@@ -1,7 +1,7 @@
 // Long-lived service containers beside the functions (NATS, Prometheus, an operator's own), run
 // by the daemon from one file, <state-dir>/services.yaml, in the compose subset faasd users
 // write: image, command, entrypoint, environment, volumes, ports, user, cap_add, depends_on,
-// restart.
+// restart, stop_grace_period.
 //
 // Contract:
 // - Parsing is pure: ParseServicesFile names the line and the key of the first problem.
@@ -58,6 +58,8 @@ struct ServiceSpec {
   std::vector<std::string> cap_add;  // "CAP_NET_ADMIN"
   std::vector<std::string> depends_on;
   RestartPolicy restart = RestartPolicy::kAlways;
+  // SIGTERM to SIGKILL when it is replaced or removed ("10s", "1m30s", "500ms").
+  absl::Duration stop_grace = absl::Seconds(10);
 };
 
 // services.yaml's text. Relative host paths of volumes resolve under `state_dir`. Errors are
@@ -106,7 +108,6 @@ struct SupervisorOptions {
   std::string logger;  // faasd-logger; "" discards service output
   logs::RotationOptions log_rotation;
   logs::JournalMode log_journal = logs::JournalMode::kAuto;
-  absl::Duration stop_grace = absl::Seconds(10);  // SIGTERM to SIGKILL when replacing
   absl::Duration check_interval = absl::Seconds(5);  // besides task-exit events
   // How long a service waits for what it depends on to run before it starts anyway.
   absl::Duration depends_wait = absl::Seconds(20);
@@ -138,6 +139,7 @@ inline constexpr char kSpecHashLabel[] = "faasd.service.spec";      // entry + i
 inline constexpr char kRestartsLabel[] = "faasd.service.restarts";  // restarts so far
 inline constexpr char kIpLabel[] = "faasd.service.ip";
 inline constexpr char kPortsLabel[] = "faasd.service.ports";  // "127.0.0.1:4222->4222/tcp,..."
+inline constexpr char kStopGraceLabel[] = "faasd.service.stop-grace";  // "10s"
 // Set by `faasd service restart`: the next exit restarts the task whatever its policy.
 inline constexpr char kRestartRequestLabel[] = "faasd.service.restart-requested";
 

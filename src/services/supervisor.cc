@@ -65,7 +65,8 @@ std::string SpecHash(const ServiceSpec& s, const std::string& image_digest) {
   json doc = {{"image", s.image},       {"digest", image_digest},  {"entrypoint", s.entrypoint},
               {"command", s.command},   {"env", s.environment},    {"volumes", volumes},
               {"ports", ports},         {"user", s.user},          {"cap_add", s.cap_add},
-              {"restart", static_cast<int>(s.restart)}};
+              {"restart", static_cast<int>(s.restart)},
+              {"stop_grace", absl::FormatDuration(s.stop_grace)}};
   // FNV-1a: stable across builds and runs, unlike std::hash.
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : doc.dump()) h = (h ^ c) * 1099511628211ull;
@@ -195,7 +196,7 @@ class ServiceSupervisor::Impl {
     for (const Container& c : *existing) {
       if (!wanted.count(c.id())) {
         LogInfo("service ", c.id(), ": no longer in ", kFileName, ", removing it");
-        Remove(c);
+        Remove(c, /*forget=*/true);
       }
     }
     absl::MutexLock l(&mu_);
@@ -265,19 +266,21 @@ class ServiceSupervisor::Impl {
     if (existing.ok()) {
       auto it = existing->labels().find(kSpecHashLabel);
       if (it != existing->labels().end() && it->second == hash) {
+        // The count goes on from what the container records (a daemon restart in between).
+        if (auto restarts = existing->labels().find(kRestartsLabel);
+            restarts != existing->labels().end()) {
+          absl::MutexLock l(&mu_);
+          (void)absl::SimpleAtoi(restarts->second, &states_[spec.name].restarts);
+        }
         absl::StatusOr<containerd::api::v1::types::Process> task =
             client_.tasks.Get(Scope(), spec.name);
         if (task.ok() && task->status() == containerd::api::v1::types::Status::RUNNING &&
             network_.LookupIp(spec.name) && network::IsNetns(NetnsPath(spec.name))) {
-          auto restarts = existing->labels().find(kRestartsLabel);
           {
             absl::MutexLock l(&mu_);
             State& st = states_[spec.name];
             st.running = true;
             st.started_at = absl::Now();
-            if (restarts != existing->labels().end()) {
-              (void)absl::SimpleAtoi(restarts->second, &st.restarts);
-            }
           }
           LogInfo("service ", spec.name, ": adopted the running task (pid ", task->pid(), ")");
           PublishHosts();
@@ -286,7 +289,7 @@ class ServiceSupervisor::Impl {
         return StartTask(spec.name);
       }
       LogInfo("service ", spec.name, ": its entry or image changed, replacing it");
-      Remove(*existing);
+      Remove(*existing, /*forget=*/false);
     } else if (existing.status().code() != absl::StatusCode::kNotFound) {
       return existing.status();
     }
@@ -382,6 +385,7 @@ class ServiceSupervisor::Impl {
     labels[kSpecHashLabel] = hash;
     labels[kRestartsLabel] = "0";
     labels[kPortsLabel] = PortsText(spec.ports);
+    labels[kStopGraceLabel] = absl::FormatDuration(spec.stop_grace);
     if (absl::Status s = client_.containers.Create(scope, c); !s.ok()) return done(s);
     {
       absl::MutexLock l(&mu_);
@@ -454,10 +458,22 @@ class ServiceSupervisor::Impl {
   }
 
   // Stops (SIGTERM, grace, SIGKILL) and removes a service: task, ports, network, container.
-  void Remove(const Container& c) {
+  // Its entry stays when it is being replaced (`forget` false).
+  void Remove(const Container& c, bool forget) {
     const std::string& id = c.id();
+    {
+      absl::MutexLock l(&mu_);  // the exit this causes is not one to restart after
+      if (auto it = states_.find(id); it != states_.end()) {
+        it->second.running = false;
+        it->second.restart_at = absl::InfiniteFuture();
+      }
+    }
+    absl::Duration grace = absl::Seconds(10);
+    if (auto it = c.labels().find(kStopGraceLabel); it != c.labels().end()) {
+      (void)absl::ParseDuration(it->second, &grace);
+    }
     if (client_.tasks.Kill(Scope(), id, SIGTERM, true).ok()) {
-      containerd::CallScope wait = Scope(o_.stop_grace);
+      containerd::CallScope wait = Scope(std::max(grace, absl::Milliseconds(1)));
       if (!client_.tasks.Wait(wait, id).ok()) {
         (void)client_.tasks.Kill(Scope(), id, SIGKILL, true);
         (void)client_.tasks.Wait(Scope(absl::Seconds(10)), id);
@@ -480,7 +496,7 @@ class ServiceSupervisor::Impl {
     (void)network::DeleteNetns(NetnsPath(id));
     (void)client_.containers.Delete(Scope(), id);
     (void)client_.snapshots.Remove(Scope(), id);
-    {
+    if (forget) {
       absl::MutexLock l(&mu_);
       states_.erase(id);
     }

@@ -27,6 +27,7 @@ WEB_ENTRY = """  web:
     command: ["httpd", "-f", "-p", "8000", "-h", "/www"]
     depends_on: [nats]
     restart: on-failure
+    stop_grace_period: 1s
 """ % WEB_REF
 
 
@@ -239,3 +240,31 @@ def test_image_import_command(svc, sidecar_images):
     assert r.returncode == 0, r.stderr
     assert WEB_REF in r.stdout, r.stdout
     assert WEB_REF in svc.ctd.lines("images", "ls", "-q", namespace="svc-import")
+
+
+def test_changed_entry_is_replaced_and_a_dropped_one_removed(svc):
+    path = svc.state_dir / "services.yaml"
+    good = path.read_text()
+    base = good if "\n  web:\n" in good else good + WEB_ENTRY
+    port = free_port_not(svc.nats_port, svc.prom_port)
+    write_services(svc, base + f'    ports: ["127.0.0.1:{port}:8000"]\n')
+    old_pid = service_pid(svc, "web")
+    try:
+        svc.restart()
+        # Replaced: a new container (new task) with the published port of the new entry.
+        harness.wait_until(lambda: service_pid(svc, "web") not in (None, old_pid), 60,
+                           "the replaced web task")
+        r = harness.wait_until(
+            lambda: (x := harness.http_request("127.0.0.1", port, "GET", "/index.html",
+                                               timeout=2)).status == 200 and x,
+            30, f"web on its published port {port}")
+        assert r.text == "hello from web\n"
+        assert service_row(svc, "web")["RESTARTS"] == "0"
+        # Dropped from the file: stopped and removed, its port closed.
+        write_services(svc, good.replace(WEB_ENTRY, ""))
+        svc.restart()
+        harness.wait_until(lambda: service_row(svc, "web") is None, 60, "web removed")
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        write_services(svc, good)

@@ -56,6 +56,7 @@ services:
     cap_add: [NET_ADMIN, CAP_SYS_TIME]
     depends_on: [nats]
     restart: "no"
+    stop_grace_period: 1m30s
   list-env:
     image: x
     environment: ["A=1", "B=x=y"]
@@ -90,6 +91,8 @@ services:
   CHECK(web.cap_add == std::vector<std::string>{"CAP_NET_ADMIN", "CAP_SYS_TIME"});
   CHECK(web.depends_on == std::vector<std::string>{"nats"});
   CHECK(web.restart == RestartPolicy::kNo);
+  CHECK(web.stop_grace == absl::Seconds(90));
+  CHECK(nats.stop_grace == absl::Seconds(10));
 
   const ServiceSpec& list_env = (*specs)[2];
   CHECK(list_env.environment ==
@@ -131,6 +134,8 @@ TEST_CASE("bad input is an error naming the line and the key", "[yaml]") {
       {"service:\n  a: {}\n", "line 1: service: unknown key (want `services`)"},
       {"services:\n  a:\n    image: x\n  b: [\n", "services.yaml line"},
       {"- a\n- b\n", "want a map with the key `services`"},
+      {"services:\n  a:\n    image: x\n    stop_grace_period: soon\n",
+       "line 4: service a: stop_grace_period: \"soon\" is not a duration"},
   };
   for (const Case& c : cases) {
     INFO(c.yaml);

@@ -315,7 +315,8 @@ int Up(const Flags& f) {
   sopts.defaults.nats_address = f.Get("nats-address", sopts.defaults.nats_address);
   sopts.defaults.prometheus_address =
       f.Get("prometheus-address", sopts.defaults.prometheus_address);
-  for (const std::string* address : {&sopts.defaults.nats_address, &sopts.defaults.prometheus_address}) {
+  for (const std::string* address :
+       {&sopts.defaults.nats_address, &sopts.defaults.prometheus_address}) {
     if (!services::ParsePort(*address + ":1").ok()) {
       std::fprintf(stderr, "faasd: %s is not HOST:PORT\n", address->c_str());
       return 2;
@@ -442,8 +443,9 @@ int Up(const Flags& f) {
 // `faasd image import FILE...`: OCI archives into containerd, for services and functions.
 int ImageCommand(int argc, char** argv) {
   if (argc < 4 || std::string(argv[2]) != "import") {
-    std::fprintf(stderr, "usage: faasd image import FILE... [--namespace=NAME] "
-                         "[--containerd-address=PATH]\n");
+    std::fprintf(stderr,
+                 "usage: faasd image import FILE... [--namespace=NAME] "
+                 "[--containerd-address=PATH]\n");
     return 2;
   }
   std::vector<std::string> files;

@@ -231,7 +231,8 @@ absl::Status ExtractLayout(const std::string& archive, const std::string& dir) {
     for (size_t i = dir.size() + 1; i < target.size(); ++i) {
       if (target[i] == '/') ::mkdir(target.substr(0, i).c_str(), 0755);
     }
-    const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    const int fd =
+        ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
       status = absl::InternalError(absl::StrCat("create ", target, ": ", std::strerror(errno)));
       break;
@@ -246,7 +247,8 @@ absl::Status ExtractLayout(const std::string& archive, const std::string& dir) {
         break;
       }
     }
-    if (status.ok() && rr != ARCHIVE_EOF) status = absl::InvalidArgumentError(archive_error_string(a));
+    if (status.ok() && rr != ARCHIVE_EOF)
+      status = absl::InvalidArgumentError(archive_error_string(a));
     ::close(fd);
   }
   archive_read_free(a);
@@ -269,8 +271,8 @@ absl::StatusOr<std::vector<ImportedImage>> ImportOciArchive(containerd::Client& 
   ::mkdir(scratch_dir.c_str(), 0700);
   std::string dir = absl::StrCat(scratch_dir, "/import-XXXXXX");
   if (::mkdtemp(dir.data()) == nullptr) {
-    return absl::InternalError(
-        absl::StrCat("import ", archive_path, ": mkdtemp in ", scratch_dir, ": ", std::strerror(errno)));
+    return absl::InternalError(absl::StrCat("import ", archive_path, ": mkdtemp in ", scratch_dir,
+                                            ": ", std::strerror(errno)));
   }
   absl::Status s = ExtractLayout(archive_path, dir);
   absl::StatusOr<std::vector<ImportedImage>> imported =

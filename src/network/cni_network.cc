@@ -476,12 +476,12 @@ absl::Status CniNetwork::MapPorts(const std::string& container_id, const std::st
       RunProcess(*plugin, {}, PluginEnv(call, PathEnv()),
                  PortmapStdin(conflist, ports, &*cached->result).dump(),
                  absl::Seconds(config_.plugin_timeout_seconds));
-  if (!out.ok()) return absl::Status(out.status().code(), absl::StrCat(what, ": ", out.status().message()));
+  if (!out.ok())
+    return absl::Status(out.status().code(), absl::StrCat(what, ": ", out.status().message()));
   return PluginExitStatus(what, *out);
 }
 
-absl::Status CniNetwork::UnmapPorts(const std::string& container_id,
-                                    const std::string& netns_path,
+absl::Status CniNetwork::UnmapPorts(const std::string& container_id, const std::string& netns_path,
                                     const std::vector<PortMapping>& ports) {
   if (ports.empty()) return absl::OkStatus();
   if (absl::Status status = ValidateContainerId(container_id); !status.ok()) return status;
@@ -493,10 +493,11 @@ absl::Status CniNetwork::UnmapPorts(const std::string& container_id,
   const json* prev = cached.ok() && cached->result ? &*cached->result : nullptr;
   json conflist = json::parse(conflist_json_, nullptr, /*allow_exceptions=*/false);
   PluginCall call{"DEL", container_id, netns_path, config_.ifname, config_.plugin_dirs, ""};
-  absl::StatusOr<ProcessOutput> out =
-      RunProcess(*plugin, {}, PluginEnv(call, PathEnv()), PortmapStdin(conflist, ports, prev).dump(),
-                 absl::Seconds(config_.plugin_timeout_seconds));
-  if (!out.ok()) return absl::Status(out.status().code(), absl::StrCat(what, ": ", out.status().message()));
+  absl::StatusOr<ProcessOutput> out = RunProcess(*plugin, {}, PluginEnv(call, PathEnv()),
+                                                 PortmapStdin(conflist, ports, prev).dump(),
+                                                 absl::Seconds(config_.plugin_timeout_seconds));
+  if (!out.ok())
+    return absl::Status(out.status().code(), absl::StrCat(what, ": ", out.status().message()));
   return PluginExitStatus(what, *out);
 }
 

@@ -32,7 +32,7 @@ class FileLogStream final : public LogStream {
 
 std::string ContainerdProvider::TaskLogUri(const std::string& ns, const std::string& name) const {
   return logs::TaskLogUri(options_.logger, options_.state_dir, ns, name, options_.log_rotation,
-                         options_.log_journal);
+                          options_.log_journal);
 }
 
 absl::StatusOr<std::unique_ptr<LogStream>> ContainerdProvider::Logs(const LogRequest& request) {

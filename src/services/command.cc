@@ -20,7 +20,8 @@
 namespace faasd::services {
 namespace {
 
-constexpr char kUsage[] = R"(usage: faasd service list | logs NAME [--tail=N] [--follow] | restart NAME
+constexpr char kUsage[] =
+    R"(usage: faasd service list | logs NAME [--tail=N] [--follow] | restart NAME
   --state-dir=DIR              the daemon's state dir (/var/lib/faasd)
   --containerd-address=PATH    containerd socket (/run/containerd/containerd.sock)
 )";
@@ -92,8 +93,8 @@ int List(containerd::Client& client, const std::string& state_dir) {
     }
     const std::string restarts = Label(c, kRestartsLabel);
     std::printf("%-16s %-9s %-8s %-8s %-15s %-32s %s\n", c.id().c_str(), status.c_str(),
-                pid.c_str(), restarts.empty() ? "0" : restarts.c_str(),
-                Label(c, kIpLabel).c_str(), Label(c, kPortsLabel).c_str(), c.image().c_str());
+                pid.c_str(), restarts.empty() ? "0" : restarts.c_str(), Label(c, kIpLabel).c_str(),
+                Label(c, kPortsLabel).c_str(), c.image().c_str());
   }
   return 0;
 }
@@ -110,13 +111,16 @@ int Logs(const std::string& state_dir, const std::string& name, const Args& args
     absl::Status s = (*reader)->Read(1000, &records);
     if (!s.ok()) return Fail("logs", s);
     for (const logs::Record& r : records) {
-      std::printf("%s %s\n", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", r.time, absl::UTCTimeZone()).c_str(),
+      std::printf("%s %s\n",
+                  absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", r.time, absl::UTCTimeZone()).c_str(),
                   r.text.c_str());
     }
     std::fflush(stdout);
     if (!records.empty()) continue;
     if ((*reader)->done()) return 0;
-    struct pollfd p {(*reader)->wake_fd(), POLLIN, 0};
+    struct pollfd p {
+      (*reader)->wake_fd(), POLLIN, 0
+    };
     if (p.fd < 0) {
       absl::SleepFor(absl::Milliseconds(250));
     } else {

@@ -16,9 +16,9 @@
 namespace faasd::services {
 namespace {
 
-const char* const kKeys[] = {"image",      "command", "entrypoint", "environment",
-                             "volumes",    "ports",   "user",       "cap_add",
-                             "depends_on", "restart", "stop_grace_period"};
+const char* const kKeys[] = {
+    "image", "command", "entrypoint", "environment", "volumes",          "ports",
+    "user",  "cap_add", "depends_on", "restart",     "stop_grace_period"};
 
 absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
@@ -29,7 +29,8 @@ class Where {
       : file_(file), service_(std::move(service)) {}
   absl::Status Error(const YAML::Node& node, absl::string_view key, absl::string_view what) const {
     std::string at = absl::StrCat(file_);
-    if (node.IsDefined() && node.Mark().line >= 0) absl::StrAppend(&at, " line ", node.Mark().line + 1);
+    if (node.IsDefined() && node.Mark().line >= 0)
+      absl::StrAppend(&at, " line ", node.Mark().line + 1);
     if (!service_.empty()) absl::StrAppend(&at, ": service ", service_);
     if (!key.empty()) absl::StrAppend(&at, ": ", key);
     return absl::InvalidArgumentError(absl::StrCat(at, ": ", what));
@@ -133,8 +134,7 @@ absl::StatusOr<RestartPolicy> ParseRestart(absl::string_view s) {
   if (s == "always" || s == "unless-stopped") return RestartPolicy::kAlways;
   if (s == "on-failure") return RestartPolicy::kOnFailure;
   if (s == "no" || s == "false") return RestartPolicy::kNo;
-  return absl::InvalidArgumentError(
-      absl::StrCat("\"", s, "\" is not always, on-failure or no"));
+  return absl::InvalidArgumentError(absl::StrCat("\"", s, "\" is not always, on-failure or no"));
 }
 
 absl::StatusOr<ServiceSpec> ParseService(const std::string& name, const YAML::Node& node,
@@ -166,8 +166,8 @@ absl::StatusOr<ServiceSpec> ParseService(const std::string& name, const YAML::No
     } else if (key == "stop_grace_period") {
       if (!absl::ParseDuration(value.Scalar(), &spec.stop_grace) ||
           spec.stop_grace < absl::ZeroDuration() || spec.stop_grace > absl::Minutes(10)) {
-        return where.Error(value, key, absl::StrCat("\"", value.Scalar(),
-                                                    "\" is not a duration of at most 10m"));
+        return where.Error(
+            value, key, absl::StrCat("\"", value.Scalar(), "\" is not a duration of at most 10m"));
       }
     } else if (key == "command" || key == "entrypoint") {
       absl::StatusOr<std::vector<std::string>> words = StringList(value, where, key, true);
@@ -208,8 +208,8 @@ absl::StatusOr<ServiceSpec> ParseService(const std::string& name, const YAML::No
         } else {
           std::string cap = absl::AsciiStrToUpper(item);
           if (!absl::StartsWith(cap, "CAP_")) cap = "CAP_" + cap;
-          if (cap.size() <= 4 || cap.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_") !=
-                                     std::string::npos) {
+          if (cap.size() <= 4 ||
+              cap.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_") != std::string::npos) {
             return where.Error(value, key, absl::StrCat("\"", item, "\" is not a capability"));
           }
           spec.cap_add.push_back(cap);
@@ -387,15 +387,18 @@ std::string DefaultServicesFile(const DefaultsOptions& o) {
       "# because there was none, and leaves it alone from now on.\n"
       "services:\n"
       "  nats:\n"
-      "    image: ", o.nats_image, "\n",
+      "    image: ",
+      o.nats_image, "\n",
       "    command: [\"-js\", \"-sd\", \"/data\", \"-p\", \"4222\", \"-m\", \"8222\"]\n"
       "    volumes:\n"
       "      - ./nats:/data\n"
       "    ports:\n"
-      "      - \"", o.nats_address, ":4222\"\n",
+      "      - \"",
+      o.nats_address, ":4222\"\n",
       "    restart: always\n"
       "  prometheus:\n"
-      "    image: ", o.prometheus_image, "\n",
+      "    image: ",
+      o.prometheus_image, "\n",
       "    command: [\"--config.file=/etc/prometheus/prometheus.yml\",\n"
       "              \"--storage.tsdb.path=/prometheus\"]\n"
       "    user: \"65534:65534\"\n"
@@ -403,8 +406,8 @@ std::string DefaultServicesFile(const DefaultsOptions& o) {
       "      - ./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro\n"
       "      - ./prometheus/data:/prometheus\n"
       "    ports:\n"
-      "      - \"", o.prometheus_address, ":9090\"\n",
-      "    restart: always\n");
+      "      - \"",
+      o.prometheus_address, ":9090\"\n", "    restart: always\n");
 }
 
 std::string PrometheusConfig(int gateway_port) {
@@ -419,7 +422,8 @@ std::string PrometheusConfig(int gateway_port) {
       "      - targets: [\"localhost:9090\"]\n"
       "  - job_name: gateway\n"
       "    static_configs:\n"
-      "      - targets: [\"gateway:", gateway_port, "\"]\n");
+      "      - targets: [\"gateway:",
+      gateway_port, "\"]\n");
 }
 
 }  // namespace faasd::services

@@ -44,8 +44,8 @@ struct ServiceSpec {
   std::string name;
   int line = 0;  // its first key's line in the file (1-based)
   std::string image;
-  std::vector<std::string> entrypoint;  // empty: the image's
-  std::vector<std::string> command;     // empty: the image's Cmd
+  std::vector<std::string> entrypoint;                           // empty: the image's
+  std::vector<std::string> command;                              // empty: the image's Cmd
   std::vector<std::pair<std::string, std::string>> environment;  // in file order
   struct Volume {
     std::string host;  // absolute (relative ones resolved under the state dir)
@@ -66,9 +66,8 @@ struct ServiceSpec {
 // InvalidArgument "<file> line N: service X: key: what is wrong": bad YAML, unknown keys (a typo
 // such as `enviroment`), names that are not DNS labels (or are `gateway`), a missing image, bad
 // ports, volumes or restart values, a dependency that is not a service.
-absl::StatusOr<std::vector<ServiceSpec>> ParseServicesFile(std::string_view yaml,
-                                                           const std::string& state_dir,
-                                                           const std::string& file_name = kFileName);
+absl::StatusOr<std::vector<ServiceSpec>> ParseServicesFile(
+    std::string_view yaml, const std::string& state_dir, const std::string& file_name = kFileName);
 
 // "4222:4222", "127.0.0.1:9090:9090", "8080", "53:53/udp", "[::1]:80:80": without an address the
 // port is bound to 127.0.0.1 (an appliance publishes nothing to the network by accident).
@@ -102,7 +101,7 @@ struct SupervisorOptions {
   std::string state_dir = "/var/lib/faasd";
   std::string images_dir;  // OCI archives (*.tar) imported at start; "" = <state_dir>/images
   DefaultsOptions defaults;
-  int gateway_port = 8080;  // where Prometheus scrapes the gateway
+  int gateway_port = 8080;               // where Prometheus scrapes the gateway
   std::vector<std::string> nameservers;  // their resolv.conf, as functions' (--nameserver)
   std::string runtime = "io.containerd.runc.v2";
   std::string logger;  // faasd-logger; "" discards service output

@@ -52,7 +52,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 std::string PortsText(const std::vector<network::PortMapping>& ports) {
   std::vector<std::string> out;
   for (const auto& p : ports) {
-    out.push_back(absl::StrCat(p.host_ip, ":", p.host_port, "->", p.container_port, "/", p.protocol));
+    out.push_back(
+        absl::StrCat(p.host_ip, ":", p.host_port, "->", p.container_port, "/", p.protocol));
   }
   return absl::StrJoin(out, ",");
 }
@@ -61,10 +62,17 @@ std::string PortsText(const std::vector<network::PortMapping>& ports) {
 std::string SpecHash(const ServiceSpec& s, const std::string& image_digest) {
   json volumes = json::array(), ports = json::array();
   for (const auto& v : s.volumes) volumes.push_back({v.host, v.container, v.read_only});
-  for (const auto& p : s.ports) ports.push_back({p.host_ip, p.host_port, p.container_port, p.protocol});
-  json doc = {{"image", s.image},       {"digest", image_digest},  {"entrypoint", s.entrypoint},
-              {"command", s.command},   {"env", s.environment},    {"volumes", volumes},
-              {"ports", ports},         {"user", s.user},          {"cap_add", s.cap_add},
+  for (const auto& p : s.ports)
+    ports.push_back({p.host_ip, p.host_port, p.container_port, p.protocol});
+  json doc = {{"image", s.image},
+              {"digest", image_digest},
+              {"entrypoint", s.entrypoint},
+              {"command", s.command},
+              {"env", s.environment},
+              {"volumes", volumes},
+              {"ports", ports},
+              {"user", s.user},
+              {"cap_add", s.cap_add},
               {"restart", static_cast<int>(s.restart)},
               {"stop_grace", absl::FormatDuration(s.stop_grace)}};
   // FNV-1a: stable across builds and runs, unlike std::hash.
@@ -126,9 +134,9 @@ class ServiceSupervisor::Impl {
  private:
   struct State {
     ServiceSpec spec;
-    int restarts = 0;          // since the container was made
-    int in_a_row = 0;          // restarts without a stable run between them
-    absl::Time started_at;     // of the current task
+    int restarts = 0;                                // since the container was made
+    int in_a_row = 0;                                // restarts without a stable run between them
+    absl::Time started_at;                           // of the current task
     absl::Time restart_at = absl::InfiniteFuture();  // a restart is due then
     bool running = false;
   };
@@ -172,12 +180,11 @@ class ServiceSupervisor::Impl {
     MakeDirs(o_.state_dir + "/services/netns", 0755);
     MakeDirs(o_.state_dir + "/prometheus", 0755);
     (void)WriteTextFile(o_.state_dir + "/prometheus/prometheus.yml",
-                       PrometheusConfig(o_.gateway_port));
+                        PrometheusConfig(o_.gateway_port));
     const std::string path = absl::StrCat(o_.state_dir, "/", kFileName);
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) {
-      if (absl::Status s = WriteTextFile(path, DefaultServicesFile(o_.defaults)); !s.ok())
-        return s;
+      if (absl::Status s = WriteTextFile(path, DefaultServicesFile(o_.defaults)); !s.ok()) return s;
       LogInfo("services: wrote the default ", path, " (NATS, Prometheus)");
     }
     ImportImages();
@@ -186,7 +193,8 @@ class ServiceSupervisor::Impl {
     absl::StatusOr<std::vector<ServiceSpec>> specs = ParseServicesFile(*text, o_.state_dir, path);
     if (!specs.ok()) return specs.status();
     absl::StatusOr<std::vector<ServiceSpec>> order = StartOrder(*specs);
-    if (!order.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", order.status().message()));
+    if (!order.ok())
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", order.status().message()));
     if (absl::Status s = client_.namespaces.Ensure(kNamespace, {}); !s.ok()) return s;
     std::set<std::string> wanted;
     for (const ServiceSpec& s : *order) wanted.insert(s.name);
@@ -250,9 +258,8 @@ class ServiceSupervisor::Impl {
     };
     absl::MutexLock l(&mu_);
     if (!mu_.AwaitWithTimeout(absl::Condition(&ready), o_.depends_wait)) {
-      LogWarning("service ", spec.name, ": starting before ",
-                 absl::StrJoin(spec.depends_on, ", "), " runs (waited ",
-                 absl::FormatDuration(o_.depends_wait), ")");
+      LogWarning("service ", spec.name, ": starting before ", absl::StrJoin(spec.depends_on, ", "),
+                 " runs (waited ", absl::FormatDuration(o_.depends_wait), ")");
     }
   }
 
@@ -327,7 +334,8 @@ class ServiceSupervisor::Impl {
       }
       absl::StatusOr<provider::ProcessUser> u =
           provider::ResolveUser(user_text, files["/etc/passwd"], files["/etc/group"]);
-      if (!u.ok()) return done(absl::InvalidArgumentError(absl::StrCat("user: ", u.status().message())));
+      if (!u.ok())
+        return done(absl::InvalidArgumentError(absl::StrCat("user: ", u.status().message())));
       user = *u;
     }
 
@@ -341,7 +349,8 @@ class ServiceSupervisor::Impl {
     if (cmd.empty() && spec.entrypoint.empty()) cmd = img.config.cmd;
     in.args = entrypoint;
     in.args.insert(in.args.end(), cmd.begin(), cmd.end());
-    if (in.args.empty()) return done(absl::InvalidArgumentError("image has nothing to run: give command"));
+    if (in.args.empty())
+      return done(absl::InvalidArgumentError("image has nothing to run: give command"));
     in.env = MergeEnv(img.config.env, spec.environment);
     in.cwd = img.config.working_dir.empty() ? "/" : img.config.working_dir;
     in.user = user;
@@ -349,9 +358,12 @@ class ServiceSupervisor::Impl {
     in.hosts_file = RunDir(id) + "/hosts";
     in.resolv_conf_file = RunDir(id) + "/resolv.conf";
     absl::StatusOr<std::string> resolv = network::ResolvConf(o_.nameservers);
-    if (!resolv.ok()) resolv = std::string("# faasd: no nameserver configured (set --nameserver)\n");
-    if (absl::Status s = network::WriteEtcFile(in.resolv_conf_file, *resolv); !s.ok()) return done(s);
-    if (absl::Status s = network::WriteEtcFile(in.hosts_file, HostsFor(id, "")); !s.ok()) return done(s);
+    if (!resolv.ok())
+      resolv = std::string("# faasd: no nameserver configured (set --nameserver)\n");
+    if (absl::Status s = network::WriteEtcFile(in.resolv_conf_file, *resolv); !s.ok())
+      return done(s);
+    if (absl::Status s = network::WriteEtcFile(in.hosts_file, HostsFor(id, "")); !s.ok())
+      return done(s);
     in.netns_path = NetnsPath(id);
     for (const auto& v : spec.volumes) {
       struct stat st;
@@ -603,9 +615,8 @@ class ServiceSupervisor::Impl {
           wake = std::min(wake, st.restart_at);
         }
         if (due.empty()) {
-          auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-            return stopping_.load() || wake_;
-          };
+          auto woken = [this]()
+                           ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_.load() || wake_; };
           mu_.AwaitWithDeadline(absl::Condition(&woken), wake);
           wake_ = false;
           continue;

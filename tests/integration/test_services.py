@@ -165,6 +165,18 @@ def test_nats_killed_is_restarted_and_counted(svc):
     assert row["STATUS"] == "running", row
 
 
+def test_service_restart_command(svc):
+    pid = harness.wait_until(lambda: service_pid(svc, "prometheus"), 60, "prometheus task")
+    before = int(service_row(svc, "prometheus")["RESTARTS"])
+    r = faasd_service(svc, "restart", "prometheus")
+    assert r.returncode == 0, r.stderr
+    harness.wait_until(lambda: service_pid(svc, "prometheus") not in (None, pid), 30,
+                       "a new prometheus task")
+    harness.wait_until(lambda: service_row(svc, "prometheus")["RESTARTS"] == str(before + 1),
+                       10, "prometheus's restart counted")
+    assert faasd_service(svc, "restart", "nope").returncode == 1
+
+
 def test_prometheus_scrapes_the_gateway_by_name(svc):
     query = "/api/v1/query?" + urllib.parse.urlencode({"query": 'up{job="gateway"}'})
 

@@ -251,8 +251,8 @@ TEST_CASE("HostsFile carries the services' shared block, replaceable in place", 
         "# end of faasd services\n"
         "10.62.0.7\tfn-1 fn\n");
   const std::string moved = ReplaceSharedHosts(hosts, "10.62.0.9\tnats\n10.62.0.3\tweb\n");
-  CHECK(moved == HostsFile("fn-1 fn", "10.62.0.1", "10.62.0.7",
-                           "10.62.0.9\tnats\n10.62.0.3\tweb\n"));
+  CHECK(moved ==
+        HostsFile("fn-1 fn", "10.62.0.1", "10.62.0.7", "10.62.0.9\tnats\n10.62.0.3\tweb\n"));
   // No services left: the block goes, the own lines stay.
   CHECK(ReplaceSharedHosts(hosts, "") == HostsFile("fn-1 fn", "10.62.0.1", "10.62.0.7"));
   // A file written before there were services gets the block before its own name.

@@ -1,9 +1,10 @@
 // services.yaml parsing, start order, port specs and restart arithmetic (services/config.cc).
+#include "services/services.h"
+
 #include <string>
 #include <vector>
 
 #include "catch.hpp"
-#include "services/services.h"
 
 using namespace faasd::services;
 
@@ -120,8 +121,10 @@ TEST_CASE("bad input is an error naming the line and the key", "[yaml]") {
        "line 4: service a: ports: port \"99999:1\": host port is not 1-65535"},
       {"services:\n  a:\n    image: x\n    volumes: [\"data\"]\n",
        "line 4: service a: volumes: \"data\": want HOST_PATH:CONTAINER_PATH"},
-      {"services:\n  a:\n    image: x\n    volumes: [\"../etc:/etc\"]\n", "no \"..\" in host paths"},
-      {"services:\n  a:\n    image: x\n    volumes: [\"./d:/d:rx\"]\n", "mode \"rx\" is not ro or rw"},
+      {"services:\n  a:\n    image: x\n    volumes: [\"../etc:/etc\"]\n",
+       "no \"..\" in host paths"},
+      {"services:\n  a:\n    image: x\n    volumes: [\"./d:/d:rx\"]\n",
+       "mode \"rx\" is not ro or rw"},
       {"services:\n  a:\n    image: x\n    restart: sometimes\n",
        "line 4: service a: restart: \"sometimes\" is not always, on-failure or no"},
       {"services:\n  a:\n    image: x\n    depends_on: [b]\n",
@@ -168,16 +171,16 @@ TEST_CASE("port specs", "[ports]") {
   REQUIRE(p.ok());
   CHECK(p->host_ip == "::1");
   CHECK(p->container_port == 8080);
-  for (const char* bad : {"", "0:1", "1:0", "a:1", "1:2:3:4", "1/sctp", ":1:1", "[::1:1:1",
-                          "70000"}) {
+  for (const char* bad :
+       {"", "0:1", "1:0", "a:1", "1:2:3:4", "1/sctp", ":1:1", "[::1:1:1", "70000"}) {
     INFO(bad);
     CHECK_FALSE(ParsePort(bad).ok());
   }
 }
 
 TEST_CASE("start order puts dependencies first and keeps file order otherwise", "[order]") {
-  auto order = StartOrder({Named("web", {"db", "nats"}), Named("nats"), Named("db", {"nats"}),
-                           Named("prometheus")});
+  auto order = StartOrder(
+      {Named("web", {"db", "nats"}), Named("nats"), Named("db", {"nats"}), Named("prometheus")});
   REQUIRE(order.ok());
   CHECK(Names(*order) == std::vector<std::string>{"nats", "db", "web", "prometheus"});
   CHECK(Names(StartOrder({}).value()).empty());

@@ -11,31 +11,14 @@ Exit 0 when the run completed (targets missed or not), 1 when it failed, 2 on ba
 """
 
 import argparse
-import concurrent.futures
-import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
+import bench_stack
 
-
-class Interrupted(Exception):
-    pass
-
-
-def on_signal(signum, _frame):
-    raise Interrupted(f"signal {signum}")
-
-
-def log(msg):
-    print(f"[provider-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = bench_stack.logger("provider-bench")
 
 
 def pct(values, p):
@@ -53,65 +36,29 @@ def rss_kb(pid):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build-dir", default=str(REPO / "build"))
+    ap.add_argument("--build-dir", default=str(bench_stack.REPO / "build"))
     ap.add_argument("--wakes", type=int, default=20, help="scale-from-zero samples")
     ap.add_argument("--functions", default="100", help="comma list of function counts, e.g. 100,500")
     ap.add_argument("--crash-seconds", type=int, default=60)
-    ap.add_argument("--out", default=str(BENCH_DIR / "provider-results.md"))
+    ap.add_argument("--out", default=str(bench_stack.BENCH_DIR / "provider-results.md"))
     ap.add_argument("--deadline", type=int, default=3600, help="whole-run bound, seconds")
     a = ap.parse_args()
-    build = Path(a.build_dir).resolve()
-    bins = {"FAASD_BIN": build / "src" / "faasd",
-            "FNSERVER_BIN": build / "tests" / "fixtures" / "fnserver",
-            "FAASD_LOGGER_BIN": build / "src" / "logs" / "faasd-logger"}
-    for p in bins.values():
-        if not os.access(p, os.X_OK):
-            print(f"provider-bench: {p}: not built", file=sys.stderr)
-            return 2
-    if os.geteuid() != 0:
-        print("provider-bench: needs root", file=sys.stderr)
-        return 2
     counts = [int(x) for x in a.functions.split(",") if x.strip()]
 
-    wd = Path(tempfile.mkdtemp(prefix="faasd-pbench-", dir="/tmp"))
-    (wd / "bin").mkdir()
-    for env, src in bins.items():  # private copies: a rebuild during the run changes nothing
-        dst = wd / "bin" / src.name
-        shutil.copy2(src, dst)
-        os.environ[env] = str(dst)
-    sys.path.insert(0, str(REPO / "tests" / "integration"))
-    import harness  # noqa: E402
-    import hostile_images  # noqa: E402
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGALRM, on_signal)
-    signal.alarm(a.deadline)
-    pieces = []
-    report = [f"# Provider benchmark ({time.strftime('%Y-%m-%d %H:%M')}, "
-              f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f})", ""]
-    ok = False
-    d = None
-    try:
-        reg = harness.Registry(wd)
-        pieces.append(reg)
-        reg.start()
-        imgs = harness.FunctionImages(wd, reg)
-        pieces.append(imgs)
+    def work(b):
+        harness = b.harness
+        import hostile_images  # noqa: E402  (beside harness, on the path bench_stack set)
+        report = b.report
+        reg = b.start(harness.Registry(b.wd))
+        imgs = harness.FunctionImages(b.wd, reg)
+        b.pieces.append(imgs)
         imgs.build()
-        hostile = hostile_images.HostileImages(wd, reg)
-        pieces.append(hostile)
-        hostile.start()
-        cni = harness.CniEnv(wd, prefix=20)  # room for the many functions (each keeps an IP)
-        pieces.append(cni)
-        cni.start()
-        ctd = harness.Containerd(wd)
-        pieces.append(ctd)
-        ctd.start()
+        hostile = b.start(hostile_images.HostileImages(b.wd, reg))
+        # room for the many functions (each keeps an IP)
+        cni = b.start(harness.CniEnv(b.wd, prefix=20))
+        ctd = b.start(harness.Containerd(b.wd))
         # Paused tasks stop after 2 s: both wakes (a paused task, a stopped one) are measured.
-        d = harness.FaasdDaemon(wd, ctd, cni, extra_args=["--paused-ttl=2"])
-        pieces.append(d)
-        d.start()
+        d = b.daemon = b.start(harness.FaasdDaemon(b.wd, ctd, cni, extra_args=["--paused-ttl=2"]))
         ns = harness.NAMESPACE
 
         def scale(name, n):
@@ -257,26 +204,9 @@ def main():
                        "Targets: list ≤ 50 ms, get ≤ 5 ms, the last deploys no slower than the "
                        "first ones by more than 20%. A deploy here is the whole POST: pull check, "
                        "container, network, task start and readiness.", ""]
-        ok = True
-    except (Interrupted, Exception) as exc:  # noqa: BLE001  report what failed, then clean up
-        log(f"run failed: {exc!r}")
-        report += [f"**Run failed:** `{exc!r}`", ""]
-    finally:
-        signal.alarm(0)
-        if d is not None:
-            try:
-                shutil.copy2(d.log_path, BENCH_DIR / "last-provider-faasd.log")
-            except OSError:
-                pass
-        for p in reversed(pieces):
-            try:
-                p.close()
-            except Exception as exc:  # noqa: BLE001
-                log(f"close {type(p).__name__}: {exc!r}")
-        shutil.rmtree(wd, ignore_errors=True)
-    Path(a.out).write_text("\n".join(report) + "\n")
-    print("\n".join(report))
-    return 0 if ok else 1
+
+    return bench_stack.run("provider-bench", a.build_dir, a.deadline, a.out,
+                           "last-provider-faasd.log", "Provider benchmark", work)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ test_pkgs=(
   python3 python3-pytest python3-yaml curl jq wrk
   systemd  # systemd-journald and journalctl, run in a private mount namespace by test_journal.py
   prometheus  # its binary goes into the offline sidecar image (packaging/images/build.sh)
+  chromium chromium-driver python3-selenium  # test_ui.py drives the portal in a real browser
 )
 
 want=()

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "autoscaler/autoscaler.h"
 #include "base/companion.h"
 #include "base/log.h"
 #include "builder/builder.h"
@@ -24,6 +25,7 @@
 #include "image/importer.h"
 #include "image/puller.h"
 #include "logs/logs.h"
+#include "metrics/metrics.h"
 #include "network/cni_network.h"
 #include "provider/cni_function_network.h"
 #include "provider/containerd_provider.h"
@@ -53,7 +55,8 @@ flags for `up` (--name=value):
   --cni-ipam-dir=DIR            host-local IPAM state (/var/lib/cni/networks)
   --cni-cache-dir=DIR           CNI results cache (<state-dir>/cni)
   --cni-extra-plugins=T[,T]     CNI plugins chained after bridge, e.g. firewall (none)
-  --insecure-registry=HOST:PORT plain-HTTP registry; repeatable (loopback always allowed)
+  --insecure-registry=HOST:PORT plain-HTTP registry; repeatable (loopback: TLS, else HTTP)
+  --registry-ca=FILE            CA certificates (PEM) for registries (the system store)
   --docker-config=PATH          registry credentials (<state-dir>/.docker/config.json)
   --nameserver=IP               DNS server for functions; repeatable (host's resolv.conf)
   --pull-policy=POLICY          Always | IfNotPresent | Never (Always)
@@ -62,6 +65,12 @@ flags for `up` (--name=value):
   --paused-max=N                at zero, this many tasks (the latest) stay paused for a fast
                                 wake instead of stopped; 0 stops them all (16)
   --paused-ttl=SECONDS          how long a task stays paused at zero (600)
+  --autoscale-interval=SECONDS  how often the autoscaler looks at each function; 0 turns it
+                                off (2)
+  --autoscale-window=SECONDS    the window of the rps rate the autoscaler reads (30)
+  --autoscale-all[=true|false]  autoscale functions without a com.openfaas.scale.* label too
+                                (false: only those with type, target, target-proportion,
+                                zero, zero-duration or down.window)
   --upstream-timeout=SECONDS    invoke timeout (60)
   --max-body-bytes=N            invoke body limit (33554432)
   --max-connections=N           open client connections; past it 503 and close (10000)
@@ -113,6 +122,7 @@ const char* const kKnownFlags[] = {
     "cni-ipam-dir",
     "cni-cache-dir",
     "insecure-registry",
+    "registry-ca",
     "docker-config",
     "nameserver",
     "pull-policy",
@@ -132,6 +142,9 @@ const char* const kKnownFlags[] = {
     "log-files",
     "logger",
     "function-logs-journal",
+    "autoscale-interval",
+    "autoscale-window",
+    "autoscale-all",
     "services",
     "nats-image",
     "prometheus-image",
@@ -139,6 +152,8 @@ const char* const kKnownFlags[] = {
     "prometheus-address",
     "images-dir",
 };
+// Flags that stand alone (--autoscale-all) or take =value, never the next argument.
+const char* const kBoolFlags[] = {"autoscale-all"};
 
 bool ParseFlags(int argc, char** argv, Flags* flags, int first = 2) {
   for (int i = first; i < argc; ++i) {
@@ -149,9 +164,13 @@ bool ParseFlags(int argc, char** argv, Flags* flags, int first = 2) {
     }
     arg = arg.substr(2);
     std::string name = arg, value;
+    bool boolean = false;
+    for (const char* b : kBoolFlags) boolean = boolean || arg == b;
     if (auto eq = arg.find('='); eq != std::string::npos) {
       name = arg.substr(0, eq);
       value = arg.substr(eq + 1);
+    } else if (boolean) {
+      value = "true";
     } else if (i + 1 < argc) {
       value = argv[++i];
     }
@@ -174,6 +193,25 @@ bool ParseSeconds(const Flags& f, const std::string& name, int def, int* out) {
   }
   return true;
 }
+
+// The autoscaler reads the invoke path's counters through its own narrow face.
+class InvocationLoadSource final : public autoscaler::LoadSource {
+ public:
+  explicit InvocationLoadSource(const metrics::Metrics& metrics) : metrics_(metrics) {}
+  std::map<std::string, autoscaler::InvocationLoad> Loads() const override {
+    std::map<std::string, autoscaler::InvocationLoad> out;
+    metrics_.ForEachFunction(
+        [&out](const std::string& key, const metrics::Metrics::FunctionCounters& c) {
+          const int64_t in_flight = c.inflight.load(std::memory_order_relaxed);
+          out[key] = {c.started.load(std::memory_order_relaxed),
+                      in_flight > 0 ? static_cast<uint64_t>(in_flight) : 0};
+        });
+    return out;
+  }
+
+ private:
+  const metrics::Metrics& metrics_;
+};
 
 std::string Arch() {
   struct utsname u;
@@ -255,13 +293,25 @@ int Up(const Flags& f) {
   if (int rc = SetUpLogs(f, &rotation, &logger, &journal); rc != 0) return rc;
   const std::string state_dir = f.Get("state-dir", "/var/lib/faasd");
   int stop_grace = 30, upstream_timeout = 60, reconcile_interval = 2, paused_ttl = 600,
-      head_timeout = 10, idle_timeout = 60, max_connections = 10000;
+      head_timeout = 10, idle_timeout = 60, max_connections = 10000, autoscale_interval = 2,
+      autoscale_window = 30;
   if (!ParseSeconds(f, "stop-grace", 30, &stop_grace) ||
+      !ParseSeconds(f, "autoscale-interval", 2, &autoscale_interval) ||
+      !ParseSeconds(f, "autoscale-window", 30, &autoscale_window) ||
       !ParseSeconds(f, "reconcile-interval", 2, &reconcile_interval) ||
       !ParseSeconds(f, "paused-ttl", 600, &paused_ttl) ||
       !ParseSeconds(f, "upstream-timeout", 60, &upstream_timeout) ||
       !ParseSeconds(f, "http-head-timeout", 10, &head_timeout) ||
       !ParseSeconds(f, "http-idle-timeout", 60, &idle_timeout)) {
+    return 2;
+  }
+  bool autoscale_all = false;
+  if (!absl::SimpleAtob(f.Get("autoscale-all", "false"), &autoscale_all)) {
+    std::fprintf(stderr, "faasd: --autoscale-all must be true or false\n");
+    return 2;
+  }
+  if (autoscale_window < 1) {
+    std::fprintf(stderr, "faasd: --autoscale-window must be at least 1 second\n");
     return 2;
   }
   if (!absl::SimpleAtoi(f.Get("max-connections", "10000"), &max_connections) ||
@@ -346,6 +396,7 @@ int Up(const Flags& f) {
   registry::RegistryOptions reg;
   reg.insecure_registries = f.All("insecure-registry");
   reg.docker_config_path = f.Get("docker-config", state_dir + "/.docker/config.json");
+  reg.ca_file = f.Get("registry-ca", "");
   registry::RegistryClient registry_client(reg);
 
   faasd::containerd::Client client(f.Get("containerd-address", "/run/containerd/containerd.sock"));
@@ -400,7 +451,10 @@ int Up(const Flags& f) {
   gopts.max_connections = static_cast<size_t>(max_connections);
   gopts.version = FAASD_VERSION;
   gopts.git_sha = FAASD_GIT_SHA;
-  gateway::Gateway gw(gopts, provider);
+  metrics::Metrics metrics;
+  metrics::History history(metrics);
+  history.Start();
+  gateway::Gateway gw(gopts, provider, metrics, &history);
   absl::Status s = gw.Start();
   if (!s.ok()) {
     LogError("gateway: ", s.message());
@@ -408,6 +462,28 @@ int Up(const Flags& f) {
   }
   LogInfo("faasd ", FAASD_VERSION, " (", FAASD_GIT_SHA, ") serving on ", host, ":", gw.port(),
           ", functions in containerd namespace ", popts.ns, ", state in ", state_dir);
+
+  InvocationLoadSource load(metrics);
+  autoscaler::AutoscalerOptions aopts;
+  aopts.interval = absl::Seconds(autoscale_interval);
+  aopts.rate_window = absl::Seconds(autoscale_window);
+  aopts.all = autoscale_all;
+  autoscaler::Autoscaler scaler(aopts, provider, load, clock);
+  if (autoscale_interval > 0) {
+    scaler.Start();
+    LogInfo("autoscaler: every ", autoscale_interval, " s, rps over ", autoscale_window, " s, ",
+            autoscale_all ? "every function" : "functions with com.openfaas.scale.* labels");
+  }
+  const int desired_collector = metrics.AddCollector([&scaler] {
+    std::vector<std::pair<std::string, double>> wanted;
+    for (const auto& [key, replicas] : scaler.Desired()) {
+      wanted.emplace_back(key, static_cast<double>(replicas));
+    }
+    return std::vector<prometheus::MetricFamily>{
+        metrics::GaugeFamily("gateway_function_desired_replicas",
+                             "Replicas the autoscaler wants for the function", "function_name",
+                             wanted)};
+  });
 
   // Started after the gateway: the API never waits for NATS or Prometheus.
   sopts.state_dir = state_dir;
@@ -435,6 +511,8 @@ int Up(const Flags& f) {
   sigwait(&set, &sig);
   LogInfo("signal ", sig, ": stopping; function and service containers keep running");
   supervisor.Stop();
+  metrics.RemoveCollector(desired_collector);
+  scaler.Stop();
   gw.Stop();
   provider.Stop();
   return 0;

@@ -179,7 +179,7 @@ void ClientSession::ServeHealthz() {
 
 void ClientSession::ServeMetrics() {
   Respond(RenderResponse(200, "text/plain; version=0.0.4; charset=utf-8", "",
-                         shared_.metrics.Render(*shared_.provider.Routes().Snapshot())),
+                         shared_.metrics.Render()),
           close_after_ || !req_->is_done());
 }
 
@@ -199,7 +199,7 @@ void ClientSession::ResolveFunction() {
   route_ = Route::kInvoke;
   path_ = UpstreamPath(t.suffix);
   counters_ = shared_.metrics.For(key_);
-  InvocationMetrics::Started(counters_);
+  metrics::Metrics::Started(counters_);
   call_id_ = std::string(View(req["X-Call-Id"]));
   if (call_id_.empty()) call_id_ = NewCallId();
   start_time_ = std::string(View(req["X-Start-Time"]));
@@ -628,7 +628,7 @@ void ClientSession::UpstreamFailed(error_code ec, absl::string_view during) {
                             ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
   const bool reused = outcome_.reused;
   ReleaseUpstream(false);
-  if (MayRetry(req_->get().method(), outcome_) && ++attempts_ < 3) {
+  if (MayRetry(IsReplaySafe(req_->get().method(), req_->get()), outcome_) && ++attempts_ < 3) {
     // A pooled connection the function had closed, or nothing of the request went out.
     return ConnectUpstream();
   }
@@ -660,7 +660,7 @@ absl::Status ClientSession::BodyTooLarge() const {
 
 void ClientSession::CountFinished(int code) {
   if (counters_ == nullptr) return;
-  InvocationMetrics::Finished(counters_, code,
+  metrics::Metrics::Finished(counters_, code,
                               static_cast<uint64_t>(absl::GetCurrentTimeNanos() - start_ns_));
   counters_ = nullptr;
 }

@@ -27,7 +27,7 @@
 #include "boost/beast/http/parser.hpp"
 #include "gateway/front_end.h"
 #include "gateway/http_rules.h"
-#include "gateway/metrics.h"
+#include "metrics/metrics.h"
 #include "gateway/replica_waiter.h"
 #include "gateway/upstream_pool.h"
 
@@ -45,7 +45,7 @@ struct EventLoop {
 struct FrontEndShared {
   FrontEndOptions options;
   provider::FunctionProvider& provider;
-  InvocationMetrics& metrics;
+  metrics::Metrics& metrics;
   ReplicaWaiter& waiter;
   boost::asio::thread_pool& blocking;  // provider calls that may block (health)
   std::atomic<size_t> open{0};         // client connections
@@ -121,7 +121,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   Clock::time_point start_;
   int64_t start_ns_ = 0;
   std::string key_;  // "name.namespace" when invoking
-  InvocationMetrics::FunctionCounters* counters_ = nullptr;
+  metrics::Metrics::FunctionCounters* counters_ = nullptr;
   std::string path_, call_id_, start_time_;
   std::shared_ptr<const provider::RoutingSnapshot> routing_;
   provider::Endpoint endpoint_;

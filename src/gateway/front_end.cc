@@ -26,7 +26,7 @@ constexpr int kListenBacklog = 4096;
 }  // namespace
 
 struct FrontEnd::State {
-  State(FrontEndOptions options, provider::FunctionProvider& provider, InvocationMetrics& metrics)
+  State(FrontEndOptions options, provider::FunctionProvider& provider, metrics::Metrics& metrics)
       : waiter(provider.Routes()),
         blocking(1),
         shared{std::move(options), provider, metrics, waiter, blocking} {}
@@ -102,7 +102,7 @@ void FrontEnd::State::TrimAfterBursts() {
 }
 
 FrontEnd::FrontEnd(FrontEndOptions options, provider::FunctionProvider& provider,
-                   InvocationMetrics& metrics)
+                   metrics::Metrics& metrics)
     : state_(std::make_unique<State>(std::move(options), provider, metrics)) {}
 
 FrontEnd::~FrontEnd() { Stop(); }

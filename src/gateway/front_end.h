@@ -26,7 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gateway/gateway.h"
-#include "gateway/metrics.h"
+#include "metrics/metrics.h"
 #include "provider/provider.h"
 
 namespace faasd::gateway {
@@ -48,7 +48,7 @@ struct FrontEndOptions {
 class FrontEnd {
  public:
   FrontEnd(FrontEndOptions options, provider::FunctionProvider& provider,
-           InvocationMetrics& metrics);
+           metrics::Metrics& metrics);
   ~FrontEnd();
   FrontEnd(const FrontEnd&) = delete;
   FrontEnd& operator=(const FrontEnd&) = delete;

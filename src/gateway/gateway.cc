@@ -27,10 +27,24 @@ constexpr int kListenBacklog = 1024;
 
 }  // namespace
 
-GatewayServer::GatewayServer(GatewayOptions options, provider::FunctionProvider& provider)
-    : options_(std::move(options)), provider_(provider) {}
+GatewayServer::GatewayServer(GatewayOptions options, provider::FunctionProvider& provider,
+                             metrics::Metrics& metrics, const metrics::History* history)
+    : options_(std::move(options)), provider_(provider), metrics_(metrics), history_(history) {
+  service_count_collector_ = metrics_.AddCollector([this] {
+    std::vector<std::pair<std::string, double>> ready;
+    for (const auto& [name, endpoints] : provider_.Routes().Snapshot()->functions) {
+      ready.emplace_back(name, static_cast<double>(endpoints.size()));
+    }
+    return std::vector<prometheus::MetricFamily>{metrics::GaugeFamily(
+        "gateway_service_count", "Current count of replicas for function", "function_name",
+        ready)};
+  });
+}
 
-GatewayServer::~GatewayServer() { Stop(); }
+GatewayServer::~GatewayServer() {
+  Stop();
+  metrics_.RemoveCollector(service_count_collector_);
+}
 
 bool GatewayServer::Authorized(const httplib::Request& req) const {
   return BasicAuthorized(req.get_header_value("Authorization"), options_.credentials);
@@ -86,18 +100,13 @@ void GatewayServer::RegisterRoutes() {
               SystemGet([this](auto& q, auto&, auto& r) { GetFunction(q, r); }));
   server_.Post(R"(/system/scale-function/([^/]+))",
                System([this](auto& q, auto& b, auto& r) { ScaleFunction(q, b, r); }));
+  server_.Get(R"(/system/function-stats/([^/]+))",
+              SystemGet([this](auto& q, auto&, auto& r) { FunctionStats(q, r); }));
   server_.Get("/system/info", SystemGet([this](auto& q, auto&, auto& r) { Info(q, r); }));
   server_.Get("/system/namespaces",
               SystemGet([this](auto& q, auto&, auto& r) { Namespaces(q, r); }));
   server_.Get("/system/logs", SystemGet([this](auto& q, auto&, auto& r) { FunctionLogs(q, r); }));
 
-  // Routes of the faas-provider API that later work will fill in. Until then they say so
-  // plainly (501) instead of a bare 404 that faas-cli shows as "function not found".
-  auto not_yet = [](absl::string_view what) {
-    return [what](const httplib::Request&, const std::string&, httplib::Response& res) {
-      WriteError(res, 501, absl::StrCat(what, " is not implemented yet in faasd-cpp"));
-    };
-  };
   server_.Get("/system/secrets", SystemGet([this](auto& q, auto&, auto& r) { ListSecrets(q, r); }));
   server_.Post("/system/secrets",
                System([this](auto& q, auto& b, auto& r) { WriteSecret(q, b, r, true); }));
@@ -115,7 +124,7 @@ void GatewayServer::RegisterRoutes() {
               System([this](auto& q, auto& b, auto& r) { WriteNamespace(q, b, r, false); }));
   server_.Delete(R"(/system/namespace/([^/]+))",
                  System([this](auto& q, auto& b, auto& r) { DeleteNamespace(q, b, r); }));
-  server_.Post("/system/alert", System(not_yet("alert-driven scaling")));
+  server_.Post("/system/alert", System([this](auto& q, auto& b, auto& r) { Alert(q, b, r); }));
   server_.Post(R"(/async-function/.*)", [](const httplib::Request&, httplib::Response& res) {
     WriteError(res, 501, "asynchronous invocation is not implemented yet in faasd-cpp");
   });
@@ -126,11 +135,12 @@ void GatewayServer::RegisterRoutes() {
     WriteError(res, 503, s.message());
   });
   server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics_.Render(*provider_.Routes().Snapshot()),
+    res.set_content(metrics_.Render(),
                     "text/plain; version=0.0.4; charset=utf-8");
   });
   server_.Get(
       "/", [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/ui/", 307); });
+  server_.Get(R"(/ui(/.*)?)", SystemGet([this](auto& q, auto&, auto& r) { ServeUi(q, r); }));
 
   // Far oversized /system bodies are refused before they are read; moderately oversized ones
   // are read and dropped by System() so the client sees the 413 rather than a reset.
@@ -235,8 +245,9 @@ void GatewayServer::Stop() {
   listener_.join();
 }
 
-Gateway::Gateway(GatewayOptions options, provider::FunctionProvider& provider)
-    : server_(std::make_unique<GatewayServer>(std::move(options), provider)) {}
+Gateway::Gateway(GatewayOptions options, provider::FunctionProvider& provider,
+                 metrics::Metrics& metrics, const metrics::History* history)
+    : server_(std::make_unique<GatewayServer>(std::move(options), provider, metrics, history)) {}
 Gateway::~Gateway() = default;
 absl::Status Gateway::Start() { return server_->Start(); }
 int Gateway::port() const { return server_->port(); }

@@ -1,5 +1,6 @@
 // The embedded OpenFaaS gateway: the REST API faas-cli speaks (/system/*, behind HTTP Basic
-// auth), the invoke proxy (/function/NAME[.NS][/path]), /healthz and Prometheus /metrics.
+// auth), the portal (/ui/, same auth; files from ui/assets.h), the invoke proxy
+// (/function/NAME[.NS][/path]), /healthz and Prometheus /metrics.
 //
 // The gateway talks only to provider::FunctionProvider (lifecycle) and its RoutingTable
 // (where ready replicas listen). Errors map to HTTP in one place: http_errors.h.
@@ -21,6 +22,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "metrics/history.h"
+#include "metrics/metrics.h"
 #include "provider/provider.h"
 
 namespace faasd::gateway {
@@ -56,7 +59,10 @@ class GatewayServer;  // private: the httplib server and the route handlers
 
 class Gateway {
  public:
-  Gateway(GatewayOptions options, provider::FunctionProvider& provider);
+  // `metrics` (shared with other parts of the daemon) and `history` (the portal's charts,
+  // GET /system/function-stats/NAME; without it that route is a 404) must outlive the Gateway.
+  Gateway(GatewayOptions options, provider::FunctionProvider& provider,
+          metrics::Metrics& metrics, const metrics::History* history = nullptr);
   ~Gateway();  // stops if still running
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;

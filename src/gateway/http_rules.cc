@@ -58,11 +58,16 @@ bool IsIdempotent(http::verb method) {
   }
 }
 
-bool MayRetry(http::verb method, const AttemptOutcome& o) {
+bool IsReplaySafe(http::verb method, const HttpFields& fields) {
+  return IsIdempotent(method) || fields.count("Idempotency-Key") > 0 ||
+         fields.count("X-Idempotency-Key") > 0;
+}
+
+bool MayRetry(bool replay_safe, const AttemptOutcome& o) {
   if (o.response_started || o.timed_out || !o.body_replayable) return false;
   if (!o.connected || o.bytes_written == 0) return true;
   if (!o.reused) return false;  // a fresh connection failing is the function's own doing
-  return o.closed_by_peer || IsIdempotent(method);
+  return replay_safe;
 }
 
 bool ParseFunctionTarget(absl::string_view target, absl::string_view prefix,

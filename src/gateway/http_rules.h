@@ -32,6 +32,9 @@ bool NamedInConnection(absl::string_view connection, absl::string_view name);
 
 // Methods a client may repeat without changing the outcome (RFC 9110 9.2.2).
 bool IsIdempotent(boost::beast::http::verb method);
+// An idempotent method, or a request that says it may be repeated with an Idempotency-Key (or
+// X-Idempotency-Key) header, as Go's http.Transport accepts.
+bool IsReplaySafe(boost::beast::http::verb method, const HttpFields& fields);
 
 // What reached the upstream before an exchange failed.
 struct AttemptOutcome {
@@ -44,12 +47,14 @@ struct AttemptOutcome {
   bool timed_out = false;
 };
 // A failed exchange is tried again on another connection only when nothing of it reached the
-// function, or when the method is idempotent and it can be sent again whole; never after a
-// response began, after the deadline, or when part of the body is gone. "Nothing reached the
-// function": no connection, nothing written, or a kept-alive connection the function had
-// closed or lost (EOF or reset before any response byte: it stopped reading that connection,
-// so the request was never read; this is the race of a pooled connection closed while idle).
-bool MayRetry(boost::beast::http::verb method, const AttemptOutcome& outcome);
+// function (no connection, nothing written), or when it went out on a kept-alive connection,
+// may be repeated (IsReplaySafe) and can be sent again whole; never after a response began,
+// after the deadline, or when part of the body is gone. A POST written to a kept-alive
+// connection that then closes without an answer is not repeated (RFC 9110 9.2.2): the function
+// may have closed it idle just before the request (a race the pool narrows, see
+// UpstreamPool::Take) or may have read it and died, and only the second case is visible to the
+// function; a 502 beats running it twice.
+bool MayRetry(bool replay_safe, const AttemptOutcome& outcome);
 
 // "/function/echo.ns/a/b?x=1" → {echo, ns, "/a/b?x=1"}; the suffix is "" or starts with '/'
 // or '?'. False when the target is not under `prefix`.

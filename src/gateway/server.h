@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/front_end.h"
 #include "gateway/gateway.h"
-#include "gateway/metrics.h"
+#include "metrics/metrics.h"
 #include "httplib.h"
 
 namespace faasd::gateway {
@@ -26,7 +26,8 @@ inline std::string SystemBodyLimitMessage() {
 
 class GatewayServer {
  public:
-  GatewayServer(GatewayOptions options, provider::FunctionProvider& provider);
+  GatewayServer(GatewayOptions options, provider::FunctionProvider& provider,
+                metrics::Metrics& metrics, const metrics::History* history);
   ~GatewayServer();
 
   absl::Status Start();
@@ -63,6 +64,7 @@ class GatewayServer {
                    bool create);
   void DeleteSecret(const httplib::Request& req, const std::string& body, httplib::Response& res);
   void Info(const httplib::Request& req, httplib::Response& res);
+  void FunctionStats(const httplib::Request& req, httplib::Response& res);
   void Namespaces(const httplib::Request& req, httplib::Response& res);
   void GetNamespace(const httplib::Request& req, httplib::Response& res);
   void WriteNamespace(const httplib::Request& req, const std::string& body, httplib::Response& res,
@@ -70,10 +72,16 @@ class GatewayServer {
   void DeleteNamespace(const httplib::Request& req, const std::string& body,
                        httplib::Response& res);
   void FunctionLogs(const httplib::Request& req, httplib::Response& res);  // logs_api.cc
+  // alert_api.cc: Alertmanager's webhook, and one alert's step for one function.
+  void Alert(const httplib::Request& req, const std::string& body, httplib::Response& res);
+  absl::Status ApplyAlert(bool firing, const std::string& function);
+  void ServeUi(const httplib::Request& req, httplib::Response& res);       // ui_api.cc
 
   const GatewayOptions options_;
   provider::FunctionProvider& provider_;
-  InvocationMetrics metrics_;
+  metrics::Metrics& metrics_;
+  const metrics::History* history_;  // may be null
+  int service_count_collector_ = 0;  // gateway_service_count from the routing table
   Server server_;  // internal: 127.0.0.1, reached through front_
   std::thread listener_;
   std::unique_ptr<FrontEnd> front_;

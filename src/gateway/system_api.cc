@@ -93,6 +93,35 @@ void GatewayServer::GetFunction(const httplib::Request& req, httplib::Response& 
   res.set_content(Dump(provider::ToJson(*f)), kJson);
 }
 
+// The portal's chart data: {"function", "intervalSeconds", "points": [{"t", "requests", "errors",
+// "rps", "p50Ms", "p99Ms"}]}, oldest first; latencies are null in an interval without requests.
+void GatewayServer::FunctionStats(const httplib::Request& req, httplib::Response& res) {
+  const std::string name = req.matches[1];
+  if (absl::Status s = CheckName("function name", name); !s.ok()) return WriteError(res, s);
+  std::string ns;
+  if (!QueryNamespace(req, res, &ns)) return;
+  if (absl::StatusOr<provider::FunctionStatus> f = provider_.Get(name, ns); !f.ok()) {
+    return WriteError(res, f.status());
+  }
+  if (history_ == nullptr) return WriteError(res, 404, "function statistics are not kept");
+  const std::string key = absl::StrCat(name, ".", ns);
+  json points = json::array();
+  for (const metrics::StatsPoint& p : history_->Points(key)) {
+    auto ms = [](const std::optional<double>& v) { return v ? json(*v) : nullptr; };
+    points.push_back({{"t", p.t},
+                      {"requests", p.requests},
+                      {"errors", p.errors},
+                      {"rps", p.rps},
+                      {"p50Ms", ms(p.p50_ms)},
+                      {"p99Ms", ms(p.p99_ms)}});
+  }
+  const json out = {
+      {"function", key},
+      {"intervalSeconds", absl::ToInt64Seconds(metrics::History::kInterval)},
+      {"points", std::move(points)}};
+  res.set_content(Dump(out), kJson);
+}
+
 void GatewayServer::DeployFunction(const httplib::Request& req, const std::string& body,
                                    httplib::Response& res, bool update) {
   // faas-cli sends PUT first for every deploy, so "update" would mislead in error messages.

@@ -1,19 +1,32 @@
 #include "gateway/upstream_pool.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 
 namespace faasd::gateway {
 
 std::shared_ptr<UpstreamConnection> UpstreamPool::Take(const std::string& address) {
   auto it = idle_.find(address);
-  if (it == idle_.end() || it->second.empty()) return nullptr;
-  std::shared_ptr<UpstreamConnection> conn = std::move(it->second.back());
-  it->second.pop_back();
-  conn->in_pool = false;
-  conn->reused = true;
-  boost::system::error_code ignored;
-  conn->stream.socket().cancel(ignored);  // ends the idle watch (its handler sees aborted)
-  return conn;
+  while (it != idle_.end() && !it->second.empty()) {
+    std::shared_ptr<UpstreamConnection> conn = std::move(it->second.back());
+    it->second.pop_back();
+    conn->in_pool = false;
+    boost::system::error_code ignored;
+    conn->stream.socket().cancel(ignored);  // ends the idle watch (its handler sees aborted)
+    // The idle watch's completion may be queued behind us on this loop: look for the EOF
+    // itself, so a connection the function closed while idle is not handed out (one syscall).
+    char byte;
+    const ssize_t n = ::recv(conn->stream.socket().native_handle(), &byte, 1,
+                             MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      conn->reused = true;
+      return conn;
+    }
+    conn->stream.socket().close(ignored);  // EOF, an error, or bytes nobody asked for
+  }
+  return nullptr;
 }
 
 void UpstreamPool::Put(std::shared_ptr<UpstreamConnection> conn) {

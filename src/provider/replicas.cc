@@ -38,6 +38,24 @@ absl::Status CheckReplicas(const std::string& function, uint64_t replicas,
                    " (labels ", kScaleMinLabel, " and ", kScaleMaxLabel, "), not ", replicas));
 }
 
+absl::StatusOr<uint64_t> ParseScaleFactor(const std::map<std::string, std::string>& labels) {
+  auto it = labels.find(kScaleFactorLabel);
+  if (it == labels.end()) return kDefaultScaleFactor;
+  uint64_t factor = 0;
+  if (!absl::SimpleAtoi(it->second, &factor) || factor > 100) {
+    return absl::InvalidArgumentError(absl::StrCat("label ", kScaleFactorLabel, "=\"", it->second,
+                                                   "\" is not a whole number in 0..100"));
+  }
+  return factor;
+}
+
+uint64_t AlertReplicas(bool firing, uint64_t current, const ScaleRange& range, uint64_t factor) {
+  if (!firing) return current == 0 ? 0 : range.min;
+  const uint64_t step = (range.max * factor + 99) / 100;
+  if (step == 0) return current;
+  return std::clamp(current + step, range.min, range.max);
+}
+
 ReplicaPlan PlanReplicas(uint64_t desired, const std::vector<ReplicaState>& replicas) {
   ReplicaPlan plan;
   if (desired == 0) {

@@ -29,6 +29,16 @@ absl::StatusOr<ScaleRange> ParseScaleRange(const std::map<std::string, std::stri
 // OK for 0 and for min..max; InvalidArgument saying the range otherwise (never a clamp).
 absl::Status CheckReplicas(const std::string& function, uint64_t replicas, const ScaleRange& range);
 
+// What an Alertmanager alert (POST /system/alert, as the CE gateway) does to a function:
+// firing adds ceil(max × factor / 100) replicas up to max (factor 0: nothing); resolved goes to
+// min, but a function at zero stays there (its next request wakes it). factor is the label
+// com.openfaas.scale.factor, a percentage 0..100 (default 20).
+inline constexpr char kScaleFactorLabel[] = "com.openfaas.scale.factor";
+inline constexpr uint64_t kDefaultScaleFactor = 20;
+// InvalidArgument naming the label when it is not a whole number in 0..100.
+absl::StatusOr<uint64_t> ParseScaleFactor(const std::map<std::string, std::string>& labels);
+uint64_t AlertReplicas(bool firing, uint64_t current, const ScaleRange& range, uint64_t factor);
+
 // One replica (a container of the function's current generation) as a reconcile pass sees it.
 struct ReplicaState {
   std::string id;

@@ -132,6 +132,24 @@ absl::StatusOr<std::optional<Credentials>> CredentialsFromDockerConfig(std::stri
   return std::optional<Credentials>(c);
 }
 
+std::string CredentialHelperFor(std::string_view config_json, std::string_view domain) {
+  using nlohmann::json;
+  json j = json::parse(config_json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return "";
+  const std::string want = absl::AsciiStrToLower(Av(domain));
+  if (auto helpers = j.find("credHelpers"); helpers != j.end() && helpers->is_object()) {
+    for (auto& [key, value] : helpers->items()) {
+      if (value.is_string() && HostMatchesDomain(HostOfConfigKey(key), want)) {
+        return value.get<std::string>();
+      }
+    }
+  }
+  if (auto store = j.find("credsStore"); store != j.end() && store->is_string()) {
+    return store->get<std::string>();
+  }
+  return "";
+}
+
 std::string RegistryHost(std::string_view domain) {
   if (domain == "docker.io") return "registry-1.docker.io";
   return std::string(domain);

@@ -37,6 +37,11 @@ struct Credentials {
 absl::StatusOr<std::optional<Credentials>> CredentialsFromDockerConfig(std::string_view config_json,
                                                                        std::string_view domain);
 
+// The credential helper a docker config.json names for `domain` ("desktop" for
+// "credHelpers": {"host": "desktop"}, else "credsStore"), or "" when none. faasd does not run
+// helpers; this is for telling the operator why no credentials were found.
+std::string CredentialHelperFor(std::string_view config_json, std::string_view domain);
+
 // The host that serves the registry API for a reference domain (docker.io: registry-1.docker.io).
 std::string RegistryHost(std::string_view domain);
 

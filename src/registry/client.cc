@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "openssl/x509_vfy.h"
 #include "registry/auth.h"
 #include "registry/registry.h"
 
@@ -18,6 +19,37 @@ namespace faasd::registry {
 namespace {
 
 // httplib's own names ("Connection", "Read") are too terse for an operator's log.
+// What went wrong in a TLS handshake whose certificate was refused, with what to do about it.
+std::string DescribeVerifyFailure(long verify_result, const std::string& host,
+                                  const RegistryOptions& o) {
+  const std::string ca = o.ca_file.empty() ? "/etc/ssl/certs/ca-certificates.crt" : o.ca_file;
+  if (verify_result == X509_V_OK) {  // the chain was trusted; cpp-httplib's name check failed
+    return absl::StrCat("TLS certificate does not name ", host,
+                        " (its subject alternative names and common name are for another host)");
+  }
+  const std::string why = X509_verify_cert_error_string(verify_result);
+  switch (verify_result) {
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+      return absl::StrCat("TLS certificate of ", host, " is signed by an unknown authority (", why,
+                          "): add that CA to ", ca,
+                          " (update-ca-certificates) or pass --registry-ca=FILE, or, for a "
+                          "registry you trust in the clear, --insecure-registry=", host);
+    default:
+      return absl::StrCat("TLS certificate of ", host, " refused: ", why);
+  }
+}
+
+bool IsInsecureRegistry(const RegistryOptions& o, std::string_view domain) {
+  for (const std::string& r : o.insecure_registries) {
+    if (r == domain) return true;
+  }
+  return false;
+}
+
 std::string DescribeError(httplib::Error e) {
   switch (e) {
     case httplib::Error::Connection:
@@ -99,6 +131,16 @@ struct RegistryClient::Exchange {
 
 RegistryClient::RegistryClient(RegistryOptions options) : options_(std::move(options)) {}
 
+std::string RegistryClient::SchemeFor(const std::string& domain) {
+  if (IsInsecureRegistry(options_, domain)) return "http";
+  if (IsLoopbackHost(domain)) {
+    absl::MutexLock lock(&mu_);
+    auto it = schemes_.find(domain);
+    if (it != schemes_.end()) return it->second;
+  }
+  return "https";
+}
+
 namespace {
 
 void Configure(httplib::Client& cli, const RegistryOptions& o) {
@@ -114,10 +156,7 @@ void Configure(httplib::Client& cli, const RegistryOptions& o) {
 
 bool UsesPlainHttp(const RegistryOptions& o, std::string_view domain) {
   if (IsLoopbackHost(domain)) return true;
-  for (const std::string& r : o.insecure_registries) {
-    if (r == domain) return true;
-  }
-  return false;
+  return IsInsecureRegistry(o, domain);
 }
 
 // Reads the docker config each time credentials are needed, so edits apply without a restart.
@@ -140,6 +179,23 @@ absl::StatusOr<std::optional<Credentials>> LoadCredentials(const RegistryOptions
   return c;
 }
 
+// What an "unauthorized" error tells the operator to look at.
+std::string CredentialsHint(const RegistryOptions& o, std::string_view domain) {
+  if (o.docker_config_path.empty()) return "no docker config is set for credentials";
+  std::ifstream in(o.docker_config_path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string config = ss.str();
+  absl::StatusOr<std::optional<Credentials>> creds = CredentialsFromDockerConfig(config, domain);
+  const std::string helper = CredentialHelperFor(config, domain);
+  if (creds.ok() && !creds->has_value() && !helper.empty()) {
+    return absl::StrCat(o.docker_config_path, " leaves ", std::string(domain),
+                        " to the credential helper docker-credential-", helper,
+                        ", which faasd does not run: put the credentials under \"auths\"");
+  }
+  return absl::StrCat("check credentials in ", o.docker_config_path);
+}
+
 std::string BasicAuthorization(const Credentials& c) {
   return "Basic " + absl::Base64Escape(absl::StrCat(c.username, ":", c.password));
 }
@@ -149,7 +205,8 @@ absl::Status PerformExchange(const RegistryOptions& o, Url url, const std::strin
                              const std::string& what,
                              const std::function<absl::Status(std::string_view)>& on_body,
                              int64_t expect_length, int& status, httplib::Headers& response_headers,
-                             std::string& body, std::string& error_body) {
+                             std::string& body, std::string& error_body,
+                             httplib::Error* transport_error = nullptr) {
   const std::string origin = url.Origin();
   for (int hop = 0;; ++hop) {
     httplib::Client cli(url.Origin());
@@ -209,8 +266,13 @@ absl::Status PerformExchange(const RegistryOptions& o, Url url, const std::strin
     }
     if (!body_error.ok()) return body_error;
     if (!res) {
-      return absl::UnavailableError(absl::StrCat(what, ": ", method, " ", url.Origin(),
-                                                 url.path_query, ": ", DescribeError(res.error())));
+      if (transport_error != nullptr) *transport_error = res.error();
+      const std::string cause =
+          res.error() == httplib::Error::SSLServerVerification
+              ? DescribeVerifyFailure(cli.get_openssl_verify_result(), url.host_port, o)
+              : DescribeError(res.error());
+      return absl::UnavailableError(
+          absl::StrCat(what, ": ", method, " ", url.Origin(), url.path_query, ": ", cause));
     }
     status = res->status;
     response_headers = res->headers;
@@ -245,6 +307,7 @@ std::string RegistryClient::CachedToken(const std::string& key) {
 
 absl::StatusOr<std::string> RegistryClient::FetchToken(const Reference& ref,
                                                        const std::string& scope,
+                                                       const std::string& cache_key,
                                                        const std::string& realm,
                                                        const std::string& service,
                                                        const std::string& challenge_scope) {
@@ -277,10 +340,8 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const Reference& ref,
                                    body, error_body);
   if (!s.ok()) return s;
   if (status == 401 || status == 403) {
-    std::string hint = options_.docker_config_path.empty()
-                           ? "no docker config is set for credentials"
-                           : absl::StrCat("check credentials in ", options_.docker_config_path);
-    return absl::UnauthenticatedError(absl::StrCat(what, ": unauthorized: ", hint));
+    return absl::UnauthenticatedError(
+        absl::StrCat(what, ": unauthorized: ", CredentialsHint(options_, ref.domain)));
   }
   if (status != 200) {
     return absl::UnavailableError(absl::StrCat(what, ": HTTP ", status));
@@ -301,17 +362,29 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const Reference& ref,
   // Renew a little early so a token does not expire between cache lookup and use.
   absl::Time expires = absl::Now() + absl::Seconds(expires_in) - absl::Seconds(5);
   absl::MutexLock lock(&mu_);
-  tokens_[absl::StrCat(ref.domain, "|", scope)] = {token, expires};
+  tokens_[cache_key] = {token, expires};
   return token;
 }
 
 absl::Status RegistryClient::Send(const Reference& ref, Exchange& ex) {
   const std::string scope = absl::StrCat("repository:", ref.path, ":pull");
-  const std::string key = absl::StrCat(ref.domain, "|", scope);
+  // A token is what these credentials were granted: keyed by them too, so a changed password
+  // (or removed credentials) applies at once, not when the token expires.
+  // A config that cannot be read matters only once the registry asks for credentials.
+  absl::StatusOr<std::optional<Credentials>> key_creds = LoadCredentials(options_, ref.domain);
+  const std::string key = absl::StrCat(
+      ref.domain, "|", scope, "|",
+      !key_creds.ok() ? "unreadable"
+      : *key_creds
+          ? Sha256Digest(absl::StrCat((*key_creds)->username, ":", (*key_creds)->password))
+          : "anonymous");
   Url url;
-  url.scheme = UsesPlainHttp(options_, ref.domain) ? "http" : "https";
+  url.scheme = SchemeFor(ref.domain);
   url.host_port = RegistryHost(ref.domain);
   url.path_query = ex.path;
+  // Loopback registries are tried over TLS first and over plain HTTP when the handshake fails
+  // (the server speaks HTTP), as containerd does; the answer is kept per domain.
+  const bool probe_tls = IsLoopbackHost(ref.domain) && !IsInsecureRegistry(options_, ref.domain);
 
   bool fetched_token = false, tried_basic = false;
   bool sent_credentials = false;
@@ -332,10 +405,23 @@ absl::Status RegistryClient::Send(const Reference& ref, Exchange& ex) {
       }
     }
     sent_credentials = !authorization.empty();
+    httplib::Error transport = httplib::Error::Success;
     absl::Status s = PerformExchange(options_, url, authorization, ex.method, ex.headers,
                                      ex.follow_redirects, ex.what, ex.on_body, ex.expect_length,
-                                     ex.status, ex.response_headers, ex.body, ex.error_body);
+                                     ex.status, ex.response_headers, ex.body, ex.error_body,
+                                     &transport);
+    if (!s.ok() && probe_tls && url.scheme == "https" &&
+        transport == httplib::Error::SSLConnection) {
+      url.scheme = "http";
+      s = PerformExchange(options_, url, authorization, ex.method, ex.headers,
+                          ex.follow_redirects, ex.what, ex.on_body, ex.expect_length, ex.status,
+                          ex.response_headers, ex.body, ex.error_body);
+    }
     if (!s.ok()) return s;
+    if (probe_tls) {
+      absl::MutexLock lock(&mu_);
+      schemes_[ref.domain] = url.scheme;
+    }
     if (ex.status != 401) break;
 
     std::vector<AuthChallenge> challenges =
@@ -356,7 +442,7 @@ absl::Status RegistryClient::Send(const Reference& ref, Exchange& ex) {
         return it == bearer->params.end() ? std::string() : it->second;
       };
       absl::StatusOr<std::string> token =
-          FetchToken(ref, scope, realm->second, param("service"), param("scope"));
+          FetchToken(ref, scope, key, realm->second, param("service"), param("scope"));
       if (!token.ok()) return token.status();
       fetched_token = true;
       continue;
@@ -375,9 +461,7 @@ absl::Status RegistryClient::Send(const Reference& ref, Exchange& ex) {
   auto with = [&](std::string fallback) {
     return absl::StrCat(ex.what, ": ", text.empty() ? fallback : text);
   };
-  std::string hint = options_.docker_config_path.empty()
-                         ? "no docker config is set for credentials"
-                         : absl::StrCat("check credentials in ", options_.docker_config_path);
+  const std::string hint = CredentialsHint(options_, ref.domain);
   switch (ex.status) {
     case 401:
       return absl::UnauthenticatedError(absl::StrCat(

@@ -142,11 +142,12 @@ std::vector<std::string> ChainIds(const std::vector<std::string>& diff_ids);
 
 struct RegistryOptions {
   // "host:port" registries spoken to over plain HTTP. Loopback (127.0.0.0/8, localhost, [::1])
-  // always is.
+  // is tried over TLS first, then over plain HTTP when the handshake fails.
   std::vector<std::string> insecure_registries;
   // Docker config.json with "auths": {host: {"auth": base64(user:pass)} or {"username",
   // "password"}}. "" = no credentials; a missing file = no credentials. Read when a registry asks
-  // for credentials, so edits apply without a restart. credsStore/credHelpers are not supported.
+  // for credentials, so edits apply without a restart. credsStore/credHelpers are not run (an
+  // "unauthorized" error names the helper the config leaves the registry to).
   std::string docker_config_path;
   std::string ca_file;  // "" = system CA store (/etc/ssl/certs/ca-certificates.crt)
   int connect_timeout_seconds = 10;
@@ -154,7 +155,7 @@ struct RegistryOptions {
   std::string user_agent = "faasd-cpp";
 };
 
-// Thread-safe; caches bearer tokens per (domain, scope) until they expire.
+// Thread-safe; caches bearer tokens per (domain, scope, credentials) until they expire.
 class RegistryClient {
  public:
   explicit RegistryClient(RegistryOptions options);
@@ -182,9 +183,11 @@ class RegistryClient {
   // Sends one request to ref's registry, answering auth challenges; see client.cc.
   absl::Status Send(const Reference& ref, Exchange& exchange);
   absl::StatusOr<std::string> FetchToken(const Reference& ref, const std::string& scope,
-                                         const std::string& realm, const std::string& service,
+                                         const std::string& cache_key, const std::string& realm, const std::string& service,
                                          const std::string& challenge_scope);
   std::string CachedToken(const std::string& key);
+  // "http" for --insecure-registry hosts; for loopback what worked last ("https" first).
+  std::string SchemeFor(const std::string& domain);
 
   const RegistryOptions options_;
   absl::Mutex mu_;
@@ -195,6 +198,7 @@ class RegistryClient {
   std::map<std::string, CachedBearer> tokens_ ABSL_GUARDED_BY(mu_);
   // Domains that answered with a Basic challenge: send credentials up front next time.
   std::map<std::string, bool> basic_domains_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> schemes_ ABSL_GUARDED_BY(mu_);  // loopback domain → scheme
 };
 
 }  // namespace faasd::registry

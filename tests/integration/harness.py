@@ -719,6 +719,23 @@ class FaasdDaemon:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def paced_invokes(daemon, name, rate, seconds, results, tag="q"):
+    """Invokes `name` `rate` times a second for `seconds`, one connection each, with bodies
+    TAG0, TAG1, ...; appends each outcome to `results`: 200 when the echo came back whole,
+    else "status:text" or the exception. Bounded in count and time."""
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline and n < rate * seconds + 10:
+        t = time.monotonic()
+        try:
+            r = daemon.invoke(name, body=f"{tag}{n}", timeout=30)
+            results.append(r.status if r.text == f"{tag}{n}" else f"{r.status}:{r.text[:60]}")
+        except OSError as exc:
+            results.append(repr(exc))
+        n += 1
+        time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - t)))  # pacing, not synchronisation
+
+
 def private_daemon(request, workdir, name, namespace, extra_args=()):
     """A second daemon beside the session's, for a test that needs other flags: its own CNI
     bridge, its own containerd (two daemons on one containerd would each manage the other's

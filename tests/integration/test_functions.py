@@ -56,6 +56,41 @@ def test_invoke_echo_body_and_headers(api, functions, suffix):
         dict(r.headers)
 
 
+def scrape(api):
+    m = api.request("GET", "/metrics", auth=False)
+    assert m.status == 200 and m.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for line in m.text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            samples[series] = float(value)
+    return samples
+
+
+def test_metrics_count_invocations_and_describe_the_daemon(api, functions):
+    name = functions.deploy("echo")
+    fn = f'function_name="{name}.{harness.NAMESPACE}"'
+    ok, missing = (f'gateway_function_invocation_total{{{fn},code="{c}"}}' for c in (200, 404))
+    started, seconds = f"gateway_function_invocation_started{{{fn}}}", \
+        f'gateway_functions_seconds_count{{{fn},code="200"}}'
+    before = scrape(api)  # the deploy fixture may have called it already
+    count_before = api.describe(name).json()["invocationCount"]
+    for i in range(3):
+        assert api.invoke(name, body=f"m{i}").status == 200
+    assert api.invoke(name, "/_/file?path=/none", method="GET").status == 404  # the function's
+    after = scrape(api)
+    assert after[ok] - before.get(ok, 0) == 3, after
+    assert after[missing] - before.get(missing, 0) == 1, after
+    assert after[started] - before.get(started, 0) == 4, after
+    assert after[seconds] - before.get(seconds, 0) == 3, after
+    assert after[f"gateway_function_invocation_inflight{{{fn}}}"] == 0, after
+    assert after[f"gateway_service_count{{{fn}}}"] == 1, after
+    assert after["process_resident_memory_bytes"] > 1 << 20, after
+    assert after["process_open_fds"] > 0, after
+    # invocationCount on the API comes from the same counters.
+    assert api.describe(name).json()["invocationCount"] == count_before + 4
+
+
 def test_invoke_passes_method_path_query(api, functions):
     name = functions.deploy("echo")
     for method in ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"]:

@@ -194,17 +194,7 @@ def test_fifty_concurrent_requests_at_zero_share_one_start(api, functions, conta
 def load(api, name, rate, seconds, results):
     """Sends `rate` requests per second for `seconds`, one connection each, recording
     (status or exception). Bounded in count and time."""
-    deadline = time.monotonic() + seconds
-    n = 0
-    while time.monotonic() < deadline and n < rate * seconds + 10:
-        t = time.monotonic()
-        try:
-            r = api.invoke(name, body=f"q{n}", timeout=30)
-            results.append(r.status if r.text == f"q{n}" else f"{r.status}:{r.text[:60]}")
-        except OSError as exc:
-            results.append(repr(exc))
-        n += 1
-        time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - t)))  # pacing, not synchronisation
+    harness.paced_invokes(api, name, rate, seconds, results)
 
 
 def test_kill_of_the_only_replica_under_load_fails_nothing(api, functions, containerd):

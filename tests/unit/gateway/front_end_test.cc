@@ -146,6 +146,7 @@ class RecordingUpstream {
 struct FrontFixture {
   FakeProvider provider;
   EchoUpstream upstream;
+  metrics::Metrics metrics;  // outlives the gateway
   std::unique_ptr<Gateway> gateway;
 
   explicit FrontFixture(size_t max_connections = 10000, int head_timeout = 10) {
@@ -157,7 +158,7 @@ struct FrontFixture {
     o.upstream_timeout_seconds = 5;
     o.max_connections = max_connections;
     o.head_timeout_seconds = head_timeout;
-    gateway = std::make_unique<Gateway>(o, provider);
+    gateway = std::make_unique<Gateway>(o, provider, metrics);
     REQUIRE(gateway->Start().ok());
   }
   ~FrontFixture() { gateway->Stop(); }
@@ -227,6 +228,18 @@ TEST_CASE("a head over 64 KiB is refused with 431 and the connection closed", "[
       f,
       "GET /function/echo HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(70 << 10, 'a') + "\r\n\r\n",
       431);
+}
+
+TEST_CASE("the 64 KiB bound covers the start line and the fields together", "[front]") {
+  // async_read_header bounds the whole head (measured with Beast 1.74: a 40 KiB start line
+  // with 40 KiB of fields is refused, 50 + 8 KiB is not); the watchdog's own put() loop has to
+  // count it itself (watchdog/http_io.cc).
+  FrontFixture f;
+  ExpectRefusedAndClosed(f,
+                         "GET /function/echo?q=" + std::string(40 << 10, 'q') +
+                             " HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(40 << 10, 'a') +
+                             "\r\n\r\n",
+                         431);
 }
 
 TEST_CASE("a head sent slower than the deadline is dropped; others are served meanwhile",

@@ -49,6 +49,37 @@ TEST_CASE("basic auth guards /system and not /healthz", "[gateway][auth]") {
   CHECK(anon.Get("/metrics")->status == 200);
 }
 
+TEST_CASE("function-stats gives the portal its chart points", "[gateway][stats]") {
+  Fixture f;
+  REQUIRE(f.client->Post("/system/functions", kDeploy, "application/json")->status == 202);
+  metrics::Metrics::FunctionCounters* c = f.metrics.For("echo.openfaas-fn");
+  for (int i = 0; i < 4; ++i) {
+    metrics::Metrics::Started(c);
+    metrics::Metrics::Finished(c, i == 0 ? 500 : 200, 2'000'000);
+  }
+  f.history.Sample(absl::FromUnixSeconds(1'800'000'000));
+  auto r = f.client->Get("/system/function-stats/echo?namespace=openfaas-fn");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  const auto j = nlohmann::json::parse(r->body);
+  CHECK(j["function"] == "echo.openfaas-fn");
+  CHECK(j["intervalSeconds"] == 10);
+  REQUIRE(j["points"].size() == 1);
+  const auto& p = j["points"][0];
+  CHECK(p["t"] == 1'800'000'000);
+  CHECK(p["requests"] == 4);
+  CHECK(p["errors"] == 1);
+  CHECK(p["rps"].get<double>() == Approx(0.4));
+  CHECK(p["p50Ms"].get<double>() == Approx(2.5));
+  CHECK(p["p99Ms"].is_number());
+
+  CHECK(f.client->Get("/system/function-stats/nope")->status == 404);
+  CHECK(f.client->Get("/system/function-stats/BAD")->status == 400);
+  CHECK(f.client->Get("/system/function-stats/echo?namespace=../x")->status == 400);
+  httplib::Client anon("127.0.0.1", f.gateway->port());
+  CHECK(anon.Get("/system/function-stats/echo")->status == 401);
+}
+
 TEST_CASE("healthz follows the provider", "[gateway]") {
   Fixture f;
   f.provider.healthy = false;
@@ -247,7 +278,8 @@ TEST_CASE("Start names the address when the port is taken", "[gateway]") {
   GatewayOptions o;
   o.listen_host = "127.0.0.1";
   o.port = f.gateway->port();
-  Gateway second(o, other);
+  metrics::Metrics metrics;
+  Gateway second(o, other, metrics);
   absl::Status s = second.Start();
   CHECK(!s.ok());
   CHECK(std::string(s.message()).find(absl::StrCat("127.0.0.1:", o.port)) != std::string::npos);
@@ -364,6 +396,68 @@ TEST_CASE("a secrets dir owned by another user is refused", "[gateway][credentia
   REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
   REQUIRE(::chown(dir.c_str(), 65534, 65534) == 0);
   CheckSecretsDirRefused(dir, "owned by uid 65534", dir);
+}
+
+TEST_CASE("POST /system/alert steps functions up on firing and back to min on resolved",
+          "[gateway]") {
+  Fixture f;
+  REQUIRE(f.client
+              ->Post("/system/functions",
+                     R"({"service":"echo","image":"r/echo:1","labels":{
+                       "com.openfaas.scale.min":"2","com.openfaas.scale.max":"10",
+                       "com.openfaas.scale.factor":"30"}})",
+                     "application/json")
+              ->status == 202);
+  REQUIRE(f.client->Post("/system/functions", R"({"service":"plain","image":"r/echo:1"})",
+                         "application/json")
+              ->status == 202);
+  f.provider.scaled["echo.openfaas-fn"] = 2;
+  f.provider.scaled["plain.openfaas-fn"] = 1;
+  auto alert = [&](const std::string& status, const std::string& fn) {
+    return f.client->Post("/system/alert",
+                          R"({"status":")" + status + R"(","receiver":"scale-up","alerts":[
+                            {"status":")" + status + R"(","labels":{"alertname":"APIHighInvocationRate",
+                             "function_name":")" + fn + R"("}}]})",
+                          "application/json");
+  };
+  // factor 30 of max 10: +3 per firing alert, never past max.
+  CHECK(alert("firing", "echo")->status == 200);
+  CHECK(f.provider.scaled["echo.openfaas-fn"] == 5);
+  CHECK(alert("firing", "echo.openfaas-fn")->status == 200);
+  CHECK(f.provider.scaled["echo.openfaas-fn"] == 8);
+  CHECK(alert("firing", "echo")->status == 200);
+  CHECK(f.provider.scaled["echo.openfaas-fn"] == 10);
+  CHECK(alert("resolved", "echo")->status == 200);
+  CHECK(f.provider.scaled["echo.openfaas-fn"] == 2);
+  // Defaults: factor 20 of max 20 = +4.
+  CHECK(alert("firing", "plain")->status == 200);
+  CHECK(f.provider.scaled["plain.openfaas-fn"] == 5);
+  // A function that is gone is skipped, as upstream; an empty payload does nothing.
+  CHECK(alert("firing", "gone")->status == 200);
+  CHECK(f.client->Post("/system/alert", R"({"alerts":[]})", "application/json")->status == 200);
+  CHECK(f.client->Post("/system/alert", R"({"status":"firing"})", "application/json")->status ==
+        200);
+  // Not a webhook payload: 400.
+  for (const char* bad : {"{", "[]", "\"firing\"", R"({"alerts":{}})", R"({"alerts":[1]})",
+                          R"({"alerts":[{"status":5}]})",
+                          R"({"alerts":[{"labels":{"function_name":7}}]})"}) {
+    INFO(bad);
+    auto r = f.client->Post("/system/alert", bad, "application/json");
+    REQUIRE(r);
+    CHECK(r->status == 400);
+  }
+  // A bad function name fails its own alert (500, numbered); the others still apply.
+  auto r = f.client->Post("/system/alert", R"({"alerts":[
+      {"status":"firing","labels":{"function_name":"../etc"}},
+      {"status":"resolved","labels":{"function_name":"plain"}}]})",
+                          "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 500);
+  CHECK(r->body.find("[0] alert for ../etc") != std::string::npos);
+  CHECK(f.provider.scaled["plain.openfaas-fn"] == 1);
+  // Behind basic auth like every /system route.
+  httplib::Client anon("127.0.0.1", f.gateway->port());
+  CHECK(anon.Post("/system/alert", R"({"alerts":[]})", "application/json")->status == 401);
 }
 
 }  // namespace

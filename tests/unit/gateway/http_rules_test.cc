@@ -52,49 +52,62 @@ TEST_CASE("hop-by-hop headers and those named in Connection do not cross", "[rul
   CHECK(out == "X-Keep: 1\r\n");
 }
 
-TEST_CASE("retry only when nothing reached the function or an idempotent request is whole",
+TEST_CASE("idempotent methods, or an Idempotency-Key, make a request safe to send again",
+          "[rules]") {
+  HttpFields none, key, x_key;
+  key.set("Idempotency-Key", "abc");
+  x_key.set("X-Idempotency-Key", "abc");
+  CHECK(IsReplaySafe(http::verb::get, none));
+  CHECK(IsReplaySafe(http::verb::put, none));
+  CHECK(IsReplaySafe(http::verb::delete_, none));
+  CHECK_FALSE(IsReplaySafe(http::verb::post, none));
+  CHECK_FALSE(IsReplaySafe(http::verb::patch, none));
+  CHECK(IsReplaySafe(http::verb::post, key));
+  CHECK(IsReplaySafe(http::verb::patch, x_key));
+}
+
+TEST_CASE("retry only when nothing reached the function or a replay-safe request is whole",
           "[rules]") {
   AttemptOutcome refused;  // the connection never existed
   refused.body_replayable = true;
-  CHECK(MayRetry(http::verb::post, refused));
+  CHECK(MayRetry(false, refused));
 
   AttemptOutcome unsent;  // connected, nothing written
   unsent.connected = true;
   unsent.body_replayable = true;
-  CHECK(MayRetry(http::verb::post, unsent));
+  CHECK(MayRetry(false, unsent));
 
   AttemptOutcome sent;  // written on a pooled connection that then failed, no answer
   sent.connected = sent.reused = true;
   sent.bytes_written = 100;
   sent.body_replayable = true;
-  CHECK(MayRetry(http::verb::get, sent));
-  CHECK(MayRetry(http::verb::put, sent));
-  CHECK_FALSE(MayRetry(http::verb::post, sent));
-  CHECK_FALSE(MayRetry(http::verb::patch, sent));
+  CHECK(MayRetry(true, sent));
+  CHECK_FALSE(MayRetry(false, sent));
 
-  AttemptOutcome idle_closed = sent;  // the function had closed the kept-alive connection
+  AttemptOutcome idle_closed = sent;  // closed idle, or read the request and died: unknown
   idle_closed.closed_by_peer = true;
-  CHECK(MayRetry(http::verb::post, idle_closed));
+  CHECK_FALSE(MayRetry(false, idle_closed));  // a POST is not run twice
+  CHECK(MayRetry(true, idle_closed));
   AttemptOutcome fresh_closed = idle_closed;  // on a fresh one it may have read the request
   fresh_closed.reused = false;
-  CHECK_FALSE(MayRetry(http::verb::post, fresh_closed));
+  CHECK_FALSE(MayRetry(true, fresh_closed));
 
   AttemptOutcome fresh = sent;  // a fresh connection failing is the function's doing
   fresh.reused = false;
-  CHECK_FALSE(MayRetry(http::verb::get, fresh));
+  CHECK_FALSE(MayRetry(true, fresh));
 
   AttemptOutcome streamed = idle_closed;  // part of the body is gone: cannot be sent again
   streamed.body_replayable = false;
-  CHECK_FALSE(MayRetry(http::verb::put, streamed));
-  CHECK_FALSE(MayRetry(http::verb::post, streamed));
+  CHECK_FALSE(MayRetry(true, streamed));
+  CHECK_FALSE(MayRetry(false, streamed));
 
   AttemptOutcome answered = idle_closed;
   answered.response_started = true;
-  CHECK_FALSE(MayRetry(http::verb::get, answered));
+  CHECK_FALSE(MayRetry(true, answered));
 
   AttemptOutcome late = sent;
   late.timed_out = true;
-  CHECK_FALSE(MayRetry(http::verb::get, late));
+  CHECK_FALSE(MayRetry(true, late));
 }
 
 TEST_CASE("function targets name the function, namespace and path", "[rules]") {

@@ -1,5 +1,11 @@
 // The invoke proxy against a real echo upstream on loopback.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +20,7 @@ namespace {
 struct ProxyFixture {
   FakeProvider provider;
   EchoUpstream upstream;
+  metrics::Metrics metrics;  // outlives the gateway
   std::unique_ptr<Gateway> gateway;
   std::unique_ptr<httplib::Client> client;
 
@@ -28,7 +35,7 @@ struct ProxyFixture {
     o.credentials = {"admin", "pw"};
     o.upstream_timeout_seconds = 1;
     o.max_request_bytes = 3 << 20;
-    gateway = std::make_unique<Gateway>(o, provider);
+    gateway = std::make_unique<Gateway>(o, provider, metrics);
     REQUIRE(gateway->Start().ok());
     client = std::make_unique<httplib::Client>("127.0.0.1", gateway->port());
     client->set_read_timeout(10, 0);
@@ -203,6 +210,119 @@ TEST_CASE("proxy reuses upstream connections across requests", "[proxy]") {
   CHECK(f.upstream.requests.load() == 50);
   // Sequential requests fit on one pooled connection; a second allows for one dropped by a peer.
   CHECK(f.upstream.connections() <= 2);
+}
+
+// A function on raw sockets whose connections die on cue: each connection answers
+// `answered_per_connection` requests (keep-alive), then reads one more request and closes without
+// an answer (a function that died holding it); with `close_idle`, it closes instead right after
+// its last answer (idle close). Counts the requests it read. One connection at a time.
+class DyingUpstream {
+ public:
+  DyingUpstream(int answered_per_connection, bool close_idle)
+      : answered_(answered_per_connection), close_idle_(close_idle) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~DyingUpstream() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  std::atomic<int> requests{0}, closed{0};
+
+ private:
+  // Reads one request (head and Content-Length body); false on EOF.
+  static bool ReadRequest(int c) {
+    std::string in;
+    char buf[4096];
+    size_t head_end;
+    while ((head_end = in.find("\r\n\r\n")) == std::string::npos) {
+      const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    size_t length = 0;
+    if (size_t at = in.find("Content-Length: "); at != std::string::npos && at < head_end) {
+      length = std::strtoul(in.c_str() + at + 16, nullptr, 10);
+    }
+    while (in.size() < head_end + 4 + length) {
+      const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  }
+  void Serve() {
+    for (int conn = 0; conn < 100; ++conn) {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      for (int i = 0; i < answered_ && ReadRequest(c); ++i) {
+        ++requests;
+        static const char kOk[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        ::send(c, kOk, sizeof kOk - 1, MSG_NOSIGNAL);
+      }
+      if (!close_idle_ && ReadRequest(c)) ++requests;
+      ::close(c);
+      ++closed;
+    }
+  }
+  const int answered_;
+  const bool close_idle_;
+  int fd_ = -1, port_ = 0;
+  std::thread thread_;
+};
+
+bool EventuallyTrue(const std::function<bool()>& cond) {
+  for (int i = 0; i < 500; ++i) {  // 5 s
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+TEST_CASE("a POST after the function closed its idle connection goes out on a new one",
+          "[proxy][retry]") {
+  DyingUpstream up(1, /*close_idle=*/true);
+  ProxyFixture f;
+  f.provider.routes.Set("dying.openfaas-fn", {{"127.0.0.1", up.port()}});
+  f.client->set_keep_alive(true);  // one event loop, so one upstream pool, serves every request
+  REQUIRE(f.client->Post("/function/dying", "1", "text/plain")->status == 200);
+  REQUIRE(EventuallyTrue([&] { return up.closed.load() == 1; }));
+  auto r = f.client->Post("/function/dying", "2", "text/plain");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(up.requests.load() == 2);
+}
+
+TEST_CASE("a POST the function read and then died holding is not sent again", "[proxy][retry]") {
+  DyingUpstream up(1, /*close_idle=*/false);
+  ProxyFixture f;
+  f.provider.routes.Set("dying.openfaas-fn", {{"127.0.0.1", up.port()}});
+  f.client->set_keep_alive(true);  // one event loop, so one upstream pool, serves every request
+  REQUIRE(f.client->Post("/function/dying", "1", "text/plain")->status == 200);
+  auto r = f.client->Post("/function/dying", "2", "text/plain");  // the kept-alive connection
+  REQUIRE(r);
+  CHECK(r->status == 502);
+  CHECK(up.requests.load() == 2);  // the function saw the second POST once
+
+  // The same with an Idempotency-Key, or a GET: sent again on a new connection.
+  httplib::Headers key = {{"Idempotency-Key", "k1"}};
+  r = f.client->Post("/function/dying", key, "3", "text/plain");  // a fresh connection: answered
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  r = f.client->Post("/function/dying", key, "4", "text/plain");  // read, dies, sent again
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(up.requests.load() == 5);
 }
 
 TEST_CASE("metrics count invocations and fill invocationCount", "[proxy][metrics]") {

@@ -78,7 +78,9 @@ absl::StatusOr<provider::FunctionStatus> FakeProvider::Get(const std::string& na
   if (it == functions.end()) {
     return absl::NotFoundError(absl::StrCat("function ", name, ": not found"));
   }
-  return provider::StatusFromDeployment(it->second);
+  provider::FunctionStatus st = provider::StatusFromDeployment(it->second);
+  if (auto n = scaled.find(it->first); n != scaled.end()) st.replicas = n->second;
+  return st;
 }
 
 absl::Status FakeProvider::Deploy(const provider::FunctionDeployment& d) {
@@ -205,7 +207,7 @@ GatewayFixture::GatewayFixture() {
   o.max_request_bytes = 4 << 20;
   o.version = "0.1.0";
   o.git_sha = "abc123";
-  gateway = std::make_unique<Gateway>(o, provider);
+  gateway = std::make_unique<Gateway>(o, provider, metrics, &history);
   REQUIRE(gateway->Start().ok());
   client = std::make_unique<httplib::Client>("127.0.0.1", gateway->port());
   client->set_basic_auth("admin", "s3cret");

@@ -83,7 +83,7 @@ class FakeProvider : public provider::FunctionProvider {
 
   std::mutex mu;
   std::map<std::string, provider::FunctionDeployment> functions;  // "name.ns"
-  std::map<std::string, uint64_t> scaled;
+  std::map<std::string, uint64_t> scaled;  // what Scale asked for; Get reports it as replicas
   std::map<std::string, std::string> secrets;                   // "name.ns" -> value
   std::map<std::string, provider::FunctionNamespace> namespaces{// besides openfaas-fn
                                                                 {"other", {"other", {}, {}}}};
@@ -102,6 +102,8 @@ struct GatewayFixture {
   ~GatewayFixture();
 
   FakeProvider provider;
+  metrics::Metrics metrics;  // outlives the gateway
+  metrics::History history{metrics};  // sampled by the tests themselves
   std::unique_ptr<Gateway> gateway;
   std::unique_ptr<httplib::Client> client;
 };

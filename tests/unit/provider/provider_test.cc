@@ -364,6 +364,25 @@ TEST_CASE("Scale range: labels, defaults, zero always allowed, never a clamp") {
   CHECK(!ParseScaleRange({{kScaleMaxLabel, "100000"}}).ok());
 }
 
+TEST_CASE("Alert steps: firing adds factor% of max up to max, resolved goes to min") {
+  CHECK(*ParseScaleFactor({}) == 20);
+  CHECK(*ParseScaleFactor({{kScaleFactorLabel, "0"}}) == 0);
+  CHECK(*ParseScaleFactor({{kScaleFactorLabel, "100"}}) == 100);
+  for (const char* bad : {"101", "-1", "x", "", "2.5"}) {
+    INFO(bad);
+    CHECK(!ParseScaleFactor({{kScaleFactorLabel, bad}}).ok());
+  }
+  const ScaleRange range{1, 20};
+  CHECK(AlertReplicas(true, 1, range, 20) == 5);   // +ceil(20 x 20%) = +4
+  CHECK(AlertReplicas(true, 18, range, 20) == 20);  // never past max
+  CHECK(AlertReplicas(true, 1, {1, 3}, 10) == 2);   // ceil(0.3) = 1
+  CHECK(AlertReplicas(true, 1, range, 100) == 20);
+  CHECK(AlertReplicas(true, 3, range, 0) == 3);     // factor 0: no scaling
+  CHECK(AlertReplicas(true, 0, range, 20) == 4);    // from zero
+  CHECK(AlertReplicas(false, 12, {2, 20}, 20) == 2);
+  CHECK(AlertReplicas(false, 0, {2, 20}, 20) == 0);  // at zero it stays: a request wakes it
+}
+
 TEST_CASE("PlanReplicas brings replicas to the wanted count") {
   auto st = [](std::string id, bool task, bool running, bool ready, bool backoff = false) {
     return ReplicaState{id, task, running, ready, backoff};

@@ -69,6 +69,16 @@ TEST_CASE("docker config.json credentials", "[auth]") {
   CHECK_FALSE(no_auths->has_value());
 }
 
+TEST_CASE("credential helpers are named, not run", "[auth]") {
+  const std::string config = R"({"auths":{}, "credsStore":"desktop",
+      "credHelpers":{"123.dkr.ecr.us-east-1.amazonaws.com":"ecr-login","gcr.io":"gcloud"}})";
+  CHECK(r::CredentialHelperFor(config, "123.dkr.ecr.us-east-1.amazonaws.com") == "ecr-login");
+  CHECK(r::CredentialHelperFor(config, "gcr.io") == "gcloud");
+  CHECK(r::CredentialHelperFor(config, "docker.io") == "desktop");  // credsStore for the rest
+  CHECK(r::CredentialHelperFor(R"({"auths":{}})", "docker.io").empty());
+  CHECK(r::CredentialHelperFor("{not json", "docker.io").empty());
+}
+
 TEST_CASE("hosts, loopback, URLs", "[auth]") {
   CHECK(r::RegistryHost("docker.io") == "registry-1.docker.io");
   CHECK(r::RegistryHost("ghcr.io") == "ghcr.io");

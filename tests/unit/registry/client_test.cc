@@ -1,7 +1,10 @@
 // RegistryClient against tiny registries on loopback that demand bearer tokens or basic auth,
 // redirect blobs to another origin, and lie about digests.
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <mutex>
+#include <thread>
 
 #include "absl/strings/escaping.h"
 #include "catch.hpp"
@@ -149,6 +152,38 @@ TEST_CASE("bearer flow: 401, token with basic credentials, retry, token cached",
         "pull " + reg.registry.Host() + "/team/fn:nope: manifest unknown");
 }
 
+TEST_CASE("a changed password applies at once, not when the cached token expires", "[client]") {
+  BearerRegistry reg;
+  TempDir dir;
+  r::RegistryOptions opts;
+  opts.docker_config_path = DockerConfig(dir, reg.registry.Host(), "alice", "secret");
+  r::RegistryClient client(opts);
+  r::Reference ref = Ref(reg.registry, "team/fn:1");
+  REQUIRE(client.FetchManifest(ref).ok());
+  CHECK(reg.tokens_issued == 1);
+
+  DockerConfig(dir, reg.registry.Host(), "alice", "wrong");  // the operator edits config.json
+  auto got = client.FetchManifest(ref);
+  CHECK(got.status().code() == absl::StatusCode::kUnauthenticated);
+
+  DockerConfig(dir, reg.registry.Host(), "alice", "secret");  // and back: its token again
+  REQUIRE(client.FetchManifest(ref).ok());
+  CHECK(reg.tokens_issued == 1);
+}
+
+TEST_CASE("unauthorized names the credential helper that faasd does not run", "[client]") {
+  BearerRegistry reg;
+  TempDir dir;
+  r::RegistryOptions opts;
+  opts.docker_config_path =
+      dir.Write("config.json", R"({"credHelpers":{")" + reg.registry.Host() + R"(":"pass"}})");
+  auto got = r::RegistryClient(opts).FetchManifest(Ref(reg.registry, "team/fn:1"));
+  CHECK(got.status().code() == absl::StatusCode::kUnauthenticated);
+  CHECK(std::string(got.status().message())
+            .find("credential helper docker-credential-pass, which faasd does not run") !=
+        std::string::npos);
+}
+
 TEST_CASE("bearer flow with wrong or missing credentials is Unauthenticated", "[client]") {
   BearerRegistry reg;
   TempDir dir;
@@ -281,4 +316,91 @@ TEST_CASE("digest and size checks, HEAD fallback, server and connection errors",
   auto refused = r::RegistryClient({}).FetchManifest(
       *r::Reference::Parse("127.0.0.1:" + std::to_string(port) + "/fn:1"));
   CHECK(refused.status().code() == absl::StatusCode::kUnavailable);
+}
+
+namespace {
+
+// openssl(1) makes a CA and a server certificate for 127.0.0.1 (or `san`) signed by it.
+struct Certs {
+  std::string ca, cert, key;
+};
+Certs MakeCerts(const TempDir& dir, const std::string& san) {
+  const std::string d = dir.path();
+  const std::string cmd =
+      "cd " + d + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+      "-nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=faasd-test-ca 2>/dev/null && "
+      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key "
+      "-out srv.csr -subj /CN=registry 2>/dev/null && printf 'subjectAltName=" + san +
+      "' > ext && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+      "-out srv.pem -days 2 -extfile ext 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  return {d + "/ca.pem", d + "/srv.pem", d + "/srv.key"};
+}
+
+// A registry on 127.0.0.1 over TLS serving one manifest.
+struct TlsRegistry {
+  explicit TlsRegistry(const Certs& c) : server(c.cert.c_str(), c.key.c_str()) {
+    server.Get("/v2/fn/manifests/1", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(kManifest, r::kMediaTypeOciManifest);
+    });
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+    for (int i = 0; i < 500 && !server.is_running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ~TlsRegistry() {
+    server.stop();
+    thread.join();
+  }
+  r::Reference Ref(const std::string& rest) const {
+    auto ref = r::Reference::Parse("127.0.0.1:" + std::to_string(port) + "/" + rest);
+    REQUIRE(ref.ok());
+    return *ref;
+  }
+  httplib::SSLServer server;
+  int port = 0;
+  std::thread thread;
+};
+
+}  // namespace
+
+TEST_CASE("a loopback registry speaking TLS is reached over TLS, its CA from --registry-ca",
+          "[client][tls]") {
+  TempDir dir;
+  Certs certs = MakeCerts(dir, "IP:127.0.0.1");
+  TlsRegistry reg(certs);
+  REQUIRE(reg.server.is_running());
+
+  r::RegistryOptions trusted;
+  trusted.ca_file = certs.ca;
+  auto got = r::RegistryClient(trusted).FetchManifest(reg.Ref("fn:1"));
+  INFO(got.status().ToString());
+  REQUIRE(got.ok());
+  CHECK(got->second == kManifest);
+
+  // The system store does not know the test CA: the error says so and what to do.
+  auto unknown = r::RegistryClient(r::RegistryOptions()).FetchManifest(reg.Ref("fn:1"));
+  REQUIRE_FALSE(unknown.ok());
+  const std::string why(unknown.status().message());
+  INFO(why);
+  CHECK(why.find("signed by an unknown authority") != std::string::npos);
+  CHECK(why.find("--registry-ca=FILE") != std::string::npos);
+  CHECK(why.find("--insecure-registry=127.0.0.1:" + std::to_string(reg.port)) !=
+        std::string::npos);
+  CHECK(why.find("HTTP 400") == std::string::npos);  // not the plain-HTTP fallback's answer
+}
+
+TEST_CASE("a certificate for another name is refused, naming the host", "[client][tls]") {
+  TempDir dir;
+  Certs certs = MakeCerts(dir, "DNS:registry.example.com");
+  TlsRegistry reg(certs);
+  REQUIRE(reg.server.is_running());
+  r::RegistryOptions trusted;
+  trusted.ca_file = certs.ca;
+  auto got = r::RegistryClient(trusted).FetchManifest(reg.Ref("fn:1"));
+  REQUIRE_FALSE(got.ok());
+  INFO(got.status().ToString());
+  CHECK(std::string(got.status().message())
+            .find("does not name 127.0.0.1:" + std::to_string(reg.port)) != std::string::npos);
 }

@@ -1,0 +1,72 @@
+// The last 15 minutes of each function's invocations, in 10-second points, for the portal's
+// charts (no Prometheus needed): requests, errors (5xx), rate and p50/p99 latency estimated from
+// the histogram buckets' growth over the interval, as Prometheus' histogram_quantile does.
+// Sample() is called every interval, by Start()'s thread or by a test with its own clock.
+// Thread-safe.
+#pragma once
+
+#include <deque>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "metrics/metrics.h"
+
+namespace faasd::metrics {
+
+struct StatsPoint {
+  int64_t t = 0;  // unix seconds at the end of the interval
+  uint64_t requests = 0, errors = 0;
+  double rps = 0;
+  std::optional<double> p50_ms, p99_ms;  // none without requests
+};
+
+// The q-quantile (0..1) in milliseconds of the observations counted by `buckets` (not
+// cumulative, Metrics::kBuckets' bounds, plus `beyond` above the last one), by linear
+// interpolation inside the bucket it falls in; the last bound when it falls beyond it.
+std::optional<double> QuantileMs(const std::array<uint64_t, Metrics::kBuckets.size()>& buckets,
+                                 uint64_t beyond, double q);
+
+class History {
+ public:
+  static constexpr absl::Duration kInterval = absl::Seconds(10);
+  static constexpr size_t kPoints = 90;  // 15 minutes
+
+  explicit History(const Metrics& metrics) : metrics_(metrics) {}
+  ~History() { Stop(); }
+  History(const History&) = delete;
+  History& operator=(const History&) = delete;
+
+  void Start();
+  void Stop();
+
+  // Adds one point per function counted so far: what changed since the previous Sample().
+  void Sample(absl::Time now);
+  // Oldest first; empty for a function never sampled.
+  std::vector<StatsPoint> Points(const std::string& function_name) const;
+
+ private:
+  struct Totals {
+    std::array<uint64_t, Metrics::kBuckets.size()> buckets{};
+    uint64_t count = 0, errors = 0;
+  };
+  struct Series {
+    Totals last;
+    absl::Time last_at;
+    std::deque<StatsPoint> points;
+  };
+
+  const Metrics& metrics_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Series> series_ ABSL_GUARDED_BY(mu_);
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+}  // namespace faasd::metrics

@@ -1,0 +1,355 @@
+"""The portal at /ui/ in a real browser (Debian's headless chromium through chromedriver):
+list, detail, deploy, invoke, logs, scale and secrets against the real daemon.
+
+Screenshots of each page go to build/ui-screenshots/ (relative to the repository). The page
+load time (Navigation Timing) is measured and written there too, not asserted."""
+
+import json
+import os
+import random
+import shutil
+import tempfile
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+import harness
+
+# Debian's python3-selenium, chromium and chromium-driver (scripts/deps.sh test): missing
+# ones fail the tests rather than skip them, so CI cannot pass without a browser.
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+SHOTS = Path(__file__).resolve().parents[2] / "build" / "ui-screenshots"
+WAIT = 30  # seconds for anything the page shows after an API call
+
+
+class Portal:
+    """One headless chromium logged in to the daemon: every request carries the daemon's
+    Basic credentials (CDP Network.setExtraHTTPHeaders), as the browser's own login would."""
+
+    def __init__(self, daemon, profile_dir, send_credentials=True):
+        self.daemon = daemon
+        self.base = f"http://127.0.0.1:{daemon.port}"
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = CHROMIUM
+        for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                    "--window-size=1280,900", f"--user-data-dir={profile_dir}",
+                    "--no-first-run", "--disable-extensions"]:
+            opts.add_argument(arg)
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.service = Service(executable_path=CHROMEDRIVER)
+        self.driver = None
+        try:
+            self.driver = webdriver.Chrome(service=self.service, options=opts)
+            if send_credentials:
+                self.driver.execute_cdp_cmd("Network.enable", {})
+                self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders",
+                                            {"headers": {"Authorization": daemon.auth_header()}})
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        """Quits the browser (chromedriver ends the chromium it started), then stops the
+        chromedriver this Service started, through its own process handle."""
+        if self.driver is not None:
+            try:
+                self.driver.quit()
+            finally:
+                self.driver = None
+        self.service.stop()
+
+    def go(self, route):
+        self.driver.get(f"{self.base}/ui/#/{route}")
+
+    def wait(self, predicate, what, timeout=WAIT):
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
+                lambda d: predicate(), message=what)
+        except Exception:
+            page = self.text("main")[:2000]
+            console = [e["message"][:300] for e in self.driver.get_log("browser")]
+            raise AssertionError(f"{what}; at {self.driver.current_url}\n--- page ---\n{page}"
+                                 f"\n--- console ---\n{console}") from None
+
+    def find(self, css, timeout=WAIT):
+        return self.wait(lambda: (self.driver.find_elements(By.CSS_SELECTOR, css) or [None])[0],
+                         f"element {css}", timeout)
+
+    def text(self, css):
+        els = self.driver.find_elements(By.CSS_SELECTOR, css)
+        return els[0].text if els else ""
+
+    def fill(self, css, value):
+        el = self.find(css)
+        el.clear()
+        el.send_keys(value)
+        return el
+
+    def load_timing(self):
+        """Navigation Timing of the current page (ms): load event, DOMContentLoaded, and the
+        three slowest files."""
+        self.wait(lambda: self.driver.execute_script(
+            "return performance.getEntriesByType('navigation')[0].loadEventEnd > 0"), "load event")
+        return self.driver.execute_script(
+            "const n = performance.getEntriesByType('navigation')[0];"
+            "const r = performance.getEntriesByType('resource')"
+            "  .map(e => [e.name.replace(location.origin, ''), Math.round(e.duration)])"
+            "  .sort((a, b) => b[1] - a[1]).slice(0, 3);"
+            "return {load: n.loadEventEnd - n.startTime, dom: n.domContentLoadedEventEnd - n.startTime,"
+            "        ttfb: n.responseStart - n.startTime, slowest: r};")
+
+    def shot(self, name, size=None):
+        """Saves build/ui-screenshots/NAME.png, at `size` (width, height) if given."""
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        if size:
+            self.driver.set_window_size(*size)
+        try:
+            self.driver.save_screenshot(str(SHOTS / f"{name}.png"))
+        finally:
+            if size:
+                self.driver.set_window_size(1280, 900)
+
+    def errors(self):
+        return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, ".error")]
+
+
+@pytest.fixture(scope="module")
+def portal(faasd):
+    for tool in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(tool, os.X_OK):
+            pytest.fail(f"{tool}: not installed (scripts/deps.sh test installs it)")
+    if not faasd.running():
+        faasd.start()
+    profile = tempfile.mkdtemp(prefix="fdt-chromium-")
+    p = None
+    try:
+        p = Portal(faasd, profile)
+        yield p
+    finally:
+        if p is not None:
+            p.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_the_portal_loads_behind_basic_auth_and_lists_functions(portal, functions, api):
+    name = functions.deploy("ui")
+    anon = harness.http_request("127.0.0.1", api.port, "GET", "/ui/")
+    assert anon.status == 401 and "Basic" in anon.headers.get("WWW-Authenticate", ""), anon
+    root = harness.http_request("127.0.0.1", api.port, "GET", "/")
+    assert root.status == 307 and root.headers.get("Location") == "/ui/", root
+
+    portal.go("functions")
+    row = f'#functions tr[data-fn="{name}"]'
+    portal.wait(lambda: portal.text(f'{row} [data-status="ready"]') == "Ready",
+                f"{name} listed as Ready")
+    assert "1/1" in portal.text(f"{row} .replicas")
+    assert fn_image_ref(functions) in portal.text(f"{row} .image")
+    first = portal.load_timing()
+    portal.driver.refresh()  # again, with the files cached (each revalidated: 304)
+    portal.wait(lambda: portal.text(f'{row} [data-status="ready"]') == "Ready", "reloaded list")
+    again = portal.load_timing()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / "timing.json").write_text(json.dumps({"first": first, "reload": again}, indent=1))
+    print(f"\nportal page load on loopback: first {first['load']:.0f} ms, "
+          f"reload {again['load']:.0f} ms; slowest files: {first['slowest']}")
+    portal.shot("functions")
+    portal.shot("functions-small", (1024, 440))  # the README's docs/portal.png
+
+    # The list refreshes by itself: an invocation made elsewhere shows up without a reload.
+    assert api.invoke(name, body=b"x").status == 200
+    portal.wait(lambda: portal.text(f"{row} .invocations") not in ("", "0"),
+                "invocation count to refresh")
+    portal.fill("#fn-search", "no-such-function")
+    portal.wait(lambda: not portal.driver.find_elements(By.CSS_SELECTOR, row), "search to filter")
+    portal.fill("#fn-search", name)
+    portal.find(row)
+
+    portal.shot("functions-phone", (390, 844))
+
+    # By keyboard: Tab from the search box to the function's link, Enter opens it.
+    portal.find("#fn-search").click()
+    link = portal.driver.find_element(By.CSS_SELECTOR, f"{row} a")
+    for _ in range(10):
+        if portal.driver.switch_to.active_element == link:
+            break
+        portal.driver.switch_to.active_element.send_keys(Keys.TAB)
+    assert portal.driver.switch_to.active_element == link, "Tab never reached the function link"
+    link.send_keys(Keys.ENTER)
+    portal.wait(lambda: "ready of 1" in portal.text("#fn-replicas"), "detail page")
+    portal.find("#fn-charts figure, #no-stats")
+    portal.shot("detail", (1280, 1300))
+
+    portal.go("system")
+    portal.wait(lambda: "faasd-cpp" in portal.text("#sys-info"), "system info")
+    portal.find('#ns-rows tr[data-ns="openfaas-fn"]')
+    ns = f"uins-{random.getrandbits(24):06x}"
+    try:
+        portal.fill("#ns-name", ns)
+        portal.find("#ns-form button").click()
+        portal.find(f'#ns-rows tr[data-ns="{ns}"]')
+        portal.wait(lambda: portal.driver.find_elements(By.CSS_SELECTOR,
+                                                        f'#ns-picker option[value="{ns}"]'),
+                    "the new namespace in the picker")
+        portal.shot("system")
+        portal.find(f'#ns-rows tr[data-ns="{ns}"] button').click()
+        portal.find("#confirm-ok").click()
+        portal.wait(lambda: not portal.driver.find_elements(By.CSS_SELECTOR,
+                                                            f'#ns-rows tr[data-ns="{ns}"]'),
+                    "the namespace to disappear")
+        assert ns not in api.request("GET", "/system/namespaces").json()
+    finally:
+        api.request("DELETE", f"/system/namespace/{ns}", {"name": ns, "labels": {"openfaas": "1"}})
+
+
+def fn_image_ref(functions):
+    return functions.images.refs["echo"]
+
+
+def test_deploy_invoke_follow_logs_and_scale_from_the_portal(portal, functions, api):
+    name = functions.name("uidep")  # deleted by the fixture afterwards
+    portal.go("deploy")
+    portal.fill("#dep-image", fn_image_ref(functions))
+    portal.fill("#dep-name", name)
+    portal.fill("#dep-env", "greeting=from-portal")
+    portal.fill("#dep-labels", "team=portal")
+    portal.shot("deploy")
+    portal.find("#dep-submit").click()
+    portal.wait(lambda: portal.driver.current_url.endswith(f"#/function/openfaas-fn/{name}"),
+                "deploy to open the function's page")
+    portal.wait(lambda: portal.text('#fn-props [data-status="ready"]') == "Ready",
+                f"{name} to become ready", timeout=60)
+    assert "team=portal" in portal.text("#fn-props")
+    assert "greeting" in portal.text("#fn-props")
+    assert api.describe(name).json()["envVars"]["greeting"] == "from-portal"
+
+    # Invoke: POST with a body, the echo function answers it.
+    portal.go(f"invoke/openfaas-fn/{name}")
+    portal.wait(lambda: portal.find("#inv-fn").get_attribute("value") == name, "function picker")
+    portal.fill("#inv-body", "hello portal")
+    portal.find("#inv-send").click()
+    portal.wait(lambda: portal.text("#inv-body-out") == "hello portal", "the function's answer")
+    assert portal.text("#inv-status").startswith("200")
+    portal.shot("invoke", (1280, 1300))
+
+    # Async: whatever the daemon answers (202 with X-Call-Id, or its error) is shown as is.
+    portal.find("#inv-mode").send_keys("async")
+    portal.find("#inv-send").click()
+    portal.wait(lambda: "/async-function/" in portal.text("#inv-status"), "the async answer")
+    status = portal.text("#inv-status")
+    if status.startswith("202"):
+        assert portal.text("#inv-call-id"), status
+    else:
+        assert portal.text("#inv-body-out").strip(), f"an error without a message: {status}"
+    portal.find("#inv-mode").send_keys("sync")
+
+    # A line the function prints, then its log followed live.
+    marker = f"portal-{random.getrandbits(32):08x}"
+    portal.find("#inv-method").send_keys("GET")
+    portal.fill("#inv-path", "/_/log")
+    portal.fill("#inv-query", "text=" + urllib.parse.quote(marker + "-a"))
+    portal.find("#inv-send").click()
+    portal.wait(lambda: "GET /function/" in portal.text("#inv-status") and
+                portal.text("#inv-status").startswith("200"), "the /_/log call")
+
+    portal.go(f"logs/openfaas-fn/{name}")
+    portal.wait(lambda: marker + "-a" in portal.text("#log-lines"), "the printed line in the log")
+    assert portal.text("#log-state") == "Following…"
+    assert api.invoke(name, "/_/log?text=" + marker + "-b", method="GET").status == 200
+    portal.wait(lambda: marker + "-b" in portal.text("#log-lines"), "a new line while following")
+    portal.fill("#log-filter", marker + "-b")
+    portal.wait(lambda: marker + "-a" not in portal.text("#log-lines"), "the filter")
+    portal.shot("logs")
+
+    # Scale to zero and back from the detail page.
+    portal.go(f"function/openfaas-fn/{name}")
+    portal.find('#fn-props [data-status="ready"]')
+    portal.fill("#scale-replicas", "0")
+    portal.find("#scale-form button").click()
+    portal.wait(lambda: portal.text('#fn-props [data-status="zero"]') == "Scaled to zero",
+                "scaled to zero")
+    assert api.describe(name).json()["replicas"] == 0
+    portal.fill("#scale-replicas", "1")
+    portal.find("#scale-form button").click()
+    portal.wait(lambda: portal.text('#fn-props [data-status="ready"]') == "Ready",
+                "ready again after scaling to 1", timeout=60)
+    # By now the invocations above are in /system/function-stats (10 s points): charts.
+    portal.find("#fn-charts figure svg polyline")
+    portal.shot("detail-stats", (1280, 1300))
+
+    # Update (PUT) from the edit form, then delete after the confirmation dialog.
+    portal.go(f"deploy/openfaas-fn/{name}")
+    portal.wait(lambda: "team=portal" in portal.find("#dep-labels").get_attribute("value"),
+                "the edit form filled from the function")
+    portal.fill("#dep-labels", "team=portal-2")
+    portal.find("#dep-submit").click()
+    portal.wait(lambda: "team=portal-2" in portal.text("#fn-props"), "the updated label")
+    assert api.describe(name).json()["labels"]["team"] == "portal-2"
+    portal.find("#fn-delete").click()
+    portal.find("#confirm-ok").click()
+    portal.wait(lambda: portal.driver.current_url.endswith("#/functions"), "back to the list")
+    harness.wait_until(lambda: api.describe(name).status == 404, 30, f"{name} deleted")
+
+
+def test_secrets_are_created_refused_when_taken_and_deleted(portal, api):
+    name = f"uisec-{random.getrandbits(24):06x}"
+    try:
+        portal.go("secrets")
+        portal.find("#secret-rows")
+        portal.fill("#sec-name", name)
+        portal.fill("#sec-value", "s3cret-value")
+        portal.find("#sec-submit").click()
+        row = f'#secret-rows tr[data-secret="{name}"]'
+        portal.find(row)
+        assert "s3cret-value" not in portal.driver.page_source
+        assert any(s["name"] == name for s in api.request("GET", "/system/secrets").json())
+
+        # Creating it again: the server's own message is shown.
+        portal.fill("#sec-name", name)
+        portal.fill("#sec-value", "other")
+        portal.find("#sec-submit").click()
+        portal.wait(lambda: any("409" in e and name in e for e in portal.errors()),
+                    "the 409 with the server's message")
+        portal.shot("secrets")
+
+        # Replace it (PUT): the name is fixed, only the value is sent.
+        portal.find(f'{row} button[aria-label="Replace {name}"]').click()
+        assert portal.find("#sec-name").get_attribute("readonly") is not None
+        portal.fill("#sec-value", "replaced-value")
+        portal.find("#sec-submit").click()
+        portal.wait(lambda: f"Replaced {name}." in portal.text(".messages"), "the replace")
+
+        portal.find(f'{row} [data-delete="{name}"]').click()
+        portal.find("#confirm-ok").click()
+        portal.wait(lambda: not portal.driver.find_elements(By.CSS_SELECTOR, row),
+                    "the secret to disappear")
+        assert not any(s["name"] == name for s in api.request("GET", "/system/secrets").json())
+    finally:
+        api.request("DELETE", "/system/secrets", {"name": name})
+
+
+def test_credentials_given_once_serve_the_page_and_its_api_calls(faasd, api, functions):
+    """The browser's own Basic-auth login (credentials in the URL stand in for its prompt):
+    its cached credentials must carry the page's fetch() calls to /system/* too."""
+    name = functions.deploy("uiauth")
+    profile = tempfile.mkdtemp(prefix="fdt-chromium-")
+    p = None
+    try:
+        p = Portal(api, profile, send_credentials=False)
+        user = urllib.parse.quote(api.user, safe="")
+        password = urllib.parse.quote(api.password, safe="")
+        p.driver.get(f"http://{user}:{password}@127.0.0.1:{api.port}/ui/#/functions")
+        p.wait(lambda: p.text(f'#functions tr[data-fn="{name}"] [data-status]') == "Ready",
+               f"{name} listed through the browser's own credentials")
+        assert not p.errors()
+    finally:
+        if p is not None:
+            p.close()
+        shutil.rmtree(profile, ignore_errors=True)

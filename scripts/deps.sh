@@ -23,6 +23,7 @@ test_pkgs=(
   skopeo umoci docker-registry busybox-static util-linux
   python3 python3-pytest python3-yaml curl jq wrk
   systemd  # systemd-journald and journalctl, run in a private mount namespace by test_journal.py
+  prometheus  # its binary goes into the offline sidecar image (packaging/images/build.sh)
   chromium chromium-driver python3-selenium  # test_ui.py drives the portal in a real browser
 )
 
@@ -60,4 +61,14 @@ if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${m
   cat "$log" >&2
   echo "deps.sh: apt-get failed installing: ${missing[*]}" >&2
   exit 1
+fi
+# Debian's prometheus package starts its own server on :9090 (the port faasd publishes its
+# Prometheus on); only its binary is wanted, for the sidecar image.
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+  if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  else
+    invoke-rc.d prometheus stop >/dev/null 2>&1 || true
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
 fi

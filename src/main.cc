@@ -26,6 +26,7 @@
 #include "containerd/client.h"
 #include "faasd_version.h"
 #include "gateway/gateway.h"
+#include "image/importer.h"
 #include "image/puller.h"
 #include "logs/logs.h"
 #include "metrics/metrics.h"
@@ -37,6 +38,7 @@
 #include "provider/registry_image_source.h"
 #include "queue/queue.h"
 #include "registry/registry.h"
+#include "services/services.h"
 
 namespace {
 
@@ -44,6 +46,7 @@ using namespace faasd;
 
 constexpr char kUsage[] = R"(usage: faasd up [flags] | faasd config [flags] | faasd install [flags]
        | faasd export [--namespace=NS] [flags] | faasd build [flags] [PATH] | faasd version
+       | faasd service list|logs NAME|restart NAME [--state-dir=DIR] | faasd image import FILE...
 
 flags for `up`, `config`, `install` and `export` (--name=value; each is also a `name = value`
 line of the config file, which the flag overrides):
@@ -95,6 +98,17 @@ line of the config file, which the flag overrides):
   --queue-concurrency=N         async calls the queue worker invokes at once (4)
   --function-logs-journal=MODE  auto: also copy function output to journald when its socket
                                 is there (journalctl -t NAMESPACE:NAME); off: files only (auto)
+  --services=on|off             run the services of <state-dir>/services.yaml (on)
+  --nats-image=REF              NATS image of the default services.yaml
+                                (docker.io/library/nats:2.9.10)
+  --prometheus-image=REF        Prometheus image of the default services.yaml
+                                (docker.io/prom/prometheus:v2.42.0)
+  --nats-address=HOST:PORT      NATS's published port in the default file (127.0.0.1:4222)
+  --prometheus-address=H:P      Prometheus's published port in the default file (127.0.0.1:9090)
+  --images-dir=DIR              OCI archives (*.tar) imported at start (<state-dir>/images)
+
+`faasd image import FILE...` imports OCI archives (skopeo's oci-archive:) into containerd
+namespaces openfaas and openfaas-fn (--namespace=NAME, repeatable; --containerd-address).
 )";
 
 using Flags = config::Settings;
@@ -408,6 +422,25 @@ int Up(const Flags& f) {
     return 2;
   }
 
+  const std::string run_services = f.Get("services", "on");
+  if (run_services != "on" && run_services != "off") {
+    std::fprintf(stderr, "faasd: --services=%s is not on or off\n", run_services.c_str());
+    return 2;
+  }
+  services::SupervisorOptions sopts;
+  sopts.defaults.nats_image = f.Get("nats-image", sopts.defaults.nats_image);
+  sopts.defaults.prometheus_image = f.Get("prometheus-image", sopts.defaults.prometheus_image);
+  sopts.defaults.nats_address = f.Get("nats-address", sopts.defaults.nats_address);
+  sopts.defaults.prometheus_address =
+      f.Get("prometheus-address", sopts.defaults.prometheus_address);
+  for (const std::string* address :
+       {&sopts.defaults.nats_address, &sopts.defaults.prometheus_address}) {
+    if (!services::ParsePort(*address + ":1").ok()) {
+      std::fprintf(stderr, "faasd: %s is not HOST:PORT\n", address->c_str());
+      return 2;
+    }
+  }
+
   ::umask(022);
   ::mkdir(state_dir.c_str(), 0700);  // as `faasd install` and the unit make it
 
@@ -526,6 +559,23 @@ int Up(const Flags& f) {
                              wanted)};
   });
 
+  // Started after the gateway: the API never waits for NATS or Prometheus.
+  sopts.state_dir = state_dir;
+  sopts.images_dir = f.Get("images-dir", "");
+  sopts.gateway_port = gw.port();
+  sopts.nameservers = popts.nameservers;
+  sopts.logger = logger;
+  sopts.log_rotation = rotation;
+  sopts.log_journal = journal;
+  services::ServiceSupervisor supervisor(sopts, client, puller, **net);
+  if (run_services == "on") {
+    if (host == "127.0.0.1" || host == "localhost") {
+      LogWarning("services: the gateway listens on ", host,
+                 " only: Prometheus (and other services) cannot reach it as gateway:", gw.port());
+    }
+    supervisor.Start();
+  }
+
   // Wait for SIGTERM/SIGINT on a dedicated thread via sigwait: no work in signal handlers.
   sigset_t set;
   sigemptyset(&set);
@@ -533,7 +583,8 @@ int Up(const Flags& f) {
   sigaddset(&set, SIGINT);
   int sig = 0;
   sigwait(&set, &sig);
-  LogInfo("signal ", sig, ": stopping; function containers keep running");
+  LogInfo("signal ", sig, ": stopping; function and service containers keep running");
+  supervisor.Stop();
   metrics.RemoveCollector(desired_collector);
   metrics.RemoveCollector(queue_collector);
   scaler.Stop();
@@ -542,6 +593,52 @@ int Up(const Flags& f) {
   if (async_queue != nullptr) async_queue->Stop();  // calls being invoked go back to the stream
   provider.Stop();
   return 0;
+}
+
+// `faasd image import FILE...`: OCI archives into containerd, for services and functions.
+int ImageCommand(int argc, char** argv) {
+  if (argc < 4 || std::string(argv[2]) != "import") {
+    std::fprintf(stderr,
+                 "usage: faasd image import FILE... [--namespace=NAME] "
+                 "[--containerd-address=PATH]\n");
+    return 2;
+  }
+  std::vector<std::string> files;
+  int first_flag = 3;
+  while (first_flag < argc && std::string(argv[first_flag]).rfind("--", 0) != 0) {
+    files.push_back(argv[first_flag++]);
+  }
+  absl::StatusOr<config::Settings> f = config::Load(absl::MakeConstSpan(argv + first_flag, argv + argc));
+  if (!f.ok()) {
+    std::fprintf(stderr, "faasd image import: %s\n", std::string(f.status().message()).c_str());
+    return 2;
+  }
+  std::vector<std::string> namespaces = f->All("namespace");
+  if (namespaces.empty()) namespaces = {services::kNamespace, provider::kDefaultNamespace};
+  faasd::containerd::Client client(f->Get("containerd-address", "/run/containerd/containerd.sock"));
+  const std::string scratch = f->Get("state-dir", "/var/lib/faasd") + "/tmp";
+  int rc = 0;
+  for (const std::string& file : files) {
+    for (const std::string& ns : namespaces) {
+      if (absl::Status s = client.namespaces.Ensure(ns, {}); !s.ok()) {
+        std::fprintf(stderr, "faasd image import: namespace %s: %s\n", ns.c_str(),
+                     std::string(s.message()).c_str());
+        return 1;
+      }
+      absl::StatusOr<std::vector<image::ImportedImage>> imported =
+          image::ImportOciArchive(client, ns, file, scratch);
+      if (!imported.ok()) {
+        std::fprintf(stderr, "faasd image import: %s\n",
+                     std::string(imported.status().message()).c_str());
+        rc = 1;
+        break;
+      }
+      for (const auto& i : *imported) {
+        std::printf("%s\t%s\t%s\n", ns.c_str(), i.name.c_str(), i.manifest_digest.c_str());
+      }
+    }
+  }
+  return rc;
 }
 
 }  // namespace
@@ -568,6 +665,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "build") return faasd::builder::Main(argc, argv);
+  if (cmd == "service") return faasd::services::Main(argc, argv);
+  if (cmd == "image") return ImageCommand(argc, argv);
   if (cmd == "up" || cmd == "config" || cmd == "install" || cmd == "export") {
     absl::StatusOr<config::Settings> settings =
         config::Load(absl::MakeConstSpan(argv + 2, argv + argc));

@@ -1,9 +1,19 @@
 #include "image/importer.h"
 
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "image/gc_labels.h"
@@ -178,6 +188,99 @@ absl::StatusOr<std::vector<ImportedImage>> ImportOciLayout(containerd::Client& c
   if (!del.ok()) LogWarning("import ", layout_dir, ": ", del.message());
   if (!failed.ok()) return failed;
   return out;
+}
+
+namespace {
+
+// Unpacks the layout tar at `archive` into `dir` (which exists and is empty).
+absl::Status ExtractLayout(const std::string& archive, const std::string& dir) {
+  struct archive* a = archive_read_new();
+  archive_read_support_format_tar(a);
+  archive_read_support_filter_all(a);
+  absl::Status status;
+  if (archive_read_open_filename(a, archive.c_str(), 1 << 16) != ARCHIVE_OK) {
+    status = absl::InvalidArgumentError(archive_error_string(a));
+  }
+  struct archive_entry* entry = nullptr;
+  while (status.ok()) {
+    const int r = archive_read_next_header(a, &entry);
+    if (r == ARCHIVE_EOF) break;
+    if (r != ARCHIVE_OK) {
+      status = absl::InvalidArgumentError(archive_error_string(a));
+      break;
+    }
+    std::string path = archive_entry_pathname(entry);
+    while (path.rfind("./", 0) == 0) path = path.substr(2);
+    while (!path.empty() && path.back() == '/') path.pop_back();
+    if (path.empty() || path == ".") continue;
+    if (path[0] == '/' || path == ".." || path.rfind("../", 0) == 0 ||
+        path.find("/../") != std::string::npos || absl::EndsWith(path, "/..")) {
+      status = absl::InvalidArgumentError(absl::StrCat("entry \"", path, "\" leaves the layout"));
+      break;
+    }
+    const std::string target = absl::StrCat(dir, "/", path);
+    const mode_t type = archive_entry_filetype(entry);
+    if (type == AE_IFDIR) {
+      if (::mkdir(target.c_str(), 0755) != 0 && errno != EEXIST) {
+        status = absl::InternalError(absl::StrCat("mkdir ", target, ": ", std::strerror(errno)));
+      }
+      continue;
+    }
+    if (type != AE_IFREG) continue;  // a layout holds folders and files only
+    // Parents of a file listed before its folder.
+    for (size_t i = dir.size() + 1; i < target.size(); ++i) {
+      if (target[i] == '/') ::mkdir(target.substr(0, i).c_str(), 0755);
+    }
+    const int fd =
+        ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+      status = absl::InternalError(absl::StrCat("create ", target, ": ", std::strerror(errno)));
+      break;
+    }
+    const void* buf = nullptr;
+    size_t size = 0;
+    la_int64_t offset = 0;
+    int rr;
+    while ((rr = archive_read_data_block(a, &buf, &size, &offset)) == ARCHIVE_OK) {
+      if (::pwrite(fd, buf, size, offset) != static_cast<ssize_t>(size)) {
+        status = absl::InternalError(absl::StrCat("write ", target, ": ", std::strerror(errno)));
+        break;
+      }
+    }
+    if (status.ok() && rr != ARCHIVE_EOF)
+      status = absl::InvalidArgumentError(archive_error_string(a));
+    ::close(fd);
+  }
+  archive_read_free(a);
+  return status;
+}
+
+void RemoveTree(const std::string& dir) {
+  ::nftw(
+      dir.c_str(),
+      [](const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }, 16,
+      FTW_DEPTH | FTW_PHYS);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ImportedImage>> ImportOciArchive(containerd::Client& client,
+                                                            const std::string& ns,
+                                                            const std::string& archive_path,
+                                                            const std::string& scratch_dir) {
+  ::mkdir(scratch_dir.c_str(), 0700);
+  std::string dir = absl::StrCat(scratch_dir, "/import-XXXXXX");
+  if (::mkdtemp(dir.data()) == nullptr) {
+    return absl::InternalError(absl::StrCat("import ", archive_path, ": mkdtemp in ", scratch_dir,
+                                            ": ", std::strerror(errno)));
+  }
+  absl::Status s = ExtractLayout(archive_path, dir);
+  absl::StatusOr<std::vector<ImportedImage>> imported =
+      s.ok() ? ImportOciLayout(client, ns, dir)
+             : absl::StatusOr<std::vector<ImportedImage>>(absl::Status(
+                   s.code(), absl::StrCat("import ", archive_path, ": ", s.message())));
+  RemoveTree(dir);
+  return imported;
 }
 
 }  // namespace faasd::image

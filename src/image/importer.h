@@ -30,4 +30,14 @@ absl::StatusOr<std::vector<ImportedImage>> ImportOciLayout(containerd::Client& c
                                                            const std::string& ns,
                                                            const std::string& layout_dir);
 
+// An oci-archive (a tar of an OCI image layout, as `skopeo copy ... oci-archive:FILE` and
+// `faasd build --archive` write) imported as above: unpacked into a fresh folder under
+// `scratch_dir` (created if needed), which is removed afterwards. Only folders and regular files
+// are taken, and only below that folder (no absolute paths, no "..", no links). Errors name the
+// archive.
+absl::StatusOr<std::vector<ImportedImage>> ImportOciArchive(containerd::Client& client,
+                                                            const std::string& ns,
+                                                            const std::string& archive_path,
+                                                            const std::string& scratch_dir);
+
 }  // namespace faasd::image

@@ -70,6 +70,12 @@ struct LoggerQuery {
 // (containerd passes the query to the logger as argv pairs, in no particular order).
 std::string LoggerUri(absl::string_view logger_path, const LoggerQuery& q);
 
+// LoggerUri for a task whose output goes to FunctionLogDir(state_dir, ns, name) (a function's
+// replica, or a service in namespace openfaas); "" (output discarded) when `logger_path` is "".
+std::string TaskLogUri(absl::string_view logger_path, absl::string_view state_dir,
+                       absl::string_view ns, absl::string_view name,
+                       const RotationOptions& rotation, JournalMode journal);
+
 // Creates `dir` and its missing parents with `mode`.
 absl::Status MakeDirs(const std::string& dir, mode_t mode);
 

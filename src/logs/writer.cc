@@ -27,6 +27,20 @@ absl::StatusOr<JournalMode> ParseJournalMode(absl::string_view s) {
   return absl::InvalidArgumentError(absl::StrCat("journal mode \"", s, "\" is not auto or off"));
 }
 
+std::string TaskLogUri(absl::string_view logger_path, absl::string_view state_dir,
+                       absl::string_view ns, absl::string_view name,
+                       const RotationOptions& rotation, JournalMode journal) {
+  if (logger_path.empty()) return "";
+  // The logger creates the directory (0700) itself: the shim runs it before the task exists.
+  LoggerQuery q;
+  q.dir = FunctionLogDir(state_dir, ns, name);
+  q.ns = std::string(ns);
+  q.name = std::string(name);
+  q.rotation = rotation;
+  q.journal = journal;
+  return LoggerUri(logger_path, q);
+}
+
 std::string LoggerUri(absl::string_view logger_path, const LoggerQuery& q) {
   // Go's url.Parse decodes percent escapes in the path and the query values.
   auto escape = [](absl::string_view s, bool keep_slash) {

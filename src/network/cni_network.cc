@@ -455,4 +455,68 @@ std::vector<std::string> CniNetwork::AttachedContainers() const {
 
 std::string CniNetwork::GatewayIp() const { return gateway_ip_; }
 
+namespace {
+
+// portmap as one more plugin of this network, with the mappings as its runtimeConfig (the
+// `portMappings` capability a runtime fills in).
+json PortmapStdin(const json& conflist, const std::vector<PortMapping>& ports,
+                  const json* prev_result) {
+  json plugin = {{"type", "portmap"}, {"capabilities", {{"portMappings", true}}}, {"snat", true}};
+  json in = PluginStdin(conflist, plugin, prev_result);
+  json mappings = json::array();
+  for (const PortMapping& p : ports) {
+    mappings.push_back({{"hostPort", p.host_port},
+                        {"containerPort", p.container_port},
+                        {"protocol", p.protocol},
+                        {"hostIP", p.host_ip}});
+  }
+  in["runtimeConfig"] = {{"portMappings", mappings}};
+  return in;
+}
+
+}  // namespace
+
+absl::Status CniNetwork::MapPorts(const std::string& container_id, const std::string& netns_path,
+                                  const std::vector<PortMapping>& ports) {
+  if (absl::Status status = ValidateContainerId(container_id); !status.ok()) return status;
+  if (ports.empty()) return absl::OkStatus();
+  const std::string what = absl::StrCat("cni portmap ADD container ", container_id);
+  absl::StatusOr<std::string> plugin = FindPlugin("portmap", config_.plugin_dirs);
+  if (!plugin.ok()) return plugin.status();
+  ContainerLock lock(this, container_id);
+  absl::StatusOr<CacheEntry> cached = ReadCache(config_, container_id);
+  if (!cached.ok() || cached->state != kStateAttached || !cached->result) {
+    return absl::FailedPreconditionError(absl::StrCat(what, ": not attached to the network"));
+  }
+  json conflist = json::parse(conflist_json_, nullptr, /*allow_exceptions=*/false);
+  PluginCall call{"ADD", container_id, netns_path, config_.ifname, config_.plugin_dirs, ""};
+  absl::StatusOr<ProcessOutput> out =
+      RunProcess(*plugin, {}, PluginEnv(call, PathEnv()),
+                 PortmapStdin(conflist, ports, &*cached->result).dump(),
+                 absl::Seconds(config_.plugin_timeout_seconds));
+  if (!out.ok())
+    return absl::Status(out.status().code(), absl::StrCat(what, ": ", out.status().message()));
+  return PluginExitStatus(what, *out);
+}
+
+absl::Status CniNetwork::UnmapPorts(const std::string& container_id, const std::string& netns_path,
+                                    const std::vector<PortMapping>& ports) {
+  if (ports.empty()) return absl::OkStatus();
+  if (absl::Status status = ValidateContainerId(container_id); !status.ok()) return status;
+  const std::string what = absl::StrCat("cni portmap DEL container ", container_id);
+  absl::StatusOr<std::string> plugin = FindPlugin("portmap", config_.plugin_dirs);
+  if (!plugin.ok()) return plugin.status();
+  ContainerLock lock(this, container_id);
+  absl::StatusOr<CacheEntry> cached = ReadCache(config_, container_id);
+  const json* prev = cached.ok() && cached->result ? &*cached->result : nullptr;
+  json conflist = json::parse(conflist_json_, nullptr, /*allow_exceptions=*/false);
+  PluginCall call{"DEL", container_id, netns_path, config_.ifname, config_.plugin_dirs, ""};
+  absl::StatusOr<ProcessOutput> out = RunProcess(*plugin, {}, PluginEnv(call, PathEnv()),
+                                                 PortmapStdin(conflist, ports, prev).dump(),
+                                                 absl::Seconds(config_.plugin_timeout_seconds));
+  if (!out.ok())
+    return absl::Status(out.status().code(), absl::StrCat(what, ": ", out.status().message()));
+  return PluginExitStatus(what, *out);
+}
+
 }  // namespace faasd::network

@@ -52,6 +52,14 @@ struct CniConfig {
 // `faasd install` puts in conf_dir before the daemon first runs.
 absl::StatusOr<std::string> RenderConflist(const CniConfig& config);
 
+// One published port: host_ip:host_port on the host to container_port in the container.
+struct PortMapping {
+  std::string host_ip = "127.0.0.1";
+  int host_port = 0;
+  int container_port = 0;
+  std::string protocol = "tcp";  // tcp | udp
+};
+
 class CniNetwork {
  public:
   // Validates the subnet, finds every plugin (NotFound naming the plugin and dirs searched),
@@ -71,6 +79,18 @@ class CniNetwork {
   // after a crash).
   std::vector<std::string> AttachedContainers() const;
   std::string GatewayIp() const;  // "10.62.0.1" for the default subnet
+
+  // Publishes ports of an attached container on the host with the CNI `portmap` plugin (DNAT
+  // in the kernel, no user-space copy), chained after this network's ADD result from the cache.
+  // A host address of 127.0.0.1 works too: portmap sets route_localnet on the bridge and
+  // masquerades the loopback source. FailedPrecondition when the container is not attached;
+  // NotFound when the plugin is not in plugin_dirs.
+  absl::Status MapPorts(const std::string& container_id, const std::string& netns_path,
+                        const std::vector<PortMapping>& ports);
+  // portmap DEL for the container (given the ports it published, as some portmap versions skip
+  // a DEL without them): its DNAT rules go. Idempotent.
+  absl::Status UnmapPorts(const std::string& container_id, const std::string& netns_path,
+                          const std::vector<PortMapping>& ports);
   const CniConfig& config() const { return config_; }
 
  private:
@@ -89,11 +109,27 @@ class CniNetwork {
   absl::flat_hash_set<std::string> busy_ ABSL_GUARDED_BY(mu_);  // containers mid-operation
 };
 
-// /etc/hosts content for a function: localhost lines, `<gateway_ip>\tgateway`, and the
-// hostname (one or more names separated by spaces) on its own IP if known (`own_ip`); otherwise on 127.0.1.1, as Debian does, because
-// runtimes such as the JVM fail when the local hostname does not resolve at all.
+// /etc/hosts content for a function: localhost lines, `<gateway_ip>\tgateway`, the shared
+// block `services` (see below), and the hostname (one or more names separated by spaces) on its
+// own IP if known (`own_ip`); otherwise on 127.0.1.1, as Debian does, because runtimes such as
+// the JVM fail when the local hostname does not resolve at all.
 std::string HostsFile(std::string_view hostname, std::string_view gateway_ip,
-                      std::string_view own_ip = "");
+                      std::string_view own_ip = "", std::string_view services = "");
+
+// Writes a container's /etc/hosts or /etc/resolv.conf (mode 0644) in place, not tmp + rename:
+// the file is bind-mounted into a running container, and a bind mount pins the inode.
+absl::Status WriteEtcFile(const std::string& path, std::string_view content);
+
+// The names every container on the bridge resolves besides its own: the service supervisor
+// keeps them ("<ip>\t<name>" lines) in SharedHostsPath(state_dir), and each container's hosts
+// file carries a copy between two marker lines, so a changed address can be put into a running
+// container's file in place (ReplaceSharedHosts) without touching its own lines.
+std::string SharedHostsPath(std::string_view state_dir);
+// The shared lines now; "" when there are none (or no file yet).
+std::string ReadSharedHosts(std::string_view state_dir);
+// `hosts_file` with its shared block (if any, else inserted before the last line) replaced by
+// `services`.
+std::string ReplaceSharedHosts(std::string_view hosts_file, std::string_view services);
 
 // /etc/resolv.conf content: `nameservers` when non-empty; otherwise the host's file at
 // `host_resolv_conf`, minus loopback nameservers (127.x, ::1: unreachable from a container

@@ -1,4 +1,7 @@
 // The /etc/hosts and /etc/resolv.conf a function container gets (declared in cni_network.h).
+#include <sys/stat.h>
+
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -8,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "network/cni_network.h"
 
 namespace faasd::network {
@@ -20,10 +24,58 @@ bool IsLoopbackNameserver(absl::string_view address) {
          absl::EqualsIgnoreCase(address, "0:0:0:0:0:0:0:1");
 }
 
+constexpr char kSharedBegin[] = "# faasd services\n";
+constexpr char kSharedEnd[] = "# end of faasd services\n";
+
+std::string SharedBlock(absl::string_view services) {
+  if (services.empty()) return "";
+  std::string block = absl::StrCat(kSharedBegin, services);
+  if (block.back() != '\n') block += '\n';
+  return absl::StrCat(block, kSharedEnd);
+}
+
+absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
 }  // namespace
 
+absl::Status WriteEtcFile(const std::string& path, std::string_view content) {
+  std::ofstream f(path, std::ios::trunc | std::ios::binary);
+  if (!f) return absl::InternalError(absl::StrCat("write ", path, ": cannot open"));
+  f << content;
+  f.close();
+  if (!f) return absl::InternalError(absl::StrCat("write ", path, ": failed"));
+  ::chmod(path.c_str(), 0644);
+  return absl::OkStatus();
+}
+
+std::string SharedHostsPath(std::string_view state_dir) {
+  return absl::StrCat(Absl(state_dir), "/services/hosts");
+}
+
+std::string ReadSharedHosts(std::string_view state_dir) {
+  std::ifstream in(SharedHostsPath(state_dir));
+  std::ostringstream content;
+  if (in) content << in.rdbuf();
+  return content.str();
+}
+
+std::string ReplaceSharedHosts(std::string_view hosts_in, std::string_view services) {
+  absl::string_view hosts = Absl(hosts_in);
+  const size_t begin = hosts.find(kSharedBegin);
+  const size_t end = begin == absl::string_view::npos ? begin : hosts.find(kSharedEnd, begin);
+  if (begin != absl::string_view::npos && end != absl::string_view::npos) {
+    return absl::StrCat(hosts.substr(0, begin), SharedBlock(Absl(services)),
+                        hosts.substr(end + std::strlen(kSharedEnd)));
+  }
+  // No block yet (a file written before there were services): before the own-name line.
+  absl::string_view body = absl::StripSuffix(hosts, "\n");
+  const size_t last = body.rfind('\n');
+  const size_t cut = last == absl::string_view::npos ? 0 : last + 1;
+  return absl::StrCat(hosts.substr(0, cut), SharedBlock(Absl(services)), hosts.substr(cut));
+}
+
 std::string HostsFile(std::string_view hostname_in, std::string_view gateway_in,
-                      std::string_view own_in) {
+                      std::string_view own_in, std::string_view services) {
   // Debian's Abseil is built with its own string_view, distinct from std::string_view.
   absl::string_view hostname(hostname_in.data(), hostname_in.size());
   absl::string_view gateway_ip(gateway_in.data(), gateway_in.size());
@@ -32,6 +84,7 @@ std::string HostsFile(std::string_view hostname_in, std::string_view gateway_in,
       "127.0.0.1\tlocalhost\n"
       "::1\tlocalhost ip6-localhost ip6-loopback\n";
   if (!gateway_ip.empty()) absl::StrAppend(&hosts, gateway_ip, "\tgateway\n");
+  absl::StrAppend(&hosts, SharedBlock(Absl(services)));
   if (!hostname.empty()) {
     absl::StrAppend(&hosts, own_ip.empty() ? "127.0.1.1" : own_ip, "\t", hostname, "\n");
   }

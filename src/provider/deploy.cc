@@ -32,21 +32,19 @@ std::string RandomSuffix() {
   return s;
 }
 
-// Writes in place (not tmp + rename): the file is bind-mounted into a running container, and a
-// bind mount pins the inode.
-absl::Status WriteFile(const std::string& path, const std::string& content, mode_t mode) {
-  std::ofstream f(path, std::ios::trunc | std::ios::binary);
-  if (!f) return absl::InternalError(absl::StrCat("write ", path, ": cannot open"));
-  f << content;
-  f.close();
-  if (!f) return absl::InternalError(absl::StrCat("write ", path, ": failed"));
-  ::chmod(path.c_str(), mode);
-  return absl::OkStatus();
-}
-
 // A replica's /etc/hosts names it by its own hostname (the container id) and by its function's.
 std::string HostNames(const std::string& id, const std::string& function) {
   return absl::StrCat(id, " ", function);
+}
+
+// <state>/run/<id>/hosts: the replica's names on `ip` (127.0.1.1 while it is ""), the gateway,
+// and the services every container on the bridge resolves (network::SharedHostsPath).
+absl::Status WriteHosts(const std::string& state_dir, const std::string& id,
+                        const std::string& function, const std::string& gateway_ip,
+                        const std::string& ip) {
+  return network::WriteEtcFile(absl::StrCat(state_dir, "/run/", id, "/hosts"),
+                               network::HostsFile(HostNames(id, function), gateway_ip, ip,
+                                                  network::ReadSharedHosts(state_dir)));
 }
 
 void MakeDirs(const std::string& path, mode_t mode) {
@@ -276,10 +274,9 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   }
   // runc bind-mounts /etc/hosts when it creates the task, which happens while the address is
   // still being assigned; StartTask rewrites the file in place once the address is known.
-  absl::Status s = WriteFile(run_dir + "/resolv.conf", *resolv, 0644);
+  absl::Status s = network::WriteEtcFile(run_dir + "/resolv.conf", *resolv);
   if (s.ok()) {
-    s = WriteFile(run_dir + "/hosts",
-                  network::HostsFile(HostNames(id, d.service), network_.GatewayIp()), 0644);
+    s = WriteHosts(options_.state_dir, id, d.service, network_.GatewayIp(), "");
   }
   if (!s.ok()) return cleanup(s);
 
@@ -333,8 +330,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   if (!start) {
     absl::StatusOr<std::string> ip = network.get();
     if (!ip.ok()) return cleanup(ip.status());
-    (void)WriteFile(absl::StrCat(options_.state_dir, "/run/", id, "/hosts"),
-                    network::HostsFile(HostNames(id, d.service), network_.GatewayIp(), *ip), 0644);
+    (void)WriteHosts(options_.state_dir, id, d.service, network_.GatewayIp(), *ip);
     return Replica{id, *ip, false};
   }
   absl::StatusOr<Replica> r = StartTask(ns, id, d.service, &network);
@@ -428,8 +424,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
   absl::StatusOr<std::string> ip = pending->get();
   if (!ip.ok()) return undo_task(ip.status());
   // The function resolves its own name to its address.
-  (void)WriteFile(absl::StrCat(options_.state_dir, "/run/", id, "/hosts"),
-                  network::HostsFile(HostNames(id, name), network_.GatewayIp(), *ip), 0644);
+  (void)WriteHosts(options_.state_dir, id, name, network_.GatewayIp(), *ip);
   absl::StatusOr<uint32_t> started = runtime_.StartTask(scope, id);
   if (!started.ok()) return undo_task(started.status());
   Replica r;

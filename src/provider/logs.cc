@@ -31,15 +31,8 @@ class FileLogStream final : public LogStream {
 }  // namespace
 
 std::string ContainerdProvider::TaskLogUri(const std::string& ns, const std::string& name) const {
-  if (options_.logger.empty()) return "";
-  // The logger creates the directory (0700) itself: the shim runs it before the task exists.
-  logs::LoggerQuery q;
-  q.dir = logs::FunctionLogDir(options_.state_dir, ns, name);
-  q.ns = ns;
-  q.name = name;
-  q.rotation = options_.log_rotation;
-  q.journal = options_.log_journal;
-  return logs::LoggerUri(options_.logger, q);
+  return logs::TaskLogUri(options_.logger, options_.state_dir, ns, name, options_.log_rotation,
+                          options_.log_journal);
 }
 
 absl::StatusOr<std::unique_ptr<LogStream>> ContainerdProvider::Logs(const LogRequest& request) {

@@ -1,5 +1,6 @@
 #include "provider/spec.h"
 
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/numbers.h"
@@ -148,6 +149,9 @@ absl::StatusOr<std::vector<std::string>> ProcessArgs(const std::vector<std::stri
 absl::StatusOr<std::string> BuildRuntimeSpec(const SpecInputs& in) {
   if (in.args.empty()) return absl::InvalidArgumentError("spec: no process args");
   std::vector<std::string> caps(std::begin(kCapabilities), std::end(kCapabilities));
+  for (const std::string& cap : in.extra_capabilities) {
+    if (std::find(caps.begin(), caps.end(), cap) == caps.end()) caps.push_back(cap);
+  }
   json user = {{"uid", in.user.uid}, {"gid", in.user.gid}};
   if (!in.user.additional_gids.empty()) user["additionalGids"] = in.user.additional_gids;
   json process = {
@@ -184,6 +188,10 @@ absl::StatusOr<std::string> BuildRuntimeSpec(const SpecInputs& in) {
   if (in.read_only_rootfs) {
     mounts.push_back(
         Mount("/tmp", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=1777", "size=65536k"}));
+  }
+  for (const BindMount& b : in.binds) {
+    std::vector<std::string> options = {"rbind", b.read_only ? "ro" : "rw"};
+    mounts.push_back(Mount(b.destination, "bind", b.source, options));
   }
   json resources = {{"devices", json::array({{{"allow", false}, {"access", "rwm"}}})}};
   if (in.memory_limit_bytes > 0) resources["memory"] = {{"limit", in.memory_limit_bytes}};

@@ -29,6 +29,13 @@ absl::StatusOr<ProcessUser> ResolveUser(std::string_view user, std::string_view 
 std::vector<std::string> MergeEnv(const std::vector<std::string>& image_env,
                                   const FunctionDeployment& d);
 
+// A host path bind-mounted into the container (a service's `volumes:` entry).
+struct BindMount {
+  std::string source;       // host path
+  std::string destination;  // path in the container
+  bool read_only = false;
+};
+
 struct SpecInputs {
   std::string cgroups_path;  // "/openfaas-fn/echo-1a2b3c4d"
   std::string hostname;
@@ -45,6 +52,8 @@ struct SpecInputs {
   bool read_only_rootfs = false;   // also mounts a tmpfs on /tmp
   std::string netns_path;          // join this network namespace; "" = a new one
   uint64_t nofile_limit = 1024;    // RLIMIT_NOFILE soft = hard; must not exceed the daemon's hard
+  std::vector<BindMount> binds;    // after the mounts above
+  std::vector<std::string> extra_capabilities;  // "CAP_NET_ADMIN": beside the default set
 };
 
 // The spec as JSON, ready for containerd's Container.spec (type

@@ -464,7 +464,8 @@ class CniEnv:
 
     close() deletes the bridge, the veths left on it, and the iptables rules and chains made
     for this subnet: the daemon's subnet-wide FAASD-<hex> chains and the jumps to them, and
-    what the bridge (ipMasq) and firewall plugins make when run that way.
+    what the bridge (ipMasq) and firewall plugins make when run that way, and the portmap
+    plugin's per-container CNI-DN-<hex> chains (services' published ports).
     """
 
     POOL = ipaddress.ip_network("10.240.0.0/12")
@@ -525,7 +526,9 @@ class CniEnv:
                 f"--cni-ipam-dir={self.ipam_dir}"]
 
     def _mentions_us(self, rule):
-        if self.bridge in rule or f'"{self.network}"' in rule:
+        # iptables-save escapes the quotes of a comment: \"fdt-...\" (portmap's rules).
+        if self.bridge in rule or f'"{self.network}"' in rule or \
+                f'\\"{self.network}\\"' in rule:
             return True
         for m in re.finditer(r"(?<![0-9.])(\d+\.\d+\.\d+\.\d+)(?:/\d+)?(?![0-9.])", rule):
             try:
@@ -544,7 +547,8 @@ class CniEnv:
             ours = set()
             for r in table_rules:
                 chain = r.split()[1]
-                ours_by_name = re.fullmatch(r"CNI-[0-9a-f]{24}|FAASD-[0-9a-f]{8}", chain)
+                ours_by_name = re.fullmatch(r"CNI-[0-9a-f]{24}|CNI-DN-[0-9a-f]{21}|FAASD-[0-9a-f]{8}",
+                                            chain)
                 if ours_by_name and self._mentions_us(r):
                     ours.add(chain)
             for r in table_rules:
@@ -712,7 +716,10 @@ class FaasdDaemon:
                 "--log-level=debug",
                 # No periodic reconcile: every restart the tests see must come from
                 # containerd's task-exit events or from start-up rediscovery.
-                "--reconcile-interval=3600"] + self.logger_flags() + self.cni.flags() + \
+                "--reconcile-interval=3600",
+                # No NATS or Prometheus beside every test daemon (test_services.py turns them
+                # on): they would publish 4222 and 9090 and try to pull from docker.io.
+                "--services=off"] + self.logger_flags() + self.cni.flags() + \
             self.extra_args
 
     @staticmethod

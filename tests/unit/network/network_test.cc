@@ -240,6 +240,26 @@ TEST_CASE("HostsFile has localhost, gateway and the hostname", "[etc]") {
   CHECK(HostsFile("", "10.62.0.1").find("figlet") == std::string::npos);
 }
 
+TEST_CASE("HostsFile carries the services' shared block, replaceable in place", "[etc]") {
+  const std::string hosts = HostsFile("fn-1 fn", "10.62.0.1", "10.62.0.7", "10.62.0.2\tnats\n");
+  CHECK(hosts ==
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "10.62.0.1\tgateway\n"
+        "# faasd services\n"
+        "10.62.0.2\tnats\n"
+        "# end of faasd services\n"
+        "10.62.0.7\tfn-1 fn\n");
+  const std::string moved = ReplaceSharedHosts(hosts, "10.62.0.9\tnats\n10.62.0.3\tweb\n");
+  CHECK(moved ==
+        HostsFile("fn-1 fn", "10.62.0.1", "10.62.0.7", "10.62.0.9\tnats\n10.62.0.3\tweb\n"));
+  // No services left: the block goes, the own lines stay.
+  CHECK(ReplaceSharedHosts(hosts, "") == HostsFile("fn-1 fn", "10.62.0.1", "10.62.0.7"));
+  // A file written before there were services gets the block before its own name.
+  CHECK(ReplaceSharedHosts(HostsFile("fn-1 fn", "10.62.0.1", "10.62.0.7"), "10.62.0.2\tnats") ==
+        hosts);
+}
+
 TEST_CASE("ResolvConf uses explicit nameservers first", "[etc]") {
   absl::StatusOr<std::string> conf = ResolvConf({"1.1.1.1", " 9.9.9.9 "}, "/nonexistent");
   REQUIRE(conf.ok());

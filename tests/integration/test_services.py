@@ -1,0 +1,282 @@
+"""Services beside the functions: NATS and Prometheus from the default services.yaml, run from
+images built offline by packaging/images/build.sh, and an operator's own service.
+
+One private daemon (its own containerd and bridge) for the module; it publishes NATS and
+Prometheus on free loopback ports, so the tests run beside a live appliance (4222, 9090)."""
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+import harness
+
+NS = "svc-fn"
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SH = REPO / "packaging" / "images" / "build.sh"
+MKIMAGE = REPO / "packaging" / "images" / "mkimage.py"
+WEB_REF = "docker.io/library/faasd-test-web:1"
+WEB_ENTRY = """  web:
+    image: %s
+    command: ["httpd", "-f", "-p", "8000", "-h", "/www"]
+    depends_on: [nats]
+    restart: on-failure
+    stop_grace_period: 1s
+""" % WEB_REF
+
+
+@pytest.fixture(scope="session")
+def sidecar_images(request, workdir):
+    """nats.tar and prometheus.tar from build.sh, plus a busybox httpd image, once a session."""
+    out = Path(workdir) / "sidecar-images"
+    request.addfinalizer(lambda: shutil.rmtree(out, ignore_errors=True))
+    for tool in ("/usr/sbin/nats-server", "/usr/bin/prometheus", "/bin/busybox"):
+        if not os.access(tool, os.X_OK):
+            pytest.skip(f"{tool} missing (scripts/deps.sh test installs it)")
+    harness.run([str(BUILD_SH), str(out)], timeout=300)
+    harness.run(["python3", str(MKIMAGE), "--ref", WEB_REF, "--out", str(out / "web.tar"),
+                 "--file", "/bin/busybox:bin/busybox:0755",
+                 "--text", "www/index.html=hello from web\n",
+                 "--config", '{"Entrypoint": ["/bin/busybox"], "Cmd": ["httpd", "-f", "-p", "80"]}'],
+                timeout=120)
+    return out
+
+
+def free_port_not(*taken):
+    while True:
+        port = harness.free_port()
+        if port not in taken and port not in (4222, 9090):
+            return port
+
+
+@pytest.fixture(scope="module")
+def svc(request, workdir, sidecar_images, fn_image):
+    images = Path(workdir) / "svc-images"
+    images.mkdir()
+    request.addfinalizer(lambda: shutil.rmtree(images, ignore_errors=True))
+    for f in ("nats.tar", "prometheus.tar", "web.tar"):
+        shutil.copy(sidecar_images / f, images / f)
+    nats_port = free_port_not()
+    prom_port = free_port_not(nats_port)
+    daemon, ctd = harness.private_daemon(request, workdir, "svc", NS)
+    # Shown with the report of a failing test (pytest -rA / -s); the daemon dir goes at close.
+    request.addfinalizer(lambda: print("--- faasd log ---\n" + harness.tail(daemon.log_path)))
+    # Prometheus scrapes the gateway through the bridge's address: listen beyond loopback.
+    daemon.extra_args += ["--services=on", f"--listen=0.0.0.0:{daemon.port}",
+                          f"--images-dir={images}",
+                          f"--nats-address=127.0.0.1:{nats_port}",
+                          f"--prometheus-address=127.0.0.1:{prom_port}"]
+    t0 = time.monotonic()
+    daemon.start()
+    daemon.ctd = ctd
+    daemon.nats_port = nats_port
+    daemon.prom_port = prom_port
+    daemon.started_at = t0
+    return daemon
+
+
+def faasd_service(daemon, *args):
+    return harness.run([harness.FAASD_BIN, "service", *args, f"--state-dir={daemon.state_dir}",
+                        f"--containerd-address={daemon.containerd.address}"], check=False,
+                       timeout=30)
+
+
+def service_row(daemon, name):
+    """`faasd service list`'s row for `name` as {column: value}."""
+    out = faasd_service(daemon, "list").stdout.splitlines()
+    head = out[0].split()
+    for line in out[1:]:
+        fields = line.split()
+        if fields and fields[0] == name:
+            return dict(zip(head, fields))
+    return None
+
+
+def nats_info(port):
+    """The INFO line a NATS server sends first on a client connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.settimeout(2)
+        data = b""
+        while b"\r\n" not in data and len(data) < 65536:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    line = data.split(b"\r\n", 1)[0].decode()
+    return line if line.startswith("INFO ") else None
+
+
+def service_pid(daemon, name):
+    return daemon.ctd.task_pid(name, namespace="openfaas")
+
+
+def deploy(daemon, name, image, **fields):
+    """Deploys into the daemon's function namespace NS and waits until the function answers."""
+    r = daemon.deploy(name, image, namespace=NS, **fields)
+    assert r.status in (200, 202), r
+    harness.wait_until(
+        lambda: daemon.invoke(f"{name}.{NS}", "/_/health", method="GET").status == 200, 60,
+        f"{name} to answer")
+
+
+def remove(daemon, name):
+    daemon.request("DELETE", f"/system/functions?namespace={NS}", {"functionName": name})
+
+
+def write_services(daemon, text):
+    (daemon.state_dir / "services.yaml").write_text(text)
+
+
+def test_nats_from_the_offline_image_answers_on_its_published_port(svc):
+    info = harness.wait_until(lambda: nats_info(svc.nats_port), 90,
+                              f"NATS INFO on 127.0.0.1:{svc.nats_port}")
+    print(f"NATS answered {time.monotonic() - svc.started_at:.2f}s after faasd up")
+    assert '"jetstream":true' in info.replace(" ", ""), info
+    # Run from the archive build.sh wrote, imported at start: nothing was pulled.
+    images = svc.ctd.lines("images", "ls", "-q", namespace="openfaas")
+    assert "docker.io/library/nats:2.9.10" in images, images
+    row = service_row(svc, "nats")
+    assert row and row["STATUS"] == "running" and row["RESTARTS"] == "0", row
+    # Its output is kept like a function's.
+    harness.wait_until(lambda: "Server is ready" in faasd_service(svc, "logs", "nats").stdout,
+                       30, "nats-server's start-up lines in faasd service logs")
+    # JetStream's store is the volume under the state dir.
+    assert (svc.state_dir / "nats" / "jetstream").is_dir()
+
+
+def test_nats_killed_is_restarted_and_counted(svc):
+    harness.wait_until(lambda: nats_info(svc.nats_port), 90, "NATS up")
+    pid = harness.wait_until(lambda: service_pid(svc, "nats"), 30, "nats task pid")
+    t0 = time.monotonic()
+    os.kill(pid, 9)
+    new_pid = harness.wait_until(
+        lambda: (p := service_pid(svc, "nats")) not in (None, pid) and p, 30,
+        "a new nats task")
+    harness.wait_until(lambda: nats_info(svc.nats_port), 30, "NATS answering again")
+    print(f"NATS answered again {time.monotonic() - t0:.2f}s after kill -9 (pid {new_pid})")
+    row = harness.wait_until(lambda: (r := service_row(svc, "nats")) and
+                             r["RESTARTS"] == "1" and r, 10, "restart count 1")
+    assert row["STATUS"] == "running", row
+
+
+def test_service_restart_command(svc):
+    pid = harness.wait_until(lambda: service_pid(svc, "prometheus"), 60, "prometheus task")
+    before = int(service_row(svc, "prometheus")["RESTARTS"])
+    r = faasd_service(svc, "restart", "prometheus")
+    assert r.returncode == 0, r.stderr
+    harness.wait_until(lambda: service_pid(svc, "prometheus") not in (None, pid), 30,
+                       "a new prometheus task")
+    harness.wait_until(lambda: service_row(svc, "prometheus")["RESTARTS"] == str(before + 1),
+                       10, "prometheus's restart counted")
+    assert faasd_service(svc, "restart", "nope").returncode == 1
+
+
+def test_prometheus_scrapes_the_gateway_by_name(svc):
+    query = "/api/v1/query?" + urllib.parse.urlencode({"query": 'up{job="gateway"}'})
+
+    def gateway_up():
+        r = harness.http_request("127.0.0.1", svc.prom_port, "GET", query, timeout=5)
+        result = r.json()["data"]["result"] if r.status == 200 else []
+        return result and result[0]["value"][1] == "1"
+    harness.wait_until(gateway_up, 90, 'Prometheus up{job="gateway"} == 1', interval=1)
+    hosts = (svc.state_dir / "services" / "run" / "prometheus" / "hosts").read_text()
+    assert f"{svc.cni.gateway}\tgateway" in hosts, hosts
+
+
+def test_operator_service_by_name_from_a_function_and_restarted(svc, fn_image):
+    harness.wait_until(lambda: nats_info(svc.nats_port), 90, "NATS up")
+    nats_pid = service_pid(svc, "nats")
+    path = svc.state_dir / "services.yaml"
+    write_services(svc, path.read_text() + WEB_ENTRY)
+    svc.restart()
+    web_pid = harness.wait_until(lambda: service_pid(svc, "web"), 60, "web task")
+    # The daemon's restart left NATS running: adopted, not restarted.
+    assert service_pid(svc, "nats") == nats_pid
+
+    name = "wget-%06x" % random.getrandbits(24)
+    try:
+        deploy(svc, name, fn_image.refs["cat"],
+               envProcess="busybox wget -q -O - http://web:8000/index.html")
+        hosts = svc.invoke(f"{name}.{NS}", "/_/file?path=/etc/hosts", method="GET").text
+        assert "\tweb\n" in hosts and "\tnats\n" in hosts and "\tprometheus\n" in hosts, hosts
+        r = harness.wait_until(lambda: (x := svc.invoke(f"{name}.{NS}", body=b"")).status == 200 and x,
+                               30, "the function fetching http://web:8000/")
+        assert r.text == "hello from web\n", r
+        os.kill(web_pid, 9)  # restart: on-failure, and 137 is a failure
+        harness.wait_until(lambda: service_pid(svc, "web") not in (None, web_pid), 30,
+                           "a new web task")
+        r = harness.wait_until(lambda: (x := svc.invoke(f"{name}.{NS}", body=b"")).status == 200 and x,
+                               30, "the function fetching web again")
+        assert r.text == "hello from web\n", r
+        assert service_row(svc, "web")["RESTARTS"] == "1"
+    finally:
+        remove(svc, name)
+
+
+def test_bad_services_yaml_is_named_and_functions_still_served(svc, fn_image):
+    path = svc.state_dir / "services.yaml"
+    good = path.read_text()
+    nats_pid = harness.wait_until(lambda: service_pid(svc, "nats"), 60, "nats task")
+    lines = good.splitlines(keepends=True)
+    typo_line = next(i for i, l in enumerate(lines) if l.strip().startswith("restart:")) + 1
+    write_services(svc, good.replace("restart:", "restrat:", 1))
+    try:
+        svc.restart()
+        harness.wait_until(lambda: "restrat" in svc.log_path.read_text(), 30,
+                           "the error in the daemon's log")
+        log = svc.log_path.read_text()
+        assert f"services.yaml line {typo_line}: service nats: restrat: unknown key" in log, \
+            harness.tail(svc.log_path)
+        assert "restrat" in faasd_service(svc, "list").stderr
+        name = "bad-yaml-%06x" % random.getrandbits(24)
+        try:
+            deploy(svc, name, fn_image.refs["echo"])
+        finally:
+            remove(svc, name)
+        # Nothing was changed: the running services stay as they were.
+        assert service_pid(svc, "nats") == nats_pid
+    finally:
+        write_services(svc, good)
+
+
+def test_image_import_command(svc, sidecar_images):
+    r = harness.run([harness.FAASD_BIN, "image", "import", str(sidecar_images / "web.tar"),
+                     f"--containerd-address={svc.containerd.address}", "--namespace=svc-import",
+                     f"--state-dir={svc.state_dir}"], check=False, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert WEB_REF in r.stdout, r.stdout
+    assert WEB_REF in svc.ctd.lines("images", "ls", "-q", namespace="svc-import")
+
+
+def test_changed_entry_is_replaced_and_a_dropped_one_removed(svc):
+    path = svc.state_dir / "services.yaml"
+    good = path.read_text()
+    base = good if "\n  web:\n" in good else good + WEB_ENTRY
+    port = free_port_not(svc.nats_port, svc.prom_port)
+    write_services(svc, base + f'    ports: ["127.0.0.1:{port}:8000"]\n')
+    old_pid = service_pid(svc, "web")
+    try:
+        svc.restart()
+        # Replaced: a new container (new task) with the published port of the new entry.
+        harness.wait_until(lambda: service_pid(svc, "web") not in (None, old_pid), 60,
+                           "the replaced web task")
+        r = harness.wait_until(
+            lambda: (x := harness.http_request("127.0.0.1", port, "GET", "/index.html",
+                                               timeout=2)).status == 200 and x,
+            30, f"web on its published port {port}")
+        assert r.text == "hello from web\n"
+        assert service_row(svc, "web")["RESTARTS"] == "0"
+        # Dropped from the file: stopped and removed, its port closed.
+        write_services(svc, good.replace(WEB_ENTRY, ""))
+        svc.restart()
+        harness.wait_until(lambda: service_row(svc, "web") is None, 60, "web removed")
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        write_services(svc, good)

@@ -17,13 +17,14 @@ build_pkgs=(
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
   golang-github-gogo-googleapis-dev golang-github-containerd-cgroups-dev
 )
-run_pkgs=(containerd runc containernetworking-plugins iptables iproute2 nats-server ca-certificates busybox-static)
+run_pkgs=(containerd runc containernetworking-plugins iptables iproute2 ca-certificates busybox-static
+  nats-server prometheus  # their binaries make the offline sidecar images (packaging/images)
+)
 test_pkgs=(
   "${run_pkgs[@]}"
   skopeo umoci docker-registry busybox-static util-linux
   python3 python3-pytest python3-yaml curl jq wrk
   systemd  # systemd-journald and journalctl, run in a private mount namespace by test_journal.py
-  prometheus  # its binary goes into the offline sidecar image (packaging/images/build.sh)
   chromium chromium-driver python3-selenium  # test_ui.py drives the portal in a real browser
 )
 

@@ -67,6 +67,10 @@ meson install -C "$build" --no-rebuild --quiet
 # The units name the package's /usr/sbin/faasd; this install is under /usr/local.
 sed "s|/usr/sbin/faasd|$faasd_bin|" systemd/faasd.service >/etc/systemd/system/faasd.service
 install -D -m 0644 systemd/faasd.socket /etc/systemd/system/faasd.socket
+# The NATS and Prometheus sidecars from Debian's packages, no registry needed: faasd imports the
+# archives in <state-dir>/images at start.
+install -d -m 0700 "$state_dir"
+bash packaging/images/build.sh "$state_dir/images" >/dev/null
 
 if [[ -d /run/systemd/system ]]; then
   systemctl daemon-reload

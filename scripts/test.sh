@@ -168,7 +168,10 @@ if [[ " $sanitizers " == *" asan "* ]]; then
     # Also left out: the tests that bound RSS (ASan's shadow memory and quarantine are what
     # they would measure) and the one that compares the functions' own cgroup figures (no
     # daemon code path of its own; it runs in the normal pass).
+    # The portal's browser test too: its daemon side (static assets, the /system API) runs
+    # under ASan in the gateway unit tests and the other integration files.
     asan_integration_skip=(--ignore=tests/integration/test_harness.py
+                           --ignore=tests/integration/test_ui.py
                            --ignore=tests/integration/test_journal.py
                            --ignore=tests/integration/test_examples.py
                            --deselect=tests/integration/test_front_end.py::test_big_body_streams_through_without_being_held

@@ -439,7 +439,14 @@ int Up(const Flags& f) {
       std::fprintf(stderr, "faasd: %s is not HOST:PORT\n", address->c_str());
       return 2;
     }
+  }  // Without --nats-url, async goes to the NATS the supervisor publishes (0.0.0.0 means any
+  // address, so loopback).
+  if (f.All("nats-url").empty() && run_services == "on") {
+    std::string address = sopts.defaults.nats_address;
+    if (absl::StartsWith(address, "0.0.0.0:")) address = "127.0.0.1:" + address.substr(8);
+    qopts.nats_url = "nats://" + address;
   }
+
 
   ::umask(022);
   ::mkdir(state_dir.c_str(), 0700);  // as `faasd install` and the unit make it
@@ -561,6 +568,7 @@ int Up(const Flags& f) {
 
   // Started after the gateway: the API never waits for NATS or Prometheus.
   sopts.state_dir = state_dir;
+  sopts.ns = f.Get("services-namespace", services::kNamespace);
   sopts.images_dir = f.Get("images-dir", "");
   sopts.gateway_port = gw.port();
   sopts.nameservers = popts.nameservers;

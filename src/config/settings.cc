@@ -63,6 +63,7 @@ const std::vector<Key>& AllKeys() {
       {"async-max-body-bytes", Kind::kPositive, "262144"},
       {"queue-concurrency", Kind::kPositive, "4"},
       {"services", Kind::kChoice, "on", false, {"on", "off"}},
+      {"services-namespace", Kind::kText, "openfaas"},
       {"nats-image", Kind::kText, "docker.io/library/nats:2.9.10"},
       {"prometheus-image", Kind::kText, "docker.io/prom/prometheus:v2.42.0"},
       {"nats-address", Kind::kHostPort, "127.0.0.1:4222"},

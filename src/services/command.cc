@@ -24,6 +24,7 @@ constexpr char kUsage[] =
     R"(usage: faasd service list | logs NAME [--tail=N] [--follow] | restart NAME
   --state-dir=DIR              the daemon's state dir (/var/lib/faasd)
   --containerd-address=PATH    containerd socket (/run/containerd/containerd.sock)
+  --services-namespace=NS      containerd namespace of the services (openfaas)
 )";
 
 struct Args {
@@ -69,14 +70,14 @@ std::string Label(const containerd::api::services::containers::v1::Container& c,
   return it == c.labels().end() ? "" : it->second;
 }
 
-int List(containerd::Client& client, const std::string& state_dir) {
+int List(containerd::Client& client, const std::string& ns, const std::string& state_dir) {
   std::ifstream error_file(state_dir + "/services/error");
   if (error_file) {
     std::stringstream s;
     s << error_file.rdbuf();
     std::fprintf(stderr, "services.yaml was not applied: %s", s.str().c_str());
   }
-  const containerd::CallScope scope{kNamespace, "", absl::Seconds(10)};
+  const containerd::CallScope scope{ns, "", absl::Seconds(10)};
   auto containers = client.containers.List(scope, absl::StrCat("labels.\"", kServiceLabel, "\""));
   if (!containers.ok()) return Fail("list", containers.status());
   std::printf("%-16s %-9s %-8s %-8s %-15s %-32s %s\n", "NAME", "STATUS", "PID", "RESTARTS", "IP",
@@ -99,11 +100,12 @@ int List(containerd::Client& client, const std::string& state_dir) {
   return 0;
 }
 
-int Logs(const std::string& state_dir, const std::string& name, const Args& args) {
+int Logs(const std::string& ns, const std::string& state_dir, const std::string& name,
+         const Args& args) {
   logs::ReadOptions o;
   if (!absl::SimpleAtoi(args.Flag("tail", "0"), &o.tail)) return Usage("--tail wants a number");
   o.follow = args.flags.count("follow") > 0;
-  auto reader = logs::LogReader::Open(logs::FunctionLogDir(state_dir, kNamespace, name), o);
+  auto reader = logs::LogReader::Open(logs::FunctionLogDir(state_dir, ns, name), o);
   if (!reader.ok()) return Fail("logs", reader.status());
   std::vector<logs::Record> records;
   for (;;) {
@@ -129,8 +131,8 @@ int Logs(const std::string& state_dir, const std::string& name, const Args& args
   }
 }
 
-int Restart(containerd::Client& client, const std::string& name) {
-  const containerd::CallScope scope{kNamespace, "", absl::Seconds(10)};
+int Restart(containerd::Client& client, const std::string& ns, const std::string& name) {
+  const containerd::CallScope scope{ns, "", absl::Seconds(10)};
   auto c = client.containers.Get(scope, name);
   if (!c.ok()) return Fail("restart", c.status());
   containerd::Labels labels(c->labels().begin(), c->labels().end());
@@ -141,7 +143,7 @@ int Restart(containerd::Client& client, const std::string& name) {
   if (absl::Status s = client.tasks.Kill(scope, name, SIGTERM, true); !s.ok()) {
     return Fail("restart", s);
   }
-  containerd::CallScope wait{kNamespace, "", absl::Seconds(10)};
+  containerd::CallScope wait{ns, "", absl::Seconds(10)};
   if (!client.tasks.Wait(wait, name).ok()) (void)client.tasks.Kill(scope, name, SIGKILL, true);
   std::printf("%s stopped; the daemon starts it again (faasd service list shows it)\n",
               name.c_str());
@@ -164,16 +166,17 @@ int Main(int argc, char** argv) {
   }
   if (args.words.empty()) return Usage("which command?");
   const std::string state_dir = args.Flag("state-dir", "/var/lib/faasd");
+  const std::string ns = args.Flag("services-namespace", kNamespace);
   const std::string& verb = args.words[0];
   if (verb == "logs") {
     if (args.words.size() != 2) return Usage("logs wants one NAME");
-    return Logs(state_dir, args.words[1], args);
+    return Logs(ns, state_dir, args.words[1], args);
   }
   containerd::Client client(args.Flag("containerd-address", "/run/containerd/containerd.sock"));
-  if (verb == "list" || verb == "ls") return List(client, state_dir);
+  if (verb == "list" || verb == "ls") return List(client, ns, state_dir);
   if (verb == "restart") {
     if (args.words.size() != 2) return Usage("restart wants one NAME");
-    return Restart(client, args.words[1]);
+    return Restart(client, ns, args.words[1]);
   }
   return Usage(absl::StrCat("unknown command ", verb).c_str());
 }

@@ -98,6 +98,10 @@ std::string DefaultServicesFile(const DefaultsOptions& o);
 std::string PrometheusConfig(int gateway_port);
 
 struct SupervisorOptions {
+  // containerd namespace of the service containers (and their cgroup parent). runc keeps its
+  // state per namespace and container id under /run/containerd/runc whatever containerd's own
+  // --state is, so two daemons on one host (a test beside the appliance) need two namespaces.
+  std::string ns = kNamespace;
   std::string state_dir = "/var/lib/faasd";
   std::string images_dir;  // OCI archives (*.tar) imported at start; "" = <state_dir>/images
   DefaultsOptions defaults;

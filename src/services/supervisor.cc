@@ -142,7 +142,7 @@ class ServiceSupervisor::Impl {
   };
 
   containerd::CallScope Scope(absl::Duration timeout = absl::Seconds(30)) const {
-    return containerd::CallScope{kNamespace, "", timeout};
+    return containerd::CallScope{o_.ns, "", timeout};
   }
   std::string RunDir(const std::string& name) const {
     return absl::StrCat(o_.state_dir, "/services/run/", name);
@@ -195,7 +195,7 @@ class ServiceSupervisor::Impl {
     absl::StatusOr<std::vector<ServiceSpec>> order = StartOrder(*specs);
     if (!order.ok())
       return absl::InvalidArgumentError(absl::StrCat(path, ": ", order.status().message()));
-    if (absl::Status s = client_.namespaces.Ensure(kNamespace, {}); !s.ok()) return s;
+    if (absl::Status s = client_.namespaces.Ensure(o_.ns, {}); !s.ok()) return s;
     std::set<std::string> wanted;
     for (const ServiceSpec& s : *order) wanted.insert(s.name);
     absl::StatusOr<std::vector<Container>> existing =
@@ -234,7 +234,7 @@ class ServiceSupervisor::Impl {
     for (const std::string& f : files) {
       const absl::Time t = absl::Now();
       absl::StatusOr<std::vector<image::ImportedImage>> imported =
-          image::ImportOciArchive(client_, kNamespace, f, o_.state_dir + "/tmp");
+          image::ImportOciArchive(client_, o_.ns, f, o_.state_dir + "/tmp");
       if (!imported.ok()) {
         LogError("services: ", imported.status().message());
         continue;
@@ -266,7 +266,7 @@ class ServiceSupervisor::Impl {
   // Creates, replaces or adopts the service's container and gets its task running.
   absl::Status Ensure(const ServiceSpec& spec) {
     absl::StatusOr<image::PulledImage> img =
-        puller_.Pull(spec.image, image::PullPolicy::kIfNotPresent, kNamespace);
+        puller_.Pull(spec.image, image::PullPolicy::kIfNotPresent, o_.ns);
     if (!img.ok()) return img.status();
     const std::string hash = SpecHash(spec, img->target_digest);
     absl::StatusOr<Container> existing = client_.containers.Get(Scope(), spec.name);
@@ -340,7 +340,7 @@ class ServiceSupervisor::Impl {
     }
 
     provider::SpecInputs in;
-    in.cgroups_path = absl::StrCat("/", kNamespace, "/", id);
+    in.cgroups_path = absl::StrCat("/", o_.ns, "/", id);
     in.hostname = id;
     const std::vector<std::string>& entrypoint =
         spec.entrypoint.empty() ? img.config.entrypoint : spec.entrypoint;
@@ -441,7 +441,7 @@ class ServiceSupervisor::Impl {
     if (!mounts.ok()) return mounts.status();
     containerd::TaskIo io;
     io.stdout_uri = io.stderr_uri =
-        logs::TaskLogUri(o_.logger, o_.state_dir, kNamespace, id, o_.log_rotation, o_.log_journal);
+        logs::TaskLogUri(o_.logger, o_.state_dir, o_.ns, id, o_.log_rotation, o_.log_journal);
     absl::StatusOr<uint32_t> created = client_.tasks.Create(Scope(), id, *mounts, io);
     if (!created.ok()) return created.status();
     absl::StatusOr<uint32_t> started = client_.tasks.Start(Scope(), id);
@@ -651,7 +651,7 @@ class ServiceSupervisor::Impl {
 
   void WatchExits() {
     const std::vector<std::string> filters{
-        absl::StrCat("topic==\"/tasks/exit\",namespace==\"", kNamespace, "\"")};
+        absl::StrCat("topic==\"/tasks/exit\",namespace==\"", o_.ns, "\"")};
     absl::Duration backoff = absl::Milliseconds(200);
     while (!stopping_.load()) {
       grpc::ClientContext ctx;

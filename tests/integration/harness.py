@@ -719,7 +719,9 @@ class FaasdDaemon:
                 "--reconcile-interval=3600",
                 # No NATS or Prometheus beside every test daemon (test_services.py turns them
                 # on): they would publish 4222 and 9090 and try to pull from docker.io.
-                "--services=off"] + self.logger_flags() + self.cni.flags() + \
+                # No sidecars, and no async unless a test names its NATS: a live appliance's
+                # NATS on 127.0.0.1:4222 must not see our stream and worker.
+                "--services=off", "--nats-url="] + self.logger_flags() + self.cni.flags() + \
             self.extra_args
 
     @staticmethod

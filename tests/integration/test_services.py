@@ -18,6 +18,10 @@ import pytest
 import harness
 
 NS = "svc-fn"
+# The services' containerd namespace: runc keeps its state by namespace and container id under
+# /run/containerd/runc for every containerd on the host, so a live appliance's "openfaas/nats"
+# would collide with ours under the default name.
+SERVICES_NS = f"svc-services-{random.randrange(16 ** 6):06x}"
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SH = REPO / "packaging" / "images" / "build.sh"
 MKIMAGE = REPO / "packaging" / "images" / "mkimage.py"
@@ -68,7 +72,8 @@ def svc(request, workdir, sidecar_images, fn_image):
     # Shown with the report of a failing test (pytest -rA / -s); the daemon dir goes at close.
     request.addfinalizer(lambda: print("--- faasd log ---\n" + harness.tail(daemon.log_path)))
     # Prometheus scrapes the gateway through the bridge's address: listen beyond loopback.
-    daemon.extra_args += ["--services=on", f"--listen=0.0.0.0:{daemon.port}",
+    daemon.extra_args += ["--services=on", f"--services-namespace={SERVICES_NS}",
+                          f"--listen=0.0.0.0:{daemon.port}",
                           f"--images-dir={images}",
                           f"--nats-address=127.0.0.1:{nats_port}",
                           f"--prometheus-address=127.0.0.1:{prom_port}"]
@@ -83,8 +88,8 @@ def svc(request, workdir, sidecar_images, fn_image):
 
 def faasd_service(daemon, *args):
     return harness.run([harness.FAASD_BIN, "service", *args, f"--state-dir={daemon.state_dir}",
-                        f"--containerd-address={daemon.containerd.address}"], check=False,
-                       timeout=30)
+                        f"--containerd-address={daemon.containerd.address}",
+                        f"--services-namespace={SERVICES_NS}"], check=False, timeout=30)
 
 
 def service_row(daemon, name):
@@ -113,7 +118,7 @@ def nats_info(port):
 
 
 def service_pid(daemon, name):
-    return daemon.ctd.task_pid(name, namespace="openfaas")
+    return daemon.ctd.task_pid(name, namespace=SERVICES_NS)
 
 
 def deploy(daemon, name, image, **fields):
@@ -139,7 +144,7 @@ def test_nats_from_the_offline_image_answers_on_its_published_port(svc):
     print(f"NATS answered {time.monotonic() - svc.started_at:.2f}s after faasd up")
     assert '"jetstream":true' in info.replace(" ", ""), info
     # Run from the archive build.sh wrote, imported at start: nothing was pulled.
-    images = svc.ctd.lines("images", "ls", "-q", namespace="openfaas")
+    images = svc.ctd.lines("images", "ls", "-q", namespace=SERVICES_NS)
     assert "docker.io/library/nats:2.9.10" in images, images
     row = service_row(svc, "nats")
     assert row and row["STATUS"] == "running" and row["RESTARTS"] == "0", row

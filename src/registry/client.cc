@@ -398,10 +398,9 @@ absl::Status RegistryClient::Send(const Reference& ref, Exchange& ex) {
         absl::MutexLock lock(&mu_);
         basic = basic_domains_.count(ref.domain) > 0;
       }
-      if (basic) {
-        absl::StatusOr<std::optional<Credentials>> creds = LoadCredentials(options_, ref.domain);
-        if (!creds.ok()) return creds.status();
-        if (*creds) authorization = BasicAuthorization(**creds);
+      if (basic) {  // the config read once above, for the token key
+        if (!key_creds.ok()) return key_creds.status();
+        if (*key_creds) authorization = BasicAuthorization(**key_creds);
       }
     }
     sent_credentials = !authorization.empty();

@@ -98,7 +98,7 @@ def test_async_call_runs_once_and_calls_back(env, receiver):
     after = harness.scrape_metrics(env)
     for counter in ("gateway_async_published_total", "gateway_async_completed_total"):
         assert after[counter] - before[counter] >= 1, (counter, before, after)
-    assert after["gateway_async_inflight"] >= 0 and "gateway_async_oldest_age_seconds" in after
+    assert "gateway_async_inflight" in after and "gateway_async_oldest_age_seconds" in after
 
 
 def test_namespace_suffix_and_client_call_id(env, receiver):

@@ -760,6 +760,7 @@ void ClientSession::UpstreamFailed(error_code ec, absl::string_view during) {
   outcome_.timed_out = ec == beast::error::timeout;
   outcome_.closed_by_peer = ec == http::error::end_of_stream || ec == asio::error::eof ||
                             ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+  outcome_.reset = ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
   const bool reused = outcome_.reused;
   ReleaseUpstream(false);
   if (MayRetry(IsReplaySafe(req_->get().method(), req_->get()), outcome_) && ++attempts_ < 3) {

@@ -66,6 +66,7 @@ bool IsReplaySafe(http::verb method, const HttpFields& fields) {
 bool MayRetry(bool replay_safe, const AttemptOutcome& o) {
   if (o.response_started || o.timed_out || !o.body_replayable) return false;
   if (!o.connected || o.bytes_written == 0) return true;
+  if (o.closed_by_peer && o.reset) return true;  // unread when the function's socket closed
   if (!o.reused) return false;  // a fresh connection failing is the function's own doing
   return replay_safe;
 }

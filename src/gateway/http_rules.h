@@ -42,6 +42,7 @@ struct AttemptOutcome {
   bool reused = false;            // it was a pooled keep-alive connection
   uint64_t bytes_written = 0;     // request bytes the kernel accepted
   bool closed_by_peer = false;    // the upstream closed or reset the connection
+  bool reset = false;             // ... by a reset (RST), not an orderly close (FIN)
   bool response_started = false;  // any byte of a response arrived
   bool body_replayable = false;   // the whole request body is still held (or there is none)
   bool timed_out = false;

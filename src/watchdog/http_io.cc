@@ -269,6 +269,7 @@ void ResponseWriter::PrepareHead(int status, const std::vector<Header>& headers,
     // no framing headers
   } else if (content_length >= 0) {
     response_.content_length(static_cast<uint64_t>(content_length));
+    body_left_ = head_only_ ? 0 : content_length;
   } else if (http11_) {
     response_.chunked(true);
   } else {
@@ -286,6 +287,7 @@ void ResponseWriter::PrepareHead(int status, const std::vector<Header>& headers,
 bool ResponseWriter::WriteHead(int status, const std::vector<Header>& headers,
                                int64_t content_length, absl::string_view reason) {
   PrepareHead(status, headers, content_length, reason);
+  if (body_left_ == 0 || status == 204 || status == 304) RunBeforeLastWrite();
   error_code ec;
   http::write_header(*socket_, *serializer_, ec);
   if (ec) failed_ = true;
@@ -299,6 +301,10 @@ bool ResponseWriter::WriteBody(absl::string_view data) {
   body.data = const_cast<char*>(data.data());  // only read by the serializer
   body.size = data.size();
   body.more = true;
+  if (body_left_ >= 0) {
+    body_left_ -= std::min<int64_t>(body_left_, static_cast<int64_t>(data.size()));
+    if (body_left_ == 0) RunBeforeLastWrite();
+  }
   error_code ec;
   http::write(*socket_, *serializer_, ec);
   if (ec && ec != http::error::need_buffer) failed_ = true;
@@ -312,6 +318,7 @@ bool ResponseWriter::Finish() {
   body.data = nullptr;
   body.size = 0;
   body.more = false;
+  RunBeforeLastWrite();
   error_code ec;
   http::write(*socket_, *serializer_, ec);  // the final chunk, when chunked
   if (ec) failed_ = true;
@@ -321,6 +328,7 @@ bool ResponseWriter::Finish() {
 bool ResponseWriter::Send(int status, const std::vector<Header>& headers, absl::string_view body,
                           absl::string_view reason) {
   PrepareHead(status, headers, static_cast<int64_t>(body.size()), reason);
+  RunBeforeLastWrite();
   error_code ec;
   if (head_only_) {
     http::write_header(*socket_, *serializer_, ec);

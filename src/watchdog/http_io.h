@@ -25,6 +25,7 @@
 #include <boost/beast/http/serializer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -170,6 +171,17 @@ class ResponseWriter {
   // "100 Continue" for a client that waits for it before sending its body.
   bool Continue();
 
+  // Runs `f` once, just before the write that completes the response (or from
+  // RunBeforeLastWrite when the handler ends without one), so that what the response
+  // frees — a max_inflight slot — is free by the time the client can read the answer.
+  void BeforeLastWrite(std::function<void()> f) { before_last_write_ = std::move(f); }
+  void RunBeforeLastWrite() {
+    if (auto f = std::move(before_last_write_)) {
+      before_last_write_ = nullptr;
+      f();
+    }
+  }
+
   bool head_written() const { return head_written_; }
   bool failed() const { return failed_; }
   // The connection may serve another request (client asked for it and framing allows it).
@@ -190,6 +202,8 @@ class ResponseWriter {
   bool head_written_ = false;
   bool failed_ = false;
   int status_ = 0;
+  int64_t body_left_ = -1;  // bytes of a Content-Length body not yet written; -1: other framing
+  std::function<void()> before_last_write_;
   http::response<http::buffer_body> response_;
   std::optional<http::response_serializer<http::buffer_body>> serializer_;
 };

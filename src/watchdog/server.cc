@@ -236,9 +236,12 @@ class Server {
                       "Concurrent request limit exceeded. Max concurrent requests: ", limit, "\n"));
       return;
     }
+    // The slot is given back before the response's last bytes go out: a client that sends
+    // its next request the moment it reads an answer must find it free.
+    if (limit > 0) writer.BeforeLastWrite([this] { inflight_.fetch_sub(1); });
     RequestContext ctx{head, client, body, writer, start};
     handler_->Serve(ctx);
-    if (limit > 0) inflight_.fetch_sub(1);
+    writer.RunBeforeLastWrite();  // a handler that ended without a complete response
   }
 
   const Config config_;

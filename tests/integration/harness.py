@@ -840,7 +840,7 @@ def paced_invokes(daemon, name, rate, seconds, results, tag="q"):
         t = time.monotonic()
         try:
             r = daemon.invoke(name, body=f"{tag}{n}", timeout=30)
-            results.append(r.status if r.text == f"{tag}{n}" else f"{r.status}:{r.text[:60]}")
+            results.append(r.status if r.text == f"{tag}{n}" else f"{r.status}:{r.text[:200]}")
         except OSError as exc:
             results.append(repr(exc))
         n += 1

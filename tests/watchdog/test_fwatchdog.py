@@ -175,6 +175,18 @@ def test_max_inflight_rejects_with_429(start_watchdog, script, tmp_path):
     assert result2.get("value", (None,))[0] == 200, result2
 
 
+def test_max_inflight_slot_is_free_once_the_answer_is_read(start_watchdog):
+    # A client that sends its next request the moment it has read an answer must not get 429:
+    # the slot is given back before the last bytes of the answer go out, not after the handler
+    # has cleaned up (reaped its process, closed pipes).
+    w = start_watchdog({"fprocess": "cat", "max_inflight": "1"})
+    statuses = []
+    for i in range(100):
+        status, _, body = w.request("POST", "/", f"n{i}".encode())
+        statuses.append(status if body == f"n{i}".encode() else (status, body))
+    assert statuses == [200] * 100, [s for s in statuses if s != 200][:5]
+
+
 def test_bad_request_is_400(start_watchdog):
     w = start_watchdog({"fprocess": "cat"})
     with socket.create_connection(("127.0.0.1", w.port), timeout=10) as s:

@@ -92,6 +92,18 @@ TEST_CASE("retry only when nothing reached the function or a replay-safe request
   fresh_closed.reused = false;
   CHECK_FALSE(MayRetry(true, fresh_closed));
 
+  AttemptOutcome reset = fresh_closed;  // reset: the request was unread when its socket closed
+  reset.reset = true;
+  CHECK(MayRetry(false, reset));
+  reset.reused = true;
+  CHECK(MayRetry(false, reset));
+  AttemptOutcome reset_late = reset;  // but never after an answer began or part of the body left
+  reset_late.response_started = true;
+  CHECK_FALSE(MayRetry(false, reset_late));
+  reset_late = reset;
+  reset_late.body_replayable = false;
+  CHECK_FALSE(MayRetry(false, reset_late));
+
   AttemptOutcome fresh = sent;  // a fresh connection failing is the function's doing
   fresh.reused = false;
   CHECK_FALSE(MayRetry(true, fresh));

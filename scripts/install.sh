@@ -86,11 +86,24 @@ else
     wait_for 30 ctr --address "$ctd_sock" version ||
       die "containerd did not answer on $ctd_sock; see $log_dir/containerd.log"
   fi
-  stop_pidfile "$run_dir/faasd.pid" faasd  # a re-install runs the new binary
   # faasd rotates its own log (--log-max-bytes x --log-files); stderr only catches a crash.
-  setsid "$faasd_bin" up --state-dir="$state_dir" --log-file="$log_dir/faasd.log" \
-    </dev/null >>"$log_dir/faasd.stderr" 2>&1 &
-  echo $! >"$run_dir/faasd.pid"
+  # It writes its pid file once it serves.
+  up=("$faasd_bin" up --state-dir="$state_dir" --log-file="$log_dir/faasd.log"
+      --pid-file="$run_dir/faasd.pid")
+  pid=$(cat "$run_dir/faasd.pid" 2>/dev/null || true)
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null &&
+      tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- faasd; then
+    # A re-install: the running daemon hands its socket to the new binary at its path
+    # (faasd up finds it by the pid file and sends SIGUSR2), so no connection is refused.
+    rc=0
+    "${up[@]}" || rc=$?
+    # 3: it exited without a successor (a faasd from before SIGUSR2 handover): start afresh.
+    [[ $rc -eq 0 || $rc -eq 3 ]] ||
+      die "the running faasd (pid $pid) did not hand over; see $log_dir/faasd.log"
+  fi
+  if [[ ${rc:-3} -eq 3 ]]; then
+    setsid "${up[@]}" </dev/null >>"$log_dir/faasd.stderr" 2>&1 &
+  fi
   logs_hint="tail -F $log_dir/faasd.log"
 fi
 

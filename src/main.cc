@@ -3,9 +3,11 @@
 #include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -13,14 +15,19 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "appliance/appliance.h"
 #include "autoscaler/autoscaler.h"
 #include "base/companion.h"
+#include "base/handover.h"
 #include "base/listen_fds.h"
 #include "base/log.h"
+#include "base/private_files.h"
 #include "builder/builder.h"
 #include "config/settings.h"
 #include "containerd/client.h"
@@ -106,6 +113,12 @@ line of the config file, which the flag overrides):
   --nats-address=HOST:PORT      NATS's published port in the default file (127.0.0.1:4222)
   --prometheus-address=H:P      Prometheus's published port in the default file (127.0.0.1:9090)
   --images-dir=DIR              OCI archives (*.tar) imported at start (<state-dir>/images)
+  --pid-file=PATH               write the daemon's pid here once it serves; `faasd up` with
+                                the pid of a running faasd in it makes that daemon hand its
+                                socket over to the binary now at its path, as SIGUSR2 does
+
+SIGUSR2 restarts the daemon without refusing a connection: it starts the binary at its own
+path with the same arguments on the listening socket, and drains and exits once that serves.
 
 `faasd image import FILE...` imports OCI archives (skopeo's oci-archive:) into containerd
 namespaces openfaas and openfaas-fn (--namespace=NAME, repeatable; --containerd-address).
@@ -327,7 +340,115 @@ int ShowConfig(const Flags& f) {
   return 0;
 }
 
-int Up(const Flags& f) {
+// The signals the daemon collects with sigwait.
+sigset_t StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGUSR2, SIGCHLD}) sigaddset(&set, sig);
+  return set;
+}
+
+// What a successor runs (base/handover.h): this binary's path, read at start, and our arguments.
+struct Relaunch {
+  std::string exe;
+  std::vector<std::string> argv;
+};
+
+// --pid-file: this process's pid, written once it serves (after a handover: once the
+// predecessor is gone) and removed at exit if it is still ours.
+class PidFile {
+ public:
+  explicit PidFile(std::string path) : path_(std::move(path)) {}
+  ~PidFile() {
+    if (written_ && ReadPid(path_) == ::getpid()) ::unlink(path_.c_str());
+  }
+  PidFile(const PidFile&) = delete;
+  PidFile& operator=(const PidFile&) = delete;
+
+  void Write() {
+    if (path_.empty()) return;
+    const size_t slash = path_.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash);
+    const std::string name = slash == std::string::npos ? path_ : path_.substr(slash + 1);
+    absl::Status s = WriteFileAtomic(dir, name, absl::StrCat(::getpid(), "\n"), 0644,
+                                     ::geteuid(), ::getegid());
+    if (!s.ok()) return LogWarning("pid file: ", s.message());
+    written_ = true;
+  }
+
+  // The pid in `path`, or -1.
+  static pid_t ReadPid(const std::string& path) {
+    std::string text;
+    if (FILE* in = std::fopen(path.c_str(), "re")) {
+      char buf[32] = {};
+      text.assign(buf, std::fread(buf, 1, sizeof(buf) - 1, in));
+      std::fclose(in);
+    }
+    int pid = -1;
+    return absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &pid) && pid > 1 ? pid : -1;
+  }
+
+ private:
+  std::string path_;
+  bool written_ = false;
+};
+
+// True when `pid` runs a program named faasd (an upgraded binary reads "faasd (deleted)").
+bool IsFaasd(pid_t pid) {
+  char buf[4096];
+  const ssize_t n = ::readlink(absl::StrCat("/proc/", pid, "/exe").c_str(), buf, sizeof(buf) - 1);
+  if (n <= 0) return false;
+  absl::string_view exe(buf, static_cast<size_t>(n));
+  absl::ConsumeSuffix(&exe, " (deleted)");
+  const size_t slash = exe.rfind('/');
+  return absl::StartsWith(exe.substr(slash == absl::string_view::npos ? 0 : slash + 1), "faasd");
+}
+
+// True while `pid` runs: exists and is not a zombie waiting for its parent to reap it.
+bool Running(pid_t pid) {
+  if (::kill(pid, 0) != 0) return false;
+  std::string stat;
+  if (FILE* in = std::fopen(absl::StrCat("/proc/", pid, "/stat").c_str(), "re")) {
+    char buf[512] = {};
+    stat.assign(buf, std::fread(buf, 1, sizeof(buf) - 1, in));
+    std::fclose(in);
+  }
+  const size_t paren = stat.rfind(')');  // "pid (comm) S ...": comm may hold spaces
+  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
+}
+
+// `faasd up` while the daemon of --pid-file runs: asks it to hand its socket over to the binary
+// now at its path (SIGUSR2) and waits until the successor has written the pid file.
+int HandOverRunning(const std::string& pid_file, pid_t old, absl::Duration wait) {
+  if (::kill(old, SIGUSR2) != 0) {
+    std::fprintf(stderr, "faasd: signal pid %d: %s\n", old, std::strerror(errno));
+    return 1;
+  }
+  std::fprintf(stderr, "faasd: pid %d (from %s) is running: asked it to hand over to its "
+               "binary's current version\n", old, pid_file.c_str());
+  const absl::Time deadline = absl::Now() + wait;
+  absl::Time gone_at = absl::InfiniteFuture();
+  while (absl::Now() < deadline) {
+    const pid_t now = PidFile::ReadPid(pid_file);
+    const bool old_running = Running(old);
+    if (now > 1 && now != old && Running(now) && !old_running) {
+      std::printf("faasd: pid %d took over from pid %d\n", now, old);
+      return 0;
+    }
+    if (!old_running && gone_at == absl::InfiniteFuture()) gone_at = absl::Now();
+    if (absl::Now() - gone_at > absl::Seconds(10)) {  // a faasd without handover dies of SIGUSR2
+      std::fprintf(stderr, "faasd: pid %d exited and no successor wrote %s\n", old,
+                   pid_file.c_str());
+      return 3;
+    }
+    absl::SleepFor(absl::Milliseconds(50));  // polling another process's file, bounded
+  }
+  std::fprintf(stderr, "faasd: no successor took over from pid %d within %s; see its log\n", old,
+               absl::FormatDuration(wait).c_str());
+  return 1;
+}
+
+int Up(const Flags& f, const Relaunch& relaunch) {
   std::string level = f.Get("log-level", "info");
   if (level == "debug")
     SetLogLevel(LogLevel::kDebug);
@@ -415,6 +536,15 @@ int Up(const Flags& f) {
   int port = 0;
   if (!ParseListen(f, &host, &port)) return 2;
 
+  const Predecessor predecessor = TakePredecessor();
+  const bool handed_over = predecessor.pid > 0 || predecessor.lifeline >= 0;
+  const std::string pid_path = f.Get("pid-file", "");
+  if (!pid_path.empty() && !handed_over) {
+    const pid_t running = PidFile::ReadPid(pid_path);
+    if (running > 1 && running != ::getpid() && Running(running) && IsFaasd(running)) {
+      return HandOverRunning(pid_path, running, absl::Seconds(shutdown_grace + 90));
+    }
+  }
   absl::StatusOr<int> listen_fd = TakeListenFd();
   if (!listen_fd.ok()) {
     std::fprintf(stderr, "faasd: socket activation: %s\n",
@@ -538,6 +668,21 @@ int Up(const Flags& f) {
   LogInfo("faasd ", FAASD_VERSION, " (", FAASD_GIT_SHA, ") serving on ",
           *listen_fd >= 0 ? "the inherited socket's " : "", host, ":", gw.port(), ", functions in containerd namespace ", popts.ns, ", state in ", state_dir);
 
+  // Started by a handover: the predecessor stops accepting and drains once we serve; our
+  // background work (autoscaler, service supervisor) starts only when it is gone.
+  if (handed_over) {
+    absl::StatusOr<absl::Duration> took =
+        RetirePredecessor(predecessor, absl::Seconds(shutdown_grace + 15));
+    if (took.ok()) {
+      LogInfo("handover: serving; pid ", predecessor.pid, " drained and exited in ",
+              absl::FormatDuration(*took));
+    } else {
+      LogWarning("handover: pid ", predecessor.pid, ": ", took.status().message());
+    }
+  }
+  PidFile pid_file(pid_path);
+  pid_file.Write();
+
   InvocationLoadSource load(metrics);
   autoscaler::AutoscalerOptions aopts;
   aopts.interval = absl::Seconds(autoscale_interval);
@@ -584,13 +729,44 @@ int Up(const Flags& f) {
     supervisor.Start();
   }
 
-  // Wait for SIGTERM/SIGINT on a dedicated thread via sigwait: no work in signal handlers.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
+  // Signals are collected here with sigwait (blocked in every thread): no work in handlers.
+  // SIGUSR2 starts a successor (base/handover.h), SIGCHLD tells when it died before taking
+  // over, SIGTERM (from it, or from an operator) and SIGINT stop.
+  sigset_t set = StopSignals();
   int sig = 0;
-  sigwait(&set, &sig);
+  Successor successor;
+  for (;;) {
+    sigwait(&set, &sig);
+    if (sig == SIGCHLD) {
+      int status = 0;
+      if (successor.pid > 0 && ::waitpid(successor.pid, &status, WNOHANG) == successor.pid) {
+        LogError("handover: successor pid ", successor.pid, " exited (",
+                 WIFEXITED(status) ? absl::StrCat("status ", WEXITSTATUS(status))
+                                   : absl::StrCat("signal ", WTERMSIG(status)),
+                 ") before taking over; still serving");
+        ::close(successor.lifeline);
+        successor = Successor{};
+      }
+      continue;
+    }
+    if (sig == SIGUSR2) {
+      if (successor.pid > 0) {
+        LogWarning("SIGUSR2: handover to pid ", successor.pid, " already under way");
+        continue;
+      }
+      absl::StatusOr<Successor> started =
+          StartSuccessor(relaunch.exe, relaunch.argv, gw.listener_fd());
+      if (!started.ok()) {
+        LogError("SIGUSR2: ", started.status().message(), "; still serving");
+        continue;
+      }
+      successor = *started;
+      LogInfo("SIGUSR2: started ", relaunch.exe, " as pid ", successor.pid,
+              " on the listening socket; serving until it takes over");
+      continue;
+    }
+    break;
+  }
   LogInfo("signal ", sig, ": stopping; function and service containers keep running");
   supervisor.Stop();
   metrics.RemoveCollector(desired_collector);
@@ -652,11 +828,8 @@ int ImageCommand(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Block the stop signals in every thread; Up() collects them with sigwait.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
+  // Block the signals Up() collects with sigwait, in every thread (threads inherit the mask).
+  sigset_t set = StopSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
   // glibc would give each busy thread its own malloc arena, which costs resident memory on
@@ -686,7 +859,8 @@ int main(int argc, char** argv) {
     if (cmd == "config") return ShowConfig(*settings);
     if (cmd == "install") return Install(*settings);
     if (cmd == "export") return Export(*settings);
-    return Up(*settings);
+    Relaunch relaunch{SelfExecutable(), std::vector<std::string>(argv, argv + argc)};
+    return Up(*settings, relaunch);
   }
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     std::fputs(kUsage, stdout);

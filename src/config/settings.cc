@@ -69,6 +69,7 @@ const std::vector<Key>& AllKeys() {
       {"nats-address", Kind::kHostPort, "127.0.0.1:4222"},
       {"prometheus-address", Kind::kHostPort, "127.0.0.1:9090"},
       {"images-dir", Kind::kPath, ""},
+      {"pid-file", Kind::kPath, ""},
   };
   return keys;
 }

@@ -173,6 +173,7 @@ absl::Status FrontEnd::Start() {
     return absl::UnavailableError(absl::StrCat("gateway: listen ", address, ": ", ec.message()));
   }
   port_ = s.acceptor->local_endpoint().port();
+  listener_fd_ = s.acceptor->native_handle();
   s.Accept();
   s.TrimAfterBursts();
   for (auto& loop : s.loops) {
@@ -198,6 +199,7 @@ void FrontEnd::Drain(absl::Duration grace) {
   State& s = *state_;
   if (!s.running) return;
   s.shared.draining.store(true);
+  listener_fd_ = -1;
   auto closed = std::make_shared<std::promise<void>>();
   asio::post(s.loops[0]->ioc, [&s, closed] {
     error_code ignored;
@@ -225,6 +227,7 @@ void FrontEnd::Stop() {
   State& s = *state_;
   if (!s.running) return;
   s.running = false;
+  listener_fd_ = -1;
   asio::post(s.loops[0]->ioc, [&s] {
     error_code ignored;
     s.acceptor->close(ignored);

@@ -62,6 +62,8 @@ class FrontEnd {
   // Binds (the error names the address and the cause) and starts the loops.
   absl::Status Start();
   int port() const { return port_; }
+  // The listening socket, for a successor to share (base/handover.h); -1 when not running.
+  int listener_fd() const { return listener_fd_; }
   // Graceful stop, first half: closes the listener (connections not yet accepted stay queued
   // in it for whoever holds it too), answers every further response with Connection: close,
   // and returns once no request is in progress or `grace` has passed. Stop() follows.
@@ -73,6 +75,7 @@ class FrontEnd {
   struct State;  // loops, acceptor, helpers: private to front_end.cc
   std::unique_ptr<State> state_;
   int port_ = 0;
+  int listener_fd_ = -1;
 };
 
 }  // namespace faasd::gateway

@@ -257,6 +257,7 @@ Gateway::Gateway(GatewayOptions options, provider::FunctionProvider& provider,
 Gateway::~Gateway() = default;
 absl::Status Gateway::Start() { return server_->Start(); }
 int Gateway::port() const { return server_->port(); }
+int Gateway::listener_fd() const { return server_->listener_fd(); }
 void Gateway::Drain(absl::Duration grace) { server_->Drain(grace); }
 void Gateway::Stop() { server_->Stop(); }
 

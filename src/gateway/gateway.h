@@ -76,6 +76,8 @@ class Gateway {
   absl::Status Start();
   // The bound port (useful with port 0); 0 before Start().
   int port() const;
+  // The listening socket, for a successor to share (base/handover.h); -1 when not serving.
+  int listener_fd() const;
   // Stops accepting and waits, up to `grace`, for the requests in progress (FrontEnd::Drain).
   void Drain(absl::Duration grace);
   // Stops accepting, finishes the listening thread and joins it. Idempotent.

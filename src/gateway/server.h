@@ -32,6 +32,7 @@ class GatewayServer {
 
   absl::Status Start();
   int port() const { return port_; }
+  int listener_fd() const { return front_ == nullptr ? -1 : front_->listener_fd(); }
   void Drain(absl::Duration grace);
   void Stop();
 

@@ -2,7 +2,12 @@
 it is down, it serves them again at once after a restart, and it restarts tasks that died while
 it was away."""
 
+import ctypes
 import json
+import os
+import shutil
+import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -172,3 +177,117 @@ def test_network_of_a_container_deleted_behind_our_back_is_reclaimed_at_start(
         raise AssertionError(
             f"left after restart: netns {netns.exists()}, ips {owned_ips()}") from None
     assert api.describe(name).status == 404
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def reap_successor(pid_file):
+    """Stops the daemon named in `pid_file` (a successor: our child through the subreaper)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return
+        time.sleep(0.05)  # polling a child's exit, bounded
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+def wait_handed_over(pid_file, old, log_path):
+    """The successor's pid once it wrote the pid file and `old` is gone."""
+    def new_pid():
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        gone = not Path(f"/proc/{old}").exists() or \
+            Path(f"/proc/{old}/stat").read_text().split()[2] == "Z"
+        return pid if pid != old and gone else None
+    try:
+        pid = harness.wait_until(new_pid, 60, f"a successor to take over from pid {old}")
+        try:
+            os.waitpid(old, os.WNOHANG)  # a successor's predecessor is ours to reap (subreaper)
+        except ChildProcessError:
+            pass  # the first daemon: Popen reaps it
+        return pid
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n--- faasd log ---\n{harness.tail(log_path)}") from None
+
+
+def test_sigusr2_and_an_upgrade_hand_the_socket_over_refusing_nothing(
+        request, workdir, fn_image, tmp_path):
+    """Without systemd, a restart (SIGUSR2) and an upgrade (the binary replaced, then
+    `faasd up` again) each hand the listening socket to the new process: 120 requests at
+    20 req/s across each, none failed."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0  # the successors are ours to reap
+    request.addfinalizer(lambda: libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0))
+    exe = tmp_path / "faasd"
+    shutil.copy2(harness.FAASD_BIN, exe)
+    pid_file = tmp_path / "faasd.pid"
+    daemon, _ = harness.private_daemon(request, workdir, "handover", harness.NAMESPACE,
+                                       extra_args=[f"--pid-file={pid_file}"])
+    daemon.binary = exe
+    request.addfinalizer(lambda: reap_successor(pid_file))
+    daemon.start()
+    name = "hand"
+    r = daemon.deploy(name, fn_image.refs["echo"])
+    assert r.status in (200, 202), r
+    daemon.wait_ready(name)
+    first = harness.wait_until(
+        lambda: pid_file.exists() and int(pid_file.read_text()) == daemon.proc.pid, 10,
+        "the pid file") and daemon.proc.pid
+
+    def under_load(change):
+        results = []
+        loader = threading.Thread(target=harness.paced_invokes,
+                                  args=(daemon, name, 20, 6, results))
+        loader.start()
+        try:
+            harness.wait_until(lambda: len(results) >= 20, 10, "load to run")
+            changed = change()
+        finally:
+            loader.join(timeout=60)
+        failed = [x for x in results if x != 200]
+        assert not failed, f"{len(failed)} of {len(results)} failed: {failed[:5]}"
+        assert len(results) >= 110, len(results)
+        return changed
+
+    def restart():
+        os.kill(first, signal.SIGUSR2)
+        return wait_handed_over(pid_file, first, daemon.log_path)
+    second = under_load(restart)
+    assert daemon.proc.wait(timeout=10) == 0
+    log = harness.tail(daemon.log_path, 10**7)
+    assert f"SIGUSR2: started {exe} as pid {second}" in log, log[-3000:]
+    assert "handover: serving; pid " in log
+
+    # An upgrade: a new file at the binary's path (as dpkg and meson install replace it), then
+    # `faasd up` again with the same flags finds the running daemon by its pid file.
+    staged = tmp_path / "faasd.new"
+    shutil.copy2(harness.FAASD_BIN, staged)
+    os.rename(staged, exe)
+
+    def upgrade():
+        up = subprocess.run(daemon.args(), capture_output=True, text=True, timeout=120)
+        assert up.returncode == 0, up.stderr
+        third = wait_handed_over(pid_file, second, daemon.log_path)
+        assert f"pid {third} took over from pid {second}" in up.stdout, up.stdout
+        return third
+    third = under_load(upgrade)
+    running = os.stat(f"/proc/{third}/exe")
+    assert (running.st_ino, running.st_dev) == (os.stat(exe).st_ino, os.stat(exe).st_dev), \
+        "the successor does not run the new binary"
+    r = daemon.list()
+    assert r.status == 200 and name in [f["name"] for f in r.json()], r
+    print("\n".join(line for line in harness.tail(daemon.log_path, 10**7).splitlines()
+                    if "handover" in line or "SIGUSR2" in line))

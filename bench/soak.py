@@ -184,10 +184,8 @@ def main():
                 r = d.delete(name)
                 if r.status not in OK + (404,):
                     w.failures.append(f"final remove {name}: {r.status} {r.text[:160]}")
-        harness.wait_until(lambda: host_counts(harness, d, ctd, cni)["containers"] == 0, 120,
-                           "every container to go")
-        # Removal stops tasks in the background: poll until the counts settle or 120 s pass.
-        settle = time.monotonic() + 120
+        # Removal stops tasks in the background: poll until the counts settle or 300 s pass.
+        settle = time.monotonic() + 300
         while time.monotonic() < settle and host_counts(harness, d, ctd, cni) != before_h:
             time.sleep(0.5)  # polling the host's state, bounded
         after_h = host_counts(harness, d, ctd, cni)
@@ -219,6 +217,10 @@ def main():
             rep.append(f"| {key} | {value} | | {after_h[key]} | "
                        f"{'yes' if after_h[key] == value else 'no'} |")
         rep.append("")
+        if after_h["containers"]:
+            rep += ["Containers left:", ""] + [
+                f"- `{line}`" for line in ctd.lines("containers", "ls",
+                                                    namespace=harness.NAMESPACE)[1:21]] + [""]
         if failures:
             rep += ["Failures (first 20):", ""] + [f"- `{f}`" for f in failures[:20]] + [""]
         log(f"counts back at baseline: {back}; failures: {len(failures)}")

@@ -67,11 +67,23 @@ absl::StatusOr<std::vector<std::string>> ContainerdProvider::FunctionNamespaces(
   return out;
 }
 
-std::shared_ptr<absl::Mutex> ContainerdProvider::OpLock(const std::string& key) {
+std::shared_ptr<absl::Mutex> ContainerdProvider::OpLock(const std::string& key, bool noted) {
   absl::MutexLock l(&mu_);
   auto& lock = op_locks_[key];
   if (!lock) lock = std::make_shared<absl::Mutex>();
+  if (noted) op_seq_[key] = ++op_counter_;
   return lock;
+}
+
+uint64_t ContainerdProvider::OpCounter() {
+  absl::MutexLock l(&mu_);
+  return op_counter_;
+}
+
+bool ContainerdProvider::OpSince(const std::string& key, uint64_t counter) {
+  absl::MutexLock l(&mu_);
+  auto it = op_seq_.find(key);
+  return it != op_seq_.end() && it->second > counter;
 }
 
 // ---- routing --------------------------------------------------------------------------------

@@ -178,7 +178,12 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // Function namespaces: the default one and those labelled openfaas=1|true.
   absl::StatusOr<std::vector<std::string>> FunctionNamespaces();
   // The per-function lock, by FunctionKey.
-  std::shared_ptr<absl::Mutex> OpLock(const std::string& key);
+  // The lock every operation on one function holds. Each call notes the operation (unless
+  // `noted` is false: the full reconcile pass, which reads) for OpSince.
+  std::shared_ptr<absl::Mutex> OpLock(const std::string& key, bool noted = true);
+  // A counter of noted operations, and whether `key` had one after `counter` was read.
+  uint64_t OpCounter();
+  bool OpSince(const std::string& key, uint64_t counter);
   containerd::CallScope Call(const std::string& ns,
                              absl::Duration timeout = absl::Seconds(30)) const;
 
@@ -305,6 +310,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   std::map<std::string, Route> routes_ ABSL_GUARDED_BY(mu_);  // by FunctionKey
   uint64_t route_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> op_seq_ ABSL_GUARDED_BY(mu_);  // key -> op_counter_ at its op
+  uint64_t op_counter_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> removing_ ABSL_GUARDED_BY(mu_);  // container ids being removed
   std::set<std::string> waking_ ABSL_GUARDED_BY(mu_);    // FunctionKeys starting from zero
   std::map<std::string, absl::Time> paused_ ABSL_GUARDED_BY(mu_);  // container id → paused at

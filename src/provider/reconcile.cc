@@ -203,6 +203,7 @@ bool ContainerdProvider::ReconcileOnce() {
   }
   bool complete = true;
   for (const std::string& ns : *namespaces) {
+    const uint64_t listed_at = OpCounter();
     absl::StatusOr<std::vector<Found>> found = FindFunctions(ns, "");
     absl::StatusOr<std::vector<containerd::api::v1::types::Process>> tasks =
         found.ok()
@@ -220,8 +221,17 @@ bool ContainerdProvider::ReconcileOnce() {
       for (const auto* group : {&f.current, &f.stale}) {
         for (const Container& c : *group) listed.insert(c.id());
       }
-      std::shared_ptr<absl::Mutex> op = OpLock(key);
+      std::shared_ptr<absl::Mutex> op = OpLock(key, /*noted=*/false);
       if (!op->TryLock()) {  // a deploy/update/remove/scale is at work on it
+        complete = false;
+        continue;
+      }
+      // An operation on it since the listing (a remove, a scale, an update) makes the listing
+      // stale: acting on it would bring back replicas of a function just removed. Its own
+      // pass (ReconcileKeys) lists it afresh under the lock.
+      if (OpSince(key, listed_at)) {
+        op->Unlock();
+        RequestReconcile(key);
         complete = false;
         continue;
       }

@@ -134,11 +134,12 @@ void ContainerdProvider::WakeFromZero(const std::string& ns, const std::string& 
         Route route = MakeRoute(f->deployment, 1, f->generation, {}, f->created);
         const Container& kept = f->current.front();
         // Paused at zero: thawed in tens of milliseconds. Else a task left from before, if
-        // any, goes, and a new one starts.
+        // any, goes (killed, waited for and deleted: one still exiting — a replica retired
+        // with SIGTERM moments ago — would make the new task's create fail with "already
+        // exists"), and a new one starts.
         absl::StatusOr<Replica> r = ResumeTask(ns, kept.id());
         if (!r.ok()) {
-          if (r.status().code() != absl::StatusCode::kNotFound) StopTask(ns, kept.id());
-          (void)runtime_.DeleteTask(Call(ns), kept.id());
+          StopTask(ns, kept.id());
           r = StartTask(ns, kept.id(), name);
         }
         const absl::Time t_started = absl::Now();

@@ -45,7 +45,9 @@ def env(request, workdir, fn_image, nats, receiver):
     fns = {}
     for name, annotations in (("rec", RETRY_FAST),
                               ("slowretry", {"com.openfaas.retry.min_wait": "3s",
-                                             "com.openfaas.retry.max_wait": "3s"})):
+                                             "com.openfaas.retry.max_wait": "3s"}),
+                              ("backlog", RETRY_FAST), ("quick", RETRY_FAST),
+                              ("two", {**RETRY_FAST, "com.openfaas.queue.concurrency": "2"})):
         r = daemon.deploy(name, fn_image.refs["echo"], annotations=annotations)
         assert r.status in (200, 202), r
         daemon.wait_ready(name)
@@ -62,6 +64,29 @@ def seen(daemon, name):
     r = daemon.invoke(name, "/_/seen", method="GET")
     assert r.status == 200, r
     return r.text.split()
+
+
+def timeline(daemon, name):
+    """/_/record's spans: [(call id, start, end)] in Unix seconds, end None while running."""
+    r = daemon.invoke(name, "/_/timeline", method="GET")
+    assert r.status == 200, r
+    spans = []
+    for line in r.text.splitlines():
+        call_id, start, end = line.split()
+        spans.append((call_id, int(start) / 1e6, int(end) / 1e6 if end != "0" else None))
+    return spans
+
+
+def most_at_once(spans):
+    """The most spans that overlapped at any moment (one still running counts to the end)."""
+    events = []
+    for _, start, end in spans:
+        events += [(start, 1), (end if end is not None else float("inf"), -1)]
+    at_once = most = 0
+    for _, step in sorted(events):  # an end sorts before a start at the same instant
+        at_once += step
+        most = max(most, at_once)
+    return most
 
 
 def wait_all_ran(daemon, name, ids, timeout):
@@ -157,6 +182,53 @@ def test_cancel_a_queued_call(env, receiver):
     harness.wait_until(lambda: time.monotonic() > cancelled_at + 5, 10, "the retry window")
     assert call_id not in seen(env, "slowretry")
     assert not receiver.by_call_id(call_id)
+
+
+def test_a_backlog_does_not_delay_another_function(env, receiver):
+    """12 calls of 1 s to `backlog`, then one to `quick`: each function has its own workers
+    (CONCURRENCY of them), so quick's call runs while backlog's queue is still long; backlog
+    has CONCURRENCY calls running at once, never more. With one pool over one consumer,
+    quick's call would wait behind all 12 (it runs when backlog's last calls have started)."""
+    cb = receiver.url("/lanes")
+    backlog = []
+    for _ in range(12):
+        r = post_async(env, "backlog", "/_/record?ms=1000", headers={"X-Callback-Url": cb})
+        assert r.status == 202, r
+        backlog.append(r.headers["X-Call-Id"])
+    # Posted once backlog's first call runs: its queue is 11 or fewer, the first batch busy.
+    harness.wait_until(lambda: timeline(env, "backlog"), 60, "backlog's first call to start")
+    r = post_async(env, "quick", "/_/record", headers={"X-Callback-Url": cb})
+    assert r.status == 202, r
+    quick = r.headers["X-Call-Id"]
+    wait_all_ran(env, "backlog", backlog, 120)
+    wait_all_ran(env, "quick", [quick], 30)
+    harness.wait_until(lambda: all(receiver.by_call_id(c) for c in backlog + [quick]), 30,
+                       "every callback")
+    spans = [s for s in timeline(env, "backlog") if s[0] in set(backlog)]
+    (_, _, quick_end), = [s for s in timeline(env, "quick") if s[0] == quick]
+    last_start = max(start for _, start, _ in spans)
+    with receiver.lock:
+        order = [c[2].get("x-call-id") for c in receiver.calls if c[1] == "/lanes"]
+    print(f"backlog: {most_at_once(spans)} at once; quick finished "
+          f"{last_start - quick_end:.2f}s before backlog's last call started; quick's callback "
+          f"came {order.index(quick) + 1}th of {len(order)}")
+    # Ordering, from the function's own clock and the callbacks' arrival.
+    assert quick_end < last_start, "quick's call waited for backlog's queue"
+    assert order.index(quick) < max(order.index(c) for c in backlog)
+    assert most_at_once(spans) == CONCURRENCY, spans
+    assert len(spans) == len(backlog), "a backlog call ran twice"
+
+
+def test_concurrency_annotation(env):
+    """com.openfaas.queue.concurrency=2 on `two`: two of its calls at once, not more, not one."""
+    ids = []
+    for _ in range(6):
+        r = post_async(env, "two", "/_/record?ms=500")
+        assert r.status == 202, r
+        ids.append(r.headers["X-Call-Id"])
+    wait_all_ran(env, "two", ids, 60)
+    spans = [s for s in timeline(env, "two") if s[0] in set(ids)]
+    assert most_at_once(spans) == 2, spans
 
 
 def test_daemon_killed_mid_queue(env, receiver):

@@ -257,30 +257,36 @@ void AsyncQueue::State::Handle(natsMsg* msg, httplib::Client& invoker) {
   }
   counters.in_flight.fetch_add(1, std::memory_order_relaxed);
   InvokeResult result = Invoke(*call, invoker);
+  // Settled with the server before anything else: a call whose answer came back must not run
+  // again after a crash, so the window between the answer and the ack stays as short as one
+  // round trip to NATS (AckSync waits for the server to have it).
+  const RetryDecision decision = Decide(policy, result, attempt, absl::Now());
+  const bool going_down = stopping.load() && result.status == 0;
+  if (going_down) {
+    natsMsg_Nak(msg, nullptr);  // the daemon is going down: the next run takes it
+  } else if (decision.retry) {
+    natsMsg_NakWithDelay(msg, Millis(decision.delay), nullptr);
+  } else {
+    jsErrCode jerr{};
+    if (natsStatus s = natsMsg_AckSync(msg, nullptr, &jerr); s != NATS_OK) {
+      LogWarning("queue: call ", call->call_id, " to ", key, ": ack: ", natsStatus_GetText(s),
+                 "; JetStream will deliver it again");
+    }
+  }
   counters.in_flight.fetch_sub(1, std::memory_order_relaxed);
   {
     absl::MutexLock lock(&mu);
     if (--in_flight_by_fn[key] <= 0) in_flight_by_fn.erase(key);
   }
-  if (stopping.load() && result.status == 0) {
-    natsMsg_Nak(msg, nullptr);  // the daemon is going down: the next run takes it
-    return;
-  }
-  const RetryDecision decision = Decide(policy, result, attempt, absl::Now());
+  if (going_down) return;
   if (decision.retry) {
     LogInfo("queue: call ", call->call_id, " to ", key, ": attempt ", attempt, " of ",
             policy.attempts, " answered ", result.status, "; retrying in ",
             absl::FormatDuration(decision.delay));
-    natsMsg_NakWithDelay(msg, Millis(decision.delay), nullptr);
     counters.retried.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   // Acked before the callback: a crash now loses the callback, never repeats the call.
-  jsErrCode jerr{};
-  if (natsStatus s = natsMsg_AckSync(msg, nullptr, &jerr); s != NATS_OK) {
-    LogWarning("queue: call ", call->call_id, " to ", key, ": ack: ", natsStatus_GetText(s),
-               "; JetStream will deliver it again");
-  }
   const bool ok = result.status > 0 && result.status < 500 &&
                   policy.codes.count(result.status) == 0;
   (ok ? counters.completed : counters.failed).fetch_add(1, std::memory_order_relaxed);

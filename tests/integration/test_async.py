@@ -231,19 +231,32 @@ def test_concurrency_annotation(env):
     assert most_at_once(spans) == 2, spans
 
 
+# A call whose answer reached the worker is acked at once (one round trip to NATS); this much
+# before the kill, a call the function finished had its answer back and its ack taken.
+ACK_MARGIN = 0.2
+
+
 def test_daemon_killed_mid_queue(env, receiver):
-    """100 calls of 200 ms, the daemon SIGKILLed after 30 were accepted and restarted: all 100
-    run and call back; only a call in flight at the kill (the function finished it, the ack
-    never went) runs twice, redelivered after the ack wait: at most the worker's concurrency."""
+    """100 calls of 100-400 ms (mixed, so the workers finish out of step and the kill finds
+    some with an answer just in), the daemon SIGKILLed (once 12 have finished and while more
+    than half are queued) and restarted: all 100 run and call back. Every call the function had
+    finished more than ACK_MARGIN before the kill ran exactly once: its answer reached the
+    worker, which acks before anything else. Only a call cut in flight by the kill may run
+    twice (the daemon never got its answer, the ack never went; JetStream redelivers it after
+    the ack wait), so at most the worker's concurrency."""
     before = set(seen(env, "rec"))
     accepted = []
     for i in range(100):
         if i == 30:
+            harness.wait_until(
+                lambda: sum(1 for c, _, end in timeline(env, "rec") if c in accepted and end) >= 12,
+                60, "12 calls to finish before the kill")
             ran_at_kill = len(set(seen(env, "rec")) - before)  # at most: more may finish
+            kill_at = time.time()
             env.kill()
             assert ran_at_kill < 30, "the queue was empty at the kill: nothing tested"
             env.start()
-        r = post_async(env, "rec", "/_/record?ms=200", body=str(i).encode(),
+        r = post_async(env, "rec", f"/_/record?ms={100 + i * 73 % 300}", body=str(i).encode(),
                        headers={"X-Callback-Url": receiver.url("/killed")})
         assert r.status == 202, (i, r)
         accepted.append(r.headers["X-Call-Id"])
@@ -253,8 +266,17 @@ def test_daemon_killed_mid_queue(env, receiver):
                        "a callback for every call")
     runs = [c for c in seen(env, "rec") if c not in before]
     twice = {c for c in accepted if runs.count(c) > 1}
+    spans = [s for s in timeline(env, "rec") if s[0] in set(accepted)]
+    first_end = {}
+    for call_id, _, end in spans:
+        first_end.setdefault(call_id, end)
+    done_before_kill = {c for c, end in first_end.items()
+                        if end is not None and end < kill_at - ACK_MARGIN}
     print(f"daemon killed with {30 - ran_at_kill} of 30 calls queued or in flight; "
-          f"{len(twice)} ran twice")
+          f"{len(done_before_kill)} had finished {ACK_MARGIN}s before; {len(twice)} ran twice")
+    assert len(done_before_kill) >= 4, "too few calls finished before the kill: nothing tested"
+    assert not twice & done_before_kill, \
+        f"calls that had finished before the kill ran again: {sorted(twice & done_before_kill)}"
     assert len(twice) <= CONCURRENCY, f"{len(twice)} calls ran more than once"
 
 

@@ -349,3 +349,40 @@ def test_async_calls_survive_the_nats_container_killed(svc, fn_image):
     finally:
         remove(svc, name)
 
+
+def prometheus_query(svc, promql):
+    query = "/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    r = harness.http_request("127.0.0.1", svc.prom_port, "GET", query, timeout=5)
+    return r.json()["data"]["result"] if r.status == 200 else []
+
+
+def test_prometheus_counts_the_invocations_made(svc, fn_image):
+    """K sync invocations of a fresh function: Prometheus, scraping the gateway, sums
+    gateway_function_invocation_total for it to exactly K."""
+    name = "counted-%06x" % random.getrandbits(24)
+    calls = 7
+    try:
+        r = svc.deploy(name, fn_image.refs["echo"], namespace=NS)
+        assert r.status in (200, 202), r
+        # Ready without invoking it (deploy()'s health probes would count).
+        harness.wait_until(
+            lambda: (d := svc.request("GET", f"/system/function/{name}?namespace={NS}")).status
+            == 200 and d.json().get("availableReplicas", 0) >= 1, 60, f"{name} ready")
+        for i in range(calls):
+            r = svc.invoke(f"{name}.{NS}", body=f"call {i}".encode())
+            assert r.status == 200 and r.text == f"call {i}", r
+        promql = f'sum(gateway_function_invocation_total{{function_name="{name}.{NS}"}})'
+
+        def counted():
+            result = prometheus_query(svc, promql)
+            return result and float(result[0]["value"][1]) == calls
+        try:
+            harness.wait_until(counted, 120, f"Prometheus to count {calls} invocations",
+                               interval=1)
+        except TimeoutError:
+            raise AssertionError(f"Prometheus has {prometheus_query(svc, promql)} for {promql}, "
+                                 f"not {calls}") from None
+        up = prometheus_query(svc, 'up{job="gateway"}')
+        assert up and up[0]["value"][1] == "1", up
+    finally:
+        remove(svc, name)

@@ -87,7 +87,8 @@ class AsyncQueue {
   // Connects if not yet done, and starts the worker, which invokes through
   // http://127.0.0.1:`invoke_port`/function/.
   void Start(int invoke_port);
-  // Ends the worker: calls fetched but not started are put back (Nak) for the next run.
+  // Ends the worker: each worker finishes the call it runs (a call the daemon's listener no
+  // longer answers is put back with Nak); nothing else is fetched.
   // Closes the cnats library (this process's only user of it). Idempotent.
   void Stop();
 

@@ -117,11 +117,15 @@ absl::Status AsyncQueue::State::SubscribeToFunction(const std::string& name, con
     // The first subscription creates the consumer or binds to it; one left by a run with
     // another --upstream-timeout is replaced (its unacked messages stay in the stream and go
     // to the new one; nothing of this function is in flight here yet).
+    std::string replaced_because;
     for (int attempt = 0; attempt < (i == 0 ? 2 : 1); ++attempt) {
       jerr = {};
       s = js_PullSubscribe(&sub, js, filter.c_str(), durable.c_str(), nullptr, &so, &jerr);
+      if (s == NATS_OK && attempt > 0) {
+        LogWarning("queue: consumer ", durable, " replaced: ", replaced_because);
+      }
       if (s == NATS_OK || i > 0) break;
-      LogWarning("queue: consumer ", durable, ": ", NatsError(s, jerr), "; recreating it");
+      replaced_because = NatsError(s, jerr);  // the caller reports a failure that stays
       jsErrCode ignored{};
       js_DeleteConsumer(js, options.stream.c_str(), durable.c_str(), nullptr, &ignored);
     }

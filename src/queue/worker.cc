@@ -107,8 +107,10 @@ void AsyncQueue::State::Dispatch() {
       }
     }
     absl::Status status = wanted.empty() ? absl::OkStatus() : RemoveLegacyConsumer();
-    for (size_t i = 0; i < wanted.size() && status.ok() && !stopping.load(); ++i) {
-      status = StartLane(wanted[i]);
+    // One function's consumer failing must not keep the others' lanes from starting.
+    const bool may_start = status.ok();
+    for (size_t i = 0; may_start && i < wanted.size() && !stopping.load(); ++i) {
+      if (absl::Status s = StartLane(wanted[i]); !s.ok() && status.ok()) status = s;
     }
     if (!status.ok()) {
       if (status.message() != last_warning) LogWarning(status.message(), "; retrying");

@@ -3,7 +3,9 @@ private daemon (own containerd and bridge: these tests kill it) with --nats-url.
 (fnserver) notes every call id it serves (/_/record, /_/flaky), so the tests count runs per
 call; a loopback HTTP server receives the callbacks."""
 
+import json
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -311,6 +313,57 @@ def test_nats_killed_mid_queue(env, nats):
             time.sleep(0.1)  # paces the polling of a reconnect, not a synchronisation
     assert len(accepted) >= 40, "async calls did not come back after nats-server restarted"
     wait_all_ran(env, "rec", accepted, 60)
+
+
+def js_api(port, subject, request):
+    """One JetStream API request over NATS's text protocol; the JSON answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.settimeout(5)
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"INFO "), "not a NATS server"
+        body = b"" if request is None else json.dumps(request).encode()
+        s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.t 1\r\n' +
+                  f"PUB {subject} _INBOX.t {len(body)}\r\n".encode() + body + b"\r\n")
+        for _ in range(100):  # PINGs and +OKs until our answer
+            line = f.readline()
+            assert line, "NATS closed the connection"
+            if line.startswith(b"PING"):
+                s.sendall(b"PONG\r\n")
+            elif line.startswith(b"MSG "):
+                payload = f.read(int(line.split()[-1]))
+                return json.loads(payload)
+            elif line.startswith(b"-ERR"):
+                raise AssertionError(line)
+        raise AssertionError(f"no answer to {subject}")
+
+
+def test_consumer_of_an_earlier_version_is_replaced(env, nats):
+    """A stream left by an earlier version, with its one consumer of every function: the
+    worker removes it (a work-queue stream refuses the per-function consumers beside it) and
+    the calls run."""
+    stream = "faasd-async"
+    first = post_async(env, "rec").headers["X-Call-Id"]  # the stream exists
+    wait_all_ran(env, "rec", [first], 60)
+    env.stop()
+    names = js_api(nats.port, f"$JS.API.CONSUMER.NAMES.{stream}", {}).get("consumers") or []
+    for name in names:
+        js_api(nats.port, f"$JS.API.CONSUMER.DELETE.{stream}.{name}", None)
+    legacy = "faasd-queue-worker"
+    r = js_api(nats.port, f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{legacy}",
+               {"stream_name": stream,
+                "config": {"durable_name": legacy, "ack_policy": "explicit",
+                           "deliver_policy": "all", "filter_subject": "faas-request.>",
+                           "ack_wait": 10 * 10**9}})
+    assert "error" not in r, r
+    env.start()
+    ids = []
+    for _ in range(3):
+        r = post_async(env, "rec")
+        assert r.status == 202, r
+        ids.append(r.headers["X-Call-Id"])
+    wait_all_ran(env, "rec", ids, 60)
+    names = js_api(nats.port, f"$JS.API.CONSUMER.NAMES.{stream}", {})["consumers"]
+    assert legacy not in names and "faasd_rec_openfaas-fn" in names, names
 
 
 FAAS_CLI = os.environ.get("FAAS_CLI_BIN", "/work/tools/faas-cli")

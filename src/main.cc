@@ -102,7 +102,8 @@ line of the config file, which the flag overrides):
   --nats-url=URL                NATS server (JetStream) for /async-function/; "" disables
                                 async invocation (nats://127.0.0.1:4222)
   --async-max-body-bytes=N      async request body limit, then 413 (262144)
-  --queue-concurrency=N         async calls the queue worker invokes at once (4)
+  --queue-concurrency=N         async calls of one function the queue worker invokes at
+                                once (4); annotation com.openfaas.queue.concurrency wins
   --function-logs-journal=MODE  auto: also copy function output to journald when its socket
                                 is there (journalctl -t NAMESPACE:NAME); off: files only (auto)
   --services=on|off             run the services of <state-dir>/services.yaml (on)

@@ -12,7 +12,8 @@ namespace faasd::queue {
 
 namespace {
 
-constexpr char kDurable[] = "faasd-queue-worker";
+// The one consumer of all functions before the worker had one per function.
+constexpr char kLegacyDurable[] = "faasd-queue-worker";
 constexpr absl::Duration kAckMargin = absl::Seconds(5);
 
 std::string NatsError(natsStatus s, jsErrCode jerr) {
@@ -79,14 +80,29 @@ absl::Status AsyncQueue::State::EnsureStream() {
   return absl::OkStatus();
 }
 
-absl::Status AsyncQueue::State::EnsureConsumer() {
-  if (sub != nullptr) return absl::OkStatus();
+absl::Status AsyncQueue::State::RemoveLegacyConsumer() {
+  if (legacy_consumer_removed) return absl::OkStatus();
   if (absl::Status s = EnsureStream(); !s.ok()) return s;
-  // The worker's durable pull consumer. Its ack wait must outlast an invocation; a consumer
-  // left by a run with another --upstream-timeout is replaced (its unacked messages stay in
-  // the stream and go to the new one).
   jsErrCode jerr{};
-  natsStatus s = NATS_OK;
+  const natsStatus s =
+      js_DeleteConsumer(js, options.stream.c_str(), kLegacyDurable, nullptr, &jerr);
+  if (s == NATS_OK) {
+    LogInfo("queue: removed consumer ", kLegacyDurable, " of an earlier version");
+  } else if (s != NATS_NOT_FOUND && jerr != JSConsumerNotFoundErr) {
+    return absl::UnavailableError(
+        absl::StrCat("queue: remove consumer ", kLegacyDurable, ": ", NatsError(s, jerr)));
+  }
+  legacy_consumer_removed = true;
+  return absl::OkStatus();
+}
+
+absl::Status AsyncQueue::State::SubscribeToFunction(const std::string& name, const std::string& ns,
+                                                    int count,
+                                                    std::vector<natsSubscription*>* subs) {
+  if (absl::Status s = EnsureStream(); !s.ok()) return s;
+  const std::string durable = ConsumerName(name, ns);
+  const std::string filter = FunctionFilter(name, ns);
+  // The ack wait must outlast an invocation.
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = options.stream.c_str();
@@ -94,19 +110,31 @@ absl::Status AsyncQueue::State::EnsureConsumer() {
   so.Config.AckWait = absl::ToInt64Nanoseconds(options.upstream_timeout + kAckMargin);
   so.Config.MaxDeliver = -1;  // the retry policy decides, per function
   so.Config.MaxAckPending = 20000;
-  const std::string filter = absl::StrCat(kSubjectPrefix, ".>");
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    jerr = {};
-    s = js_PullSubscribe(&sub, js, filter.c_str(), kDurable, nullptr, &so, &jerr);
-    if (s == NATS_OK) break;
-    LogWarning("queue: consumer ", kDurable, ": ", NatsError(s, jerr), "; recreating it");
-    jsErrCode ignored{};
-    js_DeleteConsumer(js, options.stream.c_str(), kDurable, nullptr, &ignored);
+  jsErrCode jerr{};
+  natsStatus s = NATS_OK;
+  for (int i = 0; i < count; ++i) {
+    natsSubscription* sub = nullptr;
+    // The first subscription creates the consumer or binds to it; one left by a run with
+    // another --upstream-timeout is replaced (its unacked messages stay in the stream and go
+    // to the new one; nothing of this function is in flight here yet).
+    std::string replaced_because;
+    for (int attempt = 0; attempt < (i == 0 ? 2 : 1); ++attempt) {
+      jerr = {};
+      s = js_PullSubscribe(&sub, js, filter.c_str(), durable.c_str(), nullptr, &so, &jerr);
+      if (s == NATS_OK && attempt > 0) {
+        LogWarning("queue: consumer ", durable, " replaced: ", replaced_because);
+      }
+      if (s == NATS_OK || i > 0) break;
+      replaced_because = NatsError(s, jerr);  // the caller reports a failure that stays
+      jsErrCode ignored{};
+      js_DeleteConsumer(js, options.stream.c_str(), durable.c_str(), nullptr, &ignored);
+    }
+    if (s != NATS_OK) break;
+    subs->push_back(sub);
   }
-  if (s != NATS_OK) {
-    sub = nullptr;
+  if (subs->empty()) {
     return absl::UnavailableError(
-        absl::StrCat("queue: consumer ", kDurable, ": ", NatsError(s, jerr)));
+        absl::StrCat("queue: consumer ", durable, ": ", NatsError(s, jerr)));
   }
   return absl::OkStatus();
 }
@@ -181,10 +209,10 @@ void AsyncQueue::Connect() {
 void AsyncQueue::Start(int invoke_port) {
   State& st = *state_;
   Connect();
-  if (st.js == nullptr || !st.workers.empty()) return;
+  if (st.js == nullptr || st.dispatcher.joinable()) return;
   st.invoke_port = invoke_port;
   st.StartWorker();
-  LogInfo("queue: async worker started: ", st.options.concurrency, " at once, stream ",
+  LogInfo("queue: async worker started: ", st.options.concurrency, " at once per function, stream ",
           st.options.stream, ", ack wait ",
           absl::FormatDuration(st.options.upstream_timeout + kAckMargin));
 }
@@ -193,7 +221,6 @@ void AsyncQueue::Stop() {
   State& st = *state_;
   if (!st.started.load() || st.stopping.exchange(true)) return;
   st.StopWorker();
-  if (st.sub != nullptr) natsSubscription_Destroy(st.sub);
   if (st.js != nullptr) jsCtx_Destroy(st.js);
   if (st.nc != nullptr) {
     natsConnection_Close(st.nc);
@@ -203,7 +230,6 @@ void AsyncQueue::Stop() {
   // cnats delivers connection callbacks (which use `st`) on its own threads: wait for them.
   // The daemon is the library's only user.
   nats_CloseAndWait(2000);
-  st.sub = nullptr;
   st.js = nullptr;
   st.nc = nullptr;
   st.nopts = nullptr;
@@ -233,8 +259,10 @@ absl::Status AsyncQueue::Publish(const QueuedCall& call) {
     if (ack != nullptr) jsPubAck_Destroy(ack);
     if (s == NATS_OK) {
       st.counters.published.fetch_add(1, std::memory_order_relaxed);
+      const std::string key = absl::StrCat(call.name, ".", call.ns);
       absl::MutexLock lock(&st.mu);
-      ++st.queued_by_fn[absl::StrCat(call.name, ".", call.ns)];
+      ++st.queued_by_fn[key];
+      if (st.lanes.count(key) == 0) st.dispatch_now = true;  // its lane starts now
       return absl::OkStatus();
     }
     if (s == NATS_MAX_PAYLOAD) {

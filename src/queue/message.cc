@@ -19,6 +19,10 @@ using nlohmann::json;
 
 constexpr int kMaxAttempts = 100;
 
+std::string IgnoredAnnotation(absl::string_view key, absl::string_view value) {
+  return absl::StrCat("annotation ", key, "=\"", value, "\" ignored");
+}
+
 // Headers the callback never copies from the function's response: framing and connection
 // management (the callback request has its own), and the names the callback sets itself.
 bool DroppedFromCallback(absl::string_view name) {
@@ -101,6 +105,27 @@ std::string FunctionKeyOfSubject(absl::string_view subject) {
   return absl::StrCat(parts[1], ".", parts[2]);
 }
 
+std::string ConsumerName(absl::string_view name, absl::string_view ns) {
+  return absl::StrCat("faasd_", name, "_", ns);
+}
+
+std::string FunctionFilter(absl::string_view name, absl::string_view ns) {
+  return absl::StrCat(kSubjectPrefix, ".", name, ".", ns, ".*");
+}
+
+int QueueConcurrencyFromAnnotations(const std::map<std::string, std::string>& annotations,
+                                    int fallback, std::vector<std::string>* warnings) {
+  constexpr char kKey[] = "com.openfaas.queue.concurrency";
+  auto it = annotations.find(kKey);
+  if (it == annotations.end()) return fallback;
+  int n = 0;
+  if (absl::SimpleAtoi(it->second, &n) && n >= 1 && n <= 1024) return n;
+  if (warnings != nullptr) {
+    warnings->push_back(IgnoredAnnotation(kKey, it->second));
+  }
+  return fallback;
+}
+
 absl::StatusOr<CallbackUrl> ParseCallbackUrl(absl::string_view url) {
   auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -175,7 +200,7 @@ RetryPolicy RetryPolicyFromAnnotations(const std::map<std::string, std::string>&
   RetryPolicy p;
   auto warn = [&](const std::string& key, const std::string& value) {
     if (warnings != nullptr) {
-      warnings->push_back(absl::StrCat("annotation ", key, "=\"", value, "\" ignored"));
+      warnings->push_back(IgnoredAnnotation(key, value));
     }
   };
   auto get = [&](const char* key) -> const std::string* {

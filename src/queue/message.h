@@ -32,6 +32,18 @@ std::string CallSubject(const QueuedCall& call);
 // "faas-request.fn.ns.id" → "fn.ns"; "" when the subject is not one of ours.
 std::string FunctionKeyOfSubject(absl::string_view subject);
 
+// Per-function consumers (see worker.cc for why): each function has its own durable pull
+// consumer, "faasd_<name>_<ns>" (names and namespaces are DNS labels, so '_' cannot be
+// ambiguous), filtered on "faas-request.<name>.<ns>.*". Filters of two functions never
+// overlap, which a work-queue stream requires of its consumers.
+std::string ConsumerName(absl::string_view name, absl::string_view ns);
+std::string FunctionFilter(absl::string_view name, absl::string_view ns);
+
+// Calls of one function the worker invokes at once: annotation com.openfaas.queue.concurrency
+// (1-1024), else `fallback` (--queue-concurrency). A bad value is reported in `warnings`.
+int QueueConcurrencyFromAnnotations(const std::map<std::string, std::string>& annotations,
+                                    int fallback, std::vector<std::string>* warnings = nullptr);
+
 struct CallbackUrl {
   std::string scheme, host;  // host without brackets for IPv6 literals
   int port = 0;

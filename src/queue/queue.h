@@ -2,10 +2,12 @@
 //
 // POST /async-function/NAME[.NS][/path] becomes one message on a file-backed JetStream stream
 // (work-queue retention: a message is removed once the worker acks it); the gateway answers
-// 202 only once the server has acknowledged it. An embedded worker pulls from a durable
-// consumer, invokes the function through the daemon's own listener on loopback (so replicas,
-// scale from zero and metrics are the sync path's), retries by policy with NakWithDelay, acks
-// only once the invocation has finished, then POSTs the result to the call's X-Callback-Url.
+// 202 only once the server has acknowledged it. An embedded worker pulls from one durable
+// consumer per function, up to `concurrency` calls of each function at once (so one
+// function's backlog never delays another's), invokes the function through the daemon's own
+// listener on loopback (so replicas, scale from zero and metrics are the sync path's), retries
+// by policy with NakWithDelay, acks only once the invocation has finished, then POSTs the
+// result to the call's X-Callback-Url.
 // A daemon that dies mid-invocation leaves the message unacked: JetStream redelivers it after
 // ack_wait (upstream timeout + 5 s), so delivery is at least once.
 //
@@ -34,7 +36,8 @@ namespace faasd::queue {
 struct QueueOptions {
   std::string nats_url = "nats://127.0.0.1:4222";
   size_t max_body_bytes = 256 << 10;  // async request bodies, then 413
-  int concurrency = 4;                // calls the worker invokes at once
+  int concurrency = 4;  // calls of one function the worker invokes at once (an annotation
+                        // com.openfaas.queue.concurrency overrides it per function)
   absl::Duration upstream_timeout = absl::Seconds(60);
   absl::Duration publish_timeout = absl::Seconds(5);
   std::string stream = "faasd-async";
@@ -84,7 +87,8 @@ class AsyncQueue {
   // Connects if not yet done, and starts the worker, which invokes through
   // http://127.0.0.1:`invoke_port`/function/.
   void Start(int invoke_port);
-  // Ends the worker: calls fetched but not started are put back (Nak) for the next run.
+  // Ends the worker: each worker finishes the call it runs (a call the daemon's listener no
+  // longer answers is put back with Nak); nothing else is fetched.
   // Closes the cnats library (this process's only user of it). Idempotent.
   void Stop();
 

@@ -1,7 +1,8 @@
-// The embedded queue worker: one fetcher thread pulls from the durable consumer as many
-// messages as there are idle workers; each worker invokes its call through the daemon's own
-// listener, then acks (done), naks with a delay (retry), or terms (undecodable), and finally
-// POSTs the result to the callback URL.
+// The embedded queue worker: a dispatcher thread starts a lane for each function with queued
+// calls: up to N workers (--queue-concurrency, or the function's com.openfaas.queue.concurrency
+// annotation), each pulling one message at a time from the function's own durable consumer.
+// A worker invokes its call through the daemon's own listener, then acks (done), naks with a
+// delay (retry), or terms (undecodable), and finally POSTs the result to the callback URL.
 #include <algorithm>
 
 #include "absl/strings/match.h"
@@ -16,6 +17,7 @@ namespace faasd::queue {
 namespace {
 
 constexpr int kFetchWaitMs = 1000;
+constexpr int kIdleFetchesBeforeExit = 3;
 constexpr size_t kCancelledKept = 10000;
 constexpr int kCallbackAttempts = 3;
 constexpr absl::Duration kStatsEvery = absl::Seconds(1);
@@ -56,29 +58,39 @@ bool AsyncQueue::State::SleepUnlessStopping(absl::Duration d) {
 }
 
 void AsyncQueue::State::StartWorker() {
-  for (int i = 0; i < std::max(1, options.concurrency); ++i) workers.emplace_back([this] { Work(); });
-  fetcher = std::thread([this] { Fetch(); });
+  dispatcher = std::thread([this] { Dispatch(); });
 }
 
 void AsyncQueue::State::StopWorker() {
   {
     absl::MutexLock lock(&mu);  // wakes the waits (their conditions read `stopping`)
   }
-  if (fetcher.joinable()) fetcher.join();
-  for (auto& w : workers) w.join();
-  workers.clear();
-  absl::MutexLock lock(&mu);
-  for (natsMsg* m : work) {  // fetched, never started: straight back to the stream
-    natsMsg_Nak(m, nullptr);
-    natsMsg_Destroy(m);
+  if (dispatcher.joinable()) dispatcher.join();
+  std::map<std::string, std::unique_ptr<Lane>> all;
+  {
+    absl::MutexLock lock(&mu);
+    all.swap(lanes);
   }
-  work.clear();
+  // Each worker ends after its current fetch (at most kFetchWaitMs) or invocation.
+  for (auto& [key, lane] : all) {
+    for (auto& t : lane->threads) t.join();
+  }
 }
 
-void AsyncQueue::State::Fetch() {
+// Why a consumer per function rather than one consumer and per-function scheduling here: with
+// one consumer the server hands out messages in stream order, so reaching function B's call
+// behind a backlog of A's means fetching A's calls and holding them unacked (memory bounded
+// only by the backlog, and each held call needs in-progress acks to outlive the ack wait), or
+// naking them back (which counts as a delivery, and the retry policy counts deliveries). With
+// one durable consumer per function the server keeps each function's order and redelivery,
+// and a worker fetches one message only when it is free to invoke it, so nothing waits
+// unacked in this process. The cost: a pull request per idle worker per kFetchWaitMs while a
+// function has calls queued, and a lane (threads, subscriptions) started on demand.
+void AsyncQueue::State::Dispatch() {
   absl::Time next_stats = absl::InfinitePast();
-  bool logged = false;
+  std::string last_warning;
   while (!stopping.load()) {
+    ReapLanes();
     if (!Connected()) {
       SleepUnlessStopping(absl::Milliseconds(200));
       continue;
@@ -87,50 +99,84 @@ void AsyncQueue::State::Fetch() {
       RefreshStats();
       next_stats = absl::Now() + kStatsEvery;
     }
-    if (absl::Status s = EnsureConsumer(); !s.ok()) {
-      if (!logged) LogWarning(s.message(), "; retrying");
-      logged = true;
+    std::vector<std::string> wanted;
+    {
+      absl::MutexLock lock(&mu);
+      for (const auto& [key, n] : queued_by_fn) {
+        if (n > 0 && lanes.count(key) == 0) wanted.push_back(key);
+      }
+    }
+    absl::Status status = wanted.empty() ? absl::OkStatus() : RemoveLegacyConsumer();
+    // One function's consumer failing must not keep the others' lanes from starting.
+    const bool may_start = status.ok();
+    for (size_t i = 0; may_start && i < wanted.size() && !stopping.load(); ++i) {
+      if (absl::Status s = StartLane(wanted[i]); !s.ok() && status.ok()) status = s;
+    }
+    if (!status.ok()) {
+      if (status.message() != last_warning) LogWarning(status.message(), "; retrying");
+      last_warning = std::string(status.message());
       SleepUnlessStopping(absl::Seconds(1));
       continue;
     }
-    logged = false;
-    int free = 0;
-    {
-      absl::MutexLock lock(&mu);
-      auto has_room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-        return stopping.load() || idle_workers > static_cast<int>(work.size());
-      };
-      mu.AwaitWithTimeout(absl::Condition(&has_room), kStatsEvery);
-      free = idle_workers - static_cast<int>(work.size());
-    }
-    if (stopping.load()) break;
-    if (free <= 0) continue;
-    natsMsgList list{};
-    jsErrCode jerr{};
-    const natsStatus s = natsSubscription_Fetch(&list, sub, free, kFetchWaitMs, &jerr);
-    if (s == NATS_TIMEOUT) continue;
-    if (s != NATS_OK) {
-      // The server may have lost the consumer (a fresh store): subscribe again.
-      LogWarning("queue: fetch: ", natsStatus_GetText(s), jerr != 0 ? " (JetStream error " : "",
-                 jerr != 0 ? absl::StrCat(static_cast<int>(jerr), ")") : "");
-      natsSubscription_Destroy(sub);
-      sub = nullptr;
-      stream_ready.store(false);
-      SleepUnlessStopping(absl::Milliseconds(500));
-      continue;
-    }
-    {
-      absl::MutexLock lock(&mu);
-      for (int i = 0; i < list.Count; ++i) {
-        work.push_back(list.Msgs[i]);
-        list.Msgs[i] = nullptr;  // now the worker's
-      }
-    }
-    natsMsgList_Destroy(&list);
+    last_warning.clear();
+    absl::MutexLock lock(&mu);
+    auto woken = [this]()
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stopping.load() || dispatch_now; };
+    mu.AwaitWithTimeout(absl::Condition(&woken), kStatsEvery);
+    dispatch_now = false;
   }
 }
 
-void AsyncQueue::State::Work() {
+absl::Status AsyncQueue::State::StartLane(const std::string& key) {
+  auto lane = std::make_unique<Lane>();
+  lane->key = key;
+  const size_t dot = key.find('.');
+  lane->name = key.substr(0, dot);
+  lane->ns = dot == std::string::npos ? "" : key.substr(dot + 1);
+  int limit = options.concurrency;
+  if (absl::StatusOr<provider::FunctionStatus> fn = provider.Get(lane->name, lane->ns); fn.ok()) {
+    std::vector<std::string> warnings;
+    limit = QueueConcurrencyFromAnnotations(fn->annotations, options.concurrency, &warnings);
+    for (const auto& w : warnings) LogWarning("queue: function ", key, ": ", w);
+  }
+  std::vector<natsSubscription*> subs;
+  if (absl::Status s = SubscribeToFunction(lane->name, lane->ns, limit, &subs); !s.ok()) return s;
+  if (static_cast<int>(subs.size()) < limit) {
+    LogWarning("queue: function ", key, ": ", subs.size(), " of ", limit, " workers subscribed");
+  }
+  absl::MutexLock lock(&mu);
+  Lane* l = lane.get();
+  l->running = static_cast<int>(subs.size());
+  for (natsSubscription* sub : subs) l->threads.emplace_back([this, l, sub] { LaneWork(l, sub); });
+  lanes[key] = std::move(lane);
+  return absl::OkStatus();
+}
+
+void AsyncQueue::State::ReapLanes() {
+  std::vector<std::unique_ptr<Lane>> done;
+  {
+    absl::MutexLock lock(&mu);
+    for (auto it = lanes.begin(); it != lanes.end();) {
+      if (it->second->running > 0) {
+        ++it;
+        continue;
+      }
+      done.push_back(std::move(it->second));
+      it = lanes.erase(it);
+    }
+  }
+  for (auto& lane : done) {
+    for (auto& t : lane->threads) t.join();
+  }
+}
+
+bool AsyncQueue::State::NothingQueuedFor(const std::string& key) {
+  absl::MutexLock lock(&mu);
+  auto q = queued_by_fn.find(key);
+  return (q == queued_by_fn.end() || q->second <= 0) && in_flight_by_fn.count(key) == 0;
+}
+
+void AsyncQueue::State::LaneWork(Lane* lane, natsSubscription* sub) {
   httplib::Client invoker("127.0.0.1", invoke_port);
   invoker.set_keep_alive(true);
   invoker.set_tcp_nodelay(true);  // head and body go in two writes: no delayed-ACK stall
@@ -138,25 +184,43 @@ void AsyncQueue::State::Work() {
   const auto limit = std::chrono::milliseconds(Millis(options.upstream_timeout + absl::Seconds(5)));
   invoker.set_read_timeout(limit);
   invoker.set_write_timeout(limit);
-  for (;;) {
-    natsMsg* msg = nullptr;
-    {
-      absl::MutexLock lock(&mu);
-      ++idle_workers;
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-        return stopping.load() || !work.empty();
-      };
-      // Timed: `stopping` is set without the lock, so a wake-up may be missed once.
-      while (!mu.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(500))) {
-      }
-      --idle_workers;
-      if (stopping.load()) return;
-      msg = work.front();
-      work.pop_front();
+  int idle_fetches = 0;
+  while (!stopping.load()) {
+    if (!Connected()) {  // cnats reconnects and keeps the subscription
+      SleepUnlessStopping(absl::Milliseconds(200));
+      continue;
     }
-    Handle(msg, invoker);
-    natsMsg_Destroy(msg);
+    natsMsgList list{};
+    jsErrCode jerr{};
+    const natsStatus s = natsSubscription_Fetch(&list, sub, 1, kFetchWaitMs, &jerr);
+    if (s == NATS_TIMEOUT) {
+      // The lane ends once its function has had nothing queued for a while; the dispatcher
+      // starts it again when calls come.
+      if (++idle_fetches >= kIdleFetchesBeforeExit && NothingQueuedFor(lane->key)) break;
+      continue;
+    }
+    if (s != NATS_OK) {
+      if (!Connected()) continue;
+      // The server may have lost the consumer (a fresh store): the dispatcher starts the lane
+      // again, with a new consumer, once all its workers have ended.
+      LogWarning("queue: function ", lane->key, ": fetch: ", natsStatus_GetText(s),
+                 jerr != 0 ? absl::StrCat(" (JetStream error ", static_cast<int>(jerr), ")") : "");
+      stream_ready.store(false);
+      SleepUnlessStopping(absl::Milliseconds(500));
+      break;
+    }
+    idle_fetches = 0;
+    for (int i = 0; i < list.Count; ++i) {
+      Handle(list.Msgs[i], invoker);
+      natsMsg_Destroy(list.Msgs[i]);
+      list.Msgs[i] = nullptr;
+    }
+    natsMsgList_Destroy(&list);
   }
+  natsSubscription_Destroy(sub);
+  absl::MutexLock lock(&mu);
+  --lane->running;
+  dispatch_now = true;
 }
 
 RetryPolicy AsyncQueue::State::PolicyFor(const QueuedCall& call) {
@@ -195,30 +259,36 @@ void AsyncQueue::State::Handle(natsMsg* msg, httplib::Client& invoker) {
   }
   counters.in_flight.fetch_add(1, std::memory_order_relaxed);
   InvokeResult result = Invoke(*call, invoker);
+  // Settled with the server before anything else: a call whose answer came back must not run
+  // again after a crash, so the window between the answer and the ack stays as short as one
+  // round trip to NATS (AckSync waits for the server to have it).
+  const RetryDecision decision = Decide(policy, result, attempt, absl::Now());
+  const bool going_down = stopping.load() && result.status == 0;
+  if (going_down) {
+    natsMsg_Nak(msg, nullptr);  // the daemon is going down: the next run takes it
+  } else if (decision.retry) {
+    natsMsg_NakWithDelay(msg, Millis(decision.delay), nullptr);
+  } else {
+    jsErrCode jerr{};
+    if (natsStatus s = natsMsg_AckSync(msg, nullptr, &jerr); s != NATS_OK) {
+      LogWarning("queue: call ", call->call_id, " to ", key, ": ack: ", natsStatus_GetText(s),
+                 "; JetStream will deliver it again");
+    }
+  }
   counters.in_flight.fetch_sub(1, std::memory_order_relaxed);
   {
     absl::MutexLock lock(&mu);
     if (--in_flight_by_fn[key] <= 0) in_flight_by_fn.erase(key);
   }
-  if (stopping.load() && result.status == 0) {
-    natsMsg_Nak(msg, nullptr);  // the daemon is going down: the next run takes it
-    return;
-  }
-  const RetryDecision decision = Decide(policy, result, attempt, absl::Now());
+  if (going_down) return;
   if (decision.retry) {
     LogInfo("queue: call ", call->call_id, " to ", key, ": attempt ", attempt, " of ",
             policy.attempts, " answered ", result.status, "; retrying in ",
             absl::FormatDuration(decision.delay));
-    natsMsg_NakWithDelay(msg, Millis(decision.delay), nullptr);
     counters.retried.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   // Acked before the callback: a crash now loses the callback, never repeats the call.
-  jsErrCode jerr{};
-  if (natsStatus s = natsMsg_AckSync(msg, nullptr, &jerr); s != NATS_OK) {
-    LogWarning("queue: call ", call->call_id, " to ", key, ": ack: ", natsStatus_GetText(s),
-               "; JetStream will deliver it again");
-  }
   const bool ok = result.status > 0 && result.status < 500 &&
                   policy.codes.count(result.status) == 0;
   (ok ? counters.completed : counters.failed).fetch_add(1, std::memory_order_relaxed);

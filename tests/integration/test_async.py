@@ -3,7 +3,9 @@ private daemon (own containerd and bridge: these tests kill it) with --nats-url.
 (fnserver) notes every call id it serves (/_/record, /_/flaky), so the tests count runs per
 call; a loopback HTTP server receives the callbacks."""
 
+import json
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -45,7 +47,9 @@ def env(request, workdir, fn_image, nats, receiver):
     fns = {}
     for name, annotations in (("rec", RETRY_FAST),
                               ("slowretry", {"com.openfaas.retry.min_wait": "3s",
-                                             "com.openfaas.retry.max_wait": "3s"})):
+                                             "com.openfaas.retry.max_wait": "3s"}),
+                              ("backlog", RETRY_FAST), ("quick", RETRY_FAST),
+                              ("two", {**RETRY_FAST, "com.openfaas.queue.concurrency": "2"})):
         r = daemon.deploy(name, fn_image.refs["echo"], annotations=annotations)
         assert r.status in (200, 202), r
         daemon.wait_ready(name)
@@ -62,6 +66,29 @@ def seen(daemon, name):
     r = daemon.invoke(name, "/_/seen", method="GET")
     assert r.status == 200, r
     return r.text.split()
+
+
+def timeline(daemon, name):
+    """/_/record's spans: [(call id, start, end)] in Unix seconds, end None while running."""
+    r = daemon.invoke(name, "/_/timeline", method="GET")
+    assert r.status == 200, r
+    spans = []
+    for line in r.text.splitlines():
+        call_id, start, end = line.split()
+        spans.append((call_id, int(start) / 1e6, int(end) / 1e6 if end != "0" else None))
+    return spans
+
+
+def most_at_once(spans):
+    """The most spans that overlapped at any moment (one still running counts to the end)."""
+    events = []
+    for _, start, end in spans:
+        events += [(start, 1), (end if end is not None else float("inf"), -1)]
+    at_once = most = 0
+    for _, step in sorted(events):  # an end sorts before a start at the same instant
+        at_once += step
+        most = max(most, at_once)
+    return most
 
 
 def wait_all_ran(daemon, name, ids, timeout):
@@ -159,19 +186,79 @@ def test_cancel_a_queued_call(env, receiver):
     assert not receiver.by_call_id(call_id)
 
 
+def test_a_backlog_does_not_delay_another_function(env, receiver):
+    """12 calls of 1 s to `backlog`, then one to `quick`: each function has its own workers
+    (CONCURRENCY of them), so quick's call runs while backlog's queue is still long; backlog
+    has CONCURRENCY calls running at once, never more. With one pool over one consumer,
+    quick's call would wait behind all 12 (it runs when backlog's last calls have started)."""
+    cb = receiver.url("/lanes")
+    backlog = []
+    for _ in range(12):
+        r = post_async(env, "backlog", "/_/record?ms=1000", headers={"X-Callback-Url": cb})
+        assert r.status == 202, r
+        backlog.append(r.headers["X-Call-Id"])
+    # Posted once backlog's first call runs: its queue is 11 or fewer, the first batch busy.
+    harness.wait_until(lambda: timeline(env, "backlog"), 60, "backlog's first call to start")
+    r = post_async(env, "quick", "/_/record", headers={"X-Callback-Url": cb})
+    assert r.status == 202, r
+    quick = r.headers["X-Call-Id"]
+    wait_all_ran(env, "backlog", backlog, 120)
+    wait_all_ran(env, "quick", [quick], 30)
+    harness.wait_until(lambda: all(receiver.by_call_id(c) for c in backlog + [quick]), 30,
+                       "every callback")
+    spans = [s for s in timeline(env, "backlog") if s[0] in set(backlog)]
+    (_, _, quick_end), = [s for s in timeline(env, "quick") if s[0] == quick]
+    last_start = max(start for _, start, _ in spans)
+    with receiver.lock:
+        order = [c[2].get("x-call-id") for c in receiver.calls if c[1] == "/lanes"]
+    print(f"backlog: {most_at_once(spans)} at once; quick finished "
+          f"{last_start - quick_end:.2f}s before backlog's last call started; quick's callback "
+          f"came {order.index(quick) + 1}th of {len(order)}")
+    # Ordering, from the function's own clock and the callbacks' arrival.
+    assert quick_end < last_start, "quick's call waited for backlog's queue"
+    assert order.index(quick) < max(order.index(c) for c in backlog)
+    assert most_at_once(spans) == CONCURRENCY, spans
+    assert len(spans) == len(backlog), "a backlog call ran twice"
+
+
+def test_concurrency_annotation(env):
+    """com.openfaas.queue.concurrency=2 on `two`: two of its calls at once, not more, not one."""
+    ids = []
+    for _ in range(6):
+        r = post_async(env, "two", "/_/record?ms=500")
+        assert r.status == 202, r
+        ids.append(r.headers["X-Call-Id"])
+    wait_all_ran(env, "two", ids, 60)
+    spans = [s for s in timeline(env, "two") if s[0] in set(ids)]
+    assert most_at_once(spans) == 2, spans
+
+
+# A call whose answer reached the worker is acked at once (one round trip to NATS); this much
+# before the kill, a call the function finished had its answer back and its ack taken.
+ACK_MARGIN = 0.2
+
+
 def test_daemon_killed_mid_queue(env, receiver):
-    """100 calls of 200 ms, the daemon SIGKILLed after 30 were accepted and restarted: all 100
-    run and call back; only a call in flight at the kill (the function finished it, the ack
-    never went) runs twice, redelivered after the ack wait: at most the worker's concurrency."""
+    """100 calls of 100-400 ms (mixed, so the workers finish out of step and the kill finds
+    some with an answer just in), the daemon SIGKILLed (once 12 have finished and while more
+    than half are queued) and restarted: all 100 run and call back. Every call the function had
+    finished more than ACK_MARGIN before the kill ran exactly once: its answer reached the
+    worker, which acks before anything else. Only a call cut in flight by the kill may run
+    twice (the daemon never got its answer, the ack never went; JetStream redelivers it after
+    the ack wait), so at most the worker's concurrency."""
     before = set(seen(env, "rec"))
     accepted = []
     for i in range(100):
         if i == 30:
+            harness.wait_until(
+                lambda: sum(1 for c, _, end in timeline(env, "rec") if c in accepted and end) >= 12,
+                60, "12 calls to finish before the kill")
             ran_at_kill = len(set(seen(env, "rec")) - before)  # at most: more may finish
+            kill_at = time.time()
             env.kill()
             assert ran_at_kill < 30, "the queue was empty at the kill: nothing tested"
             env.start()
-        r = post_async(env, "rec", "/_/record?ms=200", body=str(i).encode(),
+        r = post_async(env, "rec", f"/_/record?ms={100 + i * 73 % 300}", body=str(i).encode(),
                        headers={"X-Callback-Url": receiver.url("/killed")})
         assert r.status == 202, (i, r)
         accepted.append(r.headers["X-Call-Id"])
@@ -181,8 +268,17 @@ def test_daemon_killed_mid_queue(env, receiver):
                        "a callback for every call")
     runs = [c for c in seen(env, "rec") if c not in before]
     twice = {c for c in accepted if runs.count(c) > 1}
+    spans = [s for s in timeline(env, "rec") if s[0] in set(accepted)]
+    first_end = {}
+    for call_id, _, end in spans:
+        first_end.setdefault(call_id, end)
+    done_before_kill = {c for c, end in first_end.items()
+                        if end is not None and end < kill_at - ACK_MARGIN}
     print(f"daemon killed with {30 - ran_at_kill} of 30 calls queued or in flight; "
-          f"{len(twice)} ran twice")
+          f"{len(done_before_kill)} had finished {ACK_MARGIN}s before; {len(twice)} ran twice")
+    assert len(done_before_kill) >= 4, "too few calls finished before the kill: nothing tested"
+    assert not twice & done_before_kill, \
+        f"calls that had finished before the kill ran again: {sorted(twice & done_before_kill)}"
     assert len(twice) <= CONCURRENCY, f"{len(twice)} calls ran more than once"
 
 
@@ -217,6 +313,57 @@ def test_nats_killed_mid_queue(env, nats):
             time.sleep(0.1)  # paces the polling of a reconnect, not a synchronisation
     assert len(accepted) >= 40, "async calls did not come back after nats-server restarted"
     wait_all_ran(env, "rec", accepted, 60)
+
+
+def js_api(port, subject, request):
+    """One JetStream API request over NATS's text protocol; the JSON answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.settimeout(5)
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"INFO "), "not a NATS server"
+        body = b"" if request is None else json.dumps(request).encode()
+        s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.t 1\r\n' +
+                  f"PUB {subject} _INBOX.t {len(body)}\r\n".encode() + body + b"\r\n")
+        for _ in range(100):  # PINGs and +OKs until our answer
+            line = f.readline()
+            assert line, "NATS closed the connection"
+            if line.startswith(b"PING"):
+                s.sendall(b"PONG\r\n")
+            elif line.startswith(b"MSG "):
+                payload = f.read(int(line.split()[-1]))
+                return json.loads(payload)
+            elif line.startswith(b"-ERR"):
+                raise AssertionError(line)
+        raise AssertionError(f"no answer to {subject}")
+
+
+def test_consumer_of_an_earlier_version_is_replaced(env, nats):
+    """A stream left by an earlier version, with its one consumer of every function: the
+    worker removes it (a work-queue stream refuses the per-function consumers beside it) and
+    the calls run."""
+    stream = "faasd-async"
+    first = post_async(env, "rec").headers["X-Call-Id"]  # the stream exists
+    wait_all_ran(env, "rec", [first], 60)
+    env.stop()
+    names = js_api(nats.port, f"$JS.API.CONSUMER.NAMES.{stream}", {}).get("consumers") or []
+    for name in names:
+        js_api(nats.port, f"$JS.API.CONSUMER.DELETE.{stream}.{name}", None)
+    legacy = "faasd-queue-worker"
+    r = js_api(nats.port, f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{legacy}",
+               {"stream_name": stream,
+                "config": {"durable_name": legacy, "ack_policy": "explicit",
+                           "deliver_policy": "all", "filter_subject": "faas-request.>",
+                           "ack_wait": 10 * 10**9}})
+    assert "error" not in r, r
+    env.start()
+    ids = []
+    for _ in range(3):
+        r = post_async(env, "rec")
+        assert r.status == 202, r
+        ids.append(r.headers["X-Call-Id"])
+    wait_all_ran(env, "rec", ids, 60)
+    names = js_api(nats.port, f"$JS.API.CONSUMER.NAMES.{stream}", {})["consumers"]
+    assert legacy not in names and "faasd_rec_openfaas-fn" in names, names
 
 
 FAAS_CLI = os.environ.get("FAAS_CLI_BIN", "/work/tools/faas-cli")

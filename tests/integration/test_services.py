@@ -76,7 +76,10 @@ def svc(request, workdir, sidecar_images, fn_image):
                           f"--listen=0.0.0.0:{daemon.port}",
                           f"--images-dir={images}",
                           f"--nats-address=127.0.0.1:{nats_port}",
-                          f"--prometheus-address=127.0.0.1:{prom_port}"]
+                          f"--prometheus-address=127.0.0.1:{prom_port}",
+                          # Async on the supervised NATS; ack wait 15 s, so a call whose ack
+                          # the NATS kill lost comes back soon.
+                          f"--nats-url=nats://127.0.0.1:{nats_port}", "--upstream-timeout=10"]
     t0 = time.monotonic()
     daemon.start()
     daemon.ctd = ctd
@@ -285,3 +288,101 @@ def test_changed_entry_is_replaced_and_a_dropped_one_removed(svc):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
     finally:
         write_services(svc, good)
+
+
+def seen(daemon, name):
+    r = daemon.invoke(f"{name}.{NS}", "/_/seen", method="GET")
+    assert r.status == 200, r
+    return r.text.split()
+
+
+def test_async_calls_survive_the_nats_container_killed(svc, fn_image):
+    """100 async calls; the supervised NATS container is SIGKILLed after 30 were accepted and 4
+    ran (some in flight, most still queued). While it is down async calls answer 503, never 202; the supervisor restarts
+    it on the same JetStream store (./nats under the state dir), so every call given a 202,
+    before or after the kill, runs."""
+    harness.wait_until(lambda: nats_info(svc.nats_port), 90, "NATS up")
+    name = "async-%06x" % random.getrandbits(24)
+    fast = {"com.openfaas.retry.min_wait": "200ms", "com.openfaas.retry.max_wait": "1s"}
+    try:
+        deploy(svc, name, fn_image.refs["echo"], annotations=fast)
+        path = f"/async-function/{name}.{NS}/_/record?ms=200"
+        accepted, refused = [], 0
+        deadline = time.monotonic() + 180
+        while len(accepted) < 30 and time.monotonic() < deadline:  # until the worker is up
+            r = svc.request("POST", path, b"x", auth=False, timeout=30)
+            assert r.status in (202, 503), r
+            if r.status == 202:
+                accepted.append(r.headers["X-Call-Id"])
+        assert len(accepted) == 30, "async calls were not accepted before the kill"
+        # Killed with calls in flight and more queued.
+        harness.wait_until(lambda: len(seen(svc, name)) >= 4, 60, "4 calls to run")
+        ran_at_kill = len(set(seen(svc, name)))
+        pid = service_pid(svc, "nats")
+        os.kill(pid, 9)
+        attempts = 0
+        while len(accepted) < 100 and time.monotonic() < deadline and attempts < 5000:
+            attempts += 1
+            r = svc.request("POST", path, b"x", auth=False, timeout=30)
+            assert r.status in (202, 503), r
+            if r.status == 202:
+                accepted.append(r.headers["X-Call-Id"])
+            else:
+                refused += 1
+                assert r.headers.get("X-OpenFaaS-Internal") == "proxy", r
+                time.sleep(0.05)  # paces the polling of NATS's return, not a synchronisation
+        print(f"NATS killed with {30 - ran_at_kill} of 30 calls not yet run; {refused} calls "
+              f"answered 503 until it was back; {len(accepted)} accepted")
+        assert ran_at_kill < 30, "the queue was empty at the kill: nothing tested"
+        assert refused, "no 503 while the NATS container was down"
+        assert len(accepted) == 100, "async calls did not come back after NATS restarted"
+        assert service_pid(svc, "nats") not in (None, pid), "NATS was not restarted"
+        want = set(accepted)
+        try:
+            harness.wait_until(lambda: want <= set(seen(svc, name)), 120,
+                               "every accepted call to run", interval=0.5)
+        except TimeoutError:
+            missing = want - set(seen(svc, name))
+            raise AssertionError(f"{len(missing)} of 100 accepted calls never ran") from None
+        runs = seen(svc, name)
+        print(f"{sum(1 for c in want if runs.count(c) > 1)} calls ran twice")
+    finally:
+        remove(svc, name)
+
+
+def prometheus_query(svc, promql):
+    query = "/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    r = harness.http_request("127.0.0.1", svc.prom_port, "GET", query, timeout=5)
+    return r.json()["data"]["result"] if r.status == 200 else []
+
+
+def test_prometheus_counts_the_invocations_made(svc, fn_image):
+    """K sync invocations of a fresh function: Prometheus, scraping the gateway, sums
+    gateway_function_invocation_total for it to exactly K."""
+    name = "counted-%06x" % random.getrandbits(24)
+    calls = 7
+    try:
+        r = svc.deploy(name, fn_image.refs["echo"], namespace=NS)
+        assert r.status in (200, 202), r
+        # Ready without invoking it (deploy()'s health probes would count).
+        harness.wait_until(
+            lambda: (d := svc.request("GET", f"/system/function/{name}?namespace={NS}")).status
+            == 200 and d.json().get("availableReplicas", 0) >= 1, 60, f"{name} ready")
+        for i in range(calls):
+            r = svc.invoke(f"{name}.{NS}", body=f"call {i}".encode())
+            assert r.status == 200 and r.text == f"call {i}", r
+        promql = f'sum(gateway_function_invocation_total{{function_name="{name}.{NS}"}})'
+
+        def counted():
+            result = prometheus_query(svc, promql)
+            return result and float(result[0]["value"][1]) == calls
+        try:
+            harness.wait_until(counted, 120, f"Prometheus to count {calls} invocations",
+                               interval=1)
+        except TimeoutError:
+            raise AssertionError(f"Prometheus has {prometheus_query(svc, promql)} for {promql}, "
+                                 f"not {calls}") from None
+        up = prometheus_query(svc, 'up{job="gateway"}')
+        assert up and up[0]["value"][1] == "1", up
+    finally:
+        remove(svc, name)

@@ -242,5 +242,35 @@ TEST_CASE("which answers are retried, and after how long", "[queue]") {
         absl::Seconds(10));
 }
 
+TEST_CASE("each function has its own consumer, on subjects no other function's match", "[queue]") {
+  CHECK(ConsumerName("echo", "openfaas-fn") == "faasd_echo_openfaas-fn");
+  // DNS labels have no '_': two functions never share a name.
+  CHECK(ConsumerName("a-b", "c") != ConsumerName("a", "b-c"));
+  CHECK(FunctionFilter("echo", "openfaas-fn") == "faas-request.echo.openfaas-fn.*");
+  QueuedCall c;
+  c.name = "echo";
+  c.ns = "openfaas-fn";
+  c.call_id = "id-1";
+  const std::string subject = CallSubject(c);
+  CHECK(subject.rfind("faas-request.echo.openfaas-fn.", 0) == 0);
+  CHECK(FunctionKeyOfSubject(subject) == "echo.openfaas-fn");
+}
+
+TEST_CASE("queue concurrency comes from the annotation, else the daemon's", "[queue]") {
+  std::vector<std::string> warnings;
+  CHECK(QueueConcurrencyFromAnnotations({}, 4, &warnings) == 4);
+  CHECK(QueueConcurrencyFromAnnotations({{"com.openfaas.queue.concurrency", "1"}}, 4, &warnings) ==
+        1);
+  CHECK(QueueConcurrencyFromAnnotations({{"com.openfaas.queue.concurrency", "16"}}, 4, &warnings) ==
+        16);
+  CHECK(warnings.empty());
+  for (const char* bad : {"0", "-2", "1025", "two", ""}) {
+    CHECK(QueueConcurrencyFromAnnotations({{"com.openfaas.queue.concurrency", bad}}, 4,
+                                          &warnings) == 4);
+  }
+  REQUIRE(warnings.size() == 5);
+  CHECK(warnings[0] == "annotation com.openfaas.queue.concurrency=\"0\" ignored");
+}
+
 }  // namespace
 }  // namespace faasd::queue

@@ -362,11 +362,34 @@ absl::StatusOr<bool> ContentStore::Ingest(
   const bool shared = size > 0 && (*w)->offset() == size;
   if (!shared) {
     absl::Status s = write(**w, &labels);
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      // Callers pass a fresh ref each attempt, so a partial write is never resumed: without
+      // an abort it would stay in containerd's content store (`ctr content active`) for good.
+      w->reset();  // closes the stream, which releases containerd's lock on the ref
+      (void)Abort(scope, ref);
+      return s;
+    }
   }
   absl::Status s = (*w)->Commit(labels);
   if (!s.ok()) return s;
   return !shared;
+}
+
+absl::Status ContentStore::Abort(const CallScope& scope, const std::string& ref) {
+  absl::Status s;
+  // containerd releases the ref's lock as its Write handler returns, which may be just after
+  // our stream closed: "locked" is Unavailable, and short-lived.
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    grpc::ClientContext ctx;
+    conn_.Prepare(ctx, scope);
+    content::AbortRequest req;
+    req.set_ref(ref);
+    google::protobuf::Empty resp;
+    s = FromGrpc(stub_->Abort(&ctx, req, &resp), absl::StrCat("content.Abort ", ref));
+    if (s.ok() || absl::IsNotFound(s) || !absl::IsUnavailable(s)) return s;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return s;
 }
 
 absl::StatusOr<std::unique_ptr<ContentWriter>> ContentStore::OpenWriter(

@@ -169,8 +169,12 @@ def test_containerd_killed_and_restarted_under_load(request, workdir, fn_image):
         assert r.status == 503 and ctd.address in r.text, r
         ctd.start()
         back = time.monotonic()
-        # The list is served from memory whatever containerd does; a deploy needs containerd
-        # for every step (containers, snapshots, tasks), so it tells when the daemon is back.
+        # /healthz asks containerd (503 while it is unreachable): the daemon reconnected. The
+        # list is served from memory whatever containerd does; a deploy needs containerd for
+        # every step (containers, snapshots, tasks), so it tells that the API serves again.
+        harness.wait_until(lambda: daemon.request("GET", "/healthz", auth=False).status == 200,
+                           5, "the daemon to reach containerd again within 5 s")
+        reconnected = time.monotonic() - back
         extra = fn_name("ck-after")
         attempts = []
 
@@ -178,11 +182,11 @@ def test_containerd_killed_and_restarted_under_load(request, workdir, fn_image):
             r = daemon.deploy(extra, fn_image.refs["echo"])
             attempts.append(f"{time.monotonic() - back:.2f} s: {r.status} {r.text.strip()}")
             return r.status in (200, 202)
-        harness.wait_until(deployed, 5, "a deploy within 5 s of containerd's restart",
-                           interval=0.05)
+        harness.wait_until(deployed, 30, "a deploy after containerd's restart", interval=0.05)
         took = time.monotonic() - back
-        print(f"\n[faults] containerd restart: a deploy succeeded {took:.2f} s after containerd "
-              f"answered again ({len(attempts)} attempts; first: {attempts[0]})")
+        print(f"\n[faults] containerd restart: /healthz 200 {reconnected:.2f} s after containerd "
+              f"answered again; a deploy done {took:.2f} s after ({len(attempts)} attempts; "
+              f"first: {attempts[0]})")
     finally:
         load.join(timeout=30)
     assert set(results) == {200}, f"invocations across the restart: " \

@@ -148,6 +148,8 @@ class ContentStore {
   absl::StatusOr<bool> Ingest(const CallScope& scope, const std::string& ref,
                               const std::string& digest, int64_t size, Labels labels,
                               const std::function<absl::Status(ContentWriter&, Labels*)>& write);
+  // Drops what an interrupted write under `ref` holds. Ingest does it when `write` fails.
+  absl::Status Abort(const CallScope& scope, const std::string& ref);
 
  private:
   const Connection& conn_;

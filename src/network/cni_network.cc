@@ -266,6 +266,14 @@ absl::StatusOr<std::unique_ptr<CniNetwork>> CniNetwork::Create(CniConfig config)
 
 namespace {
 
+// A plugin that cannot be started (removed or made unrunnable since the daemon started) is the
+// host's fault, not the request's: Internal whatever errno exec gave (ENOENT is no "function
+// not found"). The message names the plugin's path.
+absl::Status PluginRunError(absl::string_view what, const absl::Status& exec) {
+  return absl::InternalError(
+      absl::StrCat(what, ": ", exec.message(), " (a CNI plugin of --cni-bin-dir)"));
+}
+
 struct ChainStep {
   std::string what;  // "cni bridge ADD container abc"
   std::string stdin_data;
@@ -330,7 +338,7 @@ absl::StatusOr<std::string> CniNetwork::Attach(const std::string& container_id,
     std::string in = PluginStdin(conflist, plugins[i], result ? &*result : nullptr).dump();
     absl::StatusOr<ProcessOutput> out = RunProcess(plugin_paths_[i], {}, env, in, timeout);
     if (!out.ok()) {
-      failure = absl::Status(out.status().code(), absl::StrCat(what, ": ", out.status().message()));
+      failure = PluginRunError(what, out.status());
       break;
     }
     if (failure = PluginExitStatus(what, *out); !failure.ok()) break;
@@ -395,9 +403,7 @@ absl::Status CniNetwork::RunDel(const std::string& container_id, const std::stri
                                     " DEL container ", container_id);
     std::string in = PluginStdin(conflist, plugins[i], prev.is_null() ? nullptr : &prev).dump();
     absl::StatusOr<ProcessOutput> out = RunProcess(plugin_paths_[i], {}, env, in, timeout);
-    absl::Status status = out.ok() ? PluginExitStatus(what, *out)
-                                   : absl::Status(out.status().code(),
-                                                  absl::StrCat(what, ": ", out.status().message()));
+    absl::Status status = out.ok() ? PluginExitStatus(what, *out) : PluginRunError(what, out.status());
     if (!status.ok() && first_error.ok()) first_error = status;
   }
   if (first_error.ok()) {

@@ -1,5 +1,7 @@
 // The /etc/hosts and /etc/resolv.conf a function container gets (declared in cni_network.h).
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
@@ -39,11 +41,24 @@ absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), 
 }  // namespace
 
 absl::Status WriteEtcFile(const std::string& path, std::string_view content) {
-  std::ofstream f(path, std::ios::trunc | std::ios::binary);
-  if (!f) return absl::InternalError(absl::StrCat("write ", path, ": cannot open"));
-  f << content;
-  f.close();
-  if (!f) return absl::InternalError(absl::StrCat("write ", path, ": failed"));
+  // In place, not by rename: runc bind-mounts the file, so it must stay the same inode. The
+  // error names the cause (a full state dir: "No space left on device").
+  auto failed = [&path](int err) {
+    return absl::InternalError(absl::StrCat("write ", path, ": ", std::strerror(err)));
+  };
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return failed(errno);
+  for (size_t done = 0; done < content.size();) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return failed(err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) return failed(errno);
   ::chmod(path.c_str(), 0644);
   return absl::OkStatus();
 }

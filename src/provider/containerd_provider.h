@@ -245,6 +245,10 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // (the watchdogs answer 503 until ready); a path the function names must answer 2xx.
   bool WaitReady(const Replica& r, const std::string& path, absl::Duration timeout);
   bool Probe(const std::string& ip, const std::string& path);
+  // Names each replica of `replicas` that is not ready after `waited` and why (the probe's
+  // answer), so an operator sees why a deploy answered with nothing available.
+  void LogNotReady(const FunctionDeployment& d, const std::vector<Replica>& replicas,
+                   absl::Duration waited);
   // Runs `job` on a thread Stop() joins.
   void RunInBackground(std::function<void()> job);
   void ScheduleRemoval(const std::string& ns, const std::string& container_id);

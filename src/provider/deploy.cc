@@ -99,7 +99,10 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& request) {
   bool all_ready = true;
   for (const Replica& r : *replicas) all_ready = all_ready && r.ready;
   SetRoute(key, MakeRoute(d, desired, generation, *replicas, absl::FromUnixNanos(generation)));
-  if (!all_ready) RequestReconcile(key);  // the loop probes them until they are ready
+  if (!all_ready) {
+    LogNotReady(d, *replicas, options_.deploy_ready_wait);
+    RequestReconcile(key);  // the loop probes them until they are ready
+  }
   LogInfo("deployed ", d.service, " (", replicas->size(), " replica",
           replicas->size() == 1 ? "" : "s", ", first ", replicas->front().container_id, " at ",
           replicas->front().ip, all_ready ? ", ready" : ", starting", ")");
@@ -136,7 +139,10 @@ absl::Status ContainerdProvider::Update(const FunctionDeployment& request) {
   bool all_ready = desired == 0;
   for (const Replica& r : replicas) all_ready = all_ready || r.ready;
   SetRoute(key, MakeRoute(d, desired, generation, replicas, absl::FromUnixNanos(generation)));
-  if (!all_ready) RequestReconcile(key);
+  if (!all_ready) {
+    LogNotReady(d, replicas, options_.update_ready_wait);
+    RequestReconcile(key);
+  }
   RetireAll(*existing);
   LogInfo("updated ", d.service, " (", replicas.size(), " replica", replicas.size() == 1 ? "" : "s",
           " of generation ", generation, ")");
@@ -375,8 +381,15 @@ absl::StatusOr<std::string> ContainerdProvider::AttachNetwork(const std::string&
   if (!ip.ok()) {
     // The firewall plugin races with concurrent ADDs when it creates its shared chains
     // ("CHAIN_USER_ADD failed (File exists)"); the failed ADD was rolled back, so try once more.
+    // When that fails too, the first error says why (the second may only say that the first
+    // could not be undone).
     LogWarning("network ", id, ": ", ip.status().message(), "; retrying once");
-    ip = network_.Attach(id, path);
+    absl::StatusOr<std::string> again = network_.Attach(id, path);
+    if (again.ok()) {
+      ip = std::move(again);
+    } else {
+      LogWarning("network ", id, ": retry: ", again.status().message());
+    }
   }
   LogDebug("network ", id, ": cni attach ", absl::FormatDuration(absl::Now() - t0));
   return ip;
@@ -474,6 +487,17 @@ std::string internal::ReadyPath(const FunctionDeployment& d) {
 
 bool ContainerdProvider::Probe(const std::string& ip, const std::string& path) {
   return probe_.Ready(ip, options_.function_port, path);
+}
+
+void ContainerdProvider::LogNotReady(const FunctionDeployment& d,
+                                     const std::vector<Replica>& replicas, absl::Duration waited) {
+  for (const Replica& r : replicas) {
+    if (r.ready || r.ip.empty()) continue;
+    LogWarning("function ", d.service, " in ", d.namespace_, ": replica ", r.container_id,
+               " not ready after ", absl::FormatDuration(waited), ": ",
+               probe_.WhyNotReady(r.ip, options_.function_port, ReadyPath(d)),
+               "; it is probed until it is, and serves nothing meanwhile");
+  }
 }
 
 bool ContainerdProvider::WaitReady(const Replica& r, const std::string& path,

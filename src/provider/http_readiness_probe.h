@@ -9,6 +9,7 @@ namespace faasd::provider {
 class HttpReadinessProbe final : public ReadinessProbe {
  public:
   bool Ready(const std::string& ip, int port, const std::string& path) override;
+  std::string WhyNotReady(const std::string& ip, int port, const std::string& path) override;
 };
 
 }  // namespace faasd::provider

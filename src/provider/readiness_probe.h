@@ -15,6 +15,13 @@ class ReadinessProbe {
  public:
   virtual ~ReadinessProbe() = default;
   virtual bool Ready(const std::string& ip, int port, const std::string& path) = 0;
+  // Why the replica is not ready, for the operator's log: asks once more and describes the
+  // answer ("GET /_/health on 10.62.0.5:8080: Connection" or "... answered 404"). "" when the
+  // implementation cannot tell.
+  virtual std::string WhyNotReady(const std::string& /*ip*/, int /*port*/,
+                                  const std::string& /*path*/) {
+    return "";
+  }
 };
 
 }  // namespace faasd::provider

@@ -144,6 +144,9 @@ def pytest_runtest_makereport(item, call):
     ctd = funcargs.get("containerd")
     if ctd is not None:
         report.sections.append(("containerd log (tail)", harness.tail(ctd.log_path, 4000)))
+    # A test's own daemons (harness.private_daemon) name their logs here.
+    for title, path in getattr(item, "extra_logs", []):
+        report.sections.append((title, harness.tail(path, 12000)))
 
 
 def pytest_collection_modifyitems(session, config, items):

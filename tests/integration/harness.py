@@ -104,6 +104,13 @@ def stop_process(proc, term_timeout=10):
         proc.wait(timeout=10)
 
 
+def kill_process(proc):
+    """SIGKILL (a crash, no clean shutdown) of a process we started, if it still runs."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def pids_where(match):
     """PIDs of the processes whose argv (a list of bytes) satisfies match(argv)."""
     pids = []
@@ -194,8 +201,10 @@ class Containerd:
         self.proc = None
 
     def start(self, timeout=30):
-        self.root.mkdir(parents=True)
-        self.state.mkdir(parents=True)
+        """Starts containerd; again after kill() it reuses root, state and address, as a
+        restarted containerd does (its shims and their tasks lived on)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state.mkdir(parents=True, exist_ok=True)
         config = self.dir / "config.toml"
         config.write_text(
             "version = 2\n"
@@ -227,6 +236,10 @@ class Containerd:
             wait_until(ready, timeout, "containerd socket " + self.address)
         except TimeoutError as exc:
             raise HarnessError(f"{exc}\n{tail(self.log_path)}") from None
+
+    def kill(self):
+        """SIGKILL: a crash. The shims and their tasks live on without it."""
+        kill_process(self.proc)
 
     def ctr(self, *args, namespace=None, check=True, timeout=120):
         cmd = ["ctr", "--address", self.address]
@@ -359,7 +372,8 @@ class Registry:
         self.proc = None
 
     def start(self, timeout=30):
-        (self.dir / "data").mkdir(parents=True)
+        """Starts the registry; again after kill() on the same port and storage."""
+        (self.dir / "data").mkdir(parents=True, exist_ok=True)
         config = self.dir / "config.yml"
         config.write_text(
             "version: 0.1\n"
@@ -392,6 +406,10 @@ class Registry:
             if m and (repo is None or m.group("repo") == repo):
                 n += 1
         return n
+
+    def kill(self):
+        """SIGKILL: the registry dies, connections and all."""
+        kill_process(self.proc)
 
     def close(self):
         stop_process(self.proc)
@@ -631,9 +649,7 @@ class NatsServer:
         wait_until(up, timeout, f"nats-server on 127.0.0.1:{self.port}")
 
     def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        kill_process(self.proc)
 
     def close(self):
         stop_process(self.proc)
@@ -760,9 +776,7 @@ class FaasdDaemon:
 
     def kill(self):
         """SIGKILL: a crash, no clean shutdown."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        kill_process(self.proc)
 
     def restart(self):
         self.stop()

@@ -632,6 +632,17 @@ TEST_CASE("an ADD whose undo fails stays listed for cleanup", "[cni]") {
   CHECK(network->AttachedContainers().empty());
 }
 
+TEST_CASE("a plugin removed after Create fails ADD as the host's fault, naming it", "[cni]") {
+  FakePlugins fake;
+  std::unique_ptr<CniNetwork> network = *CniNetwork::Create(fake.Config());
+  std::filesystem::remove(fake.bin + "/bridge");
+  absl::Status status = network->Attach("fn4", "/run/netns/fake4").status();
+  // Not NotFound (exec's ENOENT): the gateway would answer 404, as for an unknown function.
+  CHECK(status.code() == absl::StatusCode::kInternal);
+  CHECK(std::string(status.message()).find(fake.bin + "/bridge") != std::string::npos);
+  CHECK(std::string(status.message()).find("--cni-bin-dir") != std::string::npos);
+}
+
 TEST_CASE("Attach to a new namespace releases the old attachment first", "[cni]") {
   FakePlugins fake;
   std::unique_ptr<CniNetwork> network = *CniNetwork::Create(fake.Config());

@@ -91,8 +91,9 @@ TEST_CASE("an unauthorized hint says whether the config has credentials for the 
   CHECK(r::CredentialsHint(path, "", "127.0.0.1:5001") ==
         path + " has no credentials for 127.0.0.1:5001: put them under \"auths\"");  // no file
   CHECK(r::CredentialsHint(path, config, "gcr.io") ==
-        path + " leaves gcr.io to the credential helper docker-credential-gcloud, which faasd "
-               "does not run: put the credentials under \"auths\"");
+        path +
+            " leaves gcr.io to the credential helper docker-credential-gcloud, which faasd "
+            "does not run: put the credentials under \"auths\"");
   CHECK(r::CredentialsHint(path, "{not json", "127.0.0.1:5000") == "check credentials in " + path);
 }
 

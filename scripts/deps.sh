@@ -26,6 +26,8 @@ test_pkgs=(
   python3 python3-pytest python3-yaml curl jq wrk
   systemd  # systemd-journald and journalctl, run in a private mount namespace by test_journal.py
   chromium chromium-driver python3-selenium  # test_ui.py drives the portal in a real browser
+  # test_registry_auth.py: a CA and certificates, a JWT token server, an htpasswd file
+  python3-cryptography python3-jwt python3-bcrypt
 )
 
 want=()

@@ -150,6 +150,23 @@ std::string CredentialHelperFor(std::string_view config_json, std::string_view d
   return "";
 }
 
+std::string CredentialsHint(std::string_view config_path, std::string_view config_json,
+                            std::string_view domain) {
+  if (config_path.empty()) return "no docker config is set for credentials";
+  absl::StatusOr<std::optional<Credentials>> creds =
+      CredentialsFromDockerConfig(config_json.empty() ? "{}" : config_json, domain);
+  if (!creds.ok() || creds->has_value()) {
+    return absl::StrCat("check credentials in ", Av(config_path));
+  }
+  if (const std::string helper = CredentialHelperFor(config_json, domain); !helper.empty()) {
+    return absl::StrCat(Av(config_path), " leaves ", Av(domain),
+                        " to the credential helper docker-credential-", helper,
+                        ", which faasd does not run: put the credentials under \"auths\"");
+  }
+  return absl::StrCat(Av(config_path), " has no credentials for ", Av(domain),
+                      ": put them under \"auths\"");
+}
+
 std::string RegistryHost(std::string_view domain) {
   if (domain == "docker.io") return "registry-1.docker.io";
   return std::string(domain);

@@ -42,6 +42,13 @@ absl::StatusOr<std::optional<Credentials>> CredentialsFromDockerConfig(std::stri
 // helpers; this is for telling the operator why no credentials were found.
 std::string CredentialHelperFor(std::string_view config_json, std::string_view domain);
 
+// What an "unauthorized" error tells the operator to look at, given the docker config named
+// `config_path` ("" = none set) and its text (`config_json`, "" when the file is missing): the
+// credential helper the config leaves `domain` to (faasd does not run helpers), that it holds no
+// credentials for `domain`, or to check the ones it holds.
+std::string CredentialsHint(std::string_view config_path, std::string_view config_json,
+                            std::string_view domain);
+
 // The host that serves the registry API for a reference domain (docker.io: registry-1.docker.io).
 std::string RegistryHost(std::string_view domain);
 

@@ -159,19 +159,27 @@ bool UsesPlainHttp(const RegistryOptions& o, std::string_view domain) {
   return IsInsecureRegistry(o, domain);
 }
 
+// The docker config's text; NotFound when the file is missing.
+absl::StatusOr<std::string> ReadDockerConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const std::string why = absl::StrCat("read ", path, ": ", std::strerror(errno));
+    if (errno == ENOENT) return absl::NotFoundError(why);
+    return absl::FailedPreconditionError(why);
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 // Reads the docker config each time credentials are needed, so edits apply without a restart.
 absl::StatusOr<std::optional<Credentials>> LoadCredentials(const RegistryOptions& o,
                                                            std::string_view domain) {
   if (o.docker_config_path.empty()) return std::optional<Credentials>();
-  std::ifstream in(o.docker_config_path, std::ios::binary);
-  if (!in) {
-    if (errno == ENOENT) return std::optional<Credentials>();
-    return absl::FailedPreconditionError(
-        absl::StrCat("read ", o.docker_config_path, ": ", std::strerror(errno)));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  absl::StatusOr<std::optional<Credentials>> c = CredentialsFromDockerConfig(ss.str(), domain);
+  absl::StatusOr<std::string> config = ReadDockerConfig(o.docker_config_path);
+  if (absl::IsNotFound(config.status())) return std::optional<Credentials>();
+  if (!config.ok()) return config.status();
+  absl::StatusOr<std::optional<Credentials>> c = CredentialsFromDockerConfig(*config, domain);
   if (!c.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(o.docker_config_path, ": ", c.status().message()));
@@ -180,20 +188,10 @@ absl::StatusOr<std::optional<Credentials>> LoadCredentials(const RegistryOptions
 }
 
 // What an "unauthorized" error tells the operator to look at.
-std::string CredentialsHint(const RegistryOptions& o, std::string_view domain) {
-  if (o.docker_config_path.empty()) return "no docker config is set for credentials";
-  std::ifstream in(o.docker_config_path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string config = ss.str();
-  absl::StatusOr<std::optional<Credentials>> creds = CredentialsFromDockerConfig(config, domain);
-  const std::string helper = CredentialHelperFor(config, domain);
-  if (creds.ok() && !creds->has_value() && !helper.empty()) {
-    return absl::StrCat(o.docker_config_path, " leaves ", std::string(domain),
-                        " to the credential helper docker-credential-", helper,
-                        ", which faasd does not run: put the credentials under \"auths\"");
-  }
-  return absl::StrCat("check credentials in ", o.docker_config_path);
+std::string CredentialsHintFor(const RegistryOptions& o, std::string_view domain) {
+  absl::StatusOr<std::string> config =
+      o.docker_config_path.empty() ? std::string() : ReadDockerConfig(o.docker_config_path);
+  return CredentialsHint(o.docker_config_path, config.ok() ? *config : "", domain);
 }
 
 std::string BasicAuthorization(const Credentials& c) {
@@ -341,7 +339,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const Reference& ref,
   if (!s.ok()) return s;
   if (status == 401 || status == 403) {
     return absl::UnauthenticatedError(
-        absl::StrCat(what, ": unauthorized: ", CredentialsHint(options_, ref.domain)));
+        absl::StrCat(what, ": unauthorized: ", CredentialsHintFor(options_, ref.domain)));
   }
   if (status != 200) {
     return absl::UnavailableError(absl::StrCat(what, ": HTTP ", status));
@@ -387,7 +385,6 @@ absl::Status RegistryClient::Send(const Reference& ref, Exchange& ex) {
   const bool probe_tls = IsLoopbackHost(ref.domain) && !IsInsecureRegistry(options_, ref.domain);
 
   bool fetched_token = false, tried_basic = false;
-  bool sent_credentials = false;
   for (int attempt = 0; attempt < 3; ++attempt) {
     std::string authorization;
     if (std::string token = CachedToken(key); !token.empty()) {
@@ -403,7 +400,6 @@ absl::Status RegistryClient::Send(const Reference& ref, Exchange& ex) {
         if (*key_creds) authorization = BasicAuthorization(**key_creds);
       }
     }
-    sent_credentials = !authorization.empty();
     httplib::Error transport = httplib::Error::Success;
     absl::Status s = PerformExchange(options_, url, authorization, ex.method, ex.headers,
                                      ex.follow_redirects, ex.what, ex.on_body, ex.expect_length,
@@ -460,11 +456,14 @@ absl::Status RegistryClient::Send(const Reference& ref, Exchange& ex) {
   auto with = [&](std::string fallback) {
     return absl::StrCat(ex.what, ": ", text.empty() ? fallback : text);
   };
-  const std::string hint = CredentialsHint(options_, ref.domain);
+  // Whether we had credentials to offer, not whether an Authorization went out: an anonymous
+  // token (a private repository on a registry that grants them) is no credentials.
+  const bool have_credentials = key_creds.ok() && key_creds->has_value();
+  const std::string hint = CredentialsHintFor(options_, ref.domain);
   switch (ex.status) {
     case 401:
       return absl::UnauthenticatedError(absl::StrCat(
-          ex.what, ": unauthorized: ", sent_credentials ? "" : "registry wants credentials; ",
+          ex.what, ": unauthorized: ", have_credentials ? "" : "registry wants credentials; ",
           hint));
     case 403:
       return absl::PermissionDeniedError(absl::StrCat(with("denied"), ": ", hint));

@@ -364,8 +364,8 @@ class Containerd:
 class Registry:
     """Debian's docker-registry on 127.0.0.1:<free port>, filesystem storage, access log."""
 
-    def __init__(self, workdir):
-        self.dir = Path(workdir) / "registry"
+    def __init__(self, workdir, name="registry"):
+        self.dir = Path(workdir) / name
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.log_path = self.dir / "registry.log"
@@ -375,12 +375,7 @@ class Registry:
         """Starts the registry; again after kill() on the same port and storage."""
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         config = self.dir / "config.yml"
-        config.write_text(
-            "version: 0.1\n"
-            "log:\n  level: info\n  accesslog:\n    disabled: false\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {self.dir / 'data'}\n"
-            "  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n")
+        config.write_text(self.config_yaml())
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(config)],
                                      stdout=log, stderr=subprocess.STDOUT,
@@ -391,11 +386,22 @@ class Registry:
             if self.proc.poll() is not None:
                 raise HarnessError(f"docker-registry exited {self.proc.returncode}:\n"
                                    f"{tail(self.log_path)}")
-            return http_request("127.0.0.1", self.port, "GET", "/v2/", timeout=2).status == 200
+            return self.ping()
         try:
             wait_until(ready, timeout, "registry " + self.host)
         except TimeoutError as exc:
             raise HarnessError(f"{exc}\n{tail(self.log_path)}") from None
+
+    def config_yaml(self):
+        """docker-registry's configuration; `http:` comes last, for subclasses to extend."""
+        return ("version: 0.1\n"
+                "log:\n  level: info\n  accesslog:\n    disabled: false\n"
+                f"storage:\n  filesystem:\n    rootdirectory: {self.dir / 'data'}\n"
+                "  delete:\n    enabled: true\n"
+                f"http:\n  addr: {self.host}\n")
+
+    def ping(self):
+        return http_request("127.0.0.1", self.port, "GET", "/v2/", timeout=2).status == 200
 
     def blob_gets(self, repo=None):
         """Count of blob downloads (GET /v2/<repo>/blobs/...) in the access log so far."""
@@ -466,11 +472,16 @@ class FunctionImages:
             for e in env:
                 args += ["--config.env", e]
             run(args)
-            ref = f"{self.registry.host}/{name}:latest"
-            run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:{name}",
-                 f"docker://{ref}"], timeout=300)
-            self.refs[name] = ref
+            self.refs[name] = self.push(name, f"{self.registry.host}/{name}:latest",
+                                        "--dest-tls-verify=false")
         shutil.rmtree(bundle, ignore_errors=True)
+
+    def push(self, variant, ref, *skopeo_args):
+        """Copies one built variant ("echo") to `ref` with `skopeo copy` and skopeo_args (TLS,
+        credentials); returns ref."""
+        run(["skopeo", "copy", *skopeo_args, f"oci:{self.dir / 'oci'}:{variant}",
+             f"docker://{ref}"], timeout=300)
+        return ref
 
     def close(self):
         shutil.rmtree(self.dir, ignore_errors=True)

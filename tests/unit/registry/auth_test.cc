@@ -79,6 +79,24 @@ TEST_CASE("credential helpers are named, not run", "[auth]") {
   CHECK(r::CredentialHelperFor("{not json", "docker.io").empty());
 }
 
+TEST_CASE("an unauthorized hint says whether the config has credentials for the host", "[auth]") {
+  const std::string path = "/etc/faasd/config.json";
+  const std::string config =
+      R"({"auths":{"127.0.0.1:5000":{"auth":"YWxpY2U6c2VjcmV0"}},"credHelpers":{"gcr.io":"gcloud"}})";
+  CHECK(r::CredentialsHint("", "", "127.0.0.1:5000") == "no docker config is set for credentials");
+  CHECK(r::CredentialsHint(path, config, "127.0.0.1:5000") == "check credentials in " + path);
+  // No entry (an anonymous token is no credentials): say so, not "check credentials".
+  CHECK(r::CredentialsHint(path, config, "127.0.0.1:5001") ==
+        path + " has no credentials for 127.0.0.1:5001: put them under \"auths\"");
+  CHECK(r::CredentialsHint(path, "", "127.0.0.1:5001") ==
+        path + " has no credentials for 127.0.0.1:5001: put them under \"auths\"");  // no file
+  CHECK(r::CredentialsHint(path, config, "gcr.io") ==
+        path +
+            " leaves gcr.io to the credential helper docker-credential-gcloud, which faasd "
+            "does not run: put the credentials under \"auths\"");
+  CHECK(r::CredentialsHint(path, "{not json", "127.0.0.1:5000") == "check credentials in " + path);
+}
+
 TEST_CASE("hosts, loopback, URLs", "[auth]") {
   CHECK(r::RegistryHost("docker.io") == "registry-1.docker.io");
   CHECK(r::RegistryHost("ghcr.io") == "ghcr.io");

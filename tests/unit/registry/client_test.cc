@@ -202,6 +202,28 @@ TEST_CASE("bearer flow with wrong or missing credentials is Unauthenticated", "[
   CHECK(anon.status().code() == absl::StatusCode::kUnauthenticated);
 }
 
+TEST_CASE("an anonymous token a private repository refuses: the registry wants credentials",
+          "[client]") {
+  TestServer s;  // grants anonymous tokens, as docker-registry's token servers may
+  s.server.Get("/token", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"token":"anonymous","expires_in":300})", "application/json");
+  });
+  s.server.Get(R"(/v2/.*)", [&s](const httplib::Request&, httplib::Response& res) {
+    res.status = 401;
+    res.set_header("WWW-Authenticate", "Bearer realm=\"http://" + s.Host() + "/token\"");
+  });
+  REQUIRE(s.Start());
+  TempDir dir;
+  r::RegistryOptions opts;
+  opts.docker_config_path = dir.Write("config.json", R"({"auths":{}})");
+  auto got = r::RegistryClient(opts).FetchManifest(Ref(s, "team/fn:1"));
+  CHECK(got.status().code() == absl::StatusCode::kUnauthenticated);
+  CHECK(std::string(got.status().message()) ==
+        "pull " + s.Host() + "/team/fn:1: unauthorized: registry wants credentials; " +
+            opts.docker_config_path + " has no credentials for " + s.Host() +
+            ": put them under \"auths\"");
+}
+
 TEST_CASE("basic challenge uses docker config credentials", "[client]") {
   TestServer s;
   std::atomic<int> unauthorized{0};

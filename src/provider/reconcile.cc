@@ -61,8 +61,8 @@ void ContainerdProvider::WatchTaskExits() {
     absl::Status s = stream->Run([this](const auto& envelope) {
       if (envelope.topic() == "/tasks/oom") NoteOom(envelope);
       // An exit of a replica routing knows concerns that function only, one of a container
-      // being removed nothing more; anything else (a function routing has not seen yet,
-      // another namespace) gets a full pass.
+      // being removed or gone (its exit may come after the removal) nothing more; anything
+      // else (a function routing has not seen yet, another namespace) gets a full pass.
       containerd::api::events::TaskExit exit;
       std::string key;
       if (envelope.topic() == "/tasks/exit" &&
@@ -73,6 +73,11 @@ void ContainerdProvider::WatchTaskExits() {
           if (removing_.count(exit.container_id())) return !stopping_.load();
         }
         key = KeyOfReplica(exit.container_id());
+        if (key.empty() &&
+            absl::IsNotFound(
+                runtime_.GetContainer(Call(envelope.namespace_()), exit.container_id()).status())) {
+          return !stopping_.load();
+        }
       }
       if (key.empty()) {
         RequestReconcile();

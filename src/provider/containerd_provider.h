@@ -141,7 +141,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
     std::vector<Replica> replicas;
     std::shared_ptr<const FunctionDeployment> deployment;
     absl::Time created;
-    // route_seq_ when it was set: a pass drops only routes set before its listing.
+    // route_seq_ when it was set or scaled: a pass drops only routes set before its listing,
+    // and leaves one changed since to a pass of its own.
     uint64_t set_at = 0;
   };
   static Route MakeRoute(const FunctionDeployment& d, uint64_t desired, int64_t generation,

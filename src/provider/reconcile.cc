@@ -243,6 +243,20 @@ bool ContainerdProvider::ReconcileOnce(std::set<std::string>* busy, std::set<std
         busy->insert(key);
         continue;
       }
+      // A long pass (it stops tasks one by one) reaches some functions seconds after its
+      // listing: one scaled or woken since is left to a pass of its own, which looks afresh,
+      // rather than brought back to what the listing said (a task restarted at zero).
+      bool changed = false;
+      {
+        absl::MutexLock l(&mu_);
+        auto r = routes_.find(key);
+        changed = r != routes_.end() && r->second.set_at > listed_after;
+      }
+      if (changed) {
+        op->Unlock();
+        busy->insert(key);
+        continue;
+      }
       if (!ReconcileFunction(f, task_by_id)) retry->insert(key);
       op->Unlock();
     }

@@ -12,6 +12,7 @@
 
 namespace faasd::provider {
 
+using containerd::api::services::containers::v1::Container;
 using namespace internal;
 
 ContainerdProvider::ContainerdProvider(ProviderOptions options, ContainerRuntime& runtime,
@@ -214,12 +215,99 @@ bool Older(const containerd::api::services::containers::v1::Container& a,
 
 }  // namespace
 
+std::optional<absl::StatusOr<std::vector<Container>>> ContainerdProvider::IndexedContainers(
+    const std::string& ns, const std::string& name) {
+  std::vector<std::string> ids;
+  {
+    absl::MutexLock l(&mu_);
+    if (!indexed_ns_.count(ns)) return std::nullopt;
+    auto n = index_.find(ns);
+    if (n != index_.end()) {
+      if (auto f = n->second.find(name); f != n->second.end()) {
+        for (const auto& [id, seq] : f->second) ids.push_back(id);
+      }
+    }
+  }
+  std::vector<Container> out;
+  for (const std::string& id : ids) {
+    absl::StatusOr<Container> c = runtime_.GetContainer(Call(ns), id);
+    if (c.ok()) {
+      auto label = c->labels().find(kFunctionLabel);
+      if (label != c->labels().end() && label->second == name) {
+        out.push_back(*std::move(c));
+        continue;
+      }
+    } else if (c.status().code() != absl::StatusCode::kNotFound) {
+      return c.status();
+    }
+    UnindexContainer(ns, id);
+  }
+  return out;
+}
+
+void ContainerdProvider::IndexContainer(const std::string& ns, const std::string& name,
+                                        const std::string& id) {
+  absl::MutexLock l(&mu_);
+  index_[ns][name].emplace(id, ++index_seq_);
+}
+
+void ContainerdProvider::UnindexContainer(const std::string& ns, const std::string& id) {
+  absl::MutexLock l(&mu_);
+  auto n = index_.find(ns);
+  if (n == index_.end()) return;
+  auto drop = [&](std::map<std::string, std::map<std::string, uint64_t>>::iterator f) {
+    if (f->second.erase(id) == 0) return false;
+    if (f->second.empty()) n->second.erase(f);
+    return true;
+  };
+  // Ids are "<function>-<8 hex>" (NewContainerId); any other is looked for everywhere.
+  const size_t dash = id.rfind('-');
+  if (dash != std::string::npos) {
+    auto f = n->second.find(id.substr(0, dash));
+    if (f != n->second.end() && drop(f)) return;
+  }
+  for (auto f = n->second.begin(); f != n->second.end(); ++f) {
+    if (drop(f)) return;
+  }
+}
+
+void ContainerdProvider::SyncIndex(const std::string& ns, uint64_t before,
+                                   const std::vector<Container>& listed) {
+  std::set<std::string> ids;
+  for (const Container& c : listed) ids.insert(c.id());
+  absl::MutexLock l(&mu_);
+  auto& functions = index_[ns];
+  for (auto f = functions.begin(); f != functions.end();) {
+    for (auto c = f->second.begin(); c != f->second.end();) {
+      c = c->second <= before && !ids.count(c->first) ? f->second.erase(c) : std::next(c);
+    }
+    f = f->second.empty() ? functions.erase(f) : std::next(f);
+  }
+  for (const Container& c : listed) {
+    functions[c.labels().at(kFunctionLabel)].emplace(c.id(), ++index_seq_);
+  }
+  indexed_ns_.insert(ns);
+}
+
 absl::StatusOr<std::vector<ContainerdProvider::Found>> ContainerdProvider::FindFunctions(
     const std::string& ns, const std::string& only_name) {
-  std::string filter = only_name.empty()
-                           ? absl::StrCat("labels.\"", kFunctionLabel, "\"")
-                           : absl::StrCat("labels.\"", kFunctionLabel, "\"==", only_name);
-  absl::StatusOr<std::vector<Container>> containers = runtime_.ListContainers(Call(ns), filter);
+  std::optional<absl::StatusOr<std::vector<Container>>> indexed;
+  if (!only_name.empty()) indexed = IndexedContainers(ns, only_name);
+  absl::StatusOr<std::vector<Container>> containers = std::vector<Container>();
+  if (indexed) {
+    containers = *std::move(indexed);
+  } else {
+    uint64_t before = 0;
+    {
+      absl::MutexLock l(&mu_);
+      before = index_seq_;
+    }
+    std::string filter = only_name.empty()
+                             ? absl::StrCat("labels.\"", kFunctionLabel, "\"")
+                             : absl::StrCat("labels.\"", kFunctionLabel, "\"==", only_name);
+    containers = runtime_.ListContainers(Call(ns), filter);
+    if (containers.ok() && only_name.empty()) SyncIndex(ns, before, *containers);
+  }
   if (!containers.ok()) return containers.status();
   std::map<std::string, std::vector<Container>> by_name;
   for (auto& c : *containers) {

@@ -30,6 +30,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -140,7 +141,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
     std::vector<Replica> replicas;
     std::shared_ptr<const FunctionDeployment> deployment;
     absl::Time created;
-    // route_seq_ when it was set: a pass drops only routes set before its listing.
+    // route_seq_ when it was set or scaled: a pass drops only routes set before its listing,
+    // and leaves one changed since to a pass of its own.
     uint64_t set_at = 0;
   };
   static Route MakeRoute(const FunctionDeployment& d, uint64_t desired, int64_t generation,
@@ -187,8 +189,21 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   containerd::CallScope Call(const std::string& ns,
                              absl::Duration timeout = absl::Seconds(30)) const;
 
+  // Every function of `ns` (a listing of its containers, which also brings the container index
+  // of `ns` up to date), or the one named `only_name` (its indexed containers, got one by one;
+  // a listing while `ns` is not indexed yet).
   absl::StatusOr<std::vector<Found>> FindFunctions(const std::string& ns,
                                                    const std::string& only_name);
+  // The containers of function `name` in an indexed `ns`, by id; nullopt when `ns` is not
+  // indexed. Ids containerd no longer knows leave the index.
+  std::optional<absl::StatusOr<std::vector<Container>>> IndexedContainers(const std::string& ns,
+                                                                          const std::string& name);
+  // A container of function `name` that now exists; one that is gone (or going).
+  void IndexContainer(const std::string& ns, const std::string& name, const std::string& id);
+  void UnindexContainer(const std::string& ns, const std::string& id);
+  // After a listing of `ns` that began at index_seq_ `before`: what it listed is indexed, what
+  // it did not list and was indexed before it began leaves, and `ns` counts as indexed.
+  void SyncIndex(const std::string& ns, uint64_t before, const std::vector<Container>& listed);
   // FindFunctions(ns, name), NotFound when nothing of that name is deployed.
   absl::StatusOr<Found> FindDeployed(const std::string& ns, const std::string& name);
   // A deployment checked (fields, pull policy, scale labels, namespace) and resolved: its
@@ -269,15 +284,18 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   // many steady functions costs no snapshot rebuilds.
   void UpdateRoute(const std::string& key, Route route);
   void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // One pass; false when it skipped a function or left one not ready (the loop returns soon).
-  bool ReconcileOnce();
+  // One pass over every function; false when containerd did not answer (the loop tries a full
+  // pass again soon). Functions locked by an operation go to `busy`, those left not ready to
+  // `retry`: the loop comes back for those alone, so that one function starting up does not
+  // cost listings of every function (with 1,000 functions a full pass lists 1,000 containers,
+  // specs included).
+  bool ReconcileOnce(std::set<std::string>* busy, std::set<std::string>* retry);
   // The same for these functions only (FunctionKeys), so that an event about one function
-  // costs that function's containers and tasks, not a listing of every function: with 1,000
-  // functions a full pass lists 1,000 containers. A key routing does not know asks for a full
-  // pass; false (as ReconcileOnce) sends the loop's retry, a full pass, soon. Functions locked
-  // by an operation (the scale or wake that asked for this pass, often) go to `busy`, tried
-  // again shortly by another targeted pass.
-  bool ReconcileKeys(const std::set<std::string>& keys, std::set<std::string>* busy);
+  // costs that function's containers and tasks, not a listing of every function. A key routing
+  // does not know asks for a full pass; false, `busy` and `retry` as ReconcileOnce (the scale
+  // or wake that asked for this pass often holds the function's lock).
+  bool ReconcileKeys(const std::set<std::string>& keys, std::set<std::string>* busy,
+                     std::set<std::string>* retry);
   // One function, under its lock: replicas to the wanted count, tasks running, route current.
   // False when a replica is left not ready.
   bool ReconcileFunction(const Found& f,
@@ -316,6 +334,16 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> op_seq_ ABSL_GUARDED_BY(mu_);  // key -> op_counter_ at its op
   uint64_t op_counter_ ABSL_GUARDED_BY(mu_) = 0;
+  // Container index: namespace → function name → container id → index_seq_ when added. To find
+  // one function containerd is asked for its containers by id: a label filter makes it read
+  // every container, spec included (at 1,000 functions tens of ms, several times a deploy). A
+  // superset of what exists: a container this daemon creates is added once it exists, a
+  // listing adds what it finds and drops what it no longer shows, a lookup drops what is gone.
+  // Only namespaces a full listing has covered (`indexed_ns_`) are trusted.
+  std::map<std::string, std::map<std::string, std::map<std::string, uint64_t>>> index_
+      ABSL_GUARDED_BY(mu_);
+  std::set<std::string> indexed_ns_ ABSL_GUARDED_BY(mu_);
+  uint64_t index_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> removing_ ABSL_GUARDED_BY(mu_);  // container ids being removed
   std::set<std::string> waking_ ABSL_GUARDED_BY(mu_);    // FunctionKeys starting from zero
   std::map<std::string, absl::Time> paused_ ABSL_GUARDED_BY(mu_);  // container id → paused at

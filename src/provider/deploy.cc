@@ -231,6 +231,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
     if (network.valid()) (void)network.get();
     ReleaseNetwork(id);
     (void)runtime_.DeleteContainer(Call(ns), id);
+    UnindexContainer(ns, id);
     (void)runtime_.RemoveSnapshot(Call(ns), id);
     if (lease.ok()) (void)runtime_.DeleteLease(lease_scope, *lease);
     RemoveRunDir(id);
@@ -330,6 +331,7 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::CreateReplica(
   ext.set_value(ToJson(stored).dump());
   s = runtime_.CreateContainer(scope, c);
   if (!s.ok()) return cleanup(s);
+  IndexContainer(ns, d.service, id);
   (void)runtime_.DeleteLease(lease_scope, *lease);  // the container now holds the snapshot
 
   const absl::Time t_created = absl::Now();

@@ -34,7 +34,11 @@ absl::Status ContainerdProvider::Start() {
     return absl::InternalError(absl::StrCat("prepare ", run, ": ", std::strerror(errno)));
   }
   // Functions restarted here are probed again by the loop until ready.
-  if (!ReconcileOnce()) RequestReconcile();
+  std::set<std::string> busy, retry;
+  if (!ReconcileOnce(&busy, &retry)) RequestReconcile();
+  for (const std::set<std::string>* keys : {&busy, &retry}) {
+    for (const std::string& key : *keys) RequestReconcile(key);
+  }
   loop_ = std::thread([this] { ReconcileLoop(); });
   events_ = std::thread([this] { WatchTaskExits(); });
   return absl::OkStatus();
@@ -56,14 +60,24 @@ void ContainerdProvider::WatchTaskExits() {
     }
     absl::Status s = stream->Run([this](const auto& envelope) {
       if (envelope.topic() == "/tasks/oom") NoteOom(envelope);
-      // An exit of a replica routing knows concerns that function only; anything else (a
-      // function routing has not seen yet, another namespace) gets a full pass.
+      // An exit of a replica routing knows concerns that function only, one of a container
+      // being removed or gone (its exit may come after the removal) nothing more; anything
+      // else (a function routing has not seen yet, another namespace) gets a full pass.
       containerd::api::events::TaskExit exit;
       std::string key;
       if (envelope.topic() == "/tasks/exit" &&
           absl::EndsWith(envelope.event().type_url(), "TaskExit") &&
           exit.ParseFromString(envelope.event().value())) {
+        {
+          absl::MutexLock l(&mu_);
+          if (removing_.count(exit.container_id())) return !stopping_.load();
+        }
         key = KeyOfReplica(exit.container_id());
+        if (key.empty() &&
+            absl::IsNotFound(
+                runtime_.GetContainer(Call(envelope.namespace_()), exit.container_id()).status())) {
+          return !stopping_.load();
+        }
       }
       if (key.empty()) {
         RequestReconcile();
@@ -139,12 +153,14 @@ std::string ContainerdProvider::KeyOfReplica(const std::string& container_id) co
 
 void ContainerdProvider::ReconcileLoop() {
   // A pass that had to skip a function (a deploy held it, and its task may have exited
-  // meanwhile) or left one not ready yet (just restarted) comes back soon, then less and less
-  // often, rather than only at the next interval.
+  // meanwhile) or left one not ready yet (just restarted) comes back soon for that function,
+  // then less and less often, rather than only at the next interval; one containerd did not
+  // answer is tried again as a whole.
   absl::Duration next = options_.reconcile_interval;
   bool backing_off = false;
   const absl::Duration first_retry = std::min(options_.reconcile_interval, absl::Milliseconds(100));
-  std::set<std::string> busy;  // targeted keys whose function was locked: tried again soon
+  std::set<std::string> busy;   // keys whose function was locked: tried again soon
+  std::set<std::string> retry;  // keys left not ready: tried again, backing off
   absl::Time last_full = absl::Now();
   while (!stopping_.load()) {
     bool full = true;
@@ -154,19 +170,22 @@ void ContainerdProvider::ReconcileLoop() {
       auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_mu_) {
         return reconcile_requested_ || !reconcile_keys_.empty() || stopping_.load();
       };
-      // Woken for some functions only (or to retry busy ones): those. Woken for all, by the
-      // interval, for the retry of a pass left incomplete or at the end of a back-off: all.
+      // Woken for some functions only (or to retry some): those. Woken for all, by the
+      // interval, for the retry of a pass containerd failed, or at the end of a back-off: all.
       const bool woken = loop_mu_.AwaitWithTimeout(absl::Condition(&wake), next);
-      full = reconcile_requested_ || (!woken && busy.empty()) ||
+      full = reconcile_requested_ || (!woken && busy.empty() && retry.empty()) ||
              absl::Now() - last_full >= options_.reconcile_interval;
       reconcile_requested_ = false;
       keys.swap(reconcile_keys_);
     }
     if (stopping_.load()) break;
     keys.insert(busy.begin(), busy.end());
+    keys.insert(retry.begin(), retry.end());
     busy.clear();
+    retry.clear();
     if (full) last_full = absl::Now();
-    const bool complete = full ? ReconcileOnce() : ReconcileKeys(keys, &busy);
+    const bool answered = full ? ReconcileOnce(&busy, &retry) : ReconcileKeys(keys, &busy, &retry);
+    const bool complete = answered && retry.empty();
     if (complete) {
       next = options_.reconcile_interval;
     } else {
@@ -188,7 +207,7 @@ void ContainerdProvider::ReconcileLoop() {
   }
 }
 
-bool ContainerdProvider::ReconcileOnce() {
+bool ContainerdProvider::ReconcileOnce(std::set<std::string>* busy, std::set<std::string>* retry) {
   absl::StatusOr<std::vector<std::string>> namespaces = FunctionNamespaces();
   if (!namespaces.ok()) {
     LogWarning("reconcile: ", namespaces.status().message());
@@ -201,7 +220,6 @@ bool ContainerdProvider::ReconcileOnce() {
     absl::MutexLock l(&mu_);
     listed_after = route_seq_;
   }
-  bool complete = true;
   for (const std::string& ns : *namespaces) {
     const uint64_t listed_at = OpCounter();
     absl::StatusOr<std::vector<Found>> found = FindFunctions(ns, "");
@@ -223,19 +241,19 @@ bool ContainerdProvider::ReconcileOnce() {
       }
       std::shared_ptr<absl::Mutex> op = OpLock(key, /*noted=*/false);
       if (!op->TryLock()) {  // a deploy/update/remove/scale is at work on it
-        complete = false;
+        busy->insert(key);
         continue;
       }
-      // An operation on it since the listing (a remove, a scale, an update) makes the listing
-      // stale: acting on it would bring back replicas of a function just removed. Its own
-      // pass (ReconcileKeys) lists it afresh under the lock.
+      // A long pass (it stops tasks one by one) reaches some functions seconds after its
+      // listing: one with an operation since (a remove, scale, update or wake) is left to a
+      // pass of its own, which lists it afresh under the lock, rather than brought back to what
+      // the listing said (a task restarted at zero, replicas of a function just removed).
       if (OpSince(key, listed_at)) {
         op->Unlock();
-        RequestReconcile(key);
-        complete = false;
+        busy->insert(key);
         continue;
       }
-      if (!ReconcileFunction(f, task_by_id)) complete = false;
+      if (!ReconcileFunction(f, task_by_id)) retry->insert(key);
       op->Unlock();
     }
   }
@@ -255,34 +273,45 @@ bool ContainerdProvider::ReconcileOnce() {
     if (changed) Publish();
   }
   {
+    absl::MutexLock l(&mu_);  // namespaces no longer holding functions leave the index
+    const std::set<std::string> current(namespaces->begin(), namespaces->end());
+    for (auto it = index_.begin(); it != index_.end();) {
+      it = current.count(it->first) ? std::next(it) : index_.erase(it);
+    }
+    for (auto it = indexed_ns_.begin(); it != indexed_ns_.end();) {
+      it = current.count(*it) ? std::next(it) : indexed_ns_.erase(it);
+    }
+  }
+  {
     absl::MutexLock l(&mu_);  // paused tasks whose container went behind our back
     for (auto it = paused_.begin(); it != paused_.end();) {
       it = listed.count(it->first) ? std::next(it) : paused_.erase(it);
     }
   }
   ReclaimOrphanNetworks(listed);
-  return complete;
+  return true;
 }
 
 bool ContainerdProvider::ReconcileKeys(const std::set<std::string>& keys,
-                                       std::set<std::string>* busy) {
-  bool complete = true;
+                                       std::set<std::string>* busy, std::set<std::string>* retry) {
   for (const std::string& key : keys) {
+    // The lock first: a function being deployed is not routed until its deploy is done.
+    std::shared_ptr<absl::Mutex> op = OpLock(key, /*noted=*/false);
+    if (!op->TryLock()) {  // a deploy/update/remove/scale is at work on it
+      busy->insert(key);
+      continue;
+    }
     std::string ns, name;
     {
       absl::MutexLock l(&mu_);
       auto it = routes_.find(key);
       if (it == routes_.end()) {  // removed meanwhile, or not routed yet: a full pass knows
         RequestReconcile();
+        op->Unlock();
         continue;
       }
       ns = it->second.ns;
       name = it->second.name;
-    }
-    std::shared_ptr<absl::Mutex> op = OpLock(key);
-    if (!op->TryLock()) {  // a deploy/update/remove/scale is at work on it
-      busy->insert(key);
-      continue;
     }
     absl::StatusOr<std::vector<Found>> found = FindFunctions(ns, name);
     if (!found.ok()) {
@@ -306,11 +335,11 @@ bool ContainerdProvider::ReconcileKeys(const std::set<std::string>& keys,
       }
     }
     for (const Found& f : *found) {
-      if (!ReconcileFunction(f, tasks)) complete = false;
+      if (!ReconcileFunction(f, tasks)) retry->insert(key);
     }
     op->Unlock();
   }
-  return complete;
+  return true;
 }
 
 bool ContainerdProvider::ReconcileFunction(

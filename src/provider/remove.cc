@@ -116,6 +116,7 @@ void ContainerdProvider::StopAndRemove(const std::string& ns, const std::string&
   if (stopping_.load()) return;
   ReleaseNetwork(id);
   absl::Status s = runtime_.DeleteContainer(Call(ns), id);
+  if (s.ok() || s.code() == absl::StatusCode::kNotFound) UnindexContainer(ns, id);
   if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
     LogWarning("remove ", id, ": ", s.message());
   s = runtime_.RemoveSnapshot(Call(ns), id);

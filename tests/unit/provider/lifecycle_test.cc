@@ -403,6 +403,22 @@ TEST_CASE("Reconcile re-creates a replica that vanished and releases its address
   CHECK_FALSE(rig.network.IsNetns(rig.dir + "/netns/" + gone));
 }
 
+TEST_CASE("Deploy, scale, an exit and remove find their function without listing containers") {
+  Rig rig(absl::Hours(1));  // no periodic pass: the start-up pass is the only listing
+  const int listings = rig.runtime.ContainerListings();
+  REQUIRE(rig.provider->Deploy(Fn("echo")).ok());
+  REQUIRE(rig.provider->Deploy(Fn("other")).ok());
+  CHECK(rig.provider->Deploy(Fn("echo")).code() == absl::StatusCode::kAlreadyExists);
+  rig.runtime.Exit(kNs, rig.Ids().at(0), 1);
+  REQUIRE(Eventually([&] { return rig.runtime.RunningTasks(kNs).size() == 2; }));
+  REQUIRE(rig.provider->Scale("echo", kNs, 0).ok());
+  REQUIRE(Eventually([&] { return rig.runtime.RunningTasks(kNs).size() == 1; }));
+  REQUIRE(rig.provider->Remove("other", kNs).ok());
+  REQUIRE(Eventually([&] { return rig.runtime.Containers(kNs).size() == 1; }));
+  CHECK(rig.provider->Deploy(Fn("other")).ok());  // its removed container is out of the index
+  CHECK(rig.runtime.ContainerListings() == listings);
+}
+
 TEST_CASE("An exit or a scale reconciles that function only, without listing every task") {
   Rig rig(absl::Hours(1));  // no periodic pass: every pass here is one the test caused
   REQUIRE(rig.provider->Deploy(Fn("echo")).ok());
@@ -419,8 +435,8 @@ TEST_CASE("An exit or a scale reconciles that function only, without listing eve
   CHECK(rig.runtime.Starts().back().id == id);
   CHECK(rig.runtime.TaskListings() == listings);
 
-  // The restarted replica is probed by the retry that follows (a full pass); once it is routed
-  // again nothing is pending.
+  // The restarted replica is probed by the retry that follows (of that function); once it is
+  // routed again nothing is pending.
   REQUIRE(Eventually([&] { return rig.Ips().size() == 1; }));
   REQUIRE(Eventually([&] { return rig.Ips("other.openfaas-fn").size() == 1; }));
 

@@ -26,6 +26,7 @@ test_pkgs=(
   python3 python3-pytest python3-yaml curl jq wrk
   systemd  # systemd-journald and journalctl, run in a private mount namespace by test_journal.py
   chromium chromium-driver python3-selenium  # test_ui.py drives the portal in a real browser
+  clang libclang-rt-14-dev  # tests/fuzz: clang-14 and its libFuzzer (libclang_rt.fuzzer-x86_64.a)
 )
 
 want=()

@@ -8,8 +8,8 @@
 # included) and the provider.
 # Then the libFuzzer targets of tests/fuzz (clang, ${BUILD_DIR}-fuzz) run a few seconds each.
 # Each run prints its own count; the closing line "N passed, N failed" adds up the test cases of
-# every run (Catch2 cases of the unit and live binaries plus pytest cases), and a sanitizer report
-# of the sanitized faasd counts as one more failed case. Exits non-zero on any failure.
+# every run (Catch2 cases of the unit and live binaries plus pytest cases, and one case per fuzz
+# target), and a sanitizer report of the sanitized faasd counts as one more failed case. Exits non-zero on any failure.
 #
 # Environment: BUILD_DIR (default build), PYTEST_ARGS (extra pytest arguments, e.g. "-k restart"),
 # SANITIZERS (default "asan"; "asan tsan" adds the TSan run; "" runs the normal build only),

@@ -13,14 +13,14 @@
 #
 # Environment: BUILD_DIR (default build), PYTEST_ARGS (extra pytest arguments, e.g. "-k restart"),
 # SANITIZERS (default "asan"; "asan tsan" adds the TSan run; "" runs the normal build only),
-# FUZZ_SECONDS (default 8: how long each libFuzzer target of tests/fuzz runs; 0 skips fuzzing).
+# FUZZ_SECONDS (default 5: how long each libFuzzer target of tests/fuzz runs; 0 skips fuzzing).
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 build=${BUILD_DIR:-build}
 sanitizers=${SANITIZERS-asan}
-fuzz_seconds=${FUZZ_SECONDS:-8}
+fuzz_seconds=${FUZZ_SECONDS:-5}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 

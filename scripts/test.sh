@@ -6,18 +6,21 @@
 # (${BUILD_DIR}-tsan, with SANITIZERS="asan tsan"; not yet by default: two gateway cases still time
 # out under it, see the tsan comment below) runs the unit tests of the gateway (worker pool
 # included) and the provider.
+# Then the libFuzzer targets of tests/fuzz (clang, ${BUILD_DIR}-fuzz) run a few seconds each.
 # Each run prints its own count; the closing line "N passed, N failed" adds up the test cases of
-# every run (Catch2 cases of the unit and live binaries plus pytest cases), and a sanitizer report
-# of the sanitized faasd counts as one more failed case. Exits non-zero on any failure.
+# every run (Catch2 cases of the unit and live binaries plus pytest cases, and one case per fuzz
+# target), and a sanitizer report of the sanitized faasd counts as one more failed case. Exits non-zero on any failure.
 #
 # Environment: BUILD_DIR (default build), PYTEST_ARGS (extra pytest arguments, e.g. "-k restart"),
-# SANITIZERS (default "asan"; "asan tsan" adds the TSan run; "" runs the normal build only).
+# SANITIZERS (default "asan"; "asan tsan" adds the TSan run; "" runs the normal build only),
+# FUZZ_SECONDS (default 5: how long each libFuzzer target of tests/fuzz runs; 0 skips fuzzing).
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 build=${BUILD_DIR:-build}
 sanitizers=${SANITIZERS-asan}
+fuzz_seconds=${FUZZ_SECONDS:-5}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
@@ -193,6 +196,34 @@ if [[ " $sanitizers " == *" asan "* ]]; then
     done
     echo "asan+ubsan reports of faasd: ${n}"
     failed=$((failed + n))
+  else
+    failed=$((failed + 1))
+  fi
+fi
+
+# libFuzzer (tests/fuzz/README): clang builds the fuzz targets in ${BUILD_DIR}-fuzz with the ASan
+# build's options (only the targets, and of the libraries only the parsers' object files), then
+# each runs FUZZ_SECONDS from a copy of its seed corpus. A target is one test case, passed when
+# it found nothing; a reproducer is printed (path and bytes) and fails it.
+if [[ ${fuzz_seconds} -gt 0 ]]; then
+  fuzz_names=()
+  for dir in tests/fuzz/corpus/*/; do fuzz_names+=("$(basename "$dir")"); done
+  if CXX=clang++ compile "$build-fuzz" "${asan_opts[@]}" -Dfuzz=true -Dtests=false -- \
+       "${fuzz_names[@]/#/tests/fuzz/fuzz_}"; then
+    start=$SECONDS
+    fuzz_ok=0
+    fuzz_failed=0
+    for name in "${fuzz_names[@]}"; do
+      if FUZZ_BUILD_DIR="$build-fuzz" FUZZ_WORK_DIR="$logs/fuzz" \
+           bash tests/fuzz/run.sh "$name" "$fuzz_seconds"; then
+        fuzz_ok=$((fuzz_ok + 1))
+      else
+        fuzz_failed=$((fuzz_failed + 1))
+      fi
+    done
+    echo "fuzz: ${fuzz_ok} targets passed, ${fuzz_failed} failed"
+    count "fuzz" "$fuzz_ok" "$fuzz_failed" 0
+    took "fuzz (${#fuzz_names[@]} targets, ${fuzz_seconds} s each)" "$start"
   else
     failed=$((failed + 1))
   fi

@@ -202,9 +202,11 @@ absl::Status StreamTar(std::vector<TarEntry> entries, int64_t mtime, const ByteS
       archive_entry_set_symlink_utf8(ae.get(), e.link.c_str());
     if (archive_write_header(a.get(), ae.get()) != ARCHIVE_OK) return failed(path);
     if (!file) continue;
+    // Named again: C++17 lambdas cannot capture a structured binding (clang refuses it).
+    const std::string& entry_path = path;
     auto put = [&](std::string_view chunk) -> absl::Status {
       la_ssize_t n = archive_write_data(a.get(), chunk.data(), chunk.size());
-      if (n < 0 || static_cast<size_t>(n) != chunk.size()) return failed(path);
+      if (n < 0 || static_cast<size_t>(n) != chunk.size()) return failed(entry_path);
       return absl::OkStatus();
     };
     absl::Status s = e.source_path.empty() ? put(e.data) : CopySource(e, put);

@@ -1,7 +1,6 @@
 #include "gateway/client_session.h"
 
 #include <array>
-#include <limits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -78,9 +77,7 @@ void ClientSession::Start() {
 
 void ClientSession::ReadHead() {
   req_.emplace();
-  req_->header_limit(kMaxHeadBytes);
-  // Our limits are checked above Beast; its "none" compares wrongly in 1.74.
-  req_->body_limit(std::numeric_limits<std::uint64_t>::max());
+  LimitParser(*req_);
   if (in_.size() > 0) return ReadHeadRest();  // pipelined: the next head is already here
   // Idle keep-alive: wait, holding no buffer, for the next request's first byte; its head
   // then has head_timeout to arrive.
@@ -571,8 +568,7 @@ void ClientSession::StreamRequestBody() {
 
 void ClientSession::ReadResponseHead() {
   resp_.emplace();
-  resp_->header_limit(kMaxHeadBytes);
-  resp_->body_limit(std::numeric_limits<std::uint64_t>::max());  // as in ReadHead
+  LimitParser(*resp_);
   if (req_->get().method() == http::verb::head) resp_->skip(true);
   ArmExchangeTimer();
   http::async_read_header(up_->stream, up_->buffer, *resp_,

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -17,6 +18,15 @@ using HttpFields = boost::beast::http::fields;
 
 // Heads bigger than this are refused with 431 (client) or treated as a broken upstream.
 inline constexpr size_t kMaxHeadBytes = 64 << 10;
+
+// The limits the front end gives Beast's parser of every request and upstream response: heads
+// up to kMaxHeadBytes; bodies unbounded there, because the body limits (max_request_bytes) are
+// checked above Beast: its "no limit" (boost::none) compares wrongly in 1.74.
+template <typename Parser>
+void LimitParser(Parser& parser) {
+  parser.header_limit(kMaxHeadBytes);
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+}
 
 // Framing checks Beast leaves to us (it already refuses conflicting Content-Length values,
 // chunked + Content-Length in one order, bad chunk sizes and control characters): a request

@@ -182,19 +182,15 @@ void GatewayServer::ScaleFunction(const httplib::Request& req, const std::string
                                   httplib::Response& res) {
   const std::string name = req.matches[1];
   if (absl::Status s = CheckName("function name", name); !s.ok()) return WriteError(res, s);
-  json j;
-  if (!ParseObject(body, res, absl::StrCat("scale ", name), &j)) return;
-  std::string ns;
-  if (!StringField(j, "namespace", res, &ns)) return;
+  absl::StatusOr<provider::ScaleRequest> scale = provider::ParseScaleRequest(body);
+  if (!scale.ok()) {
+    return WriteError(res, 400, absl::StrCat("scale ", name, ": ", scale.status().message()));
+  }
+  std::string ns = scale->namespace_;
   if (ns.empty()) ns = req.get_param_value("namespace");
   if (ns.empty()) ns = provider::kDefaultNamespace;
   if (absl::Status s = CheckName("namespace", ns); !s.ok()) return WriteError(res, s);
-  auto it = j.find("replicas");
-  if (it == j.end() || !it->is_number_integer() || it->get<int64_t>() < 0) {
-    return WriteError(res, 400,
-                      absl::StrCat("scale ", name, ": replicas must be a non-negative integer"));
-  }
-  absl::Status s = provider_.Scale(name, ns, it->get<uint64_t>());
+  absl::Status s = provider_.Scale(name, ns, scale->replicas);
   if (!s.ok()) return WriteFailure(res, absl::StrCat("scale ", name, ".", ns), s);
   res.status = 202;
 }

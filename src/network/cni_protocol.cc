@@ -87,8 +87,11 @@ absl::Status PluginExitStatus(absl::string_view what, const ProcessOutput& outpu
   if (output.exit_code == 0) return absl::OkStatus();
   json error = json::parse(output.stdout_data, nullptr, /*allow_exceptions=*/false);
   if (error.is_object() && error.contains("msg") && error["msg"].is_string()) {
-    int64_t code =
-        error.value("code", json(0)).is_number_integer() ? error["code"].get<int64_t>() : 0;
+    // "code" may be missing or of another type (a plugin's own error JSON): then 0. Never
+    // operator[] on a missing key here: it inserts null, and get<int64_t>() of null throws.
+    const auto code_it = error.find("code");
+    const int64_t code =
+        code_it != error.end() && code_it->is_number_integer() ? code_it->get<int64_t>() : 0;
     std::string message = absl::StrCat(what, ": ", error["msg"].get<std::string>());
     if (error.contains("details") && error["details"].is_string() &&
         !error["details"].get<std::string>().empty()) {

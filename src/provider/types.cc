@@ -157,6 +157,22 @@ absl::StatusOr<Secret> ParseSecret(std::string_view body) {
   return s;
 }
 
+absl::StatusOr<ScaleRequest> ParseScaleRequest(std::string_view body) {
+  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError("request body is not a JSON object");
+  }
+  ScaleRequest r;
+  if (absl::Status s = ReadString(j, "namespace", &r.namespace_); !s.ok()) return s;
+  auto it = j.find("replicas");
+  // Values past INT64_MAX read as negative here, so they are refused too.
+  if (it == j.end() || !it->is_number_integer() || it->get<int64_t>() < 0) {
+    return absl::InvalidArgumentError("replicas must be a non-negative integer");
+  }
+  r.replicas = it->get<uint64_t>();
+  return r;
+}
+
 absl::Status ValidateName(std::string_view what_sv, std::string_view name_sv) {
   // Debian's Abseil has its own string_view type, distinct from std::string_view.
   absl::string_view what(what_sv.data(), what_sv.size());

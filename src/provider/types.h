@@ -64,6 +64,16 @@ inline constexpr size_t kMaxSecretBytes = 512 * 1024;
 // field: a non-string value, rawValue that is not base64. Names are checked by ValidateName.
 absl::StatusOr<Secret> ParseSecret(std::string_view body);
 
+// A scale request body (ScaleServiceRequest upstream: {"serviceName", "namespace",
+// "replicas"}; the function's name comes from the path).
+struct ScaleRequest {
+  std::string namespace_;  // "" means: the query's, else kDefaultNamespace
+  uint64_t replicas = 0;
+};
+// InvalidArgument for a body that is not a JSON object, a non-string namespace, or replicas
+// missing or not a non-negative integer.
+absl::StatusOr<ScaleRequest> ParseScaleRequest(std::string_view body);
+
 struct FunctionUsage {
   double cpu = 0;
   double total_memory_bytes = 0;

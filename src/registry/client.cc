@@ -13,6 +13,7 @@
 #include "nlohmann/json.hpp"
 #include "openssl/x509_vfy.h"
 #include "registry/auth.h"
+#include "registry/json_fields.h"
 #include "registry/registry.h"
 
 namespace faasd::registry {
@@ -93,9 +94,9 @@ std::string RegistryErrorText(const std::string& body) {
   if (errors == j.end() || !errors->is_array() || errors->empty()) return "";
   const nlohmann::json& e = (*errors)[0];
   if (!e.is_object()) return "";
-  std::string message = e.value("message", "");
+  std::string message = GetString(e, "message");
   if (!message.empty()) return message;
-  return absl::AsciiStrToLower(e.value("code", ""));
+  return absl::AsciiStrToLower(GetString(e, "code"));
 }
 
 std::string HeaderValue(const httplib::Headers& headers, const std::string& key) {
@@ -348,8 +349,8 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const Reference& ref,
   std::string token;
   int64_t expires_in = 60;  // the distribution spec's default
   if (j.is_object()) {
-    token = j.value("token", "");
-    if (token.empty()) token = j.value("access_token", "");
+    token = GetString(j, "token");
+    if (token.empty()) token = GetString(j, "access_token");
     if (auto e = j.find("expires_in"); e != j.end() && e->is_number_integer()) {
       expires_in = std::max<int64_t>(e->get<int64_t>(), 0);
     }
@@ -502,8 +503,8 @@ absl::StatusOr<std::pair<Descriptor, std::string>> RegistryClient::FetchManifest
   if (!IsIndexMediaType(d.media_type) && !IsManifestMediaType(d.media_type)) {
     // Some registries answer application/json; the document says what it is.
     nlohmann::json j = nlohmann::json::parse(ex.body, nullptr, /*allow_exceptions=*/false);
-    std::string declared = j.is_object() ? j.value("mediaType", "") : "";
-    if (j.is_object() && j.value("schemaVersion", 0) == 1) {
+    std::string declared = j.is_object() ? GetString(j, "mediaType") : "";
+    if (j.is_object() && IsSchema1(j)) {
       return absl::InvalidArgumentError(
           absl::StrCat(ex.what, ": Docker schema1 manifests are not supported; re-push the image"));
     }

@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 #include "registry/auth.h"
+#include "registry/json_fields.h"
 #include "registry/registry.h"
 
 namespace faasd::registry {
@@ -13,12 +14,8 @@ namespace {
 
 using nlohmann::json;
 
-// Strings and string arrays where JSON may also carry null (Docker writes "Cmd": null).
-std::string GetString(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
+// String arrays and maps where JSON may also carry null (Docker writes "Cmd": null); single
+// strings through GetString (json_fields.h).
 std::vector<std::string> GetStrings(const json& j, const char* key) {
   std::vector<std::string> out;
   auto it = j.find(key);
@@ -114,7 +111,7 @@ bool IsManifestMediaType(std::string_view media_type) {
 absl::StatusOr<Manifest> ParseManifest(std::string_view body) {
   absl::StatusOr<json> j = ParseObject(body, "manifest");
   if (!j.ok()) return j.status();
-  if (j->value("schemaVersion", 0) == 1) {
+  if (IsSchema1(*j)) {
     return absl::InvalidArgumentError(
         "manifest: Docker schema1 manifests are not supported (deprecated); re-push the image "
         "with a current docker/buildah/skopeo");

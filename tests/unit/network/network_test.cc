@@ -184,6 +184,15 @@ TEST_CASE("plugin error JSON becomes a Status naming the call", "[protocol]") {
         "cni firewall DEL container c1: exit status 2: goroutine 1 [running]:\n  main.go:10");
   ProcessOutput silent{1, "", ""};
   CHECK(PluginExitStatus("y", silent).message() == "y: exit status 1: no output");
+
+  // Found by tests/fuzz/cni_result: error JSON without "code" threw (nlohmann type_error)
+  // out of the daemon instead of becoming a status.
+  ProcessOutput no_code{1, R"({"msg":"failed to allocate"})", ""};
+  status = PluginExitStatus("z", no_code);
+  CHECK(status.code() == absl::StatusCode::kInternal);
+  CHECK(status.message() == "z: failed to allocate (CNI error code 0)");
+  ProcessOutput string_code{1, R"({"code":"7","msg":"m"})", ""};
+  CHECK(PluginExitStatus("z", string_code).message() == "z: m (CNI error code 0)");
 }
 
 TEST_CASE("ContainerIpv4 reads CNI 1.0.0 and 0.4.0 results", "[protocol]") {

@@ -343,6 +343,22 @@ TEST_CASE("ParseSecret: value, base64 rawValue, bad types") {
   CHECK(!ParseSecret("[]").ok());
 }
 
+TEST_CASE("ParseScaleRequest: namespace, replicas, bad types") {
+  auto r = ParseScaleRequest(R"({"serviceName":"f","namespace":"ns","replicas":3})");
+  REQUIRE(r.ok());
+  CHECK(r->namespace_ == "ns");
+  CHECK(r->replicas == 3);
+  CHECK(ParseScaleRequest(R"({"replicas":0,"namespace":null})")->namespace_.empty());
+  CHECK(!ParseScaleRequest(R"({"replicas":-1})").ok());
+  CHECK(!ParseScaleRequest(R"({"replicas":1.5})").ok());
+  CHECK(!ParseScaleRequest(R"({"replicas":"2"})").ok());
+  CHECK(!ParseScaleRequest(R"({"replicas":9223372036854775808})").ok());  // past INT64_MAX
+  CHECK(!ParseScaleRequest(R"({"namespace":1,"replicas":1})").ok());
+  CHECK(!ParseScaleRequest(R"({})").ok());
+  CHECK(!ParseScaleRequest("[1]").ok());
+  CHECK(!ParseScaleRequest("{").ok());
+}
+
 TEST_CASE("Scale range: labels, defaults, zero always allowed, never a clamp") {
   auto r = ParseScaleRange({});
   REQUIRE(r.ok());

@@ -68,6 +68,12 @@ TEST_CASE("manifest junk, schema1, indexes and bad descriptors are rejected", "[
   auto s1 = r::ParseManifest(R"({"schemaVersion":1,"name":"x","fsLayers":[]})");
   CHECK(s1.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(std::string(s1.status().message()).find("schema1") != std::string::npos);
+  // Found by tests/fuzz/manifest: a schemaVersion of another type threw nlohmann's type_error
+  // out of the parser (and the daemon) instead of being read as "not schema1".
+  auto odd = r::ParseManifest(R"({"schemaVersion":"interfaces","tag":"y","fsLayers":[]})");
+  REQUIRE_FALSE(odd.ok());
+  CHECK(odd.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_FALSE(r::ParseManifest(R"({"schemaVersion":null,"config":[]})").ok());
   CHECK_FALSE(r::ParseManifest(R"({"schemaVersion":2,"manifests":[]})").ok());
   CHECK_FALSE(r::ParseManifest(R"({"schemaVersion":2,"layers":[]})").ok());
   CHECK_FALSE(r::ParseManifest(R"({"config":{"digest":"sha256:zz","size":1},"layers":[]})").ok());

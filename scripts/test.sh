@@ -174,7 +174,7 @@ if [[ " $sanitizers " == *" asan "* ]]; then
     # The portal's browser test too: its daemon side (static assets, the /system API) runs
     # under ASan in the gateway unit tests and the other integration files. And two that spend
     # their time waiting: 50 tasks' metrics timed (task-metrics, not faasd, does the work) and a
-    # pull throttled to 6 MiB/s to be cut (the abort path is in the registry unit tests too).
+    # pull throttled to 6 MiB/s to be cut (it runs in the normal pass).
     asan_integration_skip=(--ignore=tests/integration/test_harness.py
                            --ignore=tests/integration/test_ui.py
                            --ignore=tests/integration/test_journal.py

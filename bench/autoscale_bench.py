@@ -76,14 +76,7 @@ def main():
 
     def work(b):
         harness = b.harness
-        reg = b.start(harness.Registry(b.wd))
-        imgs = harness.FunctionImages(b.wd, reg)
-        b.pieces.append(imgs)
-        imgs.build()
-        cni = b.start(harness.CniEnv(b.wd))
-        ctd = b.start(harness.Containerd(b.wd))
-        d = b.daemon = b.start(
-            harness.FaasdDaemon(b.wd, ctd, cni, extra_args=a.daemon_args.split()))
+        imgs, _, _, d = b.function_stack(a.daemon_args.split())
 
         def st(name):
             return d.describe(name).json()

@@ -49,6 +49,20 @@ class Bench:
         piece.start()
         return piece
 
+    def function_stack(self, extra_args=()):
+        """A loopback registry holding the test images, a CNI bridge, containerd and faasd
+        (`extra_args` appended), each started and registered for closing; the daemon is
+        `self.daemon`. Returns (images, cni, containerd, daemon)."""
+        h = self.harness
+        reg = self.start(h.Registry(self.wd))
+        imgs = h.FunctionImages(self.wd, reg)
+        self.pieces.append(imgs)
+        imgs.build()
+        cni = self.start(h.CniEnv(self.wd))
+        ctd = self.start(h.Containerd(self.wd))
+        self.daemon = self.start(h.FaasdDaemon(self.wd, ctd, cni, extra_args=list(extra_args)))
+        return imgs, cni, ctd, self.daemon
+
 
 def run(tool, build_dir, deadline, out, kept_log, title, work, cleanup=None):
     """Runs work(Bench) under the checks and clean-up above; `cleanup()` (optional) runs first

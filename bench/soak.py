@@ -143,13 +143,7 @@ def main():
 
     def work(b):
         harness = b.harness
-        reg = b.start(harness.Registry(b.wd))
-        imgs = harness.FunctionImages(b.wd, reg)
-        b.pieces.append(imgs)
-        imgs.build()
-        cni = b.start(harness.CniEnv(b.wd))
-        ctd = b.start(harness.Containerd(b.wd))
-        d = b.daemon = b.start(harness.FaasdDaemon(b.wd, ctd, cni))
+        imgs, cni, ctd, d = b.function_stack()
         pid = d.proc.pid
         # Warm the paths once (first pull, first CNI attach), then take the baseline.
         r = d.deploy("warm", imgs.refs["echo"])

@@ -141,8 +141,7 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
     std::vector<Replica> replicas;
     std::shared_ptr<const FunctionDeployment> deployment;
     absl::Time created;
-    // route_seq_ when it was set or scaled: a pass drops only routes set before its listing,
-    // and leaves one changed since to a pass of its own.
+    // route_seq_ when it was set: a pass drops only routes set before its listing.
     uint64_t set_at = 0;
   };
   static Route MakeRoute(const FunctionDeployment& d, uint64_t desired, int64_t generation,
@@ -179,9 +178,9 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   absl::StatusOr<std::string> ResolveNamespace(const std::string& ns);
   // Function namespaces: the default one and those labelled openfaas=1|true.
   absl::StatusOr<std::vector<std::string>> FunctionNamespaces();
-  // The per-function lock, by FunctionKey.
-  // The lock every operation on one function holds. Each call notes the operation (unless
-  // `noted` is false: the full reconcile pass, which reads) for OpSince.
+  // The lock every operation on one function holds, by FunctionKey. Each call notes the
+  // operation for OpSince, unless `noted` is false: the reconcile passes, which act on what
+  // they list under it.
   std::shared_ptr<absl::Mutex> OpLock(const std::string& key, bool noted = true);
   // A counter of noted operations, and whether `key` had one after `counter` was read.
   uint64_t OpCounter();

@@ -45,7 +45,6 @@ absl::Status ContainerdProvider::Scale(const std::string& name, const std::strin
     auto it = routes_.find(key);
     if (it != routes_.end()) {
       it->second.desired = replicas;
-      it->second.set_at = ++route_seq_;
       if (replicas == 0) {
         for (Replica& r : it->second.replicas) r.ready = false;
         Publish();

@@ -243,9 +243,9 @@ def test_sigusr2_and_an_upgrade_hand_the_socket_over_refusing_nothing(
     r = daemon.deploy(name, fn_image.refs["echo"])
     assert r.status in (200, 202), r
     daemon.wait_ready(name)
-    first = harness.wait_until(
-        lambda: pid_file.exists() and int(pid_file.read_text()) == daemon.proc.pid, 10,
-        "the pid file") and daemon.proc.pid
+    first = daemon.proc.pid
+    harness.wait_until(lambda: pid_file.exists() and int(pid_file.read_text()) == first, 10,
+                       "the pid file")
 
     def under_load(change):
         results = []

@@ -20,12 +20,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "appliance/appliance.h"
 #include "autoscaler/autoscaler.h"
 #include "base/companion.h"
 #include "base/handover.h"
 #include "base/listen_fds.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/private_files.h"
 #include "builder/builder.h"
@@ -379,14 +379,10 @@ class PidFile {
 
   // The pid in `path`, or -1.
   static pid_t ReadPid(const std::string& path) {
-    std::string text;
-    if (FILE* in = std::fopen(path.c_str(), "re")) {
-      char buf[32] = {};
-      text.assign(buf, std::fread(buf, 1, sizeof(buf) - 1, in));
-      std::fclose(in);
-    }
     int pid = -1;
-    return absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &pid) && pid > 1 ? pid : -1;
+    return absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadSmallFile(path, 64)), &pid) && pid > 1
+               ? pid
+               : -1;
   }
 
  private:
@@ -396,24 +392,14 @@ class PidFile {
 
 // True when `pid` runs a program named faasd (an upgraded binary reads "faasd (deleted)").
 bool IsFaasd(pid_t pid) {
-  char buf[4096];
-  const ssize_t n = ::readlink(absl::StrCat("/proc/", pid, "/exe").c_str(), buf, sizeof(buf) - 1);
-  if (n <= 0) return false;
-  absl::string_view exe(buf, static_cast<size_t>(n));
-  absl::ConsumeSuffix(&exe, " (deleted)");
-  const size_t slash = exe.rfind('/');
-  return absl::StartsWith(exe.substr(slash == absl::string_view::npos ? 0 : slash + 1), "faasd");
+  const std::string exe = ExecutableOf(pid);
+  return absl::StartsWith(absl::string_view(exe).substr(exe.rfind('/') + 1), "faasd");
 }
 
 // True while `pid` runs: exists and is not a zombie waiting for its parent to reap it.
 bool Running(pid_t pid) {
   if (::kill(pid, 0) != 0) return false;
-  std::string stat;
-  if (FILE* in = std::fopen(absl::StrCat("/proc/", pid, "/stat").c_str(), "re")) {
-    char buf[512] = {};
-    stat.assign(buf, std::fread(buf, 1, sizeof(buf) - 1, in));
-    std::fclose(in);
-  }
+  const std::string stat = ReadSmallFile(absl::StrCat("/proc/", pid, "/stat"), 4096);
   const size_t paren = stat.rfind(')');  // "pid (comm) S ...": comm may hold spaces
   return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
 }
@@ -860,7 +846,7 @@ int main(int argc, char** argv) {
     if (cmd == "config") return ShowConfig(*settings);
     if (cmd == "install") return Install(*settings);
     if (cmd == "export") return Export(*settings);
-    Relaunch relaunch{SelfExecutable(), std::vector<std::string>(argv, argv + argc)};
+    Relaunch relaunch{ExecutableOf(::getpid()), std::vector<std::string>(argv, argv + argc)};
     return Up(*settings, relaunch);
   }
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {

@@ -1,6 +1,7 @@
 #include "base/fs.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -175,6 +176,20 @@ absl::StatusOr<std::string> ReadConfinedFile(int root_fd, const std::string& pat
   absl::StatusOr<UniqueFd> fd = OpenConfined(root_fd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY, mode);
   if (!fd.ok()) return fd.status();
   return ReadRegularFile(fd->get(), max_bytes, path);
+}
+
+std::string ReadSmallFile(const std::string& path, size_t max_bytes) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return "";
+  absl::StatusOr<std::string> text = ReadRegularFile(fd.get(), max_bytes, path);
+  return text.ok() ? *std::move(text) : "";
+}
+
+void CloseOnExecFrom(int first_fd, int keep_fd) {
+  if (::close_range(static_cast<unsigned>(first_fd), ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
+  for (int fd = first_fd; fd < 65536; ++fd) {
+    if (fd != keep_fd) ::close(fd);
+  }
 }
 
 }  // namespace faasd

@@ -67,4 +67,15 @@ absl::StatusOr<std::string> ReadRegularFile(int fd, size_t max_bytes, const std:
 absl::StatusOr<std::string> ReadConfinedFile(int root_fd, const std::string& path, Confine mode,
                                              size_t max_bytes);
 
+// The text of a small file such as /proc/self/stat or a pid file (procfs files report size 0:
+// this reads to the end), through ReadRegularFile; "" when it cannot be opened or read or holds
+// more than `max_bytes`.
+std::string ReadSmallFile(const std::string& path, size_t max_bytes = 1 << 20);
+
+// Between fork and exec (async-signal-safe): marks every descriptor from `first_fd` up
+// close-on-exec, so none that other threads opened without O_CLOEXEC (Asio's sockets) leaks
+// into the program; on a kernel without close_range(CLOSE_RANGE_CLOEXEC) closes them instead,
+// all but `keep_fd`.
+void CloseOnExecFrom(int first_fd, int keep_fd = -1);
+
 }  // namespace faasd

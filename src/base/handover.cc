@@ -1,7 +1,6 @@
 #include "base/handover.h"
 
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/fs.h"
 #include "base/listen_fds.h"
 
 extern char** environ;
@@ -50,9 +50,9 @@ int DupAbove(int fd, int floor) { return ::fcntl(fd, F_DUPFD_CLOEXEC, floor); }
 
 }  // namespace
 
-std::string SelfExecutable() {
+std::string ExecutableOf(pid_t pid) {
   char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  const ssize_t n = ::readlink(absl::StrCat("/proc/", pid, "/exe").c_str(), buf, sizeof(buf) - 1);
   if (n <= 0) return "";
   std::string path(buf, static_cast<size_t>(n));
   constexpr absl::string_view kDeleted = " (deleted)";
@@ -107,11 +107,8 @@ absl::StatusOr<Successor> StartSuccessor(const std::string& exe,
   if (pid == 0) {
     FormatPid(::getpid(), listen_pid.data() + pid_at);
     if (::dup2(listener, kListenFdsStart) < 0 || ::dup2(lifeline_in, kLifelineFd) < 0) _exit(127);
-    // Sockets other threads opened without O_CLOEXEC (Asio's) must not leak into the
-    // successor: a kept-alive connection held open there would never end here.
-    if (::close_range(kLifelineFd + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
-      for (int fd = kLifelineFd + 1; fd < 65536; ++fd) ::close(fd);
-    }
+    // A kept-alive connection leaked into the successor would never end here.
+    CloseOnExecFrom(kLifelineFd + 1);
     ::execve(exe.c_str(), argp.data(), envp.data());
     _exit(127);
   }

@@ -22,9 +22,10 @@
 
 namespace faasd {
 
-// This process's executable path as the kernel knows it, without the " (deleted)" suffix an
-// upgraded binary leaves: the path the successor runs. Call early (before an upgrade).
-std::string SelfExecutable();
+// Process `pid`'s executable path as the kernel knows it, without the " (deleted)" suffix an
+// upgraded binary leaves; "" when unreadable. For this process: the path the successor runs
+// (read it early, before an upgrade replaces the file).
+std::string ExecutableOf(pid_t pid);
 
 struct Successor {
   pid_t pid = -1;

@@ -4,13 +4,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "base/fs.h"
 #include "metrics/metrics.h"
 
 namespace faasd::metrics {
@@ -19,13 +18,6 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-
-std::string ReadSmallFile(const char* path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Seconds since the epoch at boot, from /proc/stat's btime line; 0 when unreadable.
 double BootTime() {

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/fs.h"
 
 namespace faasd::network {
 namespace {
@@ -58,11 +59,7 @@ absl::Status ErrnoError(const std::string& what, int err) {
   // Descriptors other threads opened without O_CLOEXEC must not leak into the plugin (a leaked
   // listening socket would outlive the daemon). Marking them close-on-exec rather than closing
   // them keeps report_fd usable until exec.
-  if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
-    for (int fd = 3; fd < 65536; ++fd) {
-      if (fd != report_fd) close(fd);
-    }
-  }
+  CloseOnExecFrom(3, report_fd);
   execve(path, argv, envp);
   int err = errno;
   (void)!write(report_fd, &err, sizeof(err));

@@ -76,7 +76,7 @@ TEST_CASE("handover: a predecessor that stays is reported after the wait") {
 }
 
 TEST_CASE("handover: the executable path has no ' (deleted)' suffix") {
-  const std::string self = SelfExecutable();
+  const std::string self = ExecutableOf(::getpid());
   CHECK(self.find("base_test") != std::string::npos);
   CHECK(self.find(" (deleted)") == std::string::npos);
 }

@@ -556,14 +556,14 @@ int Up(const Flags& f, const Relaunch& relaunch) {
       std::fprintf(stderr, "faasd: %s is not HOST:PORT\n", address->c_str());
       return 2;
     }
-  }  // Without --nats-url, async goes to the NATS the supervisor publishes (0.0.0.0 means any
+  }
+  // Without --nats-url, async goes to the NATS the supervisor publishes (0.0.0.0 means any
   // address, so loopback).
   if (f.All("nats-url").empty() && run_services == "on") {
     std::string address = sopts.defaults.nats_address;
     if (absl::StartsWith(address, "0.0.0.0:")) address = "127.0.0.1:" + address.substr(8);
     qopts.nats_url = "nats://" + address;
   }
-
 
   ::umask(022);
   ::mkdir(state_dir.c_str(), 0700);  // as `faasd install` and the unit make it

@@ -35,6 +35,24 @@ void EmitStringList(YAML::Emitter& out, const char* key, const json& j, const ch
   out << YAML::EndSeq;
 }
 
+// The fields RenderStack reads with value(), each of its type where present: nlohmann's
+// value(key, default) throws type_error for a present key of another type.
+absl::Status CheckFieldTypes(const json& f) {
+  if (!f.is_object()) return absl::InvalidArgumentError("a function that is not a JSON object");
+  const std::string name = f.contains("name") && f["name"].is_string() ? f["name"] : "";
+  for (const char* key : {"name", "image", "namespace", "envProcess"}) {
+    if (auto it = f.find(key); it != f.end() && !it->is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("function ", name, ": \"", key, "\" is not a string"));
+    }
+  }
+  if (auto it = f.find("readOnlyRootFilesystem"); it != f.end() && !it->is_boolean()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("function ", name, ": \"readOnlyRootFilesystem\" is not true or false"));
+  }
+  return absl::OkStatus();
+}
+
 // GET path with basic auth; the body parsed as JSON.
 absl::StatusOr<json> GetJson(httplib::Client& client, const std::string& path) {
   httplib::Result res = client.Get(path.c_str());
@@ -58,6 +76,7 @@ absl::StatusOr<std::string> RenderStack(const std::vector<json>& functions,
                                         const std::string& default_ns) {
   std::map<std::string, const json*> by_name;  // sorted: the same deployment, the same file
   for (const json& f : functions) {
+    if (absl::Status s = CheckFieldTypes(f); !s.ok()) return s;
     const std::string name = f.value("name", "");
     if (name.empty()) return absl::InvalidArgumentError("a function without a name");
     auto [it, fresh] = by_name.emplace(name, &f);
@@ -133,12 +152,13 @@ int Export(const ExportOptions& o) {
     if (!list.ok()) return fail(list.status());
     for (const json& f : *list) {
       // The list may abbreviate; each function's own answer is what deploy took.
+      if (absl::Status s = CheckFieldTypes(f); !s.ok()) return fail(s);
       const std::string name = f.value("name", "");
       absl::StatusOr<json> one = GetJson(
           client, absl::StrCat("/system/function/", httplib::detail::encode_query_param(name),
                                query));
       if (!one.ok()) return fail(one.status());
-      if (!one->contains("namespace")) (*one)["namespace"] = ns;
+      if (one->is_object() && !one->contains("namespace")) (*one)["namespace"] = ns;
       functions.push_back(*std::move(one));
     }
   }

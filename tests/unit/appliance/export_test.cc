@@ -55,6 +55,18 @@ TEST_CASE("export: one name in two namespaces is refused, naming both") {
             .message() == "a function without a name");
 }
 
+TEST_CASE("export: a field of the wrong type is an error naming the function, never a throw") {
+  // nlohmann's value(key, default) throws type_error for a present key of another type.
+  for (const char* bad : {R"({"name": "f", "image": 5})", R"({"name": "f", "image": "i",
+                           "namespace": ["a"]})", R"({"name": "f", "image": "i",
+                           "readOnlyRootFilesystem": "yes"})", R"({"name": 7})", R"([1, 2])"}) {
+    INFO(bad);
+    absl::StatusOr<std::string> text = RenderStack({json::parse(bad)}, "http://g", "openfaas-fn");
+    REQUIRE_FALSE(text.ok());
+    CHECK(text.status().code() == absl::StatusCode::kInvalidArgument);
+  }
+}
+
 TEST_CASE("export: nothing deployed is an empty functions map") {
   absl::StatusOr<std::string> text = RenderStack({}, "http://g", "openfaas-fn");
   REQUIRE(text.ok());

@@ -116,6 +116,17 @@ def failure_warnings(daemon, name, cause):
             and cause in l]
 
 
+def refusal_context(r, daemon, bench):
+    """What to read when a pull that should be refused was not: the answer, the daemon's log,
+    the token server's grants, the registries' access logs and the docker config."""
+    return "\n".join([
+        repr(r), "--- daemon log:", harness.tail(daemon.log_path, 3000),
+        "--- token requests:", repr(bench.tokens.requests[-4:]),
+        "--- token registry log:", harness.tail(bench.token.log_path, 1500),
+        "--- htpasswd registry log:", harness.tail(bench.basic.log_path, 1500),
+        "--- docker config (restored since):", bench.docker_config.read_text()])
+
+
 def assert_answers(daemon, name, r):
     assert r.status in (200, 202), r
     daemon.wait_ready(name)
@@ -137,7 +148,7 @@ def test_anonymous_pull_of_private_repository_is_refused(daemon, bench, deployed
         name, r = deployed(bench.token_ref)
     finally:
         bench.credentials()
-    assert r.status == 400, r
+    assert r.status == 400, refusal_context(r, daemon, bench)
     assert bench.token.host in r.text and "unauthorized" in r.text, r
     # It says what is missing, not "check credentials" in a config that has none for it.
     assert "registry wants credentials" in r.text, r
@@ -151,7 +162,7 @@ def test_wrong_password_fails_deploy_naming_registry_and_cause_and_logs_warning(
         name, r = deployed(bench.token_ref)
     finally:
         bench.credentials()
-    assert r.status == 400, r
+    assert r.status == 400, refusal_context(r, daemon, bench)
     assert bench.token.host in r.text, r
     assert "unauthorized" in r.text and str(bench.docker_config) in r.text, r
     assert bench.tokens.realm in r.text, r  # the token server, the one that refused
@@ -169,7 +180,7 @@ def test_changed_password_takes_effect_at_once(daemon, bench, deployed):
         # granted to these credentials, and the token server no longer accepts them...
         bench.credentials(password="stale-secret")
         name, r = deployed(bench.token_ref)
-        assert r.status == 400 and "unauthorized" in r.text, r
+        assert r.status == 400 and "unauthorized" in r.text, refusal_context(r, daemon, bench)
         # ...and the new one works at once, with a token fetched for it.
         granted = bench.tokens.granted(USER)
         bench.credentials(password="second-secret")
@@ -189,7 +200,8 @@ def test_htpasswd_registry_pulls_with_basic_auth(daemon, bench, deployed):
         name, r = deployed(bench.basic_ref)
     finally:
         bench.credentials()
-    assert r.status == 400 and "unauthorized" in r.text and bench.basic.host in r.text, r
+    assert r.status == 400 and "unauthorized" in r.text and bench.basic.host in r.text, \
+        refusal_context(r, daemon, bench)
 
 
 def test_certificate_for_another_name_says_so(daemon, bench, deployed):

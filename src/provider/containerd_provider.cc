@@ -76,6 +76,11 @@ std::shared_ptr<absl::Mutex> ContainerdProvider::OpLock(const std::string& key, 
   return lock;
 }
 
+void ContainerdProvider::NoteOp(const std::string& key) {
+  absl::MutexLock l(&mu_);
+  op_seq_[key] = ++op_counter_;
+}
+
 uint64_t ContainerdProvider::OpCounter() {
   absl::MutexLock l(&mu_);
   return op_counter_;

@@ -180,11 +180,35 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
   absl::StatusOr<std::vector<std::string>> FunctionNamespaces();
   // The lock every operation on one function holds, by FunctionKey. Each call notes the
   // operation for OpSince, unless `noted` is false: the reconcile passes, which act on what
-  // they list under it.
+  // they list under it. Operations take it through OpGuard, which notes them at their end too.
   std::shared_ptr<absl::Mutex> OpLock(const std::string& key, bool noted = true);
   // A counter of noted operations, and whether `key` had one after `counter` was read.
   uint64_t OpCounter();
   bool OpSince(const std::string& key, uint64_t counter);
+  void NoteOp(const std::string& key);
+  // What a deploy, update, remove, scale or wake holds for its whole run: the function's lock,
+  // with the operation noted as it begins (OpLock) and again as it ends. A pass whose listing
+  // was taken while the operation ran (after the first note, before its changes reached
+  // containerd) is older than the second note, so the pass leaves the function to a pass of its
+  // own: the soak saw such a pass route a function just removed and give it new replicas.
+  class OpGuard {
+   public:
+    OpGuard(ContainerdProvider& p, const std::string& key)
+        : provider_(p), key_(key), lock_(p.OpLock(key)) {
+      lock_->Lock();
+    }
+    ~OpGuard() {
+      provider_.NoteOp(key_);  // before the unlock: a pass that takes the lock next sees it
+      lock_->Unlock();
+    }
+    OpGuard(const OpGuard&) = delete;
+    OpGuard& operator=(const OpGuard&) = delete;
+
+   private:
+    ContainerdProvider& provider_;
+    const std::string key_;
+    const std::shared_ptr<absl::Mutex> lock_;
+  };
   containerd::CallScope Call(const std::string& ns,
                              absl::Duration timeout = absl::Seconds(30)) const;
 

@@ -80,8 +80,7 @@ absl::Status ContainerdProvider::Deploy(const FunctionDeployment& request) {
   const FunctionDeployment& d = checked->d;
   const ScaleRange& range = checked->range;
   const std::string& key = checked->key;
-  std::shared_ptr<absl::Mutex> op = OpLock(key);
-  absl::MutexLock guard(op.get());
+  OpGuard guard(*this, key);
   absl::StatusOr<std::vector<Found>> existing = FindFunctions(d.namespace_, d.service);
   if (!existing.ok()) return existing.status();
   if (!existing->empty()) {
@@ -115,8 +114,7 @@ absl::Status ContainerdProvider::Update(const FunctionDeployment& request) {
   const FunctionDeployment& d = checked->d;
   const ScaleRange& range = checked->range;
   const std::string& key = checked->key;
-  std::shared_ptr<absl::Mutex> op = OpLock(key);
-  absl::MutexLock guard(op.get());
+  OpGuard guard(*this, key);
   absl::StatusOr<Found> existing = FindDeployed(d.namespace_, d.service);
   if (!existing.ok()) return existing.status();
   // The wanted count carries over, within the new range; at zero the new generation is

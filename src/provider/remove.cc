@@ -34,8 +34,7 @@ absl::Status ContainerdProvider::Remove(const std::string& name, const std::stri
   absl::StatusOr<std::string> resolved = ResolveNamespace(ns);
   if (!resolved.ok()) return resolved.status();
   const std::string key = FunctionKey(name, *resolved);
-  std::shared_ptr<absl::Mutex> op = OpLock(key);
-  absl::MutexLock guard(op.get());
+  OpGuard guard(*this, key);
   absl::StatusOr<Found> found = FindDeployed(*resolved, name);
   if (!found.ok()) return found.status();
   SetRoute(key, std::nullopt);

@@ -28,8 +28,7 @@ absl::Status ContainerdProvider::Scale(const std::string& name, const std::strin
   absl::StatusOr<std::string> ns = ResolveNamespace(ns_in);
   if (!ns.ok()) return ns.status();
   const std::string key = FunctionKey(name, *ns);
-  std::shared_ptr<absl::Mutex> op = OpLock(key);
-  absl::MutexLock guard(op.get());
+  OpGuard guard(*this, key);
   absl::StatusOr<Found> f = FindDeployed(*ns, name);
   if (!f.ok()) return f.status();
   absl::StatusOr<ScaleRange> range = ParseScaleRange(f->deployment.labels);
@@ -121,8 +120,7 @@ void ContainerdProvider::WakeFromZero(const std::string& ns, const std::string& 
   RunInBackground([this, ns, name, key] {
     const absl::Time t0 = absl::Now();
     {
-      std::shared_ptr<absl::Mutex> op = OpLock(key);
-      absl::MutexLock guard(op.get());
+      OpGuard guard(*this, key);
       const absl::Time t_locked = absl::Now();
       absl::StatusOr<Found> f = FindDeployed(ns, name);
       if (f.ok() && f->desired == 0) {

@@ -240,20 +240,39 @@ absl::StatusOr<ContainerRuntime::Container> FakeRuntime::GetContainer(
 
 absl::StatusOr<std::vector<ContainerRuntime::Container>> FakeRuntime::ListContainers(
     const containerd::CallScope& scope, const std::string& filter) {
-  absl::MutexLock l(&mu_);
-  ++container_listings_;
   std::vector<Container> out;
-  for (const auto& [id, c] : containers_[scope.ns]) {
-    absl::StatusOr<bool> match = Matches(c, filter);
-    if (!match.ok()) return match.status();
-    if (*match) out.push_back(c);
+  std::function<void()> hook;
+  {
+    absl::MutexLock l(&mu_);
+    ++container_listings_;
+    for (const auto& [id, c] : containers_[scope.ns]) {
+      absl::StatusOr<bool> match = Matches(c, filter);
+      if (!match.ok()) return match.status();
+      if (*match) out.push_back(c);
+    }
+    if (!absl::StrContains(filter, "==")) hook = after_listing_;
   }
+  if (hook) hook();
   return out;
+}
+
+void FakeRuntime::SetHooks(
+    std::function<void()> after_listing,
+    std::function<void(const std::string& id, const containerd::Labels&)> before_labels) {
+  absl::MutexLock l(&mu_);
+  after_listing_ = std::move(after_listing);
+  before_labels_ = std::move(before_labels);
 }
 
 absl::Status FakeRuntime::SetContainerLabels(const containerd::CallScope& scope,
                                              const std::string& id,
                                              const containerd::Labels& labels) {
+  std::function<void(const std::string&, const containerd::Labels&)> hook;
+  {
+    absl::MutexLock l(&mu_);
+    hook = before_labels_;
+  }
+  if (hook) hook(id, labels);
   absl::MutexLock l(&mu_);
   Container* c = FindContainer(scope.ns, id);
   if (c == nullptr) return NotFound("container", id);

@@ -8,6 +8,7 @@
 // while the test reads it.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -91,6 +92,13 @@ class FakeRuntime final : public ContainerRuntime {
   void IgnoreSigterm(bool ignore);
   // The container, its task and its snapshot disappear behind the provider's back.
   void Vanish(const std::string& ns, const std::string& id);
+  // Points where a test holds a provider thread, to order it against another: `after_listing`
+  // runs when a listing of every function's containers (a filter naming none) has been taken,
+  // before it is returned; `before_labels` before SetContainerLabels replaces a container's
+  // labels. Each runs in the calling thread, outside the fake's lock; empty functions clear them.
+  void SetHooks(
+      std::function<void()> after_listing,
+      std::function<void(const std::string& id, const containerd::Labels&)> before_labels);
 
   // ---- what a test reads ----
   struct Start {
@@ -129,6 +137,9 @@ class FakeRuntime final : public ContainerRuntime {
 
   const Clock& clock_;
   mutable absl::Mutex mu_;
+  std::function<void()> after_listing_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const std::string&, const containerd::Labels&)> before_labels_
+      ABSL_GUARDED_BY(mu_);
   std::map<std::string, containerd::Labels> namespaces_ ABSL_GUARDED_BY(mu_);
   // By namespace, then id.
   std::map<std::string, std::map<std::string, Container>> containers_ ABSL_GUARDED_BY(mu_);

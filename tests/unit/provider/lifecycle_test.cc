@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <future>
@@ -14,6 +15,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/barrier.h"
+#include "absl/synchronization/notification.h"
 #include "base/log.h"
 #include "catch.hpp"
 #include "eventually.h"
@@ -380,6 +382,65 @@ TEST_CASE("Remove takes the function out of routing at once and its containers i
   CHECK(rig.network.AttachedContainers().empty());
   CHECK(rig.network.Namespaces() == 0);
   CHECK(std::filesystem::is_empty(rig.dir + "/run"));
+}
+
+TEST_CASE("A pass that listed while a remove was under way neither routes nor keeps it") {
+  // The soak's order (a removed function came back with 2 new replicas): a remove has noted
+  // its operation and holds the function's lock, not yet labelled its containers "removing";
+  // a full pass lists them then; the remove ends; the pass reaches the function afterwards.
+  Rig rig;  // a full pass every 20 ms
+  REQUIRE(rig.provider->Deploy(Fn("echo", {{"com.openfaas.scale.min", "2"}})).ok());
+  const std::vector<std::string> ids = rig.Ids();
+  absl::Notification labelling, labels_go, listed, pass_go, next_listed, next_go;
+  std::atomic<bool> first_label{true};
+  std::atomic<int> listings{0};
+  rig.runtime.SetHooks(
+      [&] {
+        if (!labelling.HasBeenNotified()) return;
+        // The second listing since: its pass began after the remove had noted its operation.
+        // The third: that pass is over, and the next has not touched routing yet.
+        const int n = ++listings;
+        if (n == 2) {
+          listed.Notify();
+          pass_go.WaitForNotificationWithTimeout(absl::Seconds(10));
+        } else if (n == 3) {
+          next_listed.Notify();
+          next_go.WaitForNotificationWithTimeout(absl::Seconds(10));
+        }
+      },
+      [&](const std::string&, const containerd::Labels& labels) {
+        auto st = labels.find("faasd.state");
+        if (st != labels.end() && st->second == "removing" && first_label.exchange(false)) {
+          labelling.Notify();
+          labels_go.WaitForNotificationWithTimeout(absl::Seconds(10));
+        }
+      });
+  rig.runtime.IgnoreSigterm(true);  // slow to stop: its tasks still run when the pass goes on
+  absl::Status removed;
+  std::thread remover([&] { removed = rig.provider->Remove("echo", ""); });
+  REQUIRE(labelling.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  const bool pass_listed = listed.WaitForNotificationWithTimeout(absl::Seconds(5));
+  labels_go.Notify();
+  remover.join();
+  REQUIRE(pass_listed);  // a pass took its listing with the remove under way
+  REQUIRE(removed.ok());
+  CHECK(rig.provider->List("")->empty());
+  pass_go.Notify();  // the pass goes on with what it listed
+  REQUIRE(next_listed.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  // What that pass left (a later pass would drop a route it brought back).
+  CHECK(rig.provider->List("")->empty());
+  CHECK(rig.provider->Snapshot()->functions.count(kKey) == 0);
+  CHECK(rig.runtime.Containers(kNs).size() == ids.size());
+  rig.runtime.SetHooks({}, {});
+  next_go.Notify();
+  for (const std::string& id : ids) rig.runtime.Exit(kNs, id, 0);  // they stop, at last
+  REQUIRE(rig.provider->WaitForRemovals(absl::Seconds(5)));
+  rig.AwaitPass();
+  CHECK(rig.runtime.Containers(kNs).empty());
+  CHECK(rig.provider->List("")->empty());
+  for (const auto& c : rig.runtime.Containers(kNs)) {
+    CHECK(std::find(ids.begin(), ids.end(), c.id()) != ids.end());  // none made since
+  }
 }
 
 TEST_CASE("Reconcile re-creates a replica that vanished and releases its address") {

@@ -24,6 +24,7 @@ test_pkgs=(
   "${run_pkgs[@]}"
   skopeo umoci docker-registry busybox-static util-linux
   python3 python3-pytest python3-yaml curl jq wrk
+  python3-pytest-xdist  # scripts/test.sh runs the integration files on PYTEST_WORKERS workers
   systemd  # systemd-journald and journalctl, run in a private mount namespace by test_journal.py
   chromium chromium-driver python3-selenium  # test_ui.py drives the portal in a real browser
   # test_registry_auth.py: a CA and certificates, a JWT token server, an htpasswd file

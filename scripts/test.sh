@@ -12,6 +12,9 @@
 # target), and a sanitizer report of the sanitized faasd counts as one more failed case. Exits non-zero on any failure.
 #
 # Environment: BUILD_DIR (default build), PYTEST_ARGS (extra pytest arguments, e.g. "-k restart"),
+# PYTEST_WORKERS (default 2: integration files run side by side on that many pytest-xdist
+# workers, each with its own containerd, registry, bridge and daemon, as the harness makes them
+# anyway; a file's tests stay on one worker, in order; 1 runs them one after another),
 # SANITIZERS (default "asan"; "asan tsan" adds the TSan run; "" runs the normal build only),
 # FUZZ_SECONDS (default 5: how long each libFuzzer target of tests/fuzz runs; 0 skips fuzzing).
 set -uo pipefail
@@ -21,6 +24,7 @@ repo=$(pwd)
 build=${BUILD_DIR:-build}
 sanitizers=${SANITIZERS-asan}
 fuzz_seconds=${FUZZ_SECONDS:-5}
+pytest_workers=${PYTEST_WORKERS:-2}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
@@ -83,6 +87,12 @@ unit() {
   took "$label" "$start"
 }
 
+# Most integration tests wait on containerd, runc and the network: two files side by side keep
+# the CPU busier and finish the pass sooner. --dist loadfile: a file's module fixtures (a daemon
+# of its own, say) serve its tests on one worker.
+xdist=()
+if [[ $pytest_workers -gt 1 ]]; then xdist=(-n "$pytest_workers" --dist loadfile); fi
+
 # integration LABEL DIR [PYTEST_ARG...]: pytest directly, so its own summary line shows, against DIR's faasd and
 # task-metrics. fnserver, fwatchdog and faasd-logger always come from the normal build: they go
 # into function images or are run by containerd's shim, so they must be static, and a sanitizer
@@ -96,7 +106,8 @@ integration() {
   FNSERVER_BIN="$repo/$build/tests/fixtures/fnserver" \
   FWATCHDOG_BIN="$repo/$build/src/watchdog/fwatchdog" \
   FAASD_LOGGER_BIN="$repo/$build/src/logs/faasd-logger" \
-    /usr/bin/python3 -m pytest -v -p no:cacheprovider ${PYTEST_ARGS:-} "$@" tests/integration 2>&1 |
+    /usr/bin/python3 -m pytest -v -p no:cacheprovider "${xdist[@]}" ${PYTEST_ARGS:-} "$@" \
+      tests/integration 2>&1 |
     tee "$logs/integration.log"
   rc=${PIPESTATUS[0]}
   pytest_count "$label" "$logs/integration.log" "$rc"

@@ -564,6 +564,7 @@ int Up(const Flags& f, const Relaunch& relaunch) {
     std::string address = sopts.defaults.nats_address;
     if (absl::StartsWith(address, "0.0.0.0:")) address = "127.0.0.1:" + address.substr(8);
     qopts.nats_url = "nats://" + address;
+    qopts.nats_supervised = true;
   }
 
   ::umask(022);

@@ -5,28 +5,31 @@
 # the same); --revision N is the package revision (an upgrade of the same code is N+1); given
 # more than once, one package each from the same tree (the CI test's upgrade).
 #
-#   packaging/build.sh [--build-dir DIR] [--out DIR] [--revision N] [--with-images] [--no-rpm]
-#                      [--fast]
+#   packaging/build.sh [--build-dir DIR] [--out DIR] [--revision N] [--with-images[=DIR]]
+#                      [--no-rpm] [--fast]
 #
 # --fast compresses the .deb with gzip -1 instead of xz -6 (the CI test: 1 s instead of 30 s on
 # a busy 2-core box, 40% larger).
 # --with-images adds the OCI archives packaging/images/out/*.tar (the sidecar images that
-# packaging/images/ builds) under /usr/share/faasd/images/. The build tree is brought up to date
-# with ninja (incremental), never rebuilt from scratch. Prints the paths of the packages.
+# packaging/images/ builds; --with-images=DIR: DIR/*.tar) under /usr/share/faasd/images/.
+# The build tree is brought up to date with ninja (incremental), never rebuilt from scratch.
+# Prints the paths of the packages.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-build=build out=packaging/out revisions=() with_images=0 rpm=1 level=6 deb_compression=(-Zxz -z6)
+build=build out=packaging/out revisions=() rpm=1 level=6 deb_compression=(-Zxz -z6)
+with_images=0 images_dir=packaging/images/out
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build-dir) build=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --revision) revisions+=("$2"); shift 2 ;;
     --with-images) with_images=1; shift ;;
+    --with-images=*) with_images=1; images_dir=${1#--with-images=}; shift ;;
     --no-rpm) rpm=0; shift ;;
     --fast) level=1; deb_compression=(-Zgzip -z1); shift ;;
-    *) echo "usage: $0 [--build-dir DIR] [--out DIR] [--revision N] [--with-images] [--no-rpm] [--fast]" >&2
+    *) echo "usage: $0 [--build-dir DIR] [--out DIR] [--revision N] [--with-images[=DIR]] [--no-rpm] [--fast]" >&2
        exit 2 ;;
   esac
 done
@@ -62,9 +65,9 @@ install -D -m 0644 cni/10-openfaas.conflist "$root/usr/share/faasd/10-openfaas.c
 install -D -m 0644 README.md "$root/usr/share/doc/faasd/README.md"
 if [[ $with_images -eq 1 ]]; then
   shopt -s nullglob
-  images=(packaging/images/out/*.tar)
+  images=("$images_dir"/*.tar)
   shopt -u nullglob
-  [[ ${#images[@]} -gt 0 ]] || die "--with-images: no packaging/images/out/*.tar (build them first)"
+  [[ ${#images[@]} -gt 0 ]] || die "--with-images: no $images_dir/*.tar (packaging/images/build.sh builds them)"
   for image in "${images[@]}"; do
     install -D -m 0644 "$image" "$root/usr/share/faasd/images/$(basename "$image")"
   done

@@ -124,16 +124,47 @@ pytest_count() {
   count "$1" "${ok:-0}" $((${fail:-0} + ${errors:-0})) "$3"
 }
 
-# package DIR: the .deb built from DIR, installed, restarted under load, upgraded and purged
-# (tests/package/test_package.sh; about 90 s, in a private mount namespace).
+# sidecar_images: NATS and Prometheus as OCI archives (packaging/images/build.sh), built once
+# into $logs for every run that needs them: test_services.py in both integration runs, and the
+# packages of the package step (FAASD_SIDECAR_IMAGES). Should the build fail, each builds its own.
+sidecar_images() {
+  local start=$SECONDS
+  if packaging/images/build.sh "$logs/sidecar-images" >"$logs/sidecar-images.log" 2>&1; then
+    export FAASD_SIDECAR_IMAGES="$logs/sidecar-images"
+  else
+    cat "$logs/sidecar-images.log"
+    echo "test.sh: the sidecar images could not be built here; the tests try again themselves"
+  fi
+  took "sidecar images" "$start"
+}
+
+# package DIR: the .deb built from DIR (with the sidecar images), installed, restarted under
+# load, upgraded and purged (tests/package/test_package.sh; about 90 s, in a private mount
+# namespace). The packages stay in $logs/packages for the air-gap step.
 package() {
   local rc start=$SECONDS
+  FAASD_PACKAGE_KEEP="$logs/packages" \
   FNSERVER_BIN="$repo/$1/tests/fixtures/fnserver" \
   FWATCHDOG_BIN="$repo/$1/src/watchdog/fwatchdog" \
     bash tests/package/test_package.sh "$1" 2>&1 | tee "$logs/package.log"
   rc=${PIPESTATUS[0]}
   pytest_count "package" "$logs/package.log" "$rc"
   took "package" "$start"
+}
+
+# airgap DIR: the package step's revision 1 (when it carries the sidecar images; else
+# test_airgap.sh builds one from DIR) installed and run in a network namespace with no route
+# out: sidecars and a function from archives, sync and async calls, Prometheus, and nothing
+# that tried to leave (tests/package/test_airgap.sh).
+airgap() {
+  local rc start=$SECONDS deb=""
+  if [[ -n ${FAASD_SIDECAR_IMAGES:-} ]]; then
+    deb=$(ls "$logs"/packages/faasd_*-1_*.deb 2>/dev/null | head -n 1)
+  fi
+  FAASD_AIRGAP_DEB=$deb bash tests/package/test_airgap.sh "$1" 2>&1 | tee "$logs/airgap.log"
+  rc=${PIPESTATUS[0]}
+  pytest_count "airgap" "$logs/airgap.log" "$rc"
+  took "airgap" "$start"
 }
 
 compile "$build" -- || { failed=$((failed + 1)); finish 1; }
@@ -160,9 +191,11 @@ if [[ " $sanitizers " == *" asan "* ]]; then
   asan_build_pid=$!
 fi
 
+sidecar_images
 unit "unit and live" "$build" --suite unit --suite live
 integration "integration" "$build"
 package "$build"
+airgap "$build"
 
 # AddressSanitizer + UndefinedBehaviorSanitizer: any finding aborts the process
 # (-fno-sanitize-recover for UBSan; ASan always stops). The sanitized daemon's stderr ends up in

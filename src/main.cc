@@ -113,7 +113,8 @@ line of the config file, which the flag overrides):
                                 (docker.io/prom/prometheus:v2.42.0)
   --nats-address=HOST:PORT      NATS's published port in the default file (127.0.0.1:4222)
   --prometheus-address=H:P      Prometheus's published port in the default file (127.0.0.1:9090)
-  --images-dir=DIR              OCI archives (*.tar) imported at start (<state-dir>/images)
+  --images-dir=DIR              OCI archives (*.tar) imported at start, after the package's
+                                /usr/share/faasd/images (<state-dir>/images)
   --pid-file=PATH               write the daemon's pid here once it serves; `faasd up` with
                                 the pid of a running faasd in it makes that daemon hand its
                                 socket over to the binary now at its path, as SIGUSR2 does
@@ -563,6 +564,7 @@ int Up(const Flags& f, const Relaunch& relaunch) {
     std::string address = sopts.defaults.nats_address;
     if (absl::StartsWith(address, "0.0.0.0:")) address = "127.0.0.1:" + address.substr(8);
     qopts.nats_url = "nats://" + address;
+    qopts.nats_supervised = true;
   }
 
   ::umask(022);

@@ -188,6 +188,9 @@ void AsyncQueue::Connect() {
   natsStatus s = natsConnection_Connect(&st.nc, st.nopts);
   if (s == NATS_OK) {
     LogInfo("queue: connected to NATS at ", st.options.nats_url);
+  } else if (s == NATS_NOT_YET_CONNECTED && st.options.nats_supervised) {
+    LogInfo("queue: connecting to the services' NATS at ", st.options.nats_url,
+            " once it runs (async calls answer 503 until then)");
   } else if (s == NATS_NOT_YET_CONNECTED) {
     LogWarning("queue: NATS at ", st.options.nats_url,
                " not reachable yet; retrying in the background (async calls answer 503)");

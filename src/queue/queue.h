@@ -35,6 +35,9 @@ namespace faasd::queue {
 
 struct QueueOptions {
   std::string nats_url = "nats://127.0.0.1:4222";
+  // The NATS at nats_url is the service supervisor's own, which starts after the gateway: not
+  // reaching it at Connect() is the normal order of a start, not worth a warning.
+  bool nats_supervised = false;
   size_t max_body_bytes = 256 << 10;  // async request bodies, then 413
   int concurrency = 4;  // calls of one function the worker invokes at once (an annotation
                         // com.openfaas.queue.concurrency overrides it per function)

@@ -5,12 +5,13 @@
 //
 // Contract:
 // - Parsing is pure: ParseServicesFile names the line and the key of the first problem.
-// - ServiceSupervisor::Start() returns at once; a thread imports the OCI archives of the images
-//   folder, then creates or adopts each service in depends_on order in containerd namespace
-//   `openfaas` (not a function namespace), each on the functions' bridge with its own pinned
-//   network namespace, its ports published by CNI portmap, its output kept by faasd-logger like
-//   a function's. A service whose entry (or image) changed is replaced; a service no longer in
-//   the file is removed; a bad file changes nothing and is logged.
+// - ServiceSupervisor::Start() returns at once; a thread imports the OCI archives of the
+//   package's images folder and the operator's, then creates or adopts each service in
+//   depends_on order in containerd namespace `openfaas` (not a function namespace), each on the
+//   functions' bridge with its own pinned network namespace, its ports published by CNI
+//   portmap, its output kept by faasd-logger like a function's. A service whose entry (or
+//   image) changed is replaced; a service no longer in the file is removed; a bad file changes
+//   nothing and is logged.
 // - Every container on the bridge resolves each service by name (network::SharedHostsPath).
 // - A task that exits is restarted by its restart policy, after RestartDelay.
 // - Stop() leaves the services running: a daemon restart (an upgrade) must not lose NATS's
@@ -37,6 +38,14 @@ namespace faasd::services {
 
 inline constexpr char kNamespace[] = "openfaas";
 inline constexpr char kFileName[] = "services.yaml";
+// Where the package puts the sidecar images (packaging/build.sh --with-images): read-only,
+// owned by the package, so an upgrade brings new ones; they are imported at every start.
+inline constexpr char kPackagedImagesDir[] = "/usr/share/faasd/images";
+
+// The archives to import at start: each folder's *.tar in name order, the folders in the order
+// given (a later archive of the same image name wins); a missing or empty folder adds nothing, a
+// folder named twice counts once.
+std::vector<std::string> ImageArchives(const std::vector<std::string>& dirs);
 
 enum class RestartPolicy { kAlways, kOnFailure, kNo };
 
@@ -103,7 +112,10 @@ struct SupervisorOptions {
   // --state is, so two daemons on one host (a test beside the appliance) need two namespaces.
   std::string ns = kNamespace;
   std::string state_dir = "/var/lib/faasd";
-  std::string images_dir;  // OCI archives (*.tar) imported at start; "" = <state_dir>/images
+  // OCI archives (*.tar) imported at start: the package's first, then the operator's, whose
+  // archive of the same image name therefore wins.
+  std::string packaged_images_dir = kPackagedImagesDir;
+  std::string images_dir;  // "" = <state_dir>/images
   DefaultsOptions defaults;
   int gateway_port = 8080;               // where Prometheus scrapes the gateway
   std::vector<std::string> nameservers;  // their resolv.conf, as functions' (--nameserver)

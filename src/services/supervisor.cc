@@ -223,15 +223,7 @@ class ServiceSupervisor::Impl {
   }
 
   void ImportImages() {
-    DIR* d = ::opendir(o_.images_dir.c_str());
-    if (d == nullptr) return;
-    std::vector<std::string> files;
-    while (struct dirent* de = ::readdir(d)) {
-      if (absl::EndsWith(de->d_name, ".tar")) files.push_back(o_.images_dir + "/" + de->d_name);
-    }
-    ::closedir(d);
-    std::sort(files.begin(), files.end());
-    for (const std::string& f : files) {
+    for (const std::string& f : ImageArchives({o_.packaged_images_dir, o_.images_dir})) {
       const absl::Time t = absl::Now();
       absl::StatusOr<std::vector<image::ImportedImage>> imported =
           image::ImportOciArchive(client_, o_.ns, f, o_.state_dir + "/tmp");

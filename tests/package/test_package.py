@@ -65,14 +65,15 @@ def installed_version():
 
 
 class ActivatedDaemon:
-    """faasd with its listener handed over, systemd-style; the socket outlives restarts."""
+    """faasd with its listener handed over, systemd-style; the socket outlives restarts.
+    Without `config` it reads /etc/faasd/faasd.conf, as the unit's ExecStart does."""
 
-    def __init__(self, workdir, config):
+    def __init__(self, workdir, config=None, address=("127.0.0.1", 0)):
         self.config = config
         self.log_path = Path(workdir) / "faasd-package.log"
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
+        self.listener.bind(address)
         self.listener.listen(4096)
         self.port = self.listener.getsockname()[1]
         self.proc = None
@@ -83,7 +84,7 @@ class ActivatedDaemon:
         fd = self.listener.fileno()
         # bash, not sh: the held socket's number may have two digits. $$ is the pid faasd gets.
         script = (f"exec 3<&{fd} {fd}<&-; export LISTEN_PID=$$ LISTEN_FDS=1; "
-                  f"exec {FAASD} up --config={self.config}")
+                  f"exec {FAASD} up" + (f" --config={self.config}" if self.config else ""))
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(["bash", "-c", script], pass_fds=[fd], stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -109,8 +110,8 @@ class ActivatedDaemon:
         self.proc.wait(timeout=timeout)
         return time.monotonic() - t0
 
-    def request(self, method, path, body=None, auth=True, timeout=30):
-        headers = {}
+    def request(self, method, path, body=None, auth=True, timeout=30, headers=None):
+        headers = dict(headers or {})
         if auth:
             import base64
             token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
@@ -206,8 +207,12 @@ def test_package_install_restart_upgrade_purge(workdir, containerd, cni, echo_im
     # -- the daemon, as ExecStart runs it, on test-only paths -----------------------------------
     state = Path(workdir) / "package-state"
     config = Path(workdir) / "faasd-package.conf"
+    # No services and no async: this test's daemon shares the host's network, where an
+    # appliance may publish NATS on 4222 and run /openfaas/nats (tests/package/test_airgap.py
+    # runs them, in a network namespace of its own).
     lines = [f"state-dir = {state}", f"containerd-address = {containerd.address}",
-             f"nameserver = {harness.NAMESERVER}", "shutdown-grace = 10"]
+             f"nameserver = {harness.NAMESERVER}", "shutdown-grace = 10",
+             "services = off", "nats-url ="]
     lines += [flag[2:].replace("=", " = ", 1) for flag in cni.flags()]
     config.write_text("\n".join(lines) + "\n")
     daemon = ActivatedDaemon(workdir, config)

@@ -7,6 +7,11 @@
 #
 #   tests/package/test_package.sh [BUILD_DIR]      (root; scripts/test.sh runs it)
 #
+# FAASD_SIDECAR_IMAGES=DIR puts DIR's sidecar archives (packaging/images/build.sh) in the
+# packages (--with-images); FAASD_PACKAGE_KEEP=DIR builds them into DIR and leaves them there
+# (scripts/test.sh hands revision 1 to tests/package/test_airgap.sh). The daemon here runs
+# with services off either way.
+#
 # It runs in a private mount namespace where /var/lib/faasd and /etc/cni/net.d are empty
 # folders of its own: the package's postinst and postrm (purge removes /var/lib/faasd) never
 # touch this host's faasd state. /usr/sbin/faasd, /usr/lib/faasd, /etc/faasd and the sysctl
@@ -25,11 +30,18 @@ if [[ -z ${FAASD_PACKAGE_NS:-} ]]; then
     echo "test_package.sh: skipped: a faasd package is installed on this host; not touching it"
     exit 0
   fi
-  out=$(mktemp -d /tmp/fpk-XXXXXX)
-  trap 'rm -rf "$out"' EXIT
+  if [[ -n ${FAASD_PACKAGE_KEEP:-} ]]; then
+    out=$FAASD_PACKAGE_KEEP
+    mkdir -p "$out"
+  else
+    out=$(mktemp -d /tmp/fpk-XXXXXX)
+    trap 'rm -rf "$out"' EXIT
+  fi
+  images=()
+  [[ -z ${FAASD_SIDECAR_IMAGES:-} ]] || images=(--with-images="$FAASD_SIDECAR_IMAGES")
   start=$SECONDS
   packaging/build.sh --build-dir "$build" --out "$out" --revision 1 --revision 2 --no-rpm --fast \
-    >/dev/null
+    "${images[@]}" >/dev/null
   echo "test_package.sh: two packages built in $((SECONDS - start)) s"
   # Mount points the namespace needs; made here (and removed after) only when missing.
   made=()

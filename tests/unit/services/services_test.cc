@@ -1,6 +1,12 @@
-// services.yaml parsing, start order, port specs and restart arithmetic (services/config.cc).
+// services.yaml parsing, start order, port specs and restart arithmetic (services/config.cc);
+// which image archives are imported at start (services/archives.cc).
 #include "services/services.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -230,4 +236,28 @@ TEST_CASE("the default file parses: NATS and Prometheus on the given addresses",
   CHECK((*specs)[1].ports[0].host_port == 9090);
   CHECK((*specs)[1].volumes[0].host == "/s/prometheus/prometheus.yml");
   CHECK_THAT(PrometheusConfig(8081), Catch::Contains("targets: [\"gateway:8081\"]"));
+}
+
+TEST_CASE("image archives: the package's folder first, then the operator's", "[archives]") {
+  char base_template[] = "/tmp/faasd-archives-XXXXXX";
+  REQUIRE(::mkdtemp(base_template) != nullptr);
+  const std::string base = base_template;
+  const std::string packaged = base + "/share", own = base + "/state";
+  REQUIRE(::mkdir(packaged.c_str(), 0755) == 0);
+  REQUIRE(::mkdir(own.c_str(), 0755) == 0);
+  const std::vector<std::string> files = {packaged + "/prometheus.tar", packaged + "/nats.tar",
+                                          packaged + "/README", own + "/nats.tar",
+                                          own + "/nats.tar.part"};
+  for (const std::string& f : files) std::ofstream(f) << "x";
+  const std::vector<std::string> in_order = {packaged + "/nats.tar", packaged + "/prometheus.tar",
+                                             own + "/nats.tar"};
+  CHECK(ImageArchives({packaged, own}) == in_order);
+  // Without the package's folder (a source install), or with --images-dir naming it.
+  CHECK(ImageArchives({base + "/missing", own}) == std::vector<std::string>{own + "/nats.tar"});
+  CHECK(ImageArchives({packaged, packaged}).size() == 2);
+  CHECK(ImageArchives({"", ""}).empty());
+  for (const std::string& f : files) ::unlink(f.c_str());
+  ::rmdir(packaged.c_str());
+  ::rmdir(own.c_str());
+  ::rmdir(base.c_str());
 }

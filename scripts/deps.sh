@@ -179,10 +179,18 @@ for arch in "${cross_archs[@]}"; do
   for pc in "$dir/usr/lib/$triplet/pkgconfig"/*.pc; do
     sed "s|^prefix=/usr\$|prefix=$dir/usr|" "$pc" >"$dir/pkgconfig/$(basename "$pc")"
   done
-  # The lib*.so links point at the runtime libraries apt installed, not into this tree.
+  # A library with no static archive here is linked from the runtime library apt installed,
+  # named by its path in the system directory: found through a -L into this tree, it would
+  # become the binary's RUNPATH. The lib*.so links go (prometheus-cpp's pull and push point
+  # at nothing installed).
   for link in "$dir/usr/lib/$triplet"/*.so; do
-    [[ -L $link && ! -e $link ]] && ln -sfn "/usr/lib/$triplet/$(readlink "$link")" "$link"
-    [[ -e $link ]] || rm -f "$link"  # prometheus-cpp's pull and push: not used, not installed
+    [[ -L $link ]] || continue
+    name=$(basename "$link" .so)
+    runtime=/usr/lib/$triplet/$(basename "$(readlink "$link")")
+    rm -f "$link"
+    if [[ -e $runtime && ! -e $dir/usr/lib/$triplet/$name.a ]]; then
+      sed -i -E "s#-l${name#lib}( |\$)#$runtime\1#" "$dir/pkgconfig"/*.pc
+    fi
   done
   overlay_versions "$arch" >"$dir/.versions"
 done

@@ -392,6 +392,9 @@ void ClientSession::ReadRequestBody() {
     const auto length = req_->content_length();
     req_cap_ = length && *length < kBodyChunk ? static_cast<size_t>(*length) : kBodyChunk;
     if (req_body_.size() < req_cap_) req_body_.resize(req_cap_);
+    // Beast reads no more than the buffer's free room (512 bytes at least): left at the size
+    // of the head, a big body would come in pieces of a few KiB, each its own upstream write.
+    if (req_cap_ == kBodyChunk) in_.reserve(kBodyChunk);
   }
   if (req_body_total_ == 0 && SendContinue(&ClientSession::ReadRequestBody)) return;
   auto& body = req_->get().body();
@@ -590,6 +593,7 @@ void ClientSession::OnResponseHead(error_code ec, size_t bytes) {
   const auto length = resp_->content_length();
   resp_cap_ = length && *length < kBodyChunk ? static_cast<size_t>(*length) : kBodyChunk;
   if (resp_body_.size() < resp_cap_) resp_body_.resize(resp_cap_);
+  if (resp_cap_ == kBodyChunk) up_->buffer.reserve(kBodyChunk);  // as in ReadRequestBody
   // A stream of unknown length with nothing of its body here yet (events, a followed log):
   // the head goes out now rather than with a first piece that may be long in coming.
   if (!length && up_->buffer.size() == 0) return RelayResponseBody();
@@ -744,6 +748,7 @@ void ClientSession::FinishExchange() {
 void ClientSession::ReleaseUpstream(bool reusable) {
   if (up_ == nullptr) return;
   if (reusable) {
+    if (up_->buffer.size() == 0) up_->buffer.shrink_to_fit();  // idle ones hold no buffer
     loop_.pool.Put(std::move(up_));
   } else {
     error_code ignored;

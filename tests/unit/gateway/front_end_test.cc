@@ -529,6 +529,33 @@ TEST_CASE("an open tunnel is in flight; a silent one closes after the idle timeo
   CHECK(upstream_saw_eof);
 }
 
+TEST_CASE("a drain does not wait for open tunnels; a stop closes them, each counted once",
+          "[front][ws]") {
+  FrontFixture f;
+  bool upstream_saw_eof = false;
+  ScriptedUpstream up([&](int fd) {
+    bool eof = false;
+    ReadFdUntil(fd, "\r\n\r\n", &eof);
+    SendFd(fd, kSwitched);
+    ReadFdUntil(fd, "", &eof, std::chrono::seconds(10));
+    upstream_saw_eof = eof;
+  });
+  f.provider.routes.Set("ws.openfaas-fn", {{"127.0.0.1", up.port()}});
+  RawConn c(f.port());
+  REQUIRE(c.Send(kWebSocketRequest));
+  REQUIRE(StartsWith(c.ReadUntil("\r\n\r\n", std::chrono::seconds(5)), "HTTP/1.1 101 "));
+  const auto t0 = Clock::now();
+  f.gateway->Drain(absl::Seconds(5));
+  CHECK(Clock::now() - t0 < std::chrono::seconds(2));
+  f.gateway->Stop();
+  c.ReadUntilClose(std::chrono::seconds(5));
+  CHECK(c.closed());
+  up.Join();
+  CHECK(upstream_saw_eof);
+  CHECK(f.metrics.Inflight("ws.openfaas-fn") == 0);
+  CHECK(absl::StrContains(f.metrics.Render(), "code=\"101\"} 1"));
+}
+
 TEST_CASE("an upgrade the function declines is a plain response on a connection not reused",
           "[front][ws]") {
   FrontFixture f;  // the echo upstream knows nothing of WebSocket

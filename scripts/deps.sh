@@ -42,6 +42,7 @@ test_pkgs=(
   chromium chromium-driver python3-selenium  # test_ui.py drives the portal in a real browser
   # test_registry_auth.py: a CA and certificates, a JWT token server, an htpasswd file
   python3-cryptography python3-jwt python3-bcrypt
+  python3-websocket  # test_streaming.py: a WebSocket client of its own, not ours, through the gateway
   clang libclang-rt-14-dev  # tests/fuzz: clang-14 and its libFuzzer (libclang_rt.fuzzer-x86_64.a)
 )
 

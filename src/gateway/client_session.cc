@@ -15,6 +15,7 @@
 #include "gateway/http_errors.h"
 #include "gateway/names.h"
 #include "gateway/server.h"
+#include "gateway/tunnel.h"
 
 namespace faasd::gateway {
 
@@ -60,7 +61,8 @@ ClientSession::ClientSession(asio::ip::tcp::socket socket, EventLoop& loop, Fron
 
 ClientSession::~ClientSession() {
   SetBusy(false);
-  if (counters_ != nullptr) CountFinished(499);  // the client went away mid-exchange
+  // The client went away mid-exchange, or the daemon stopped under an open tunnel.
+  if (counters_ != nullptr) CountFinished(tunnelled_ ? 101 : 499);
   shared_.open.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -125,6 +127,7 @@ void ClientSession::OnHead(error_code ec) {
   req_body_len_ = req_cap_ = resp_cap_ = 0;
   req_body_total_ = 0;
   req_whole_ = false;
+  upgrade_ = UpgradeKind::kNone;
   client_head_sent_ = chunked_out_ = watching_client_ = false;
   ++exchange_epoch_;
   close_after_ = !req_->keep_alive() || shared_.draining.load(std::memory_order_relaxed);
@@ -349,6 +352,13 @@ void ClientSession::ResolveFunction() {
   if (auto length = req_->content_length(); length && *length > shared_.options.max_request_bytes) {
     return ProxyError(BodyTooLarge());
   }
+  upgrade_ = RequestedUpgrade(req);
+  if (upgrade_ == UpgradeKind::kWebSocket &&
+      (req.method() != http::verb::get || req.version() != 11 || !req_->is_done())) {
+    // RFC 6455 4.1; a body would leave the tunnel's first bytes ambiguous.
+    return ProxyError(absl::InvalidArgumentError(absl::StrCat(
+        "function ", key_, ": a WebSocket upgrade must be an HTTP/1.1 GET without a body")));
+  }
   PickReplica();
 }
 
@@ -392,6 +402,9 @@ void ClientSession::ReadRequestBody() {
     const auto length = req_->content_length();
     req_cap_ = length && *length < kBodyChunk ? static_cast<size_t>(*length) : kBodyChunk;
     if (req_body_.size() < req_cap_) req_body_.resize(req_cap_);
+    // Beast reads no more than the buffer's free room (512 bytes at least): left at the size
+    // of the head, a big body would come in pieces of a few KiB, each its own upstream write.
+    if (req_cap_ == kBodyChunk) in_.reserve(kBodyChunk);
   }
   if (req_body_total_ == 0 && SendContinue(&ClientSession::ReadRequestBody)) return;
   auto& body = req_->get().body();
@@ -506,6 +519,9 @@ std::string ClientSession::BuildUpstreamHead(bool whole_body) const {
   }
   if (invoke)
     absl::StrAppend(&head, "X-Call-Id: ", call_id_, "\r\nX-Start-Time: ", start_time_, "\r\n");
+  if (upgrade_ == UpgradeKind::kWebSocket) {
+    head.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+  }
   if (whole_body) {
     absl::StrAppend(&head, "Content-Length: ", req_body_len_, "\r\n\r\n");
   } else if (req_->chunked()) {
@@ -584,17 +600,55 @@ void ClientSession::OnResponseHead(error_code ec, size_t bytes) {
   }
   outcome_.response_started = true;
   code_ = resp_->get().result_int();
-  if (code_ >= 100 && code_ < 200 && code_ != 101) return ReadResponseHead();  // interim
+  if (code_ == 101) return SwitchProtocols();
+  if (code_ >= 100 && code_ < 200) return ReadResponseHead();  // interim
   resp_body_len_ = 0;
   if (resp_->is_done()) return RelayResponseBody();
   const auto length = resp_->content_length();
   resp_cap_ = length && *length < kBodyChunk ? static_cast<size_t>(*length) : kBodyChunk;
   if (resp_body_.size() < resp_cap_) resp_body_.resize(resp_cap_);
+  if (resp_cap_ == kBodyChunk) up_->buffer.reserve(kBodyChunk);  // as in ReadRequestBody
   // A stream of unknown length with nothing of its body here yet (events, a followed log):
   // the head goes out now rather than with a first piece that may be long in coming.
   if (!length && up_->buffer.size() == 0) return RelayResponseBody();
   ArmBodyReadTimer();
   ReadResponseBody(0);
+}
+
+void ClientSession::SwitchProtocols() {
+  if (upgrade_ != UpgradeKind::kWebSocket || !SwitchesToWebSocket(resp_->get())) {
+    ReleaseUpstream(false);
+    return ProxyError(WithHttpStatus(
+        absl::UnavailableError(absl::StrCat(
+            Subject(), ": upstream ", address_, ": answered 101 Switching Protocols ",
+            upgrade_ == UpgradeKind::kWebSocket ? "without Upgrade: websocket"
+                                                : "to a request that asked for no upgrade")),
+        502));
+  }
+  std::string to_client = BuildResponseHead(/*whole_body=*/true, 0);
+  client_head_sent_ = true;
+  // Frames either side sent right behind its head, already read into our buffers.
+  const auto from_upstream = up_->buffer.data();
+  to_client.append(static_cast<const char*>(from_upstream.data()), from_upstream.size());
+  const auto from_client = in_.data();
+  std::string to_upstream(static_cast<const char*>(from_client.data()), from_client.size());
+  in_.consume(in_.size());
+  tunnelled_ = true;
+  SetBusy(false);  // a tunnel may stay open for hours: a drain does not wait for it
+  client_.expires_never();
+  up_->stream.expires_never();
+  std::shared_ptr<UpstreamConnection> up = std::move(up_);  // never back to the pool
+  const auto idle = ToChrono(shared_.options.tunnel_idle_timeout);
+  // Counted (code 101) only when the tunnel ends: until then it is in flight, which the
+  // autoscaler reads as load (capacity scaling) and as a reason not to scale to zero.
+  Tunnel::Start(client_.release_socket(), up->stream.release_socket(), std::move(to_client),
+                std::move(to_upstream), idle,
+                [self = shared_from_this()](const Tunnel::Result& r) {
+                  LogDebug("gateway: ", self->Subject(), ": WebSocket tunnel closed (",
+                           r.to_upstream, " bytes up, ", r.to_client, " down",
+                           r.idle ? ", idle" : "", r.failed ? ", cut" : "", ")");
+                  self->CountFinished(101);
+                });
 }
 
 void ClientSession::ReadResponseBody(size_t offset) {
@@ -667,7 +721,7 @@ std::string ClientSession::BuildResponseHead(bool whole_body, size_t body_len) {
       &head);
   if (invoke)
     absl::StrAppend(&head, "X-Call-Id: ", call_id_, "\r\nX-Start-Time: ", start_time_, "\r\n");
-  const bool no_body = head_request || code_ == 204 || code_ == 304;
+  const bool no_body = head_request || code_ == 101 || code_ == 204 || code_ == 304;
   if (!no_body) {
     if (whole_body) {
       absl::StrAppend(&head, "Content-Length: ", body_len, "\r\n");
@@ -678,7 +732,11 @@ std::string ClientSession::BuildResponseHead(bool whole_body, size_t body_len) {
       head.append("Transfer-Encoding: chunked\r\n");
     }
   }
-  if (close_after_) head.append("Connection: close\r\n");
+  if (code_ == 101) {
+    head.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+  } else if (close_after_) {
+    head.append("Connection: close\r\n");
+  }
   head.append("\r\n");
   return head;
 }
@@ -692,7 +750,9 @@ void ClientSession::RelayResponseBody() {
     out_head_.clear();
   }
   if (done) {
-    ReleaseUpstream(resp_->keep_alive() && !resp_->need_eof());
+    // A connection that carried an upgrade offer is not reused, whatever the answer.
+    ReleaseUpstream(resp_->keep_alive() && !resp_->need_eof() &&
+                    upgrade_ != UpgradeKind::kWebSocket);
   } else if (!watching_client_) {
     WatchClientGone();
   }
@@ -744,6 +804,7 @@ void ClientSession::FinishExchange() {
 void ClientSession::ReleaseUpstream(bool reusable) {
   if (up_ == nullptr) return;
   if (reusable) {
+    if (up_->buffer.size() == 0) up_->buffer.shrink_to_fit();  // idle ones hold no buffer
     loop_.pool.Put(std::move(up_));
   } else {
     error_code ignored;

@@ -4,6 +4,7 @@
 //   ReadHead → Route → (invoke) ResolveFunction → PickReplica [→ ReplicaWaiter]
 //   → ReadRequestBody → ConnectUpstream → SendRequest [→ StreamRequestBody]
 //   → ReadResponseHead → RelayResponseBody → FinishExchange → ReadHead ...
+//   (WebSocket) ... → ReadResponseHead → SwitchProtocols → Tunnel (tunnel.h) until both close
 //   (async) AcceptAsync → ReadAsyncBody → PublishAsync [helper thread] → AnswerAsync
 //   (cancel) CancelAsync [helper thread] → AnswerAsync
 // Gateway-made errors go through ProxyError (http_errors.h decides the status).
@@ -100,6 +101,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void StreamRequestBody();
   void ReadResponseHead();
   void OnResponseHead(boost::system::error_code ec, size_t bytes);
+  // A 101 to a WebSocket upgrade: the head goes to the client and both sockets to a Tunnel;
+  // the session lives on (counted open and in flight) until the tunnel ends.
+  void SwitchProtocols();
   void RelayResponseBody();
   // Reads the next piece of the response body into resp_body_ from `offset` on.
   void ReadResponseBody(size_t offset);
@@ -166,6 +170,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   uint64_t exchange_epoch_ = 0;
   std::string connect_error_;  // the last refused connection, for the 502 if none recovers
   std::optional<queue::QueuedCall> async_call_;  // the async call being read
+  UpgradeKind upgrade_ = UpgradeKind::kNone;      // what the invoke request asked for
+  bool tunnelled_ = false;  // a Tunnel holds both sockets: the exchange ends with it
 };
 
 }  // namespace faasd::gateway

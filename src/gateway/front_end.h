@@ -1,6 +1,7 @@
 // The gateway's front end: the one public listening port. A fixed set of event loops (one per
 // core, Boost.Asio over epoll, HTTP/1.1 framing by Boost.Beast) serves the hot routes itself:
-//   /function/NAME[.NS][/path]  proxied to a ready replica over pooled keep-alive connections
+//   /function/NAME[.NS][/path]  proxied to a ready replica over pooled keep-alive connections;
+//                               a WebSocket upgrade the replica accepts (101) becomes a tunnel
 //   /async-function/NAME[.NS][/path]  POST: queued on JetStream (queue/), 202 + X-Call-Id
 //   /async-function/CALL-ID           DELETE: cancels a queued call
 //   /healthz, /metrics
@@ -43,6 +44,13 @@ struct FrontEndOptions {
   absl::Duration upstream_timeout = absl::Seconds(60);
   absl::Duration connect_timeout = absl::Seconds(5);
   size_t max_request_bytes = 32 << 20;
+  // A WebSocket tunnel with no byte moving either way this long is closed. Generous on purpose:
+  // browsers send no pings of their own and libraries ping every 20 to 60 s or not at all, so
+  // a quiet but live socket (a chat, a dashboard) must outlast any of those intervals; ten
+  // minutes still frees, within minutes, the two sockets of a peer that vanished without a FIN
+  // (a laptop put to sleep, a NAT entry dropped). Not upstream_timeout: that bounds one
+  // invocation's answer, and a tunnel is open for as long as its two ends talk.
+  absl::Duration tunnel_idle_timeout = absl::Minutes(10);
   Credentials credentials;
   int internal_port = 0;  // the cpp-httplib server on 127.0.0.1
   queue::AsyncQueue* queue = nullptr;  // borrowed; null: /async-function/ answers 501

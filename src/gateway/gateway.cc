@@ -220,6 +220,7 @@ absl::Status GatewayServer::Start() {
   fo.max_connections = options_.max_connections;
   fo.head_timeout = absl::Seconds(options_.head_timeout_seconds);
   fo.idle_timeout = absl::Seconds(options_.idle_timeout_seconds);
+  fo.tunnel_idle_timeout = absl::Seconds(options_.tunnel_idle_timeout_seconds);
   fo.upstream_timeout =
       absl::Seconds(options_.upstream_timeout_seconds > 0 ? options_.upstream_timeout_seconds : 60);
   fo.max_request_bytes = options_.max_request_bytes;

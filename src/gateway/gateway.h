@@ -10,7 +10,8 @@
 // loopback port. The invoke path never calls the provider's lifecycle methods: it reads the
 // routing snapshot, forwards over per-loop keep-alive upstream connections, and counts
 // invocations with atomics. Bodies stream both ways in pieces of at most 64 KiB; responses are
-// relayed as they arrive (events, NDJSON, chunked).
+// relayed as they arrive (events, NDJSON, chunked); a WebSocket upgrade the function accepts is
+// tunnelled both ways until either side closes.
 //
 // Thread-safety: Start() and Stop() are called from one owning thread. The provider must
 // outlive the Gateway.
@@ -54,6 +55,7 @@ struct GatewayOptions {
   size_t max_connections = 10000;       // open client connections; past it 503 and close
   int head_timeout_seconds = 10;        // from a request's first byte to the end of its head
   int idle_timeout_seconds = 60;        // keep-alive connections without a request
+  int tunnel_idle_timeout_seconds = 600;  // WebSocket tunnels with no traffic (front_end.h)
   int listen_fd = -1;  // an inherited listening socket (socket activation) instead of binding
   std::string provider_name = "faasd-cpp", version, git_sha;
   // Borrowed, must outlive the Gateway; null: /async-function/ answers 501.

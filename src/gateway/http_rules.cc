@@ -44,6 +44,40 @@ bool NamedInConnection(absl::string_view connection, absl::string_view name) {
   return false;
 }
 
+namespace {
+bool NamesWebSocket(absl::string_view upgrade) {
+  for (absl::string_view token : absl::StrSplit(upgrade, ',')) {
+    token = absl::StripAsciiWhitespace(token);
+    token = token.substr(0, token.find('/'));
+    if (absl::EqualsIgnoreCase(token, "websocket")) return true;
+  }
+  return false;
+}
+}  // namespace
+
+UpgradeKind RequestedUpgrade(const HttpFields& fields) {
+  bool connection_names_upgrade = false;
+  for (auto range = fields.equal_range(http::field::connection); range.first != range.second;
+       ++range.first) {
+    connection_names_upgrade =
+        connection_names_upgrade || NamedInConnection(View(range.first->value()), "upgrade");
+  }
+  auto range = fields.equal_range(http::field::upgrade);
+  if (!connection_names_upgrade || range.first == range.second) return UpgradeKind::kNone;
+  for (; range.first != range.second; ++range.first) {
+    if (NamesWebSocket(View(range.first->value()))) return UpgradeKind::kWebSocket;
+  }
+  return UpgradeKind::kOther;
+}
+
+bool SwitchesToWebSocket(const HttpFields& response) {
+  for (auto range = response.equal_range(http::field::upgrade); range.first != range.second;
+       ++range.first) {
+    if (NamesWebSocket(View(range.first->value()))) return true;
+  }
+  return false;
+}
+
 bool IsIdempotent(http::verb method) {
   switch (method) {
     case http::verb::get:

@@ -40,6 +40,17 @@ std::string CheckRequestFraming(const HttpFields& fields, bool chunked);
 bool IsHopByHop(absl::string_view name);
 bool NamedInConnection(absl::string_view connection, absl::string_view name);
 
+// The protocol switch a request asks for (RFC 9110 7.8): none unless its Connection header
+// (any of them) names "upgrade" and an Upgrade header is present; WebSocket when a token of
+// Upgrade is "websocket" (case-insensitive, a "/version" suffix ignored), else another protocol
+// (h2c, TLS/1.x ...). Only WebSocket is tunnelled; any other Upgrade is dropped with the other
+// hop-by-hop headers and the request served as plain HTTP/1.1, which RFC 9110 lets a server do
+// and which is what h2c clients (curl --http2 on http://) expect of a server that declines.
+enum class UpgradeKind { kNone, kWebSocket, kOther };
+UpgradeKind RequestedUpgrade(const HttpFields& fields);
+// A 101 answer switches to WebSocket only if its Upgrade header names it.
+bool SwitchesToWebSocket(const HttpFields& response);
+
 // Methods a client may repeat without changing the outcome (RFC 9110 9.2.2).
 bool IsIdempotent(boost::beast::http::verb method);
 // An idempotent method, or a request that says it may be repeated with an Idempotency-Key (or

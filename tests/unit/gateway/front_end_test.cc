@@ -1,5 +1,6 @@
 // The front end against hostile and unusual HTTP on raw sockets: framing attacks, oversized
-// heads, slow heads, the connection cap, hop-by-hop headers both ways, auth before body.
+// heads, slow heads, the connection cap, hop-by-hop headers both ways, auth before body,
+// WebSocket tunnels (half-close, idle timeout, refused and declined upgrades).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -8,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -63,6 +65,12 @@ class RawConn {
     });
   }
   bool closed() const { return closed_; }
+  // Reads until `needle` is in what arrived (from the start of this call), the peer closes or
+  // `timeout` passes.
+  std::string ReadUntil(const std::string& needle, std::chrono::milliseconds timeout) {
+    return Read(timeout, [&](const std::string& got) { return absl::StrContains(got, needle); });
+  }
+  void ShutdownSend() { ::shutdown(fd_, SHUT_WR); }
 
  private:
   template <typename Done>
@@ -90,19 +98,25 @@ class RawConn {
   bool closed_ = false;
 };
 
+// A listening socket on 127.0.0.1, any free port (stored in *port).
+int ListenOnLoopback(int* port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  *port = ntohs(a.sin_port);
+  ::listen(fd, 4);
+  return fd;
+}
+
 // A one-connection upstream that records every byte it receives until the peer closes.
 class RecordingUpstream {
  public:
   RecordingUpstream() {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    socklen_t len = sizeof(a);
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    ::listen(listen_fd_, 4);
+    listen_fd_ = ListenOnLoopback(&port_);
     thread_ = std::thread([this] {
       pollfd p{listen_fd_, POLLIN, 0};
       if (::poll(&p, 1, 10000) <= 0) return;
@@ -143,13 +157,73 @@ class RecordingUpstream {
   std::atomic<bool> closed_{false};
 };
 
+// Bounded blocking reads on a raw fd, for ScriptedUpstream's scripts.
+std::string ReadFdUntil(int fd, const std::string& needle, bool* eof,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  std::string got;
+  const auto deadline = Clock::now() + timeout;
+  while ((needle.empty() || !absl::StrContains(got, needle)) && Clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    char buf[65536];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      *eof = true;
+      break;
+    }
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+bool SendFd(int fd, const std::string& data) {
+  return ::send(fd, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
+}
+
+// A one-connection upstream whose behaviour is a script run on the accepted socket; what the
+// script records (under its own lock) is read after Join().
+class ScriptedUpstream {
+ public:
+  explicit ScriptedUpstream(std::function<void(int fd)> script) {
+    listen_fd_ = ListenOnLoopback(&port_);
+    thread_ = std::thread([this, script = std::move(script)] {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 10000) <= 0) return;
+      const int fd = ::accept(listen_fd_, nullptr, nullptr);
+      script(fd);
+      ::close(fd);
+    });
+  }
+  ~ScriptedUpstream() {
+    Join();
+    ::close(listen_fd_);
+  }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  int listen_fd_ = -1, port_ = 0;
+  std::thread thread_;
+};
+
+constexpr char kWebSocketRequest[] =
+    "GET /function/ws/chat HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\n"
+    "Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\n\r\n";
+constexpr char kSwitched[] =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
 struct FrontFixture {
   FakeProvider provider;
   EchoUpstream upstream;
   metrics::Metrics metrics;  // outlives the gateway
   std::unique_ptr<Gateway> gateway;
 
-  explicit FrontFixture(size_t max_connections = 10000, int head_timeout = 10) {
+  explicit FrontFixture(size_t max_connections = 10000, int head_timeout = 10,
+                        int tunnel_idle_timeout = 600) {
     provider.routes.Set("echo.openfaas-fn", {{"127.0.0.1", upstream.port()}});
     GatewayOptions o;
     o.listen_host = "127.0.0.1";
@@ -158,6 +232,7 @@ struct FrontFixture {
     o.upstream_timeout_seconds = 5;
     o.max_connections = max_connections;
     o.head_timeout_seconds = head_timeout;
+    o.tunnel_idle_timeout_seconds = tunnel_idle_timeout;
     gateway = std::make_unique<Gateway>(o, provider, metrics);
     REQUIRE(gateway->Start().ok());
   }
@@ -366,6 +441,180 @@ TEST_CASE("a client aborting mid-upload aborts the upstream request", "[front][s
   const size_t body = got.size() - head_end - 4;
   CHECK(body > 0);
   CHECK(body <= 200000);  // never the announced 400000: the function sees a cut request
+}
+
+TEST_CASE("a WebSocket upgrade is tunnelled both ways, half-closes crossing", "[front][ws]") {
+  FrontFixture f;
+  std::mutex mu;
+  std::string head_seen, early_seen, after_fin_seen;
+  bool upstream_saw_eof = false;
+  ScriptedUpstream up([&](int fd) {
+    bool eof = false;
+    std::string got = ReadFdUntil(fd, "\r\n\r\n", &eof);
+    const size_t head_end = got.find("\r\n\r\n") + 4;
+    SendFd(fd, std::string(kSwitched) + "hello-from-fn");
+    // The client's first bytes came right behind its head; they follow the 101 here.
+    got += ReadFdUntil(fd, "ping", &eof);
+    SendFd(fd, "pong");
+    ::shutdown(fd, SHUT_WR);  // the function is done sending; the client may go on
+    std::string rest = ReadFdUntil(fd, "", &eof);
+    std::lock_guard<std::mutex> l(mu);
+    head_seen = got.substr(0, head_end);
+    early_seen = got.substr(head_end);
+    after_fin_seen = rest;
+    upstream_saw_eof = eof;
+  });
+  f.provider.routes.Set("ws.openfaas-fn", {{"127.0.0.1", up.port()}});
+  RawConn c(f.port());
+  REQUIRE(c.Send(std::string(kWebSocketRequest) + "early"));
+  std::string got = c.ReadUntil("hello-from-fn", std::chrono::seconds(5));
+  INFO(got);
+  REQUIRE(StartsWith(got, "HTTP/1.1 101 Switching Protocols\r\n"));
+  const std::string head = got.substr(0, got.find("\r\n\r\n"));
+  CHECK(absl::StrContains(head, "Upgrade: websocket"));
+  CHECK(absl::StrContains(head, "Connection: Upgrade"));
+  CHECK(absl::StrContains(head, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+  CHECK(absl::StrContains(head, "X-Call-Id: "));
+  CHECK_FALSE(absl::StrContains(head, "Content-Length"));
+  CHECK_FALSE(absl::StrContains(head, "Transfer-Encoding"));
+  REQUIRE(c.Send("ping"));
+  got = c.ReadUntilClose(std::chrono::seconds(5));
+  CHECK(got == "pong");
+  CHECK(c.closed());             // the function's FIN reached the client...
+  REQUIRE(c.Send("after-fin"));  // ...whose own direction stays open
+  c.ShutdownSend();
+  up.Join();
+  std::lock_guard<std::mutex> l(mu);
+  INFO(head_seen);
+  CHECK(absl::StartsWith(head_seen, "GET /chat HTTP/1.1\r\n"));
+  CHECK(absl::StrContains(head_seen, "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"));
+  CHECK(absl::StrContains(head_seen, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="));
+  CHECK(absl::StrContains(head_seen, "Sec-WebSocket-Version: 13"));
+  CHECK(early_seen == "earlyping");
+  CHECK(after_fin_seen == "after-fin");
+  CHECK(upstream_saw_eof);
+  // Counted as one invocation answered 101 once the tunnel closed; in flight until then.
+  bool counted = false;
+  for (int i = 0; i < 100 && !counted; ++i) {
+    counted = absl::StrContains(f.metrics.Render(), "code=\"101\"} 1");
+    if (!counted) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // poll
+  }
+  CHECK(counted);
+  CHECK(f.metrics.Inflight("ws.openfaas-fn") == 0);
+}
+
+TEST_CASE("an open tunnel is in flight; a silent one closes after the idle timeout",
+          "[front][ws]") {
+  FrontFixture f(10000, 10, /*tunnel_idle_timeout=*/1);
+  bool upstream_saw_eof = false;
+  ScriptedUpstream up([&](int fd) {
+    bool eof = false;
+    ReadFdUntil(fd, "\r\n\r\n", &eof);
+    SendFd(fd, kSwitched);
+    ReadFdUntil(fd, "", &eof);
+    upstream_saw_eof = eof;
+  });
+  f.provider.routes.Set("ws.openfaas-fn", {{"127.0.0.1", up.port()}});
+  RawConn c(f.port());
+  REQUIRE(c.Send(kWebSocketRequest));
+  REQUIRE(StartsWith(c.ReadUntil("\r\n\r\n", std::chrono::seconds(5)), "HTTP/1.1 101 "));
+  CHECK(f.metrics.Inflight("ws.openfaas-fn") == 1);
+  const auto t0 = Clock::now();
+  c.ReadUntilClose(std::chrono::seconds(5));
+  const auto took = Clock::now() - t0;
+  CHECK(c.closed());
+  CHECK(took >= std::chrono::milliseconds(900));
+  CHECK(took < std::chrono::seconds(3));
+  up.Join();
+  CHECK(upstream_saw_eof);
+}
+
+TEST_CASE("a drain does not wait for open tunnels; a stop closes them, each counted once",
+          "[front][ws]") {
+  FrontFixture f;
+  bool upstream_saw_eof = false;
+  ScriptedUpstream up([&](int fd) {
+    bool eof = false;
+    ReadFdUntil(fd, "\r\n\r\n", &eof);
+    SendFd(fd, kSwitched);
+    ReadFdUntil(fd, "", &eof, std::chrono::seconds(10));
+    upstream_saw_eof = eof;
+  });
+  f.provider.routes.Set("ws.openfaas-fn", {{"127.0.0.1", up.port()}});
+  RawConn c(f.port());
+  REQUIRE(c.Send(kWebSocketRequest));
+  REQUIRE(StartsWith(c.ReadUntil("\r\n\r\n", std::chrono::seconds(5)), "HTTP/1.1 101 "));
+  const auto t0 = Clock::now();
+  f.gateway->Drain(absl::Seconds(5));
+  CHECK(Clock::now() - t0 < std::chrono::seconds(2));
+  f.gateway->Stop();
+  c.ReadUntilClose(std::chrono::seconds(5));
+  CHECK(c.closed());
+  up.Join();
+  CHECK(upstream_saw_eof);
+  CHECK(f.metrics.Inflight("ws.openfaas-fn") == 0);
+  CHECK(absl::StrContains(f.metrics.Render(), "code=\"101\"} 1"));
+}
+
+TEST_CASE("an upgrade the function declines is a plain response on a connection not reused",
+          "[front][ws]") {
+  FrontFixture f;  // the echo upstream knows nothing of WebSocket
+  RawConn c(f.port());
+  REQUIRE(
+      c.Send("GET /function/echo/a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+             "Upgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n"));
+  std::string got = c.ReadResponse(std::chrono::seconds(5));
+  INFO(got);
+  CHECK(StartsWith(got, "HTTP/1.1 200 "));
+  CHECK(absl::StrContains(got, "h:Upgrade=websocket"));  // offered to the function...
+  CHECK(absl::StrContains(got, "h:Sec-WebSocket-Key=k"));
+  CHECK_FALSE(c.closed());  // ...which declined: the client's connection goes on
+  REQUIRE(c.Send("GET /function/echo/b HTTP/1.1\r\nHost: x\r\n\r\n"));
+  got = c.ReadResponse(std::chrono::seconds(5));
+  CHECK(absl::StrContains(got, "path=/b"));
+  CHECK_FALSE(absl::StrContains(got, "h:Upgrade="));
+  CHECK(f.upstream.connections() == 2);  // the offer's connection was not pooled
+}
+
+TEST_CASE("an upgrade to another protocol (h2c) is served as HTTP/1.1 without it", "[front][ws]") {
+  FrontFixture f;
+  RawConn c(f.port());
+  REQUIRE(
+      c.Send("GET /function/echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+             "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"));
+  const std::string got = c.ReadResponse(std::chrono::seconds(5));
+  INFO(got);
+  CHECK(StartsWith(got, "HTTP/1.1 200 "));
+  CHECK_FALSE(absl::StrContains(got, "h:Upgrade="));
+  CHECK_FALSE(absl::StrContains(got, "h:HTTP2-Settings="));
+  CHECK_FALSE(absl::StrContains(got, "Upgrade: "));
+}
+
+TEST_CASE("a WebSocket upgrade that is not a GET without a body is refused", "[front][ws]") {
+  FrontFixture f;
+  ExpectRefusedAndClosed(f,
+                         "POST /function/echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                         "Upgrade: websocket\r\nContent-Length: 2\r\n\r\nhi",
+                         400);
+}
+
+TEST_CASE("a 101 the client did not ask for, or to another protocol, is a 502", "[front][ws]") {
+  const bool asked = GENERATE(false, true);
+  FrontFixture f;
+  ScriptedUpstream up([&](int fd) {
+    bool eof = false;
+    ReadFdUntil(fd, "\r\n\r\n", &eof);
+    SendFd(fd, asked ? "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n" : kSwitched);
+    ReadFdUntil(fd, "", &eof);
+  });
+  f.provider.routes.Set("ws.openfaas-fn", {{"127.0.0.1", up.port()}});
+  RawConn c(f.port());
+  REQUIRE(c.Send(asked ? std::string(kWebSocketRequest)
+                       : std::string("GET /function/ws HTTP/1.1\r\nHost: x\r\n\r\n")));
+  const std::string got = c.ReadResponse(std::chrono::seconds(5));
+  INFO(got);
+  CHECK(StartsWith(got, "HTTP/1.1 502 "));
+  CHECK(absl::StrContains(got, "101 Switching Protocols"));
 }
 
 TEST_CASE("pipelined requests are answered in order on one connection", "[front]") {

@@ -52,6 +52,55 @@ TEST_CASE("hop-by-hop headers and those named in Connection do not cross", "[rul
   CHECK(out == "X-Keep: 1\r\n");
 }
 
+TEST_CASE("upgrades: WebSocket only when Connection names upgrade; other protocols apart",
+          "[rules]") {
+  HttpFields ws;
+  ws.insert(http::field::connection, "keep-alive, Upgrade");
+  ws.insert(http::field::upgrade, "WebSocket");
+  CHECK(RequestedUpgrade(ws) == UpgradeKind::kWebSocket);
+
+  HttpFields listed;  // a list of offers, one with a version
+  listed.insert(http::field::connection, "upgrade");
+  listed.insert(http::field::upgrade, "h2c, websocket/13");
+  CHECK(RequestedUpgrade(listed) == UpgradeKind::kWebSocket);
+
+  HttpFields second_connection;  // "upgrade" in the second of two Connection headers
+  second_connection.insert(http::field::connection, "keep-alive");
+  second_connection.insert(http::field::connection, "Upgrade");
+  second_connection.insert(http::field::upgrade, "websocket");
+  CHECK(RequestedUpgrade(second_connection) == UpgradeKind::kWebSocket);
+
+  HttpFields h2c;  // curl --http2 on http://
+  h2c.insert(http::field::connection, "Upgrade, HTTP2-Settings");
+  h2c.insert(http::field::upgrade, "h2c");
+  h2c.insert("HTTP2-Settings", "AAMAAABkAAQCAAAAAAIAAAAA");
+  CHECK(RequestedUpgrade(h2c) == UpgradeKind::kOther);
+  // Dropped on the way, with the settings the Connection header names.
+  std::string out;
+  AppendForwardedFields(
+      h2c, "Upgrade, HTTP2-Settings", [](absl::string_view) { return false; }, &out);
+  CHECK(out.empty());
+
+  HttpFields no_connection;  // Upgrade alone asks for nothing (RFC 9110 7.8)
+  no_connection.insert(http::field::upgrade, "websocket");
+  CHECK(RequestedUpgrade(no_connection) == UpgradeKind::kNone);
+  HttpFields no_upgrade;
+  no_upgrade.insert(http::field::connection, "upgrade");
+  CHECK(RequestedUpgrade(no_upgrade) == UpgradeKind::kNone);
+  HttpFields websocketish;  // not a token of its own
+  websocketish.insert(http::field::connection, "upgrade");
+  websocketish.insert(http::field::upgrade, "websockets");
+  CHECK(RequestedUpgrade(websocketish) == UpgradeKind::kOther);
+  CHECK(RequestedUpgrade(HttpFields()) == UpgradeKind::kNone);
+
+  HttpFields switched, h2c_switched;
+  switched.insert(http::field::upgrade, "websocket");
+  h2c_switched.insert(http::field::upgrade, "h2c");
+  CHECK(SwitchesToWebSocket(switched));
+  CHECK_FALSE(SwitchesToWebSocket(h2c_switched));
+  CHECK_FALSE(SwitchesToWebSocket(HttpFields()));
+}
+
 TEST_CASE("idempotent methods, or an Idempotency-Key, make a request safe to send again",
           "[rules]") {
   HttpFields none, key, x_key;

@@ -27,6 +27,7 @@
 #include "metrics/metrics.h"
 #include "provider/provider.h"
 #include "queue/queue.h"
+#include "services/status.h"
 
 namespace faasd::gateway {
 
@@ -82,6 +83,11 @@ class Gateway {
   void Drain(absl::Duration grace);
   // Stops accepting, finishes the listening thread and joins it. Idempotent.
   void Stop();
+
+  // GET /system/services lists what `source` knows (the service supervisor, made after the
+  // gateway serves: it needs the port). Borrowed; it must stay until Stop(). Null, as before the
+  // first call: the list is empty. Thread-safe.
+  void SetServiceStatuses(const services::StatusSource* source);
 
  private:
   std::unique_ptr<GatewayServer> server_;

@@ -5,138 +5,25 @@ Screenshots of each page go to build/ui-screenshots/ (relative to the repository
 load time (Navigation Timing) is measured and written there too, not asserted."""
 
 import json
-import os
 import random
-import shutil
-import tempfile
 import urllib.parse
-from pathlib import Path
 
 import pytest
 
 import harness
 
-# Debian's python3-selenium, chromium and chromium-driver (scripts/deps.sh test): missing
-# ones fail the tests rather than skip them, so CI cannot pass without a browser.
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-SHOTS = Path(__file__).resolve().parents[2] / "build" / "ui-screenshots"
-WAIT = 30  # seconds for anything the page shows after an API call
-
-
-class Portal:
-    """One headless chromium logged in to the daemon: every request carries the daemon's
-    Basic credentials (CDP Network.setExtraHTTPHeaders), as the browser's own login would."""
-
-    def __init__(self, daemon, profile_dir, send_credentials=True):
-        self.daemon = daemon
-        self.base = f"http://127.0.0.1:{daemon.port}"
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = CHROMIUM
-        for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                    "--window-size=1280,900", f"--user-data-dir={profile_dir}",
-                    "--no-first-run", "--disable-extensions"]:
-            opts.add_argument(arg)
-        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.service = Service(executable_path=CHROMEDRIVER)
-        self.driver = None
-        try:
-            self.driver = webdriver.Chrome(service=self.service, options=opts)
-            if send_credentials:
-                self.driver.execute_cdp_cmd("Network.enable", {})
-                self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders",
-                                            {"headers": {"Authorization": daemon.auth_header()}})
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self):
-        """Quits the browser (chromedriver ends the chromium it started), then stops the
-        chromedriver this Service started, through its own process handle."""
-        if self.driver is not None:
-            try:
-                self.driver.quit()
-            finally:
-                self.driver = None
-        self.service.stop()
-
-    def go(self, route):
-        self.driver.get(f"{self.base}/ui/#/{route}")
-
-    def wait(self, predicate, what, timeout=WAIT):
-        try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
-                lambda d: predicate(), message=what)
-        except Exception:
-            page = self.text("main")[:2000]
-            console = [e["message"][:300] for e in self.driver.get_log("browser")]
-            raise AssertionError(f"{what}; at {self.driver.current_url}\n--- page ---\n{page}"
-                                 f"\n--- console ---\n{console}") from None
-
-    def find(self, css, timeout=WAIT):
-        return self.wait(lambda: (self.driver.find_elements(By.CSS_SELECTOR, css) or [None])[0],
-                         f"element {css}", timeout)
-
-    def text(self, css):
-        els = self.driver.find_elements(By.CSS_SELECTOR, css)
-        return els[0].text if els else ""
-
-    def fill(self, css, value):
-        el = self.find(css)
-        el.clear()
-        el.send_keys(value)
-        return el
-
-    def load_timing(self):
-        """Navigation Timing of the current page (ms): load event, DOMContentLoaded, and the
-        three slowest files."""
-        self.wait(lambda: self.driver.execute_script(
-            "return performance.getEntriesByType('navigation')[0].loadEventEnd > 0"), "load event")
-        return self.driver.execute_script(
-            "const n = performance.getEntriesByType('navigation')[0];"
-            "const r = performance.getEntriesByType('resource')"
-            "  .map(e => [e.name.replace(location.origin, ''), Math.round(e.duration)])"
-            "  .sort((a, b) => b[1] - a[1]).slice(0, 3);"
-            "return {load: n.loadEventEnd - n.startTime, dom: n.domContentLoadedEventEnd - n.startTime,"
-            "        ttfb: n.responseStart - n.startTime, slowest: r};")
-
-    def shot(self, name, size=None):
-        """Saves build/ui-screenshots/NAME.png, at `size` (width, height) if given."""
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        if size:
-            self.driver.set_window_size(*size)
-        try:
-            self.driver.save_screenshot(str(SHOTS / f"{name}.png"))
-        finally:
-            if size:
-                self.driver.set_window_size(1280, 900)
-
-    def errors(self):
-        return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, ".error")]
+from portal import SHOTS, open_portal
 
 
 @pytest.fixture(scope="module")
 def portal(faasd):
-    for tool in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(tool, os.X_OK):
-            pytest.fail(f"{tool}: not installed (scripts/deps.sh test installs it)")
     if not faasd.running():
         faasd.start()
-    profile = tempfile.mkdtemp(prefix="fdt-chromium-")
-    p = None
-    try:
-        p = Portal(faasd, profile)
+    with open_portal(faasd) as p:
         yield p
-    finally:
-        if p is not None:
-            p.close()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_the_portal_loads_behind_basic_auth_and_lists_functions(portal, functions, api):
@@ -339,17 +226,10 @@ def test_credentials_given_once_serve_the_page_and_its_api_calls(faasd, api, fun
     """The browser's own Basic-auth login (credentials in the URL stand in for its prompt):
     its cached credentials must carry the page's fetch() calls to /system/* too."""
     name = functions.deploy("uiauth")
-    profile = tempfile.mkdtemp(prefix="fdt-chromium-")
-    p = None
-    try:
-        p = Portal(api, profile, send_credentials=False)
+    with open_portal(api, send_credentials=False) as p:
         user = urllib.parse.quote(api.user, safe="")
         password = urllib.parse.quote(api.password, safe="")
         p.driver.get(f"http://{user}:{password}@127.0.0.1:{api.port}/ui/#/functions")
         p.wait(lambda: p.text(f'#functions tr[data-fn="{name}"] [data-status]') == "Ready",
                f"{name} listed through the browser's own credentials")
         assert not p.errors()
-    finally:
-        if p is not None:
-            p.close()
-        shutil.rmtree(profile, ignore_errors=True)

@@ -88,19 +88,6 @@ class Portal:
         el.send_keys(value)
         return el
 
-    def load_timing(self):
-        """Navigation Timing of the current page (ms): load event, DOMContentLoaded, and the
-        three slowest files."""
-        self.wait(lambda: self.driver.execute_script(
-            "return performance.getEntriesByType('navigation')[0].loadEventEnd > 0"), "load event")
-        return self.driver.execute_script(
-            "const n = performance.getEntriesByType('navigation')[0];"
-            "const r = performance.getEntriesByType('resource')"
-            "  .map(e => [e.name.replace(location.origin, ''), Math.round(e.duration)])"
-            "  .sort((a, b) => b[1] - a[1]).slice(0, 3);"
-            "return {load: n.loadEventEnd - n.startTime, dom: n.domContentLoadedEventEnd - n.startTime,"
-            "        ttfb: n.responseStart - n.startTime, slowest: r};")
-
     def shot(self, name, size=None):
         """Saves build/ui-screenshots/NAME.png, at `size` (width, height) if given."""
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -114,6 +101,7 @@ class Portal:
 
     def errors(self):
         return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, ".error")]
+
 
 @contextlib.contextmanager
 def open_portal(daemon, send_credentials=True):

@@ -62,7 +62,27 @@ class Portal:
         self.service.stop()
 
     def go(self, route):
+        """Opens #/ROUTE and waits until the page's code ran (its heading is in <main>).
+
+        Chromium aborts the requests in flight when the host's interfaces change (another
+        test's bridge or veth: net::ERR_NETWORK_CHANGED); a module lost that way leaves the
+        page at "Loading…" for good, and a later hash change does not reload it. Such a page is
+        loaded again, up to three loads in all, then reported as any wait is. Returns the
+        number of loads."""
         self.driver.get(f"{self.base}/ui/#/{route}")
+        for loads in (1, 2):
+            try:
+                WebDriverWait(self.driver, 10, poll_frequency=0.1).until(lambda d: self._ran())
+                return loads
+            except Exception:
+                console = [e["message"][:200] for e in self.driver.get_log("browser")]
+                print(f"portal: #/{route} did not start ({console}); loading it again")
+                self.driver.refresh()
+        self.wait(self._ran, "the page's code to run")
+        return 3
+
+    def _ran(self):
+        return self.driver.execute_script("return document.querySelector('#main h1') !== null")
 
     def wait(self, predicate, what, timeout=WAIT):
         try:

@@ -42,14 +42,17 @@ def test_the_portal_loads_behind_basic_auth_and_lists_functions(portal, function
     assert "1/1" in portal.text(f"{row} .replicas")
     assert fn_image_ref(functions) in portal.text(f"{row} .image")
     loads = [first_load(portal, row) for _ in range(5)]
-    listed = statistics.median(t["listed"] for t in loads)
+    # A load Portal.go had to repeat found its files cached by then: not in the median.
+    clean = [t for t in loads if t["loads"] == 1] or loads
+    listed = statistics.median(t["listed"] for t in clean)
     SHOTS.mkdir(parents=True, exist_ok=True)
     (SHOTS / "timing.json").write_text(json.dumps({"median_listed_ms": listed, "loads": loads},
                                                   indent=1))
+    load_event = statistics.median(t["load"] for t in clean)
     print(f"\nportal first load on loopback, navigation start to the function list: median "
-          f"{listed:.0f} ms of {sorted(round(t['listed']) for t in loads)}; load event "
-          f"{statistics.median(t['load'] for t in loads):.0f} ms; slowest files of the first: "
-          f"{loads[0]['slowest']}")
+          f"{listed:.0f} ms of {sorted(round(t['listed']) for t in clean)} "
+          f"({len(loads) - len(clean)} repeated loads left out); load event {load_event:.0f} ms; "
+          f"slowest files of the first: {loads[0]['slowest']}")
     portal.shot("functions")
     portal.shot("functions-small", (1024, 440))  # the README's docs/portal.png
 
@@ -116,21 +119,24 @@ def first_load(portal, row):
     d = portal.driver
     d.get("about:blank")
     d.execute_cdp_cmd("Network.clearBrowserCache", {})
-    portal.go("functions")
+    loads = portal.go("functions")
     portal.find(row)
     portal.wait(lambda: d.execute_script(
         "return performance.getEntriesByName('functions-listed').length > 0 &&"
         "  performance.getEntriesByType('navigation')[0].loadEventEnd > 0"), "the list's mark")
     # Each of the slowest: [path, ms in all, ms from its request sent to its first byte].
-    return d.execute_script(
+    timing = d.execute_script(
         "const n = performance.getEntriesByType('navigation')[0];"
         "const r = performance.getEntriesByType('resource')"
         "  .map(e => [e.name.replace(location.origin, ''), Math.round(e.duration),"
         "             Math.round(e.responseStart - e.requestStart)])"
         "  .sort((a, b) => b[1] - a[1]).slice(0, 3);"
         "return {listed: performance.getEntriesByName('functions-listed')[0].startTime,"
-        "        ttfb: n.responseStart - n.startTime, dom: n.domContentLoadedEventEnd - n.startTime,"
+        "        ttfb: n.responseStart - n.startTime,"
+        "        dom: n.domContentLoadedEventEnd - n.startTime,"
         "        load: n.loadEventEnd - n.startTime, slowest: r};")
+    timing["loads"] = loads  # more than 1: the first was lost (Portal.go), so it had files cached
+    return timing
 
 
 def download(portal, link, folder):

@@ -236,6 +236,11 @@ def test_service_restart_command(svc):
                        "a new prometheus task")
     harness.wait_until(lambda: service_row(svc, "prometheus")["RESTARTS"] == str(before + 1),
                        10, "prometheus's restart counted")
+    prometheus = harness.wait_until(
+        lambda: (s := api_services(svc)["prometheus"])["state"] == "running" and s, 10,
+        "prometheus running again in the API")
+    assert prometheus["restarts"] == before + 1, prometheus
+    assert prometheus["lastExit"]["reason"].endswith(" (restart requested)"), prometheus
     assert faasd_service(svc, "restart", "nope").returncode == 1
 
 

@@ -3,7 +3,8 @@
 // (/function/NAME[.NS][/path]), /healthz and Prometheus /metrics.
 //
 // The gateway talks only to provider::FunctionProvider (lifecycle) and its RoutingTable
-// (where ready replicas listen). Errors map to HTTP in one place: http_errors.h.
+// (where ready replicas listen), and reads services::StatusSource (what the service supervisor
+// knows, GET /system/services). Errors map to HTTP in one place: http_errors.h.
 //
 // One public port: an event-driven front end (front_end.h; one loop per core) serves the
 // invoke path, /healthz and /metrics itself and relays the rest to the /system server on a

@@ -710,6 +710,7 @@ int Up(const Flags& f, const Relaunch& relaunch) {
   sopts.log_rotation = rotation;
   sopts.log_journal = journal;
   services::ServiceSupervisor supervisor(sopts, client, puller, **net);
+  gw.SetServiceStatuses(&supervisor);  // gw.Stop() below comes before its destruction
   if (run_services == "on") {
     if (host == "127.0.0.1" || host == "localhost") {
       LogWarning("services: the gateway listens on ", host,

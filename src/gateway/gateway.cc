@@ -103,6 +103,7 @@ void GatewayServer::RegisterRoutes() {
   server_.Get(R"(/system/function-stats/([^/]+))",
               SystemGet([this](auto& q, auto&, auto& r) { FunctionStats(q, r); }));
   server_.Get("/system/info", SystemGet([this](auto& q, auto&, auto& r) { Info(q, r); }));
+  server_.Get("/system/services", SystemGet([this](auto& q, auto&, auto& r) { Services(q, r); }));
   server_.Get("/system/namespaces",
               SystemGet([this](auto& q, auto&, auto& r) { Namespaces(q, r); }));
   server_.Get("/system/logs", SystemGet([this](auto& q, auto&, auto& r) { FunctionLogs(q, r); }));
@@ -261,5 +262,8 @@ int Gateway::port() const { return server_->port(); }
 int Gateway::listener_fd() const { return server_->listener_fd(); }
 void Gateway::Drain(absl::Duration grace) { server_->Drain(grace); }
 void Gateway::Stop() { server_->Stop(); }
+void Gateway::SetServiceStatuses(const services::StatusSource* source) {
+  server_->SetServiceStatuses(source);
+}
 
 }  // namespace faasd::gateway

@@ -3,7 +3,8 @@
 // (/function/NAME[.NS][/path]), /healthz and Prometheus /metrics.
 //
 // The gateway talks only to provider::FunctionProvider (lifecycle) and its RoutingTable
-// (where ready replicas listen). Errors map to HTTP in one place: http_errors.h.
+// (where ready replicas listen), and reads services::StatusSource (what the service supervisor
+// knows, GET /system/services). Errors map to HTTP in one place: http_errors.h.
 //
 // One public port: an event-driven front end (front_end.h; one loop per core) serves the
 // invoke path, /healthz and /metrics itself and relays the rest to the /system server on a
@@ -28,6 +29,7 @@
 #include "metrics/metrics.h"
 #include "provider/provider.h"
 #include "queue/queue.h"
+#include "services/status.h"
 
 namespace faasd::gateway {
 
@@ -84,6 +86,11 @@ class Gateway {
   void Drain(absl::Duration grace);
   // Stops accepting, finishes the listening thread and joins it. Idempotent.
   void Stop();
+
+  // GET /system/services lists what `source` knows (the service supervisor, made after the
+  // gateway serves: it needs the port). Borrowed; it must stay until Stop(). Null, as before the
+  // first call: the list is empty. Thread-safe.
+  void SetServiceStatuses(const services::StatusSource* source);
 
  private:
   std::unique_ptr<GatewayServer> server_;

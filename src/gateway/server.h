@@ -3,6 +3,7 @@
 // Gateway; httplib handlers run on the server's worker threads.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -35,6 +36,7 @@ class GatewayServer {
   int listener_fd() const { return front_ == nullptr ? -1 : front_->listener_fd(); }
   void Drain(absl::Duration grace);
   void Stop();
+  void SetServiceStatuses(const services::StatusSource* source) { services_.store(source); }
 
  private:
   // Exposes httplib's listening socket so the backlog can be raised past the compiled-in 5.
@@ -78,11 +80,13 @@ class GatewayServer {
   void Alert(const httplib::Request& req, const std::string& body, httplib::Response& res);
   absl::Status ApplyAlert(bool firing, const std::string& function);
   void ServeUi(const httplib::Request& req, httplib::Response& res);       // ui_api.cc
+  void Services(const httplib::Request& req, httplib::Response& res);      // services_api.cc
 
   const GatewayOptions options_;
   provider::FunctionProvider& provider_;
   metrics::Metrics& metrics_;
   const metrics::History* history_;  // may be null
+  std::atomic<const services::StatusSource*> services_{nullptr};
   int service_count_collector_ = 0;  // gateway_service_count from the routing table
   Server server_;  // internal: 127.0.0.1, reached through front_
   std::thread listener_;

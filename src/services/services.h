@@ -16,6 +16,8 @@
 // - A task that exits is restarted by its restart policy, after RestartDelay.
 // - Stop() leaves the services running: a daemon restart (an upgrade) must not lose NATS's
 //   queue or Prometheus's history; the next Start() adopts them.
+// - Statuses() is what it knows of each service (status.h): none before services.yaml was read
+//   (the images folder is imported first), none when it was bad or when Start() was not called.
 //
 // Thread-safe.
 #pragma once
@@ -33,6 +35,7 @@
 #include "image/puller.h"
 #include "logs/logs.h"
 #include "network/cni_network.h"
+#include "services/status.h"
 
 namespace faasd::services {
 
@@ -130,11 +133,11 @@ struct SupervisorOptions {
 
 // Runs the services of services.yaml. Borrows the containerd client, the puller (used with
 // IfNotPresent) and the network.
-class ServiceSupervisor {
+class ServiceSupervisor : public StatusSource {
  public:
   ServiceSupervisor(SupervisorOptions options, containerd::Client& client,
                     image::ImagePuller& puller, network::CniNetwork& network);
-  ~ServiceSupervisor();
+  ~ServiceSupervisor() override;
   ServiceSupervisor(const ServiceSupervisor&) = delete;
   ServiceSupervisor& operator=(const ServiceSupervisor&) = delete;
 
@@ -142,6 +145,9 @@ class ServiceSupervisor {
   void Start();
   // Stops supervising; the service containers keep running.
   void Stop();
+
+  // Each service of services.yaml in name order, with its state. Thread-safe.
+  std::vector<ServiceStatus> Statuses() const override;
 
  private:
   class Impl;

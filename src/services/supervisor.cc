@@ -106,6 +106,16 @@ std::vector<std::string> MergeEnv(const std::vector<std::string>& image_env,
 
 void MakeDirs(const std::string& path, mode_t mode) { (void)logs::MakeDirs(path, mode); }
 
+ServiceExit Exited(uint32_t status) { return ServiceExit{status, ExitReason(status), absl::Now()}; }
+ServiceExit StartFailure(const absl::Status& s) {
+  return ServiceExit{std::nullopt, absl::StrCat("did not start: ", s.message()), absl::Now()};
+}
+
+const char* PolicyName(RestartPolicy p) {
+  constexpr const char* kNames[] = {"always", "on-failure", "no"};  // RestartPolicy's order
+  return kNames[static_cast<int>(p)];
+}
+
 }  // namespace
 
 class ServiceSupervisor::Impl {
@@ -119,6 +129,29 @@ class ServiceSupervisor::Impl {
   void Start() {
     main_ = std::thread([this] { Run(); });
     events_ = std::thread([this] { WatchExits(); });
+  }
+
+  std::vector<ServiceStatus> Statuses() const {
+    absl::MutexLock l(&mu_);
+    std::vector<ServiceStatus> out;
+    for (const auto& [name, st] : states_) {
+      ServiceStatus s;
+      s.name = name;
+      s.image = st.spec.image;
+      s.restart_policy = PolicyName(st.spec.restart);
+      s.state = st.state;
+      s.since = st.since;
+      s.pid = st.pid;
+      s.ip = st.ip;
+      s.restarts = st.restarts;
+      if (st.state == ServiceState::kRestarting) s.restart_at = st.restart_at;
+      s.last_exit = st.last_exit;
+      for (const auto& p : st.spec.ports) {
+        s.ports.push_back({p.host_ip, p.host_port, p.container_port, p.protocol});
+      }
+      out.push_back(std::move(s));
+    }
+    return out;
   }
 
   void Stop() {
@@ -139,6 +172,24 @@ class ServiceSupervisor::Impl {
     absl::Time started_at;                           // of the current task
     absl::Time restart_at = absl::InfiniteFuture();  // a restart is due then
     bool running = false;
+    // What Statuses() reports (status.h); `since` moves only when `state` changes.
+    ServiceState state = ServiceState::kStarting;
+    absl::Time since = absl::Now();
+    uint32_t pid = 0;  // of the running task
+    std::string ip;
+    std::optional<ServiceExit> last_exit;
+
+    void Enter(ServiceState s) {
+      if (s != state) since = absl::Now();
+      state = s;
+    }
+    void Running(uint32_t task_pid, const std::string& address) {
+      running = true;
+      started_at = absl::Now();
+      pid = task_pid;
+      ip = address;
+      Enter(ServiceState::kRunning);
+    }
   };
 
   containerd::CallScope Scope(absl::Duration timeout = absl::Seconds(30)) const {
@@ -167,7 +218,7 @@ class ServiceSupervisor::Impl {
       absl::Status s = Ensure(spec);
       if (!s.ok()) {
         LogError("service ", spec.name, ": ", s.message());
-        ScheduleRestart(spec.name, 0, /*failed_start=*/true);
+        ScheduleRestart(spec.name, StartFailure(s), /*failed_start=*/true);
       }
     }
     LogInfo("services: ", order->size(), " up after ", absl::FormatDuration(absl::Now() - t0));
@@ -277,9 +328,7 @@ class ServiceSupervisor::Impl {
             network_.LookupIp(spec.name) && network::IsNetns(NetnsPath(spec.name))) {
           {
             absl::MutexLock l(&mu_);
-            State& st = states_[spec.name];
-            st.running = true;
-            st.started_at = absl::Now();
+            states_[spec.name].Running(task->pid(), network_.LookupIp(spec.name).value_or(""));
           }
           LogInfo("service ", spec.name, ": adopted the running task (pid ", task->pid(), ")");
           PublishHosts();
@@ -444,8 +493,7 @@ class ServiceSupervisor::Impl {
     {
       absl::MutexLock l(&mu_);
       State& st = states_[id];
-      st.running = true;
-      st.started_at = absl::Now();
+      st.Running(*started, *ip);
       st.restart_at = absl::InfiniteFuture();
     }
     LogInfo("service ", id, ": running (pid ", *started, ", ", *ip, ports_note(spec), ")");
@@ -470,6 +518,8 @@ class ServiceSupervisor::Impl {
       if (auto it = states_.find(id); it != states_.end()) {
         it->second.running = false;
         it->second.restart_at = absl::InfiniteFuture();
+        it->second.pid = 0;
+        it->second.Enter(ServiceState::kStarting);  // replaced (or removed and forgotten)
       }
     }
     absl::Duration grace = absl::Seconds(10);
@@ -542,7 +592,8 @@ class ServiceSupervisor::Impl {
   }
 
   // Called with the exit seen (from an event or a check). A failed start counts as an exit.
-  void ScheduleRestart(const std::string& id, uint32_t exit_status, bool failed_start) {
+  void ScheduleRestart(const std::string& id, ServiceExit exit, bool failed_start) {
+    const uint32_t exit_status = exit.code.value_or(0);
     absl::StatusOr<Container> c = client_.containers.Get(Scope(), id);
     bool requested = false;
     if (c.ok()) requested = c->labels().count(kRestartRequestLabel) > 0;
@@ -552,10 +603,15 @@ class ServiceSupervisor::Impl {
     State& st = it->second;
     if (!st.running && !failed_start) return;  // seen already
     st.running = false;
+    st.pid = 0;
+    if (requested) exit.reason += " (restart requested)";
+    st.last_exit = std::move(exit);
     if (!requested && !failed_start && !ShouldRestart(st.spec.restart, exit_status)) {
       LogInfo("service ", id, ": exited with status ", exit_status, "; restart policy says no");
+      st.Enter(exit_status == 0 ? ServiceState::kStopped : ServiceState::kFailed);
       return;
     }
+    st.Enter(ServiceState::kRestarting);
     const bool stable = !failed_start && absl::Now() - st.started_at >= kStableRun;
     st.in_a_row = stable || requested ? 1 : st.in_a_row + 1;
     const absl::Duration delay = RestartDelay(st.in_a_row);
@@ -589,7 +645,7 @@ class ServiceSupervisor::Impl {
     }
     if (!s.ok()) {
       LogError("service ", id, ": restart: ", s.message());
-      ScheduleRestart(id, 0, /*failed_start=*/true);
+      ScheduleRestart(id, StartFailure(s), /*failed_start=*/true);
     }
   }
 
@@ -633,9 +689,9 @@ class ServiceSupervisor::Impl {
     for (const std::string& id : running) {
       absl::StatusOr<containerd::api::v1::types::Process> t = client_.tasks.Get(Scope(), id);
       if (t.ok() && t->status() == containerd::api::v1::types::Status::STOPPED) {
-        ScheduleRestart(id, t->exit_status(), false);
+        ScheduleRestart(id, Exited(t->exit_status()), false);
       } else if (!t.ok() && t.status().code() == absl::StatusCode::kNotFound) {
-        ScheduleRestart(id, 0, false);
+        ScheduleRestart(id, ServiceExit{std::nullopt, "its task is gone", absl::Now()}, false);
       }
     }
     PublishHosts();
@@ -657,7 +713,7 @@ class ServiceSupervisor::Impl {
         if (absl::EndsWith(envelope.event().type_url(), "TaskExit") &&
             exit.ParseFromString(envelope.event().value()) &&
             exit.id() == exit.container_id()) {  // the task, not an exec'd process
-          ScheduleRestart(exit.container_id(), exit.exit_status(), false);
+          ScheduleRestart(exit.container_id(), Exited(exit.exit_status()), false);
           absl::MutexLock l(&mu_);
           wake_ = true;
         }
@@ -681,7 +737,7 @@ class ServiceSupervisor::Impl {
   std::atomic<bool> stopping_{false};
   std::thread main_, events_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::map<std::string, State> states_ ABSL_GUARDED_BY(mu_);
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* events_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
@@ -693,5 +749,6 @@ ServiceSupervisor::ServiceSupervisor(SupervisorOptions options, containerd::Clie
 ServiceSupervisor::~ServiceSupervisor() { impl_->Stop(); }
 void ServiceSupervisor::Start() { impl_->Start(); }
 void ServiceSupervisor::Stop() { impl_->Stop(); }
+std::vector<ServiceStatus> ServiceSupervisor::Statuses() const { return impl_->Statuses(); }
 
 }  // namespace faasd::services

@@ -119,6 +119,13 @@ def service_row(daemon, name):
     return None
 
 
+def api_services(daemon):
+    """GET /system/services as {name: service}."""
+    r = daemon.request("GET", "/system/services")
+    assert r.status == 200, r
+    return {s["name"]: s for s in r.json()}
+
+
 def nats_info(port):
     """The INFO line a NATS server sends first on a client connection."""
     with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
@@ -164,6 +171,23 @@ def test_nats_from_the_offline_image_answers_on_its_published_port(svc):
     assert "docker.io/library/nats:2.9.10" in images, images
     row = service_row(svc, "nats")
     assert row and row["STATUS"] == "running" and row["RESTARTS"] == "0", row
+    # The API says the same, from the supervisor: both running, with their tasks and ports.
+    assert svc.request("GET", "/system/services", auth=False).status == 401
+    both = harness.wait_until(
+        lambda: (s := api_services(svc)) and all(s.get(n, {}).get("state") == "running"
+                                                 for n in ("nats", "prometheus")) and s,
+        60, "nats and prometheus running in GET /system/services")
+    assert set(both) == {"nats", "prometheus"}, both
+    nats, prometheus = both["nats"], both["prometheus"]
+    assert nats["pid"] == service_pid(svc, "nats"), nats
+    assert nats["image"] == "docker.io/library/nats:2.9.10", nats
+    assert nats["restartPolicy"] == "always" and nats["restarts"] == 0, nats
+    assert "lastExit" not in nats, nats
+    assert nats["ports"] == [{"hostIP": "127.0.0.1", "hostPort": svc.nats_port,
+                              "containerPort": 4222, "protocol": "tcp"}], nats
+    assert nats["ip"] in (svc.state_dir / "services" / "run" / "prometheus" / "hosts").read_text()
+    assert prometheus["pid"] == service_pid(svc, "prometheus"), prometheus
+    assert [p["hostPort"] for p in prometheus["ports"]] == [svc.prom_port], prometheus
     # Its output is kept like a function's.
     harness.wait_until(lambda: "Server is ready" in faasd_service(svc, "logs", "nats").stdout,
                        30, "nats-server's start-up lines in faasd service logs")
@@ -184,6 +208,36 @@ def test_nats_killed_is_restarted_and_counted(svc):
     row = harness.wait_until(lambda: (r := service_row(svc, "nats")) and
                              r["RESTARTS"] == "1" and r, 10, "restart count 1")
     assert row["STATUS"] == "running", row
+    # GET /system/services shows the restart, the new task and how the old one ended.
+    nats = harness.wait_until(lambda: (s := api_services(svc)["nats"])["restarts"] == 1 and
+                              s["state"] == "running" and s, 10, "the restart in the API")
+    assert nats["pid"] == new_pid, nats
+    assert nats["lastExit"]["code"] == 137, nats
+    assert nats["lastExit"]["reason"] == "killed by signal 9", nats
+    assert nats["since"] >= nats["lastExit"]["time"], nats  # both RFC3339 UTC, same format
+
+
+def test_the_portal_shows_the_services(svc):
+    """The system page of a daemon with services: NATS (restarted once by the test above) and
+    Prometheus, each running, as GET /system/services has them; a screenshot of it."""
+    from portal import open_portal  # selenium: only this test of the module needs it
+    harness.wait_until(lambda: all(s["state"] == "running" for s in api_services(svc).values()),
+                       60, "every service running")
+    with open_portal(svc) as p:
+        p.go("system")
+        for name in ("nats", "prometheus"):
+            p.wait(lambda: p.text(f'#svc-rows tr[data-svc="{name}"] [data-state]') == "running",
+                   f"{name} shown as running")
+        nats = api_services(svc)["nats"]
+        row = '#svc-rows tr[data-svc="nats"]'
+        assert p.text(f"{row} .pid") == str(nats["pid"])
+        assert p.text(f"{row} .restarts") == str(nats["restarts"])
+        if "lastExit" in nats:
+            assert p.text(f"{row} .exit").startswith(nats["lastExit"]["reason"])
+        assert p.text(f"{row} .ports") == f"127.0.0.1:{svc.nats_port}→4222/tcp"
+        assert not p.find("#svc-none", timeout=1).is_displayed()
+        assert not p.errors()
+        p.shot("system-services", (1280, 1100))
 
 
 def test_service_restart_command(svc):
@@ -195,6 +249,11 @@ def test_service_restart_command(svc):
                        "a new prometheus task")
     harness.wait_until(lambda: service_row(svc, "prometheus")["RESTARTS"] == str(before + 1),
                        10, "prometheus's restart counted")
+    prometheus = harness.wait_until(
+        lambda: (s := api_services(svc)["prometheus"])["state"] == "running" and s, 10,
+        "prometheus running again in the API")
+    assert prometheus["restarts"] == before + 1, prometheus
+    assert prometheus["lastExit"]["reason"].endswith(" (restart requested)"), prometheus
     assert faasd_service(svc, "restart", "nope").returncode == 1
 
 

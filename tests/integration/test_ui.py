@@ -1,142 +1,31 @@
 """The portal at /ui/ in a real browser (Debian's headless chromium through chromedriver):
 list, detail, deploy, invoke, logs, scale and secrets against the real daemon.
 
-Screenshots of each page go to build/ui-screenshots/ (relative to the repository). The page
-load time (Navigation Timing) is measured and written there too, not asserted."""
+Screenshots of each page go to build/ui-screenshots/ (relative to the repository). The first
+load's time (navigation start to the function list in the page, from the Performance API) is
+measured and written there too (timing.json), not asserted."""
 
 import json
-import os
 import random
-import shutil
-import tempfile
+import statistics
 import urllib.parse
-from pathlib import Path
 
 import pytest
 
 import harness
 
-# Debian's python3-selenium, chromium and chromium-driver (scripts/deps.sh test): missing
-# ones fail the tests rather than skip them, so CI cannot pass without a browser.
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-SHOTS = Path(__file__).resolve().parents[2] / "build" / "ui-screenshots"
-WAIT = 30  # seconds for anything the page shows after an API call
-
-
-class Portal:
-    """One headless chromium logged in to the daemon: every request carries the daemon's
-    Basic credentials (CDP Network.setExtraHTTPHeaders), as the browser's own login would."""
-
-    def __init__(self, daemon, profile_dir, send_credentials=True):
-        self.daemon = daemon
-        self.base = f"http://127.0.0.1:{daemon.port}"
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = CHROMIUM
-        for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                    "--window-size=1280,900", f"--user-data-dir={profile_dir}",
-                    "--no-first-run", "--disable-extensions"]:
-            opts.add_argument(arg)
-        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.service = Service(executable_path=CHROMEDRIVER)
-        self.driver = None
-        try:
-            self.driver = webdriver.Chrome(service=self.service, options=opts)
-            if send_credentials:
-                self.driver.execute_cdp_cmd("Network.enable", {})
-                self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders",
-                                            {"headers": {"Authorization": daemon.auth_header()}})
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self):
-        """Quits the browser (chromedriver ends the chromium it started), then stops the
-        chromedriver this Service started, through its own process handle."""
-        if self.driver is not None:
-            try:
-                self.driver.quit()
-            finally:
-                self.driver = None
-        self.service.stop()
-
-    def go(self, route):
-        self.driver.get(f"{self.base}/ui/#/{route}")
-
-    def wait(self, predicate, what, timeout=WAIT):
-        try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
-                lambda d: predicate(), message=what)
-        except Exception:
-            page = self.text("main")[:2000]
-            console = [e["message"][:300] for e in self.driver.get_log("browser")]
-            raise AssertionError(f"{what}; at {self.driver.current_url}\n--- page ---\n{page}"
-                                 f"\n--- console ---\n{console}") from None
-
-    def find(self, css, timeout=WAIT):
-        return self.wait(lambda: (self.driver.find_elements(By.CSS_SELECTOR, css) or [None])[0],
-                         f"element {css}", timeout)
-
-    def text(self, css):
-        els = self.driver.find_elements(By.CSS_SELECTOR, css)
-        return els[0].text if els else ""
-
-    def fill(self, css, value):
-        el = self.find(css)
-        el.clear()
-        el.send_keys(value)
-        return el
-
-    def load_timing(self):
-        """Navigation Timing of the current page (ms): load event, DOMContentLoaded, and the
-        three slowest files."""
-        self.wait(lambda: self.driver.execute_script(
-            "return performance.getEntriesByType('navigation')[0].loadEventEnd > 0"), "load event")
-        return self.driver.execute_script(
-            "const n = performance.getEntriesByType('navigation')[0];"
-            "const r = performance.getEntriesByType('resource')"
-            "  .map(e => [e.name.replace(location.origin, ''), Math.round(e.duration)])"
-            "  .sort((a, b) => b[1] - a[1]).slice(0, 3);"
-            "return {load: n.loadEventEnd - n.startTime, dom: n.domContentLoadedEventEnd - n.startTime,"
-            "        ttfb: n.responseStart - n.startTime, slowest: r};")
-
-    def shot(self, name, size=None):
-        """Saves build/ui-screenshots/NAME.png, at `size` (width, height) if given."""
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        if size:
-            self.driver.set_window_size(*size)
-        try:
-            self.driver.save_screenshot(str(SHOTS / f"{name}.png"))
-        finally:
-            if size:
-                self.driver.set_window_size(1280, 900)
-
-    def errors(self):
-        return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, ".error")]
+from portal import SHOTS, open_portal
 
 
 @pytest.fixture(scope="module")
 def portal(faasd):
-    for tool in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(tool, os.X_OK):
-            pytest.fail(f"{tool}: not installed (scripts/deps.sh test installs it)")
     if not faasd.running():
         faasd.start()
-    profile = tempfile.mkdtemp(prefix="fdt-chromium-")
-    p = None
-    try:
-        p = Portal(faasd, profile)
+    with open_portal(faasd) as p:
         yield p
-    finally:
-        if p is not None:
-            p.close()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_the_portal_loads_behind_basic_auth_and_lists_functions(portal, functions, api):
@@ -152,14 +41,18 @@ def test_the_portal_loads_behind_basic_auth_and_lists_functions(portal, function
                 f"{name} listed as Ready")
     assert "1/1" in portal.text(f"{row} .replicas")
     assert fn_image_ref(functions) in portal.text(f"{row} .image")
-    first = portal.load_timing()
-    portal.driver.refresh()  # again, with the files cached (each revalidated: 304)
-    portal.wait(lambda: portal.text(f'{row} [data-status="ready"]') == "Ready", "reloaded list")
-    again = portal.load_timing()
+    loads = [first_load(portal, row) for _ in range(5)]
+    # A load Portal.go had to repeat found its files cached by then: not in the median.
+    clean = [t for t in loads if t["loads"] == 1] or loads
+    listed = statistics.median(t["listed"] for t in clean)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    (SHOTS / "timing.json").write_text(json.dumps({"first": first, "reload": again}, indent=1))
-    print(f"\nportal page load on loopback: first {first['load']:.0f} ms, "
-          f"reload {again['load']:.0f} ms; slowest files: {first['slowest']}")
+    (SHOTS / "timing.json").write_text(json.dumps({"median_listed_ms": listed, "loads": loads},
+                                                  indent=1))
+    load_event = statistics.median(t["load"] for t in clean)
+    print(f"\nportal first load on loopback, navigation start to the function list: median "
+          f"{listed:.0f} ms of {sorted(round(t['listed']) for t in clean)} "
+          f"({len(loads) - len(clean)} repeated loads left out); load event {load_event:.0f} ms; "
+          f"slowest files of the first: {loads[0]['slowest']}")
     portal.shot("functions")
     portal.shot("functions-small", (1024, 440))  # the README's docs/portal.png
 
@@ -190,6 +83,12 @@ def test_the_portal_loads_behind_basic_auth_and_lists_functions(portal, function
     portal.go("system")
     portal.wait(lambda: "faasd-cpp" in portal.text("#sys-info"), "system info")
     portal.find('#ns-rows tr[data-ns="openfaas-fn"]')
+    # This daemon runs with --services=off (test_services.py shows the page with services).
+    assert api.request("GET", "/system/services").json() == []
+    portal.wait(lambda: portal.find("#svc-none").is_displayed(), "the no-services line")
+    assert "No supervised services" in portal.text("#svc-none")
+    assert not portal.driver.find_elements(By.CSS_SELECTOR, "#svc-rows tr")
+    assert not portal.errors()
     ns = f"uins-{random.getrandbits(24):06x}"
     try:
         portal.fill("#ns-name", ns)
@@ -211,6 +110,47 @@ def test_the_portal_loads_behind_basic_auth_and_lists_functions(portal, function
 
 def fn_image_ref(functions):
     return functions.images.refs["echo"]
+
+
+def first_load(portal, row):
+    """One load of #/functions with chromium's HTTP cache emptied first: ms from navigation
+    start to the function list in the page (its performance mark 'functions-listed'), to the
+    load event, and the three slowest files."""
+    d = portal.driver
+    d.get("about:blank")
+    d.execute_cdp_cmd("Network.clearBrowserCache", {})
+    loads = portal.go("functions")
+    portal.find(row)
+    portal.wait(lambda: d.execute_script(
+        "return performance.getEntriesByName('functions-listed').length > 0 &&"
+        "  performance.getEntriesByType('navigation')[0].loadEventEnd > 0"), "the list's mark")
+    # Each of the slowest: [path, ms in all, ms from its request sent to its first byte].
+    timing = d.execute_script(
+        "const n = performance.getEntriesByType('navigation')[0];"
+        "const r = performance.getEntriesByType('resource')"
+        "  .map(e => [e.name.replace(location.origin, ''), Math.round(e.duration),"
+        "             Math.round(e.responseStart - e.requestStart)])"
+        "  .sort((a, b) => b[1] - a[1]).slice(0, 3);"
+        "return {listed: performance.getEntriesByName('functions-listed')[0].startTime,"
+        "        ttfb: n.responseStart - n.startTime,"
+        "        dom: n.domContentLoadedEventEnd - n.startTime,"
+        "        load: n.loadEventEnd - n.startTime, slowest: r};")
+    timing["loads"] = loads  # more than 1: the first was lost (Portal.go), so it had files cached
+    return timing
+
+
+def download(portal, link, folder):
+    """Clicks a download link and returns the bytes chromium saved. (The page cannot read its
+    own blob: URL back through fetch: its Content-Security-Policy allows connect-src 'self'.)"""
+    folder.mkdir()
+    portal.driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                                  {"behavior": "allow", "downloadPath": str(folder)})
+    name = link.get_attribute("download")
+    link.click()
+    saved = folder / name
+    harness.wait_until(lambda: saved.exists() and not list(folder.glob("*.crdownload")), 30,
+                       f"chromium to save {saved}")
+    return saved.read_bytes()
 
 
 def test_deploy_invoke_follow_logs_and_scale_from_the_portal(portal, functions, api):
@@ -298,6 +238,67 @@ def test_deploy_invoke_follow_logs_and_scale_from_the_portal(portal, functions, 
     harness.wait_until(lambda: api.describe(name).status == 404, 30, f"{name} deleted")
 
 
+def test_invoke_sends_a_file_and_offers_a_binary_answer_for_download(portal, functions,
+                                                                     tmp_path):
+    """The echo function answers with the body it got, in the Content-Type it got."""
+    name = functions.deploy("uifile")
+    portal.go(f"invoke/openfaas-fn/{name}")
+    portal.wait(lambda: portal.find("#inv-fn").get_attribute("value") == name, "function picker")
+    portal.find("#inv-kind").send_keys("file")
+    portal.wait(lambda: portal.find("#inv-file").is_displayed(), "the file input")
+    assert not portal.find("#inv-body").is_displayed()
+
+    # A text file: chromium sends it as text/plain, the answer is shown as it was sent.
+    text = "first line\nsecond line, ünïcode ✓\n"
+    note = tmp_path / "note.txt"
+    note.write_text(text, encoding="utf-8")
+    portal.find("#inv-file").send_keys(str(note))
+    portal.find("#inv-send").click()
+    portal.wait(lambda: portal.text("#inv-status").startswith("200"), "the answer to the file")
+    shown = portal.driver.execute_script(
+        "return document.getElementById('inv-body-out').textContent")
+    assert shown == text
+
+    # Bytes no text holds (every value, NULs included): shown as binary, downloadable as sent.
+    data = bytes(range(256)) * 16 + bytes(random.getrandbits(8) for _ in range(1000))
+    blob = tmp_path / "data.bin"
+    blob.write_bytes(data)
+    portal.find("#inv-file").send_keys(str(blob))
+    portal.fill("#inv-headers", "Content-Type: application/octet-stream")
+    portal.find("#inv-send").click()
+    portal.wait(lambda: "Binary body (application/octet-stream)" in portal.text("#inv-body-out"),
+                "the binary answer")
+    assert portal.text("#inv-status").startswith("200")
+    link = portal.find("#inv-download")
+    assert link.get_attribute("download") == "response.bin"
+    assert link.text == "Download body (5.0 KiB)", link.text
+    assert link.get_attribute("href").startswith("blob:")
+    assert download(portal, link, tmp_path / "downloads") == data
+    portal.shot("invoke-binary", (1280, 1100))
+
+
+def test_an_api_error_shows_the_servers_message(portal, functions, api):
+    """A deploy the server refuses (400): the page shows its status and its own words."""
+    name = functions.name("uibad")
+    spec = {"service": name, "image": fn_image_ref(functions), "namespace": "openfaas-fn",
+            "limits": {"memory": "lots"}}
+    want = api.request("POST", "/system/functions", spec)
+    assert want.status == 400 and want.text.strip(), want
+    portal.go("deploy")
+    portal.fill("#dep-image", fn_image_ref(functions))
+    portal.fill("#dep-name", name)
+    portal.fill("#dep-limit-memory", "lots")
+    portal.find("#dep-submit").click()
+    portal.wait(lambda: portal.errors(), "an error on the page")
+    assert portal.errors() == [f"POST /system/functions: 400 Bad Request — {want.text.strip()}"]
+    assert portal.driver.current_url.endswith("#/deploy")
+    assert portal.driver.execute_script(  # not a screen above the Deploy button
+        "const r = document.querySelector('.error').getBoundingClientRect();"
+        "return r.top > -1 && r.bottom < innerHeight + 1;"), "the error is out of view"
+    assert api.describe(name).status == 404
+    portal.shot("deploy-error")
+
+
 def test_secrets_are_created_refused_when_taken_and_deleted(portal, api):
     name = f"uisec-{random.getrandbits(24):06x}"
     try:
@@ -339,17 +340,10 @@ def test_credentials_given_once_serve_the_page_and_its_api_calls(faasd, api, fun
     """The browser's own Basic-auth login (credentials in the URL stand in for its prompt):
     its cached credentials must carry the page's fetch() calls to /system/* too."""
     name = functions.deploy("uiauth")
-    profile = tempfile.mkdtemp(prefix="fdt-chromium-")
-    p = None
-    try:
-        p = Portal(api, profile, send_credentials=False)
+    with open_portal(api, send_credentials=False) as p:
         user = urllib.parse.quote(api.user, safe="")
         password = urllib.parse.quote(api.password, safe="")
         p.driver.get(f"http://{user}:{password}@127.0.0.1:{api.port}/ui/#/functions")
         p.wait(lambda: p.text(f'#functions tr[data-fn="{name}"] [data-status]') == "Ready",
                f"{name} listed through the browser's own credentials")
         assert not p.errors()
-    finally:
-        if p is not None:
-            p.close()
-        shutil.rmtree(profile, ignore_errors=True)

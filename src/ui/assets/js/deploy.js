@@ -120,6 +120,7 @@ export function render(main, [editNs, editName], ctx) {
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
+    msg.clear();  // a refusal like the last one is shown (and scrolled to) again
     let d;
     try { d = spec(); } catch (e) { msg.error(e); return; }
     submit.disabled = true;

@@ -29,13 +29,18 @@ export function clear(el) {
   return el;
 }
 
-// A live region that shows one message at a time: show(err) for errors, ok(text) for success.
+// A live region that shows one message at a time: error(err) for errors, ok(text) for success.
+// A new error is scrolled into view (a form's submit button may be a screen below it); the same
+// error again, as a poll repeats it, is not.
 export function messages() {
   const el = h('div', { class: 'messages', 'aria-live': 'polite' });
   return {
     el,
     error(err) {
-      clear(el).append(h('p', { class: 'error', role: 'alert' }, err && err.message ? err.message : String(err)));
+      const text = err && err.message ? err.message : String(err);
+      if (el.textContent === text) return;
+      clear(el).append(h('p', { class: 'error', role: 'alert' }, text));
+      el.scrollIntoView({ block: 'nearest' });
     },
     ok(text) { clear(el).append(h('p', { class: 'ok', role: 'status' }, text)); },
     clear() { clear(el); },

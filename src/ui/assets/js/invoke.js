@@ -114,7 +114,7 @@ async function showResult(result, target, method, res, blob, ms) {
   const rows = [...res.headers].map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', { class: 'mono' }, v)));
   const text = !blob.size || TEXT_TYPES.test(type) || (!type && blob.size < 65536)
     ? await blob.text() : null;
-  const download = h('a', { href: URL.createObjectURL(blob), download: 'response.bin', class: 'button secondary' },
+  const download = h('a', { href: URL.createObjectURL(blob), download: 'response.bin', class: 'button secondary', id: 'inv-download' },
     `Download body (${fmtBytes(blob.size)})`);
   clear(result).append(
     h('h2', {}, 'Response'),

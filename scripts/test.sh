@@ -15,9 +15,10 @@
 # target), and a sanitizer report of the sanitized faasd counts as one more failed case. Exits non-zero on any failure.
 #
 # Environment: BUILD_DIR (default build), PYTEST_ARGS (extra pytest arguments, e.g. "-k restart"),
-# PYTEST_WORKERS (default 2: integration files run side by side on that many pytest-xdist
-# workers, each with its own containerd, registry, bridge and daemon, as the harness makes them
-# anyway; a file's tests stay on one worker, in order; 1 runs them one after another),
+# PYTEST_WORKERS (default 1, one file after another; N runs the integration files side by side
+# on N pytest-xdist workers, each with its own containerd, registry, bridge and daemon, as the
+# harness makes them anyway, a file's tests on one worker, in order. Not the default yet: with 2
+# on a loaded box, two load tests fell short of their request counts),
 # SANITIZERS (default "asan"; "asan tsan" adds the TSan run; "" runs the normal build only),
 # FUZZ_SECONDS (default 5: how long each libFuzzer target of tests/fuzz runs; 0 skips fuzzing),
 # CROSS (default "": none; "arm64" cross-builds the arm64 packages at nice 19 beside the tests
@@ -31,7 +32,7 @@ repo=$(pwd)
 build=${BUILD_DIR:-build}
 sanitizers=${SANITIZERS-asan}
 fuzz_seconds=${FUZZ_SECONDS:-5}
-pytest_workers=${PYTEST_WORKERS:-2}
+pytest_workers=${PYTEST_WORKERS:-1}
 cross_archs=${CROSS-}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT

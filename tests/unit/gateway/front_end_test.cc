@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "catch.hpp"
+#include "eventually.h"
 #include "gateway/gateway.h"
 #include "test_support.h"
 
@@ -494,12 +495,9 @@ TEST_CASE("a WebSocket upgrade is tunnelled both ways, half-closes crossing", "[
   CHECK(after_fin_seen == "after-fin");
   CHECK(upstream_saw_eof);
   // Counted as one invocation answered 101 once the tunnel closed; in flight until then.
-  bool counted = false;
-  for (int i = 0; i < 100 && !counted; ++i) {
-    counted = absl::StrContains(f.metrics.Render(), "code=\"101\"} 1");
-    if (!counted) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // poll
-  }
-  CHECK(counted);
+  CHECK(::faasd::testing::Eventually(
+      [&] { return absl::StrContains(f.metrics.Render(), "code=\"101\"} 1"); }, absl::Seconds(2),
+      absl::Milliseconds(20)));
   CHECK(f.metrics.Inflight("ws.openfaas-fn") == 0);
 }
 

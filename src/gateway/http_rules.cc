@@ -62,16 +62,14 @@ UpgradeKind RequestedUpgrade(const HttpFields& fields) {
     connection_names_upgrade =
         connection_names_upgrade || NamedInConnection(View(range.first->value()), "upgrade");
   }
-  auto range = fields.equal_range(http::field::upgrade);
-  if (!connection_names_upgrade || range.first == range.second) return UpgradeKind::kNone;
-  for (; range.first != range.second; ++range.first) {
-    if (NamesWebSocket(View(range.first->value()))) return UpgradeKind::kWebSocket;
+  if (!connection_names_upgrade || fields.find(http::field::upgrade) == fields.end()) {
+    return UpgradeKind::kNone;
   }
-  return UpgradeKind::kOther;
+  return SwitchesToWebSocket(fields) ? UpgradeKind::kWebSocket : UpgradeKind::kOther;
 }
 
-bool SwitchesToWebSocket(const HttpFields& response) {
-  for (auto range = response.equal_range(http::field::upgrade); range.first != range.second;
+bool SwitchesToWebSocket(const HttpFields& fields) {
+  for (auto range = fields.equal_range(http::field::upgrade); range.first != range.second;
        ++range.first) {
     if (NamesWebSocket(View(range.first->value()))) return true;
   }

@@ -48,8 +48,9 @@ bool NamedInConnection(absl::string_view connection, absl::string_view name);
 // and which is what h2c clients (curl --http2 on http://) expect of a server that declines.
 enum class UpgradeKind { kNone, kWebSocket, kOther };
 UpgradeKind RequestedUpgrade(const HttpFields& fields);
-// A 101 answer switches to WebSocket only if its Upgrade header names it.
-bool SwitchesToWebSocket(const HttpFields& response);
+// Whether an Upgrade header of `fields` names WebSocket: a 101 answer switches to it only then
+// (RequestedUpgrade reads a request's the same way).
+bool SwitchesToWebSocket(const HttpFields& fields);
 
 // Methods a client may repeat without changing the outcome (RFC 9110 9.2.2).
 bool IsIdempotent(boost::beast::http::verb method);

@@ -84,6 +84,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def proc_status(pid, key):
+    """The first number of `key`'s line in /proc/PID/status (VmRSS in KiB, Threads, ...)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise HarnessError(f"no {key}: line in /proc/{pid}/status")
+
+
 def tail(path, max_bytes=20000):
     try:
         data = Path(path).read_bytes()
@@ -836,10 +845,7 @@ class FaasdDaemon:
 
     def threads(self):
         """The daemon's thread count (/proc/PID/status)."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-        raise HarnessError("no Threads: line")
+        return proc_status(self.proc.pid, "Threads")
 
     def wait_ready(self, name, timeout=60):
         """Polls until availableReplicas >= 1 and the function answers its invoke route."""

@@ -253,7 +253,6 @@ class RssWatch:
 
     def __init__(self, pid, seconds=900):
         self.pid = pid
-        self.path = f"/proc/{pid}/status"
         self.peak = self.before = self.rss()
         self.cpu = cpu_seconds(pid)
         self.stop = threading.Event()
@@ -261,11 +260,7 @@ class RssWatch:
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def rss(self):
-        with open(self.path) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise harness.HarnessError("no VmRSS line")
+        return harness.proc_status(self.pid, "VmRSS")
 
     def run(self):
         while not self.stop.wait(0.02) and time.monotonic() < self.deadline:

@@ -324,11 +324,12 @@ class ServiceSupervisor::Impl {
         }
         absl::StatusOr<containerd::api::v1::types::Process> task =
             client_.tasks.Get(Scope(), spec.name);
-        if (task.ok() && task->status() == containerd::api::v1::types::Status::RUNNING &&
-            network_.LookupIp(spec.name) && network::IsNetns(NetnsPath(spec.name))) {
+        const std::optional<std::string> ip = network_.LookupIp(spec.name);
+        if (task.ok() && task->status() == containerd::api::v1::types::Status::RUNNING && ip &&
+            network::IsNetns(NetnsPath(spec.name))) {
           {
             absl::MutexLock l(&mu_);
-            states_[spec.name].Running(task->pid(), network_.LookupIp(spec.name).value_or(""));
+            states_[spec.name].Running(task->pid(), *ip);
           }
           LogInfo("service ", spec.name, ": adopted the running task (pid ", task->pid(), ")");
           PublishHosts();

@@ -338,21 +338,27 @@ fi
 
 # ThreadSanitizer: the unit tests that run threads of ours against each other. TSan sees a lock
 # only in instrumented code and Debian's Abseil is not built with it, so Abseil's locking code is
-# compiled from Debian's abseil source of the installed version (tests/meson.build); the one
+# compiled from Debian's abseil source of the installed version (tests/meson.build), and
+# cpp-httplib from its source (meson.build); the one
 # Abseil-internal report left is suppressed in tests/tsan.supp. It reports no race in the gateway
 # tests, but two of their cases fail under it: the first request to a fresh gateway gets no answer
 # within the client's 5 s, and the 2 MiB body through the proxy gets 504, while the process is
 # nearly idle; until that is understood, the TSan run is not part of CI.
 if [[ " $sanitizers " == *" tsan "* ]]; then
   tsan_tests=(gateway provider provider_lifecycle)
-  absl_src="$build-tsan-absl"
+  # source_of PACKAGE: the source version of the installed PACKAGE of the machine's architecture
+  # (a cross-build set-up may have installed it for another one too).
+  source_of() { dpkg-query -W -f='${source:Version}' "$1:$(dpkg --print-architecture)"; }
   start=$SECONDS
-  bash scripts/debian_source.sh abseil "$(dpkg-query -W -f='${Version}' libabsl-dev)" "$absl_src"
+  bash scripts/debian_source.sh abseil "$(source_of libabsl-dev)" "$build-tsan-absl" &&
+    bash scripts/debian_source.sh cpp-httplib "$(source_of libcpp-httplib-dev)" \
+      "$build-tsan-httplib"
   fetched=$?
-  took "abseil source" "$start"
+  took "abseil and cpp-httplib sources" "$start"
   if [[ $fetched -eq 0 ]] &&
      compile "$build-tsan" "${sanitized_opts[@]}" -Db_sanitize=thread -Dcpp_args=-g1 \
-       "-Dabsl_source_dir=$repo/$absl_src" -- \
+       "-Dabsl_source_dir=$repo/$build-tsan-absl" \
+       "-Dhttplib_source_dir=$repo/$build-tsan-httplib" -- \
        tests/unit/gateway/gateway_test tests/unit/provider/provider_test \
        tests/unit/provider/provider_lifecycle_test; then
     TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:suppressions=$repo/tests/tsan.supp" \

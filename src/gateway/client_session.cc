@@ -173,7 +173,7 @@ void ClientSession::Route_() {
 }
 
 void ClientSession::ServeHealthz() {
-  asio::post(shared_.blocking, [self = shared_from_this()] {
+  shared_.blocking.enqueue([self = shared_from_this()] {
     absl::Status s = self->shared_.provider.Healthy();
     asio::post(self->client_.get_executor(), [self, s] {
       if (!s.ok()) return self->ProxyError(absl::UnavailableError(s.message()));
@@ -303,7 +303,7 @@ void ClientSession::PublishAsync() {
   client_.expires_never();
   auto call = std::make_shared<queue::QueuedCall>(std::move(*async_call_));
   async_call_.reset();
-  asio::post(shared_.queue_ops, [self = shared_from_this(), call] {
+  shared_.queue_ops.enqueue([self = shared_from_this(), call] {
     absl::Status s = self->shared_.options.queue->Publish(*call);
     asio::post(self->client_.get_executor(), [self, s] { self->AnswerAsync(s); });
   });
@@ -313,7 +313,7 @@ void ClientSession::CancelAsync() {
   const absl::string_view target = View(req_->get().target());
   absl::string_view id = target.substr(kAsyncPrefix.size());
   id = id.substr(0, id.find('?'));
-  asio::post(shared_.queue_ops, [self = shared_from_this(), id = std::string(id)] {
+  shared_.queue_ops.enqueue([self = shared_from_this(), id = std::string(id)] {
     absl::Status s = self->shared_.options.queue->Cancel(id);
     asio::post(self->client_.get_executor(), [self, s] { self->AnswerAsync(s); });
   });

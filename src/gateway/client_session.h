@@ -23,16 +23,16 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/steady_timer.hpp"
-#include "boost/asio/thread_pool.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/core/tcp_stream.hpp"
 #include "boost/beast/http/buffer_body.hpp"
 #include "boost/beast/http/parser.hpp"
 #include "gateway/front_end.h"
 #include "gateway/http_rules.h"
-#include "metrics/metrics.h"
 #include "gateway/replica_waiter.h"
 #include "gateway/upstream_pool.h"
+#include "gateway/worker_pool.h"
+#include "metrics/metrics.h"
 #include "queue/queue.h"
 
 namespace faasd::gateway {
@@ -51,8 +51,8 @@ struct FrontEndShared {
   provider::FunctionProvider& provider;
   metrics::Metrics& metrics;
   ReplicaWaiter& waiter;
-  boost::asio::thread_pool& blocking;  // provider calls that may block (health)
-  boost::asio::thread_pool& queue_ops;  // JetStream publish and cancel (options.queue)
+  ElasticWorkerPool& blocking;   // provider calls that may block (health)
+  ElasticWorkerPool& queue_ops;  // JetStream publish and cancel (options.queue)
   std::atomic<size_t> open{0};         // client connections
   // Connections with a request in progress (from accept or the next request's first byte to
   // its response), and whether the front end is draining: then every response closes its

@@ -8,14 +8,15 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "base/log.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
-#include "boost/asio/thread_pool.hpp"
 #include "gateway/client_session.h"
 #include "gateway/http_errors.h"
+#include "gateway/worker_pool.h"
 
 namespace faasd::gateway {
 
@@ -25,8 +26,11 @@ using boost::system::error_code;
 
 namespace {
 constexpr int kListenBacklog = 4096;
-// Async publishes and cancels wait for JetStream's answer (up to the publish timeout).
+// Async publishes and cancels wait for JetStream's answer (up to the publish timeout). Both side
+// pools start no thread: one appears when work does, and leaves after kSidePoolIdle without any,
+// so an appliance that takes no async call and no /healthz keeps none.
 constexpr size_t kQueueOpsThreads = 8;
+constexpr absl::Duration kSidePoolIdle = absl::Seconds(30);
 
 void BindListener(tcp::acceptor& acceptor, const std::string& host, int port, error_code& ec) {
   const auto ip = asio::ip::make_address(host, ec);
@@ -65,8 +69,8 @@ error_code AdoptListener(tcp::acceptor& acceptor, int fd) {
 struct FrontEnd::State {
   State(FrontEndOptions options, provider::FunctionProvider& provider, metrics::Metrics& metrics)
       : waiter(provider.Routes()),
-        blocking(1),
-        queue_ops(kQueueOpsThreads),
+        blocking(0, 1, kSidePoolIdle),
+        queue_ops(0, kQueueOpsThreads, kSidePoolIdle),
         shared{std::move(options), provider, metrics, waiter, blocking, queue_ops} {}
 
   void Accept();
@@ -74,8 +78,8 @@ struct FrontEnd::State {
   void TrimAfterBursts();
 
   ReplicaWaiter waiter;
-  asio::thread_pool blocking;
-  asio::thread_pool queue_ops;
+  ElasticWorkerPool blocking;
+  ElasticWorkerPool queue_ops;
   FrontEndShared shared;
   // Loops last: their destruction ends the sessions, which use everything above.
   std::vector<std::unique_ptr<EventLoop>> loops;
@@ -235,8 +239,8 @@ void FrontEnd::Stop() {
     s.trim->cancel();
   });
   s.waiter.Stop();
-  s.blocking.join();
-  s.queue_ops.join();
+  s.blocking.shutdown();
+  s.queue_ops.shutdown();
   s.guards.clear();
   for (auto& loop : s.loops) loop->ioc.stop();
   for (auto& loop : s.loops) {

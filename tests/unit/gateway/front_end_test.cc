@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -631,6 +632,41 @@ TEST_CASE("pipelined requests are answered in order on one connection", "[front]
   REQUIRE(two != std::string::npos);
   CHECK(one < two);
   CHECK(absl::StrContains(got, "body=abc\n"));
+}
+
+// Threads in this process, from /proc/self/status.
+int ProcessThreads() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (StartsWith(line, "Threads:")) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+TEST_CASE("an idle gateway keeps its event loops, httplib's listener and one worker, no more",
+          "[front][threads]") {
+  FakeProvider provider;
+  metrics::Metrics metrics;
+  GatewayOptions o;
+  o.listen_host = "127.0.0.1";
+  o.port = 0;
+  o.event_loops = 2;
+  const int before = ProcessThreads();
+  REQUIRE(before > 0);
+  Gateway gateway(o, provider, metrics);
+  REQUIRE(gateway.Start().ok());
+  // The side pools (health checks, async publishes) start none until they have work.
+  CHECK(ProcessThreads() - before == 2 + 2);
+  RawConn c(gateway.port());
+  REQUIRE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const std::string got = c.ReadResponse(std::chrono::seconds(5));
+  INFO(got);
+  CHECK(StartsWith(got, "HTTP/1.1 200 "));
+  // The health check took one thread for the provider call.
+  CHECK(ProcessThreads() - before == 2 + 2 + 1);
+  gateway.Stop();
+  CHECK(ProcessThreads() == before);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-"""The faasd .deb from install to purge (run by tests/package/test_package.sh, which builds the
-packages and makes the private mount namespace this needs; see there).
+"""The faasd .deb from install to purge, and the .rpm from install to erase (run by
+tests/package/test_package.sh, which builds the packages and makes the private mount namespace
+this needs; see there).
 
 The daemon runs as faasd.service's ExecStart would (`/usr/sbin/faasd up`, the listening socket
 passed as fd 3 with LISTEN_FDS/LISTEN_PID, held by this test as systemd's faasd.socket holds
@@ -275,3 +276,64 @@ def test_package_install_restart_upgrade_purge(workdir, containerd, cni, echo_im
         print("\ntest_package numbers:")
         for k, v in numbers.items():
             print(f"  {k}: {v}")
+
+
+def rpm(db, *args, check=True):
+    """Debian's rpm on a database of the test's own (the host's rpm database is not touched);
+    --nodeps: containerd, runc and the CNI plugins come from dpkg here, which rpm cannot see."""
+    force = ["--force-debian"] if args[0] in ("-i", "-U", "-e") else []
+    return harness.run(["rpm", "--dbpath", str(db), *force, *args], check=check, timeout=120)
+
+
+def test_rpm_install_upgrade_erase(workdir):
+    rpms = sorted(glob.glob(os.path.join(OUT, "faasd-*.rpm")))
+    assert len(rpms) == 2, f"want revisions 1 and 2 in {OUT}: {rpms}"
+    assert installed_version() == "" or "not-installed" in installed_version(), \
+        "the .deb is still installed"
+    db = Path(workdir) / "rpmdb"
+    db.mkdir()
+    rpm(db, "--initdb")
+    try:
+        # -- install: the files, then %post's `faasd install` -----------------------------------
+        r = rpm(db, "-i", "--nodeps", rpms[0])
+        assert "faas-cli login" in r.stdout + r.stderr, f"%post printed no login hint:\n{r}"
+        assert rpm(db, "-q", "faasd").stdout.strip().startswith("faasd-0.1.0-1")
+        for path in INSTALLED + MADE_BY_INSTALL:
+            assert os.path.exists(path), f"{path} missing after rpm -i"
+        assert stat.S_IMODE(STATE.stat().st_mode) == 0o700
+        password_file = STATE / "secrets" / "basic-auth-password"
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+        password = password_file.read_text()
+        assert len(password.strip()) == 40
+        assert "faasd" in harness.run([FAASD, "version"]).stdout
+        assert password.strip() not in harness.run([FAASD, "config"]).stdout
+        configs = rpm(db, "-qc", "faasd").stdout.split()
+        assert configs == [str(CONFIG)], f"config files: {configs}"
+
+        # -- upgrade: the edited config and the password stay ---------------------------------
+        with open(CONFIG, "a") as f:
+            f.write("paused-ttl = 600  # edited by test_rpm\n")
+        edited = CONFIG.read_text()
+        rpm(db, "-U", "--nodeps", rpms[1])
+        assert rpm(db, "-q", "faasd").stdout.strip().startswith("faasd-0.1.0-2")
+        assert CONFIG.read_text() == edited, "the edited config was replaced"
+        assert "# /etc/faasd/faasd.conf:" in harness.run([FAASD, "config"]).stdout
+        assert password_file.read_text() == password
+
+        # -- erase: the package's files go; the edited config is kept as .rpmsave and the
+        # state stays (rpm has no purge) --------------------------------------------------------
+        rpm(db, "-e", "--nodeps", "faasd")
+        assert rpm(db, "-q", "faasd", check=False).returncode != 0
+        left = [p for p in INSTALLED if os.path.lexists(p)]
+        assert left == [], f"left after rpm -e: {left}"
+        assert os.path.exists(f"{CONFIG}.rpmsave")
+        assert password_file.read_text() == password
+    finally:
+        if rpm(db, "-q", "faasd", check=False).returncode == 0:
+            rpm(db, "-e", "--nodeps", "--noscripts", "faasd", check=False)
+        # What `faasd install` made and the kept config: the purge of the .deb's test removes
+        # these too.
+        harness.run(["rm", "-rf", "/etc/faasd", "/usr/lib/faasd", "/usr/share/faasd",
+                     *MADE_BY_INSTALL], check=False)
+        for entry in os.listdir(STATE):
+            harness.run(["rm", "-rf", str(STATE / entry)], check=False)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The package, end to end: builds the .deb twice from an existing build dir (revisions 1 and 2,
-# gzip -1, no rpm), then runs tests/package/test_package.py: apt-get install, the daemon started
-# as faasd.service's ExecStart with the socket held by the test (LISTEN_FDS), deploy + invoke,
-# a restart under 20 req/s with no failed request, the upgrade to revision 2 (function,
-# password and an edited config kept), purge (nothing left). Prints sizes and idle RSS.
+# The package, end to end: builds the .deb and the .rpm twice from an existing build dir
+# (revisions 1 and 2, gzip -1), then runs tests/package/test_package.py: apt-get install, the
+# daemon started as faasd.service's ExecStart with the socket held by the test (LISTEN_FDS),
+# deploy + invoke, a restart under 20 req/s with no failed request, the upgrade to revision 2
+# (function, password and an edited config kept), purge (nothing left); then the .rpm with
+# Debian's rpm on a database of its own: install (%post's `faasd install`), upgrade (edited
+# config and password kept), erase. Prints sizes and idle RSS.
 #
 #   tests/package/test_package.sh [BUILD_DIR]      (root; scripts/test.sh runs it)
 #
@@ -40,7 +42,7 @@ if [[ -z ${FAASD_PACKAGE_NS:-} ]]; then
   images=()
   [[ -z ${FAASD_SIDECAR_IMAGES:-} ]] || images=(--with-images="$FAASD_SIDECAR_IMAGES")
   start=$SECONDS
-  packaging/build.sh --build-dir "$build" --out "$out" --revision 1 --revision 2 --no-rpm --fast \
+  packaging/build.sh --build-dir "$build" --out "$out" --revision 1 --revision 2 --fast \
     "${images[@]}" >/dev/null
   echo "test_package.sh: two packages built in $((SECONDS - start)) s"
   # Mount points the namespace needs; made here (and removed after) only when missing.

@@ -88,6 +88,7 @@ struct FrontEnd::State {
   std::optional<asio::steady_timer> backoff;
   std::optional<asio::steady_timer> trim;
   size_t peak_open = 0;  // most connections open since the last trim (acceptor's loop only)
+  std::atomic<size_t> swept{0};  // idle upstream connections closed since the last trim
   size_t next_loop = 0;
   bool running = false;
 };
@@ -133,12 +134,25 @@ void FrontEnd::State::TrimAfterBursts() {
   trim->expires_after(std::chrono::seconds(5));
   trim->async_wait([this](error_code ec) {
     if (ec) return;
+    // Upstream connections idle past their timeout close, each on its own loop; what they
+    // held counts toward the next tick's trim.
+    const auto cutoff = std::chrono::steady_clock::now() -
+                        std::chrono::microseconds(
+                            absl::ToInt64Microseconds(shared.options.upstream_idle_timeout));
+    for (auto& loop : loops) {
+      EventLoop* l = loop.get();
+      asio::post(l->ioc, [this, l, cutoff] {
+        swept.fetch_add(l->pool.Sweep(cutoff), std::memory_order_relaxed);
+      });
+    }
     // After a burst of connections has gone, hand the heap it grew back to the system: glibc
     // keeps freed memory below the top of its heaps otherwise.
     const size_t open = shared.open.load(std::memory_order_relaxed);
-    if (peak_open > 256 && open < 64) {
+    const bool burst_over = peak_open > 256 && open < 64;
+    if (burst_over || swept.load(std::memory_order_relaxed) >= 64) {
       ::malloc_trim(0);
-      peak_open = open;
+      swept.store(0, std::memory_order_relaxed);
+      if (burst_over) peak_open = open;
     }
     TrimAfterBursts();
   });

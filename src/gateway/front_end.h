@@ -43,6 +43,9 @@ struct FrontEndOptions {
   absl::Duration idle_timeout = absl::Seconds(60);
   absl::Duration upstream_timeout = absl::Seconds(60);
   absl::Duration connect_timeout = absl::Seconds(5);
+  // A pooled keep-alive connection to a replica unused this long is closed (nginx's upstream
+  // keepalive_timeout is 60 s): what a burst opened does not stay open for good.
+  absl::Duration upstream_idle_timeout = absl::Seconds(30);
   size_t max_request_bytes = 32 << 20;
   // A WebSocket tunnel with no byte moving either way this long is closed. Generous on purpose:
   // browsers send no pings of their own and libraries ping every 20 to 60 s or not at all, so

@@ -34,6 +34,7 @@ void UpstreamPool::Put(std::shared_ptr<UpstreamConnection> conn) {
   if (stack.size() >= max_idle_ || !conn->stream.socket().is_open()) return;
   conn->stream.expires_never();
   conn->in_pool = true;
+  conn->idle_since = std::chrono::steady_clock::now();
   const uint64_t epoch = ++conn->idle_epoch;
   // Readable while idle means EOF, an error or bytes nobody asked for: all unusable.
   conn->stream.socket().async_wait(boost::asio::socket_base::wait_read,
@@ -47,6 +48,29 @@ void UpstreamPool::Put(std::shared_ptr<UpstreamConnection> conn) {
 size_t UpstreamPool::idle(const std::string& address) const {
   auto it = idle_.find(address);
   return it == idle_.end() ? 0 : it->second.size();
+}
+
+size_t UpstreamPool::Sweep(std::chrono::steady_clock::time_point cutoff) {
+  size_t closed = 0;
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    // Each stack is in the order Put pooled them (Take pops the newest): the stale lead it.
+    auto& stack = it->second;
+    auto fresh = std::find_if(stack.begin(), stack.end(),
+                              [cutoff](const auto& c) { return c->idle_since >= cutoff; });
+    for (auto c = stack.begin(); c != fresh; ++c) {
+      (*c)->in_pool = false;
+      boost::system::error_code ignored;
+      (*c)->stream.socket().close(ignored);  // the idle watch completes with operation_aborted
+    }
+    closed += static_cast<size_t>(fresh - stack.begin());
+    stack.erase(stack.begin(), fresh);
+    if (stack.empty()) {
+      idle_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  return closed;
 }
 
 void UpstreamPool::Drop(const std::shared_ptr<UpstreamConnection>& conn) {

@@ -3,10 +3,13 @@
 //
 // An idle pooled connection keeps a read-readiness wait armed (no system call: the socket stays
 // in the loop's epoll set), so a replica that closes it while idle takes it out of the pool at
-// once instead of failing the next request. Not thread-safe: one pool per event loop, used
-// only from that loop's thread; connections never cross loops.
+// once instead of failing the next request. Sweep() closes those idle for too long: after a
+// burst, hundreds of connections would otherwise stay open for good, each holding our buffers
+// and, in a thread-per-connection function server, a thread there. Not thread-safe: one pool
+// per event loop, used only from that loop's thread; connections never cross loops.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,6 +32,7 @@ struct UpstreamConnection {
   // The pool's idle watch is current only while in_pool and `idle_epoch` matches.
   bool in_pool = false;
   uint64_t idle_epoch = 0;
+  std::chrono::steady_clock::time_point idle_since;  // when Put last pooled it
 };
 
 class UpstreamPool {
@@ -42,6 +46,9 @@ class UpstreamPool {
   // Keeps a connection whose last response was read to its end and that may carry another.
   void Put(std::shared_ptr<UpstreamConnection> conn);
   size_t idle(const std::string& address) const;
+  // Closes every connection pooled before `cutoff` (those idle longer than the caller's
+  // timeout); returns how many it closed.
+  size_t Sweep(std::chrono::steady_clock::time_point cutoff);
 
  private:
   void Drop(const std::shared_ptr<UpstreamConnection>& conn);

@@ -17,9 +17,25 @@ void ReplicaWaiter::Await(const std::string& key, absl::Time deadline,
   auto [it, first] = waiting_.try_emplace(key);
   it->second.push_back(Waiter{deadline, std::move(executor), std::move(done)});
   if (!first) return;
-  std::thread& t = threads_[key];
-  if (t.joinable()) t.join();  // the previous helper for this key has returned or is returning
-  t = std::thread([this, key] { Wait(key); });
+  // This key's previous helper, if any, is among those: without a waiter left it has returned
+  // or is returning.
+  ReapLocked();
+  threads_[key] = std::thread([this, key] { Wait(key); });
+}
+
+void ReplicaWaiter::ReapLocked() {
+  for (const std::string& key : returned_) {
+    auto it = threads_.find(key);
+    if (it == threads_.end()) continue;
+    it->second.join();  // past its last use of mu_: returns at once
+    threads_.erase(it);
+  }
+  returned_.clear();
+}
+
+size_t ReplicaWaiter::helpers() const {
+  absl::MutexLock l(&mu_);
+  return threads_.size();
 }
 
 void ReplicaWaiter::Wait(const std::string& key) {
@@ -48,7 +64,10 @@ void ReplicaWaiter::Wait(const std::string& key) {
       }
       it->second = std::move(keep);
       const bool done = it->second.empty();
-      if (done) waiting_.erase(it);
+      if (done) {
+        waiting_.erase(it);
+        if (!stopping_) returned_.push_back(key);  // Stop() joins it otherwise
+      }
       for (Waiter& w : wake) {
         boost::asio::post(w.executor, [cb = std::move(w.done), snap] { cb(snap); });
       }

@@ -3,7 +3,9 @@
 // RoutingTable::AwaitReady blocks, so one helper thread per waiting function calls it (which
 // also starts the function from zero, once) and hands the snapshot to every request waiting on
 // that function, on the request's own loop. Requests whose deadline passes get null.
-// Thread-safe; Stop() joins the helpers (they wait in slices of at most a second).
+// A helper that has woken its function's last waiter returns, and is joined by the next Await
+// (of any function): threads live only while someone waits. Thread-safe; Stop() joins the
+// helpers (they wait in slices of at most a second).
 #pragma once
 
 #include <functional>
@@ -34,6 +36,8 @@ class ReplicaWaiter {
   void Await(const std::string& key, absl::Time deadline, boost::asio::any_io_executor executor,
              Callback done);
   void Stop();
+  // Helper threads not yet joined: those waiting, and those that returned since the last Await.
+  size_t helpers() const;
 
  private:
   struct Waiter {
@@ -42,12 +46,14 @@ class ReplicaWaiter {
     Callback done;
   };
   void Wait(const std::string& key);
+  void ReapLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   provider::RoutingTable& routes_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::vector<Waiter>> waiting_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::thread> threads_ ABSL_GUARDED_BY(mu_);  // one per waited key
+  std::vector<std::string> returned_ ABSL_GUARDED_BY(mu_);  // keys whose helper returned
 };
 
 }  // namespace faasd::gateway

@@ -307,8 +307,44 @@ def test_nothing_tried_to_leave(appliance, function):
     """Since the probes: no connect or send without a route, no packet from a container to be
     forwarded out (the install, containerd, the daemon, NATS, Prometheus and the function all
     ran in that time)."""
-    assert no_route_counts() == appliance["baseline"]
-    assert egress_packets() == 0
+    counts, egress = no_route_counts(), egress_packets()
+    assert counts == appliance["baseline"] and egress == 0, \
+        f"no-route counters {appliance['baseline']} -> {counts}, egress rule {egress} packets; " \
+        f"what each network namespace sent:\n{netns_senders()}"
+
+
+def netns_senders():
+    """One line per network namespace other than ours: its processes' names, and the UDP
+    datagrams and TCP connects it made (a DNS query or a connect out shows there), with its
+    resolv.conf's nameservers: the diagnosis when something tried to leave."""
+    own = os.stat("/proc/self/ns/net").st_ino
+    spaces = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ino = os.stat(f"/proc/{pid}/ns/net").st_ino
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if ino != own:
+            spaces.setdefault(ino, []).append((pid, comm))
+    lines = []
+    for ino, procs in spaces.items():
+        pid = procs[0][0]
+        try:
+            snmp = Path(f"/proc/{pid}/net/snmp").read_text().splitlines()
+            resolv = Path(f"/proc/{pid}/root/etc/resolv.conf").read_text()
+        except OSError as exc:
+            lines.append(f"netns {ino}: {exc}")
+            continue
+        stats = {}
+        for names, values in zip(snmp[0::2], snmp[1::2]):
+            stats.update({f"{names.split()[0]}{n}": v
+                          for n, v in zip(names.split()[1:], values.split()[1:])})
+        servers = [l.split()[1] for l in resolv.splitlines() if l.startswith("nameserver")]
+        lines.append(f"netns {ino} {sorted({c for _, c in procs})}: "
+                     f"Udp:OutDatagrams {stats.get('Udp:OutDatagrams')}, "
+                     f"Tcp:ActiveOpens {stats.get('Tcp:ActiveOpens')}, nameservers {servers}")
+    return "\n".join(lines)
 
 
 def test_an_always_pull_fails_at_once_and_says_why(appliance):

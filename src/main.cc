@@ -637,7 +637,10 @@ int Up(const Flags& f, const Relaunch& relaunch) {
   gopts.version = FAASD_VERSION;
   gopts.git_sha = FAASD_GIT_SHA;
   metrics::Metrics metrics;
-  metrics::History history(metrics);
+  // Counters and charts of functions no longer deployed are dropped (History::Sample).
+  metrics::History history(metrics, [&provider](const std::string& key) {
+    return provider.Routes().Snapshot()->functions.count(key) > 0;
+  });
   history.Start();
   // Declared before the gateway, which borrows it: destroyed after it.
   std::unique_ptr<queue::AsyncQueue> async_queue;

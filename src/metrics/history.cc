@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "absl/container/flat_hash_set.h"
+
 namespace faasd::metrics {
 
 std::optional<double> QuantileMs(const std::array<uint64_t, Metrics::kBuckets.size()>& buckets,
@@ -37,6 +39,15 @@ void History::Stop() {
 }
 
 void History::Sample(absl::Time now) {
+  // A function must be unknown at two samples in a row to be forgotten: a moment between two
+  // routing snapshots (an update swapping replicas) must not reset its counters.
+  absl::flat_hash_set<std::string> missing;
+  metrics_.Prune([&](const std::string& name) {
+    if (known_(name)) return true;
+    missing.insert(name);
+    return !missing_.contains(name);
+  });
+  missing_.swap(missing);
   std::vector<std::pair<std::string, Totals>> totals;
   metrics_.ForEachFunction([&totals](const std::string& name, const Metrics::FunctionCounters& f) {
     Totals t;
@@ -54,6 +65,16 @@ void History::Sample(absl::Time now) {
   });
 
   absl::MutexLock lock(&mu_);
+  // Series of functions Prune dropped go too (those counted are exactly the ones left).
+  absl::flat_hash_set<std::string> counted;
+  for (const auto& [name, t] : totals) counted.insert(name);
+  for (auto it = series_.begin(); it != series_.end();) {
+    if (counted.contains(it->first)) {
+      ++it;
+    } else {
+      series_.erase(it++);
+    }
+  }
   for (auto& [name, now_totals] : totals) {
     auto [it, fresh] = series_.try_emplace(name);
     Series& s = it->second;

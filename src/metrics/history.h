@@ -6,6 +6,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -13,6 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -38,7 +40,11 @@ class History {
   static constexpr absl::Duration kInterval = absl::Seconds(10);
   static constexpr size_t kPoints = 90;  // 15 minutes
 
-  explicit History(const Metrics& metrics) : metrics_(metrics) {}
+  // `known`: whether a "name.namespace" is a deployed function. Each Sample() first drops the
+  // counters (Metrics::Prune) and the points of those that were not at this and the previous
+  // Sample(). Sample() is called from one thread at a time.
+  History(Metrics& metrics, std::function<bool(const std::string&)> known)
+      : metrics_(metrics), known_(std::move(known)) {}
   ~History() { Stop(); }
   History(const History&) = delete;
   History& operator=(const History&) = delete;
@@ -46,7 +52,8 @@ class History {
   void Start();
   void Stop();
 
-  // Adds one point per function counted so far: what changed since the previous Sample().
+  // Forgets functions that are no longer known, then adds one point per function counted so
+  // far: what changed since the previous Sample().
   void Sample(absl::Time now);
   // Oldest first; empty for a function never sampled.
   std::vector<StatsPoint> Points(const std::string& function_name) const;
@@ -62,7 +69,9 @@ class History {
     std::deque<StatsPoint> points;
   };
 
-  const Metrics& metrics_;
+  Metrics& metrics_;
+  const std::function<bool(const std::string&)> known_;
+  absl::flat_hash_set<std::string> missing_;  // unknown at the last Sample (its thread only)
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Series> series_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;

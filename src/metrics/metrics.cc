@@ -41,7 +41,6 @@ void Metrics::Started(FunctionCounters* f) {
 }
 
 void Metrics::Finished(FunctionCounters* f, int code, uint64_t duration_ns) {
-  f->inflight.fetch_sub(1, std::memory_order_relaxed);
   if (code < 0 || code >= kMaxCode) code = 0;
   CodeStats* stats = f->by_code[code].load(std::memory_order_acquire);
   if (stats == nullptr) {
@@ -60,6 +59,27 @@ void Metrics::Finished(FunctionCounters* f, int code, uint64_t duration_ns) {
       stats->buckets[i].fetch_add(1, std::memory_order_relaxed);
       break;
     }
+  }
+  // Last: once inflight reads 0, Prune may free retired counters (release: nothing above is
+  // reordered after it).
+  f->inflight.fetch_sub(1, std::memory_order_release);
+}
+
+void Metrics::Prune(const std::function<bool(const std::string&)>& keep) {
+  absl::MutexLock lock(&mu_);
+  // Those retired by an earlier call: freed once nothing holds them.
+  retired_.erase(std::remove_if(retired_.begin(), retired_.end(),
+                                [](const std::unique_ptr<FunctionCounters>& f) {
+                                  return f->inflight.load(std::memory_order_acquire) <= 0;
+                                }),
+                 retired_.end());
+  for (auto it = functions_.begin(); it != functions_.end();) {
+    if (keep(it->first)) {
+      ++it;
+      continue;
+    }
+    retired_.push_back(std::move(it->second));
+    functions_.erase(it++);
   }
 }
 

@@ -43,7 +43,8 @@ class Metrics {
     std::atomic<uint64_t> sum_ns{0};
     std::array<std::atomic<uint64_t>, kBuckets.size()> buckets{};  // non-cumulative
   };
-  // One per function; never freed while the Metrics object lives, so pointers are stable.
+  // One per function. Stable while its function is known: Prune retires those of functions that
+  // are gone and frees them on a later Prune once no invocation holds them.
   struct FunctionCounters {
     std::atomic<uint64_t> started{0};
     std::atomic<int64_t> inflight{0};
@@ -67,6 +68,13 @@ class Metrics {
   // Invocations of "name.namespace" started and not yet finished.
   int64_t Inflight(absl::string_view function_name) const;
 
+  // Forgets the counters of every function `keep` says no to (removed, or never deployed: a
+  // request for an unknown name counts too), so a daemon that deploys and removes many names,
+  // or is sent many made-up ones, does not keep them all. They are retired first and freed by
+  // a later call once no invocation in progress holds them; an invocation takes its pointer
+  // from For() and calls Started() at once, so calls must be seconds apart (History's 10 s).
+  void Prune(const std::function<bool(const std::string&)>& keep);
+
   // Calls `visit` with every function counted so far, under a reader lock (keep it short).
   void ForEachFunction(
       const std::function<void(const std::string&, const FunctionCounters&)>& visit) const;
@@ -86,6 +94,8 @@ class Metrics {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<FunctionCounters>> functions_
       ABSL_GUARDED_BY(mu_);
+  // Counters Prune took out of functions_, kept until no invocation holds them.
+  std::vector<std::unique_ptr<FunctionCounters>> retired_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<int, Collector>> collectors_ ABSL_GUARDED_BY(mu_);
   int next_collector_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<prometheus::Registry> registry_;

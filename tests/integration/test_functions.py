@@ -80,6 +80,21 @@ def test_metrics_count_invocations_and_describe_the_daemon(api, functions):
     assert api.describe(name).json()["invocationCount"] == count_before + 4
 
 
+def test_a_removed_functions_counters_leave_metrics(api, functions):
+    """A daemon that deploys and removes many names keeps no counters of the removed ones (the
+    soak's RSS grew with every name it had seen): gone from /metrics and from the portal's
+    charts once two of History's 10 s samples found the function gone."""
+    name = functions.deploy("gone")
+    fn = f'function_name="{name}.{harness.NAMESPACE}"'
+    series = f'gateway_function_invocation_total{{{fn},code="200"}}'
+    before = harness.scrape_metrics(api).get(series, 0)  # the deploy fixture may have called it
+    assert api.invoke(name, body="x").status == 200
+    assert harness.scrape_metrics(api)[series] == before + 1
+    assert api.delete(name).status in OK
+    harness.wait_until(lambda: not any(fn in s for s in harness.scrape_metrics(api)), 40,
+                       f"{name}'s series to leave /metrics", interval=0.5)
+
+
 def test_invoke_passes_method_path_query(api, functions):
     name = functions.deploy("echo")
     for method in ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"]:

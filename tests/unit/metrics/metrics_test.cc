@@ -1,6 +1,7 @@
 #include "metrics/history.h"
 #include "metrics/metrics.h"
 
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -137,7 +138,7 @@ TEST_CASE("quantiles interpolate inside the bucket they fall in", "[metrics][his
 TEST_CASE("history keeps one point per interval and function, at most 15 minutes",
           "[metrics][history]") {
   Metrics m;
-  History h(m);
+  History h(m, [](const std::string&) { return true; });
   Metrics::FunctionCounters* f = m.For("f.ns");
   const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
   CHECK(h.Points("f.ns").empty());
@@ -168,6 +169,44 @@ TEST_CASE("history keeps one point per interval and function, at most 15 minutes
   CHECK(p.size() == History::kPoints);
   CHECK(p.back().t == 1'800'000'000 + 10 * 199);
   CHECK(h.Points("other.ns").empty());
+}
+
+TEST_CASE("a function unknown at two samples in a row loses its counters and its points",
+          "[metrics][history]") {
+  Metrics m;
+  std::set<std::string> deployed = {"kept.ns", "removed.ns"};
+  History h(m, [&](const std::string& key) { return deployed.count(key) > 0; });
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  for (const char* name : {"kept.ns", "removed.ns", "made-up.ns"}) {
+    Metrics::FunctionCounters* f = m.For(name);
+    Metrics::Started(f);
+    Metrics::Finished(f, 200, 1'000'000);
+  }
+  // An invocation of the removed function still in progress when it goes.
+  Metrics::FunctionCounters* held = m.For("removed.ns");
+  Metrics::Started(held);
+  h.Sample(t0);  // made-up.ns unknown once: kept for now
+  CHECK(m.InvocationCount("made-up.ns") == 1);
+  deployed.erase("removed.ns");
+  h.Sample(t0 + absl::Seconds(10));  // made-up.ns twice: gone; removed.ns once
+  CHECK(m.InvocationCount("made-up.ns") == 0);
+  CHECK(h.Points("made-up.ns").empty());
+  CHECK(m.InvocationCount("removed.ns") == 1);
+  h.Sample(t0 + absl::Seconds(20));  // removed.ns twice: retired, still held
+  CHECK(m.InvocationCount("removed.ns") == 0);
+  CHECK(h.Points("removed.ns").empty());
+  Metrics::Finished(held, 200, 1'000'000);  // the retired counters are still there to count
+  h.Sample(t0 + absl::Seconds(30));          // and are freed now (ASan would see a bad free)
+  CHECK(m.InvocationCount("kept.ns") == 1);
+  CHECK(h.Points("kept.ns").size() == 4);
+  int functions = 0;
+  m.ForEachFunction([&](const std::string&, const Metrics::FunctionCounters&) { ++functions; });
+  CHECK(functions == 1);
+  // A name seen again starts from zero.
+  Metrics::FunctionCounters* again = m.For("removed.ns");
+  Metrics::Started(again);
+  Metrics::Finished(again, 200, 1'000'000);
+  CHECK(m.InvocationCount("removed.ns") == 1);
 }
 
 }  // namespace

@@ -28,14 +28,17 @@ OK = (200, 201, 202, 204)
 
 
 def daemon_counts(pid):
+    """fds, threads, and VmRSS, RssAnon (heap and stacks) and RssFile (the mapped binary and
+    libraries' touched pages) in KiB."""
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     threads = len(os.listdir(f"/proc/{pid}/task"))
-    rss = 0
+    mem = {"VmRSS:": 0, "RssAnon:": 0, "RssFile:": 0}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-    return fds, threads, rss
+            key = line.split(" ", 1)[0].split("\t", 1)[0]
+            if key in mem:
+                mem[key] = int(line.split()[1])
+    return fds, threads, mem["VmRSS:"], mem["RssAnon:"], mem["RssFile:"]
 
 
 def no_more(after, before):
@@ -164,9 +167,13 @@ def main():
         for w in workers:
             w.start()
         peak = list(before_d)
+        anon_trend = []  # (minute, RssAnon KiB): a plateau or a steady climb
         while any(w.is_alive() for w in workers) and time.monotonic() < deadline + 300:
             now = daemon_counts(pid)
             peak = [max(x, y) for x, y in zip(peak, now)]
+            minute = int((time.monotonic() - t0) // 60)
+            if not anon_trend or anon_trend[-1][0] < minute:
+                anon_trend.append((minute, now[3]))
             time.sleep(1)  # sampling the daemon's counts, not synchronisation
         for w in workers:
             w.join(timeout=60)
@@ -202,15 +209,18 @@ def main():
                 + ", ".join(f"{k} {v}" for k, v in sorted(ops.items()))
                 + f"); {len(failures)} failed.", ""]
         rep += ["| what | before | peak | after | back |", "|---|---:|---:|---:|:---:|"]
-        for i, label in enumerate(["daemon fds", "daemon threads", "daemon RSS KiB"]):
+        for i, label in enumerate(["daemon fds", "daemon threads", "daemon RSS KiB",
+                                   "daemon RssAnon KiB", "daemon RssFile KiB"]):
             same = "yes" if after_d[i] <= before_d[i] else "no"
-            if i == 2:
-                same = f"{(after_d[2] - before_d[2]) / 1024:+.1f} MiB"
+            if i >= 2:
+                same = f"{(after_d[i] - before_d[i]) / 1024:+.1f} MiB"
             rep.append(f"| {label} | {before_d[i]} | {peak[i]} | {after_d[i]} | {same} |")
         for key, value in before_h.items():
             rep.append(f"| {key} | {value} | | {after_h[key]} | "
                        f"{'yes' if after_h[key] == value else 'no'} |")
         rep.append("")
+        rep += ["RssAnon at each minute of the workload (KiB): "
+                + ", ".join(f"{m}: {kib}" for m, kib in anon_trend), ""]
         if after_h["containers"]:
             rep += ["Containers left:", ""] + [
                 f"- `{line}`" for line in ctd.lines("containers", "ls",

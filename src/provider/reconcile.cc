@@ -20,6 +20,11 @@ namespace faasd::provider {
 
 using namespace internal;
 
+namespace {
+// The longest gap between two probes of a replica left not ready.
+constexpr absl::Duration kMaxRetryGap = absl::Seconds(2);
+}  // namespace
+
 absl::Status ContainerdProvider::Start() {
   absl::StatusOr<std::string> version = runtime_.Version(absl::Seconds(5));
   if (!version.ok()) return version.status();
@@ -159,6 +164,9 @@ void ContainerdProvider::ReconcileLoop() {
   absl::Duration next = options_.reconcile_interval;
   bool backing_off = false;
   const absl::Duration first_retry = std::min(options_.reconcile_interval, absl::Milliseconds(100));
+  // A replica left not ready is probed at least this often, however long the interval (an
+  // operator's, or the tests' hour).
+  const absl::Duration last_retry = std::min(options_.reconcile_interval, kMaxRetryGap);
   std::set<std::string> busy;   // keys whose function was locked: tried again soon
   std::set<std::string> retry;  // keys left not ready: tried again, backing off
   absl::Time last_full = absl::Now();
@@ -179,6 +187,9 @@ void ContainerdProvider::ReconcileLoop() {
       keys.swap(reconcile_keys_);
     }
     if (stopping_.load()) break;
+    // Keys asked for since the last pass (a deploy left a replica starting, say) start their
+    // retries afresh, not at the back-off other keys had reached.
+    const bool requested = !keys.empty();
     keys.insert(busy.begin(), busy.end());
     keys.insert(retry.begin(), retry.end());
     busy.clear();
@@ -189,7 +200,7 @@ void ContainerdProvider::ReconcileLoop() {
     if (complete) {
       next = options_.reconcile_interval;
     } else {
-      next = backing_off ? std::min(next * 2, options_.reconcile_interval) : first_retry;
+      next = backing_off && !requested ? std::min(next * 2, last_retry) : first_retry;
     }
     backing_off = !complete;
     if (!busy.empty()) next = std::min(next, absl::Milliseconds(20));

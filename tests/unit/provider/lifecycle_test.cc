@@ -193,6 +193,24 @@ TEST_CASE("Scale to zero stops every task and keeps one container, without a net
   CHECK(st->available_replicas == 0);
 }
 
+TEST_CASE("A replica left starting is probed again soon, whatever back-off others reached") {
+  Rig rig(absl::Hours(1));  // no periodic pass: only retries probe
+  rig.probe.SetReady(false);
+  // One function that never gets ready: its retries back off, 100 ms doubling.
+  REQUIRE(rig.provider->Deploy(Fn("slow")).ok());
+  int probes = rig.probe.Probes();
+  REQUIRE(Eventually([&] { return rig.probe.Probes() >= probes + 6; },
+                     absl::Seconds(15)));  // 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s apart, and more
+  // Another, deployed now, not ready either at first: its deploy probes, then the loop does.
+  REQUIRE(rig.provider->Deploy(Fn("echo")).ok());
+  probes = rig.probe.Probes();
+  REQUIRE(Eventually([&] { return rig.probe.Probes() > probes; }, absl::Seconds(1)));
+  rig.probe.SetReady(true);
+  // Routed at the next retry: within a few hundred ms, not the 6.4 s or more the first
+  // function's back-off had reached (nor ever more than 2 s apart).
+  CHECK(Eventually([&] { return rig.Ips(kKey).size() == 1; }, absl::Seconds(2.5)));
+}
+
 TEST_CASE("Requests to a function at zero start one task however many wait") {
   Rig rig;
   REQUIRE(rig.provider->Deploy(Fn("echo")).ok());

@@ -65,6 +65,20 @@ def installed_version():
     return r.stdout if r.returncode == 0 else ""
 
 
+def check_installed(how):
+    """What a package install leaves, whichever package: its files and what `faasd install`
+    made, the state dir 0700 and a 40-character password 0600. Returns the password's file and
+    text."""
+    for path in INSTALLED + MADE_BY_INSTALL:
+        assert os.path.exists(path), f"{path} missing after {how}"
+    assert stat.S_IMODE(STATE.stat().st_mode) == 0o700
+    password_file = STATE / "secrets" / "basic-auth-password"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    password = password_file.read_text()
+    assert len(password.strip()) == 40
+    return password_file, password
+
+
 class ActivatedDaemon:
     """faasd with its listener handed over, systemd-style; the socket outlives restarts.
     Without `config` it reads /etc/faasd/faasd.conf, as the unit's ExecStart does."""
@@ -191,13 +205,7 @@ def test_package_install_restart_upgrade_purge(workdir, containerd, cni, echo_im
     out = apt("install", debs[0]).stdout
     assert "faas-cli login" in out, f"postinst printed no login hint:\n{out}"
     assert installed_version().startswith("install ok installed 0.1.0-1")
-    for path in INSTALLED + MADE_BY_INSTALL:
-        assert os.path.exists(path), f"{path} missing after install"
-    assert stat.S_IMODE(STATE.stat().st_mode) == 0o700
-    password_file = STATE / "secrets" / "basic-auth-password"
-    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
-    host_password = password_file.read_text()
-    assert len(host_password.strip()) == 40
+    password_file, host_password = check_installed("install")
     for path in (FAASD, "/usr/lib/faasd/faasd-logger", "/usr/lib/faasd/fwatchdog"):
         numbers[f"{path} bytes"] = os.path.getsize(path)
     shown = harness.run([FAASD, "config"]).stdout  # the shipped file parses
@@ -298,13 +306,7 @@ def test_rpm_install_upgrade_erase(workdir):
         r = rpm(db, "-i", "--nodeps", rpms[0])
         assert "faas-cli login" in r.stdout + r.stderr, f"%post printed no login hint:\n{r}"
         assert rpm(db, "-q", "faasd").stdout.strip().startswith("faasd-0.1.0-1")
-        for path in INSTALLED + MADE_BY_INSTALL:
-            assert os.path.exists(path), f"{path} missing after rpm -i"
-        assert stat.S_IMODE(STATE.stat().st_mode) == 0o700
-        password_file = STATE / "secrets" / "basic-auth-password"
-        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
-        password = password_file.read_text()
-        assert len(password.strip()) == 40
+        password_file, password = check_installed("rpm -i")
         assert "faasd" in harness.run([FAASD, "version"]).stdout
         assert password.strip() not in harness.run([FAASD, "config"]).stdout
         configs = rpm(db, "-qc", "faasd").stdout.split()

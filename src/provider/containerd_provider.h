@@ -325,8 +325,9 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
                          const std::map<std::string, containerd::api::v1::types::Process>& tasks);
   // True when the container exists and is not being removed.
   bool StillDeployed(const std::string& ns, const std::string& container_id);
+  // What a container that no longer exists held: network, snapshot, run directory.
   // `listed`: the ids of the containers this pass listed (they exist; no need to ask again).
-  void ReclaimOrphanNetworks(const std::set<std::string>& listed);
+  void ReclaimOrphans(const std::set<std::string>& listed);
   void ReconcileLoop();
   void WatchTaskExits();
   // A /tasks/oom event: logged, and remembered for the exit that follows.

@@ -6,11 +6,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/log.h"
 #include "events_task.pb.h"
 #include "provider/containerd_provider.h"
@@ -299,7 +301,7 @@ bool ContainerdProvider::ReconcileOnce(std::set<std::string>* busy, std::set<std
       it = listed.count(it->first) ? std::next(it) : paused_.erase(it);
     }
   }
-  ReclaimOrphanNetworks(listed);
+  ReclaimOrphans(listed);
   return true;
 }
 
@@ -527,27 +529,61 @@ bool ContainerdProvider::StillDeployed(const std::string& ns, const std::string&
   return st == c->labels().end() || st->second != kStateRemoving;
 }
 
-// Addresses, namespaces and CNI cache entries whose container is gone: left by a daemon that
-// died mid-deploy, or by any path that failed to release them. Each is checked under its
-// function's lock, so a deploy still in progress (network attached, container not yet created)
-// is never touched.
-void ContainerdProvider::ReclaimOrphanNetworks(const std::set<std::string>& listed) {
-  std::set<std::string> ids;
-  for (const std::string& id : network_.AttachedContainers()) ids.insert(id);
-  const std::string netns_dir = absl::StrCat(options_.state_dir, "/netns");
-  if (DIR* d = ::opendir(netns_dir.c_str())) {
+namespace {
+// "<function>-<8 hex>", as NewContainerId makes them; the keys the image puller prepares
+// ("extract-...-sha256:...") and anything else in the namespace are not ours to remove.
+bool IsContainerId(const std::string& key) {
+  const size_t dash = key.rfind('-');
+  if (dash == std::string::npos || dash == 0 || key.size() - dash - 1 != 8) return false;
+  for (size_t i = 0; i < key.size(); ++i) {
+    const char c = key[i];
+    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    const bool name = (c >= 'a' && c <= 'z') || c == '-' || c == '.';
+    if (!(i < dash ? hex || name : i == dash || hex)) return false;
+  }
+  return true;
+}
+
+std::set<std::string> DirEntries(const std::string& dir) {
+  std::set<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
     while (struct dirent* de = ::readdir(d)) {
-      if (de->d_name[0] != '.') ids.insert(de->d_name);
+      if (de->d_name[0] != '.') names.insert(de->d_name);
     }
     ::closedir(d);
   }
+  return names;
+}
+}  // namespace
+
+// Addresses, network namespaces, CNI cache entries, writable snapshots and run directories
+// whose container is gone: left by a daemon that died mid-deploy (between the snapshot and
+// the container, say), or by any path that failed to release them. Each is checked under its
+// function's lock, so a deploy still in progress (network attached, snapshot prepared,
+// container not yet created) is never touched.
+void ContainerdProvider::ReclaimOrphans(const std::set<std::string>& listed) {
+  absl::StatusOr<std::vector<std::string>> function_ns = FunctionNamespaces();
+  if (!function_ns.ok()) return;
+  std::set<std::string> networks = DirEntries(absl::StrCat(options_.state_dir, "/netns"));
+  for (const std::string& id : network_.AttachedContainers()) networks.insert(id);
+  const std::set<std::string> run_dirs = DirEntries(absl::StrCat(options_.state_dir, "/run"));
+  std::map<std::string, std::vector<std::string>> snapshots;  // id -> its namespaces
+  for (const std::string& ns : *function_ns) {
+    absl::StatusOr<std::vector<std::string>> keys = runtime_.ListActiveSnapshots(Call(ns));
+    if (!keys.ok()) return;
+    for (const std::string& key : *keys) {
+      if (IsContainerId(key)) snapshots[key].push_back(ns);
+    }
+  }
+  std::set<std::string> ids = networks;
+  ids.insert(run_dirs.begin(), run_dirs.end());
+  for (const auto& [id, unused] : snapshots) ids.insert(id);
   for (const std::string& id : listed) ids.erase(id);
   if (ids.empty()) return;
   // Containers of every containerd namespace count: a namespace may have lost its label.
   absl::StatusOr<std::vector<containerd::api::services::namespaces::v1::Namespace>> all_ns =
       runtime_.ListNamespaces();
-  absl::StatusOr<std::vector<std::string>> function_ns = FunctionNamespaces();
-  if (!all_ns.ok() || !function_ns.ok()) return;
+  if (!all_ns.ok()) return;
   auto exists_anywhere = [&](const std::string& id) -> std::optional<bool> {
     for (const auto& n : *all_ns) {
       absl::StatusOr<Container> c = runtime_.GetContainer(Call(n.name()), id);
@@ -576,8 +612,26 @@ void ContainerdProvider::ReclaimOrphanNetworks(const std::set<std::string>& list
       held.push_back(std::move(op));
     }
     if (!busy && exists_anywhere(id) == false) {
-      LogInfo("reconcile: releasing the network of ", id, ", which has no container");
-      ReleaseNetwork(id);
+      std::vector<std::string> what;
+      if (networks.count(id)) {
+        ReleaseNetwork(id);
+        what.push_back("network");
+      }
+      auto snap = snapshots.find(id);
+      if (snap != snapshots.end()) {
+        for (const std::string& ns : snap->second) {
+          absl::Status s = runtime_.RemoveSnapshot(Call(ns), id);
+          if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
+            LogWarning("reconcile: snapshot ", id, ": ", s.message());
+        }
+        what.push_back("snapshot");
+      }
+      if (run_dirs.count(id)) {
+        RemoveRunDir(id);
+        what.push_back("run directory");
+      }
+      LogInfo("reconcile: released the ", absl::StrJoin(what, ", "), " of ", id,
+              ", which has no container");
     }
     for (auto& op : held) op->Unlock();
   }

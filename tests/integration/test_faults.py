@@ -66,7 +66,7 @@ def containers_of(ctd, ns, name):
 class Holdings:
     """Everything a daemon's functions hold on the host, by container id: containers, tasks,
     host-local addresses, pinned network namespaces, mounts below the state dir or containerd's
-    task dirs, active snapshots."""
+    task dirs, active snapshots, per-container run directories."""
 
     def __init__(self, daemon, ctd, cni, ns):
         self.daemon, self.ctd, self.cni, self.ns = daemon, ctd, cni, ns
@@ -88,6 +88,10 @@ class Holdings:
 
     def netns(self):
         d = self.daemon.state_dir / "netns"
+        return {p.name for p in d.iterdir()} if d.is_dir() else set()
+
+    def run_dirs(self):
+        d = self.daemon.state_dir / "run"
         return {p.name for p in d.iterdir()} if d.is_dir() else set()
 
     def mounts(self):
@@ -120,13 +124,15 @@ class Holdings:
             "mounts": [m for m in self.mounts()
                        if not any(f"/{c}" in m for c in live)],
             "snapshots": sorted(self.active_snapshots() - live),
+            "run dirs": sorted(self.run_dirs() - live),
         }
         return {k: v for k, v in left.items() if v}
 
     def counts(self):
         return {"containers": len(self.containers()), "tasks": len(self.tasks()),
                 "ips": len(self.ips()), "netns": len(self.netns()),
-                "mounts": len(self.mounts()), "snapshots": len(self.active_snapshots())}
+                "mounts": len(self.mounts()), "snapshots": len(self.active_snapshots()),
+                "run dirs": len(self.run_dirs())}
 
 
 def wait_no_leaks(h, timeout=30):
@@ -245,6 +251,13 @@ def test_daemon_killed_under_load_leaks_nothing(request, workdir, fn_image):
         t.join(timeout=30)
         load.join(timeout=30)
     assert 200 in results, results[:10]
+    # Whatever the kill interrupted, also what a kill between the snapshot and the container
+    # leaves: a writable snapshot and a run directory keyed by a container id never created.
+    cut = f"{fn_name('kc-cut')}-0badcafe"
+    ctd.lines("snapshots", "prepare", cut, namespace=ns)
+    (daemon.state_dir / "run" / cut).mkdir()
+    (daemon.state_dir / "run" / cut / "hosts").write_text("127.0.0.1 localhost\n")
+    assert cut in h.leaks()["snapshots"] and cut in h.leaks()["run dirs"]
 
     daemon.start()
     for n in names:

@@ -223,6 +223,13 @@ absl::Status FakeRuntime::RemoveSnapshot(const containerd::CallScope& scope,
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::string>> FakeRuntime::ListActiveSnapshots(
+    const containerd::CallScope& scope) {
+  absl::MutexLock l(&mu_);
+  const std::set<std::string>& keys = snapshots_[scope.ns];
+  return std::vector<std::string>(keys.begin(), keys.end());
+}
+
 absl::Status FakeRuntime::CreateContainer(const containerd::CallScope& scope, const Container& c) {
   absl::MutexLock l(&mu_);
   auto [it, made] = containers_[scope.ns].emplace(c.id(), c);

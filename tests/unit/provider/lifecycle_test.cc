@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <set>
@@ -480,6 +481,37 @@ TEST_CASE("Reconcile re-creates a replica that vanished and releases its address
   }
   REQUIRE(Eventually([&] { return !rig.network.LookupIp(gone); }));
   CHECK_FALSE(rig.network.IsNetns(rig.dir + "/netns/" + gone));
+}
+
+TEST_CASE("A snapshot and run directory left by a deploy cut short are released by reconcile") {
+  Rig rig;
+  REQUIRE(rig.provider->Deploy(Fn("echo")).ok());
+  const std::string live = rig.Ids().at(0);
+  // What a daemon killed between preparing the snapshot and creating the container leaves,
+  // beside keys that are not a container id (an unpack in progress, another tool's).
+  containerd::CallScope scope;
+  scope.ns = kNs;
+  const std::string late = "late-0123abcd";
+  for (const std::string& key : {late, std::string("extract-1a2b3c-sha256:00ff"),
+                                 std::string("late-xyz"), std::string("late-0123ABCD")}) {
+    REQUIRE(rig.runtime.PrepareSnapshot(scope, key, "", {}).ok());
+  }
+  const std::string run_dir = rig.dir + "/run/" + late;
+  std::filesystem::create_directories(run_dir);
+  { std::ofstream(run_dir + "/hosts") << "127.0.0.1 localhost\n"; }
+
+  REQUIRE(Eventually([&] {
+    auto keys = rig.runtime.ListActiveSnapshots(scope);
+    return keys.ok() && std::find(keys->begin(), keys->end(), late) == keys->end() &&
+           !std::filesystem::exists(run_dir);
+  }));
+  auto keys = rig.runtime.ListActiveSnapshots(scope);
+  REQUIRE(keys.ok());
+  std::set<std::string> left(keys->begin(), keys->end());
+  CHECK(left == std::set<std::string>{live, "extract-1a2b3c-sha256:00ff", "late-xyz",
+                                      "late-0123ABCD"});
+  CHECK(std::filesystem::exists(rig.dir + "/run/" + live));
+  CHECK(rig.provider->Get("echo", "").ok());
 }
 
 TEST_CASE("Deploy, scale, an exit and remove find their function without listing containers") {

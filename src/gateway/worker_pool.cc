@@ -18,6 +18,11 @@ size_t ElasticWorkerPool::threads() const {
   return threads_.size() - exited_.size();
 }
 
+size_t ElasticWorkerPool::unjoined() const {
+  absl::MutexLock l(&mu_);
+  return exited_.size();
+}
+
 void ElasticWorkerPool::ReapLocked() {
   for (const auto& id : exited_) {
     auto it = threads_.find(id);
@@ -57,6 +62,9 @@ void ElasticWorkerPool::Work() {
     }
     if (stopping_) break;
     if (!woke && threads_.size() - exited_.size() > min_) {
+      // Those that left before it are joined now, not at the next enqueue (which may not come
+      // for hours): an exited thread's stack stays mapped, and partly resident, until joined.
+      ReapLocked();
       exited_.push_back(std::this_thread::get_id());
       break;
     }

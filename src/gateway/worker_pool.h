@@ -30,6 +30,8 @@ class ElasticWorkerPool final : public httplib::TaskQueue {
   void shutdown() override;
 
   size_t threads() const;
+  // Threads that exited idle and are not joined yet: at most one (the last to exit).
+  size_t unjoined() const;
 
  private:
   void Work();

@@ -122,6 +122,8 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
 
   // Waits for background removals to finish (tests and orderly shutdown), at most `timeout`.
   bool WaitForRemovals(absl::Duration timeout);
+  // Background threads not yet joined: those at work, and at most one that finished.
+  size_t BackgroundThreads() const;
 
  private:
   using Container = containerd::api::services::containers::v1::Container;
@@ -289,6 +291,7 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
                    absl::Duration waited);
   // Runs `job` on a thread Stop() joins.
   void RunInBackground(std::function<void()> job);
+  void ReapJobsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleRemoval(const std::string& ns, const std::string& container_id);
   void StopAndRemove(const std::string& ns, const std::string& container_id);
   // <state>/run/<id>: hosts, resolv.conf and the secrets copy of a container that is gone.

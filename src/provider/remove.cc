@@ -46,21 +46,34 @@ absl::Status ContainerdProvider::Remove(const std::string& name, const std::stri
 void ContainerdProvider::RunInBackground(std::function<void()> job) {
   absl::MutexLock l(&mu_);
   if (stopping_.load()) return;
-  // Threads that finished are joined here, so their stacks do not pile up.
+  ReapJobsLocked();  // threads that finished: their stacks must not pile up
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  jobs_.push_back(Job{std::thread([this, job = std::move(job), done] {
+                        job();
+                        // The jobs that finished before this one are joined by it, so that
+                        // after a burst (a remove of many replicas) at most one exited thread
+                        // keeps its stack until the next job, however long that takes.
+                        absl::MutexLock l(&mu_);
+                        ReapJobsLocked();
+                        done->store(true);
+                      }),
+                      done});
+}
+
+void ContainerdProvider::ReapJobsLocked() {
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     if (it->done->load()) {
-      it->thread.join();
+      it->thread.join();  // past its job and its last lock: returns at once
       it = jobs_.erase(it);
     } else {
       ++it;
     }
   }
-  auto done = std::make_shared<std::atomic<bool>>(false);
-  jobs_.push_back(Job{std::thread([job = std::move(job), done] {
-                        job();
-                        done->store(true);
-                      }),
-                      done});
+}
+
+size_t ContainerdProvider::BackgroundThreads() const {
+  absl::MutexLock l(&mu_);
+  return jobs_.size();
 }
 
 void ContainerdProvider::ScheduleRemoval(const std::string& ns, const std::string& id) {

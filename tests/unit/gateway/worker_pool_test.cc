@@ -27,6 +27,8 @@ TEST_CASE("ElasticWorkerPool grows to max under blocking work and shrinks back w
   release.Notify();
   REQUIRE(Eventually([&] { return done.load() == 12; }, absl::Seconds(5)));
   CHECK(Eventually([&] { return pool.threads() == 2; }, absl::Seconds(5)));
+  // The six that exited idle were joined by one another, without waiting for new work.
+  CHECK(pool.unjoined() <= 1);
   // Still serves after shrinking.
   absl::Notification ran;
   pool.enqueue([&] { ran.Notify(); });

@@ -395,6 +395,8 @@ TEST_CASE("Remove takes the function out of routing at once and its containers i
 
   for (const std::string& id : ids) rig.runtime.Exit(kNs, id, 0);  // they stop, at last
   REQUIRE(rig.provider->WaitForRemovals(absl::Seconds(5)));
+  // Their threads were joined by one another, not left for the next background job.
+  CHECK(Eventually([&] { return rig.provider->BackgroundThreads() <= 1; }));
   CHECK(rig.runtime.Containers(kNs).empty());
   CHECK(rig.runtime.Tasks(kNs) == 0);
   CHECK(rig.runtime.Snapshots() == 0);

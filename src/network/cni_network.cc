@@ -30,8 +30,6 @@ using nlohmann::json;
 constexpr char kCacheSuffix[] = ".json";
 constexpr char kStateAdding[] = "adding";
 constexpr char kStateAttached[] = "attached";
-// CNI DEL plugins, and the iptables they run, this many nice levels below the daemon.
-constexpr int kReleaseNice = 10;
 
 absl::Status MakeDirs(const std::string& path) {
   if (path.empty()) return absl::InvalidArgumentError("mkdir: empty path");
@@ -395,8 +393,6 @@ absl::Status CniNetwork::RunDel(const std::string& container_id, const std::stri
   }
   PluginCall call{"DEL", container_id, netns_path, config_.ifname, config_.plugin_dirs, ""};
   std::vector<std::string> env = PluginEnv(call, PathEnv());
-  // A release (scale to zero, a remove, a retired replica) holds no request; an ADD may.
-  ScopedChildNice background(kReleaseNice);
   absl::Duration timeout = absl::Seconds(config_.plugin_timeout_seconds);
   const json& plugins = conflist["plugins"];
   // Keep going after a failure so one broken plugin does not leave the others' state behind

@@ -40,13 +40,9 @@ absl::Status ErrnoError(const std::string& what, int err) {
   return absl::InternalError(absl::StrCat(what, ": ", strerror(err)));
 }
 
-thread_local int child_nice = 0;
-
 // Child side between fork and exec: async-signal-safe calls only.
 [[noreturn]] void ExecChild(int in_fd, int out_fd, int err_fd, int report_fd, const char* path,
-                            char* const argv[], char* const envp[], int nice_increment) {
-  // Best effort: a child at the daemon's priority still does its work.
-  if (nice_increment != 0) (void)!nice(nice_increment);
+                            char* const argv[], char* const envp[]) {
   // A plugin must not die of a signal disposition the daemon chose for itself.
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
@@ -71,10 +67,6 @@ thread_local int child_nice = 0;
 }
 
 }  // namespace
-
-ScopedChildNice::ScopedChildNice(int increment) : previous_(child_nice) { child_nice = increment; }
-ScopedChildNice::~ScopedChildNice() { child_nice = previous_; }
-int ScopedChildNice::Current() { return child_nice; }
 
 absl::StatusOr<ProcessOutput> RunProcess(const std::string& path,
                                          const std::vector<std::string>& args,
@@ -110,7 +102,7 @@ absl::StatusOr<ProcessOutput> RunProcess(const std::string& path,
   if (pid < 0) return ErrnoError(absl::StrCat("exec ", path, ": fork"), errno);
   if (pid == 0) {
     ExecChild(in_child.get(), out_child.get(), err_child.get(), report_child.get(), path.c_str(),
-              argv.data(), envp.data(), child_nice);
+              argv.data(), envp.data());
   }
   in_child.Reset();
   out_child.Reset();

@@ -28,19 +28,4 @@ absl::StatusOr<ProcessOutput> RunProcess(const std::string& path,
                                          const std::vector<std::string>& env,
                                          const std::string& stdin_data, absl::Duration timeout);
 
-// While one lives, the programs RunProcess starts on this thread run `increment` nice levels
-// lower in priority than the daemon: work nobody waits for (a network's release) gives the CPU
-// to work someone does (a deploy's or a wake's CNI ADD) on a small box.
-class ScopedChildNice {
- public:
-  explicit ScopedChildNice(int increment);
-  ~ScopedChildNice();
-  ScopedChildNice(const ScopedChildNice&) = delete;
-  ScopedChildNice& operator=(const ScopedChildNice&) = delete;
-  static int Current();
-
- private:
-  int previous_;
-};
-
 }  // namespace faasd::network

@@ -1,8 +1,6 @@
 // Unit tests for src/network: pure protocol logic, the process runner with ordinary binaries,
 // and the ADD/DEL chaining of CniNetwork against fake plugins (shell scripts that record what
 // they were given). The real plugins are exercised by network_live_test.
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -379,8 +377,7 @@ struct FakePlugins {
       std::string script = std::string("#!/bin/sh\n") + "in=$(cat)\n" + "echo \"$CNI_COMMAND " +
                            type + " $CNI_CONTAINERID $CNI_NETNS\" >> " + log + "\n" +
                            "printf '%s' \"$in\" > " + dir.path() + "/" + type +
-                           ".$CNI_COMMAND.stdin\n" + "nice > " + dir.path() + "/" + type +
-                           ".$CNI_COMMAND.nice\n" + "if [ -e " + dir.path() + "/fail-" + type +
+                           ".$CNI_COMMAND.stdin\n" + "if [ -e " + dir.path() + "/fail-" + type +
                            "-$CNI_COMMAND ]; then\n" +
                            "  echo '{\"cniVersion\":\"1.0.0\",\"code\":100,\"msg\":\"" + type +
                            " broke\"}'; exit 1\nfi\n" + "[ \"$CNI_COMMAND\" = ADD ] && echo '" +
@@ -391,7 +388,7 @@ struct FakePlugins {
     // lists `postrouting` for -S.
     WriteFile(bin + "/iptables",
               "#!/bin/sh\necho \"$*\" >> " + dir.path() +
-                  "/iptables.log\nnice >> " + dir.path() + "/iptables.nice\n"
+                  "/iptables.log\n"
                   "case \"$*\" in *-S*) cat " +
                   dir.path() + "/postrouting 2>/dev/null;; esac\nexit 0\n",
               0755);
@@ -429,14 +426,6 @@ struct FakePlugins {
   json Stdin(const std::string& type, const std::string& command) const {
     return json::parse(ReadFile(dir / (type + "." + command + ".stdin")), nullptr, false);
   }
-  // The nice value the plugin ran at ("" when it did not run).
-  std::string Nice(const std::string& file) const {
-    std::error_code ec;
-    if (!std::filesystem::exists(dir / file, ec)) return "";
-    std::string s = ReadFile(dir / file);
-    while (!s.empty() && s.back() == '\n') s.pop_back();
-    return s;
-  }
   void Fail(const std::string& type, const std::string& command) const {
     WriteFile(dir / ("fail-" + type + "-" + command), "");
   }
@@ -471,21 +460,6 @@ TEST_CASE("Create reports missing plugins and bad config", "[cni]") {
   config = fake.Config();
   config.bridge = "a-very-long-bridge-name";
   CHECK(CniNetwork::Create(config).status().code() == absl::StatusCode::kInvalidArgument);
-}
-
-TEST_CASE("DEL plugins and their iptables run 10 nice levels below ADD's", "[cni]") {
-  FakePlugins fake;
-  std::unique_ptr<CniNetwork> network = *CniNetwork::Create(fake.Config());
-  const int ours = ::getpriority(PRIO_PROCESS, 0);
-  REQUIRE(network->Attach("fn1", "/run/netns/fake1").ok());
-  std::filesystem::remove(fake.dir / "iptables.nice");  // the subnet's rules, set up at nice 0
-  REQUIRE(network->Detach("fn1", "/run/netns/fake1").ok());
-  for (const char* type : {"bridge", "firewall"}) {
-    CHECK(fake.Nice(std::string(type) + ".ADD.nice") == std::to_string(ours));
-    CHECK(fake.Nice(std::string(type) + ".DEL.nice") == std::to_string(std::min(ours + 10, 19)));
-  }
-  CHECK(fake.Nice("iptables.nice") == std::to_string(std::min(ours + 10, 19)));
-  CHECK(ScopedChildNice::Current() == 0);  // the thread's own setting is back
 }
 
 TEST_CASE("Attach chains ADD with prevResult; Detach runs DEL in reverse", "[cni]") {

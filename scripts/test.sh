@@ -21,9 +21,8 @@
 # SANITIZERS (default "asan tsan"; "asan" leaves the TSan run out; "" runs the normal build only),
 # FUZZ_SECONDS (default 5: how long each libFuzzer target of tests/fuzz runs; 0 skips fuzzing),
 # CROSS (default "": none; "arm64" cross-builds the arm64 packages at nice 19 beside the tests
-# and runs their binaries under qemu-user at the end, "arm64 armhf" both. Not yet in CI: the
-# arm64 build alone is about 1,250 CPU-seconds on this 2-core box, which the ASan build already
-# competes for while the tests run).
+# and runs their binaries under qemu-user at the end, "arm64 armhf" both. .ci/run sets "arm64":
+# the arm64 build is about 1,250 CPU-seconds on a 2-core dev box, about a quarter of that on CI's).
 set -uo pipefail
 
 cd "$(dirname "$0")/.."

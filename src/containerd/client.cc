@@ -536,26 +536,6 @@ absl::Status SnapshotService::Remove(const CallScope& scope, const std::string& 
   return FromGrpc(stub_->Remove(&ctx, req, &resp), absl::StrCat("snapshots.Remove ", key));
 }
 
-absl::StatusOr<std::vector<std::string>> SnapshotService::ListActive(const CallScope& scope) {
-  grpc::ClientContext ctx;
-  conn_.Prepare(ctx, scope);
-  snapshots::ListSnapshotsRequest req;
-  req.set_snapshotter(snapshotter_);
-  req.add_filters("kind==active");
-  std::unique_ptr<grpc::ClientReader<snapshots::ListSnapshotsResponse>> reader =
-      stub_->List(&ctx, req);
-  std::vector<std::string> keys;
-  snapshots::ListSnapshotsResponse resp;
-  while (reader->Read(&resp)) {
-    for (const snapshots::Info& info : resp.info()) {
-      if (info.kind() == snapshots::ACTIVE) keys.push_back(info.name());
-    }
-  }
-  absl::Status s = FromGrpc(reader->Finish(), "snapshots.List");
-  if (!s.ok()) return s;
-  return keys;
-}
-
 DiffService::DiffService(const Connection& conn)
     : conn_(conn), stub_(api::services::diff::v1::Diff::NewStub(conn.channel())) {}
 

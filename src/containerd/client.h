@@ -184,8 +184,6 @@ class SnapshotService {
   // NotFound when absent.
   absl::Status Stat(const CallScope& scope, const std::string& key);
   absl::Status Remove(const CallScope& scope, const std::string& key);
-  // Keys of the writable (active) snapshots of this snapshotter in the scope's namespace.
-  absl::StatusOr<std::vector<std::string>> ListActive(const CallScope& scope);
 
  private:
   const Connection& conn_;

@@ -94,11 +94,6 @@ absl::Status ContainerdRuntime::RemoveSnapshot(const containerd::CallScope& scop
   return client_.snapshots.Remove(scope, key);
 }
 
-absl::StatusOr<std::vector<std::string>> ContainerdRuntime::ListActiveSnapshots(
-    const containerd::CallScope& scope) {
-  return client_.snapshots.ListActive(scope);
-}
-
 absl::Status ContainerdRuntime::CreateContainer(const containerd::CallScope& scope,
                                                 const Container& c) {
   return client_.containers.Create(scope, c);

@@ -36,8 +36,6 @@ class ContainerdRuntime final : public ContainerRuntime {
   absl::StatusOr<containerd::Mounts> SnapshotMounts(const containerd::CallScope& scope,
                                                     const std::string& key) override;
   absl::Status RemoveSnapshot(const containerd::CallScope& scope, const std::string& key) override;
-  absl::StatusOr<std::vector<std::string>> ListActiveSnapshots(
-      const containerd::CallScope& scope) override;
 
   absl::Status CreateContainer(const containerd::CallScope& scope, const Container& c) override;
   absl::StatusOr<Container> GetContainer(const containerd::CallScope& scope,

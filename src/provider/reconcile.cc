@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <map>
 #include <optional>
 #include <utility>
 
@@ -530,20 +529,6 @@ bool ContainerdProvider::StillDeployed(const std::string& ns, const std::string&
 }
 
 namespace {
-// "<function>-<8 hex>", as NewContainerId makes them; the keys the image puller prepares
-// ("extract-...-sha256:...") and anything else in the namespace are not ours to remove.
-bool IsContainerId(const std::string& key) {
-  const size_t dash = key.rfind('-');
-  if (dash == std::string::npos || dash == 0 || key.size() - dash - 1 != 8) return false;
-  for (size_t i = 0; i < key.size(); ++i) {
-    const char c = key[i];
-    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-    const bool name = (c >= 'a' && c <= 'z') || c == '-' || c == '.';
-    if (!(i < dash ? hex || name : i == dash || hex)) return false;
-  }
-  return true;
-}
-
 std::set<std::string> DirEntries(const std::string& dir) {
   std::set<std::string> names;
   if (DIR* d = ::opendir(dir.c_str())) {
@@ -558,32 +543,24 @@ std::set<std::string> DirEntries(const std::string& dir) {
 
 // Addresses, network namespaces, CNI cache entries, writable snapshots and run directories
 // whose container is gone: left by a daemon that died mid-deploy (between the snapshot and
-// the container, say), or by any path that failed to release them. Each is checked under its
-// function's lock, so a deploy still in progress (network attached, snapshot prepared,
-// container not yet created) is never touched.
+// the container, say), or by any path that failed to release them. A deploy makes the run
+// directory before the snapshot and every path removes it after, so a run directory marks a
+// snapshot that may be left (one nothing marks is unreferenced, and containerd's GC takes it
+// once no lease holds it). Each is checked under its function's lock, so a deploy still in
+// progress (network attached, snapshot prepared, container not yet created) is never touched.
 void ContainerdProvider::ReclaimOrphans(const std::set<std::string>& listed) {
-  absl::StatusOr<std::vector<std::string>> function_ns = FunctionNamespaces();
-  if (!function_ns.ok()) return;
   std::set<std::string> networks = DirEntries(absl::StrCat(options_.state_dir, "/netns"));
   for (const std::string& id : network_.AttachedContainers()) networks.insert(id);
   const std::set<std::string> run_dirs = DirEntries(absl::StrCat(options_.state_dir, "/run"));
-  std::map<std::string, std::vector<std::string>> snapshots;  // id -> its namespaces
-  for (const std::string& ns : *function_ns) {
-    absl::StatusOr<std::vector<std::string>> keys = runtime_.ListActiveSnapshots(Call(ns));
-    if (!keys.ok()) return;
-    for (const std::string& key : *keys) {
-      if (IsContainerId(key)) snapshots[key].push_back(ns);
-    }
-  }
   std::set<std::string> ids = networks;
   ids.insert(run_dirs.begin(), run_dirs.end());
-  for (const auto& [id, unused] : snapshots) ids.insert(id);
   for (const std::string& id : listed) ids.erase(id);
   if (ids.empty()) return;
   // Containers of every containerd namespace count: a namespace may have lost its label.
   absl::StatusOr<std::vector<containerd::api::services::namespaces::v1::Namespace>> all_ns =
       runtime_.ListNamespaces();
-  if (!all_ns.ok()) return;
+  absl::StatusOr<std::vector<std::string>> function_ns = FunctionNamespaces();
+  if (!all_ns.ok() || !function_ns.ok()) return;
   auto exists_anywhere = [&](const std::string& id) -> std::optional<bool> {
     for (const auto& n : *all_ns) {
       absl::StatusOr<Container> c = runtime_.GetContainer(Call(n.name()), id);
@@ -617,16 +594,15 @@ void ContainerdProvider::ReclaimOrphans(const std::set<std::string>& listed) {
         ReleaseNetwork(id);
         what.push_back("network");
       }
-      auto snap = snapshots.find(id);
-      if (snap != snapshots.end()) {
-        for (const std::string& ns : snap->second) {
-          absl::Status s = runtime_.RemoveSnapshot(Call(ns), id);
-          if (!s.ok() && s.code() != absl::StatusCode::kNotFound)
-            LogWarning("reconcile: snapshot ", id, ": ", s.message());
-        }
-        what.push_back("snapshot");
-      }
       if (run_dirs.count(id)) {
+        for (const std::string& ns : *function_ns) {  // the snapshot's namespace is not known
+          absl::Status s = runtime_.RemoveSnapshot(Call(ns), id);
+          if (s.ok()) {
+            what.push_back("snapshot");
+          } else if (s.code() != absl::StatusCode::kNotFound) {
+            LogWarning("reconcile: snapshot ", id, ": ", s.message());
+          }
+        }
         RemoveRunDir(id);
         what.push_back("run directory");
       }

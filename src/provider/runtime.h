@@ -77,9 +77,6 @@ class ContainerRuntime {
                                                             const std::string& key) = 0;
   virtual absl::Status RemoveSnapshot(const containerd::CallScope& scope,
                                       const std::string& key) = 0;
-  // Keys of the writable snapshots in the scope's namespace.
-  virtual absl::StatusOr<std::vector<std::string>> ListActiveSnapshots(
-      const containerd::CallScope& scope) = 0;
 
   // Containers. `filter` is containerd's filter syntax (`labels."faasd.function"==echo`; "" is
   // every container); SetContainerLabels replaces the labels.

@@ -223,11 +223,10 @@ absl::Status FakeRuntime::RemoveSnapshot(const containerd::CallScope& scope,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<std::string>> FakeRuntime::ListActiveSnapshots(
-    const containerd::CallScope& scope) {
+std::set<std::string> FakeRuntime::SnapshotKeys(const std::string& ns) const {
   absl::MutexLock l(&mu_);
-  const std::set<std::string>& keys = snapshots_[scope.ns];
-  return std::vector<std::string>(keys.begin(), keys.end());
+  auto it = snapshots_.find(ns);
+  return it == snapshots_.end() ? std::set<std::string>{} : it->second;
 }
 
 absl::Status FakeRuntime::CreateContainer(const containerd::CallScope& scope, const Container& c) {

@@ -53,8 +53,6 @@ class FakeRuntime final : public ContainerRuntime {
   absl::StatusOr<containerd::Mounts> SnapshotMounts(const containerd::CallScope& scope,
                                                     const std::string& key) override;
   absl::Status RemoveSnapshot(const containerd::CallScope& scope, const std::string& key) override;
-  absl::StatusOr<std::vector<std::string>> ListActiveSnapshots(
-      const containerd::CallScope& scope) override;
 
   absl::Status CreateContainer(const containerd::CallScope& scope, const Container& c) override;
   absl::StatusOr<Container> GetContainer(const containerd::CallScope& scope,
@@ -113,6 +111,7 @@ class FakeRuntime final : public ContainerRuntime {
   std::vector<std::string> RunningTasks(const std::string& ns) const;
   size_t Tasks(const std::string& ns) const;
   size_t Snapshots() const;
+  std::set<std::string> SnapshotKeys(const std::string& ns) const;
   size_t Leases() const;
   // How many ListTasks calls were made: one a reconcile pass per namespace.
   int TaskListings() const;

@@ -26,6 +26,7 @@ build_pkgs=(
   protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libprotobuf-dev libabsl-dev
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libarchive-dev libnats-dev prometheus-cpp-dev catch2
   libssl-dev zlib1g-dev libzstd-dev
+  liblzma-dev libbz2-dev libbrotli-dev  # static archives: libarchive's xz and bzip2, cpp-httplib's brotli
   libboost-dev  # Boost.Beast and Boost.Asio (header-only): the HTTP/1.1 parser and event loop
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
   golang-github-gogo-googleapis-dev golang-github-containerd-cgroups-dev
@@ -44,6 +45,7 @@ test_pkgs=(
   python3-cryptography python3-jwt python3-bcrypt
   python3-websocket  # test_streaming.py: a WebSocket client of its own, not ours, through the gateway
   clang libclang-rt-14-dev  # tests/fuzz: clang-14 and its libFuzzer (libclang_rt.fuzzer-x86_64.a)
+  rpm dpkg-dev file  # packaging/build.sh (rpmbuild, dpkg-shlibdeps) and tests/package
 )
 
 # cross_pkgs ARCH: the packages of a cross build for ARCH (Debian's architecture name). The
@@ -52,9 +54,10 @@ test_pkgs=(
 # (they run on the build machine) are the native ones of build_pkgs.
 cross_pkgs() {
   local arch=$1 lib
-  printf '%s\n' "crossbuild-essential-$arch" qemu-user-static ccache "pkgconf:$arch"
+  printf '%s\n' "crossbuild-essential-$arch" qemu-user-static ccache "pkgconf:$arch" rpm file
   for lib in libgrpc++-dev libprotobuf-dev libabsl-dev libcpp-httplib-dev libarchive-dev \
              libnats-dev libssl-dev zlib1g-dev libzstd-dev libboost-dev \
+             liblzma-dev libbz2-dev libbrotli-dev \
              libyaml-cpp0.7 libprometheus-cpp-core1.0; do  # the two unpacked -dev's runtimes
     printf '%s\n' "$lib:$arch"
   done

@@ -18,6 +18,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "image/archive_filters.h"
 #include "nlohmann/json.hpp"
 
 namespace faasd::builder {
@@ -469,7 +470,7 @@ absl::StatusOr<Layer> WriteLayer(std::vector<TarEntry> entries, int64_t mtime,
 absl::StatusOr<Layer> WriteLayerFromTarball(const std::string& tarball,
                                             const std::string& blob_dir) {
   std::unique_ptr<archive, ArchiveReadFree> a(archive_read_new());
-  archive_read_support_filter_all(a.get());
+  image::SupportArchiveFilters(a.get());
   archive_read_support_format_raw(a.get());
   archive_entry* ae = nullptr;
   auto bad = [&](absl::string_view why) {

@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "image/archive_filters.h"
 #include "image/gc_labels.h"
 #include "image/puller.h"
 #include "registry/registry.h"
@@ -196,7 +197,7 @@ namespace {
 absl::Status ExtractLayout(const std::string& archive, const std::string& dir) {
   struct archive* a = archive_read_new();
   archive_read_support_format_tar(a);
-  archive_read_support_filter_all(a);
+  SupportArchiveFilters(a);
   absl::Status status;
   if (archive_read_open_filename(a, archive.c_str(), 1 << 16) != ARCHIVE_OK) {
     status = absl::InvalidArgumentError(archive_error_string(a));

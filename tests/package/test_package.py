@@ -9,6 +9,7 @@ CNI bridge and registry, so it runs beside anything else on the host."""
 
 import glob
 import os
+import re
 import signal
 import socket
 import stat
@@ -208,6 +209,11 @@ def test_package_install_restart_upgrade_purge(workdir, containerd, cni, echo_im
     password_file, host_password = check_installed("install")
     for path in (FAASD, "/usr/lib/faasd/faasd-logger", "/usr/lib/faasd/fwatchdog"):
         numbers[f"{path} bytes"] = os.path.getsize(path)
+    # Shared only what README's "What is statically linked" lists: glibc, cnats and OpenSSL.
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.*?)\]",
+                        harness.run(["readelf", "-d", FAASD]).stdout)
+    allowed = re.compile(r"lib[cm]\.so\.6|ld-linux.*|libnats\.so\..*|libssl\.so\.3|libcrypto\.so\.3")
+    assert needed and not [lib for lib in needed if not allowed.fullmatch(lib)], needed
     shown = harness.run([FAASD, "config"]).stdout  # the shipped file parses
     assert host_password.strip() not in shown
     harness.run([FAASD, "install"])  # again: idempotent, the password stays

@@ -142,18 +142,34 @@ def run_wrk(url, conns, threads, seconds, method, body):
     return res
 
 
+def thread_names(pid):
+    """{name: count} of the threads of `pid`."""
+    names = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+        except OSError:
+            continue  # it exited
+        names[name] = names.get(name, 0) + 1
+    return names
+
+
 class ThreadSampler:
-    """Largest thread count of `pid` seen while a wrk run goes (sampled every 100 ms)."""
+    """Largest thread count of `pid` seen while a wrk run goes (sampled every 100 ms), and the
+    threads' names at that count (/proc/PID/task/*/comm: the daemon names its own)."""
 
     def __init__(self, pid):
         import threading
         self.pid, self.max, self._stop = pid, 0, threading.Event()
+        self.names = {}
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
             try:
-                self.max = max(self.max, mem_status(self.pid).get("Threads", 0))
+                count = mem_status(self.pid).get("Threads", 0)
+                if count > self.max:
+                    self.max, self.names = count, thread_names(self.pid)
             except (OSError, RuntimeError):
                 return
             self._stop.wait(0.1)
@@ -352,7 +368,7 @@ def main():
                 if not d.running():
                     raise RuntimeError(f"faasd exited {d.proc.returncode} under load "
                                        f"({name} c={c}); log {d.log_path}")
-                results.append((name, c, direct, viangx, via, ts.max))
+                results.append((name, c, direct, viangx, via, ts.max, ts.names))
                 if c >= BURST_CONNS and burst is None:
                     log(f"RSS after the {c}-connection burst: polling up to "
                         f"{RSS_SETTLE_SECONDS} s")
@@ -466,7 +482,7 @@ def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, 
       "| p50 ms direct/nginx/via | p99 ms direct/nginx/via | faasd threads under load "
       "| errors direct/nginx/via | non-2xx direct/nginx/via |")
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, c, dr, ng, via, threads in results:
+    for name, c, dr, ng, via, threads, _ in results:
         ratio = via["rps"] / dr["rps"] if dr["rps"] else 0
         vs_ngx = via["rps"] / ng["rps"] if ng["rps"] else 0
         w(f"| {name} | {c} | {dr['rps']:.0f} | {ng['rps']:.0f} | {via['rps']:.0f} "
@@ -477,6 +493,11 @@ def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, 
           f"| {dr['errors']}/{ng['errors']}/{via['errors']} "
           f"| {dr['non2xx']}/{ng['non2xx']}/{via['non2xx']} |")
     w("")
+    most = max(results, key=lambda r: r[5], default=None)
+    if most is not None and most[6]:
+        w(f"Threads at the most seen under load ({most[5]}, `{most[0]}` c={most[1]}), by name: "
+          + ", ".join(f"`{n}` ×{k}" for n, k in sorted(most[6].items(), key=lambda x: (-x[1], x[0])))
+          + ".\n")
     if burst is not None:
         first, last, secs = burst
         w(f"RSS after the {BURST_CONNS}-connection runs: {first['VmRSS'] / 1024:.1f} MB at once, "
@@ -495,7 +516,7 @@ def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, 
 
     cores = os.cpu_count() or 1
     for name, target in (("cat", TARGET_RATIO_FORK), ("hello", TARGET_RATIO_FAST)):
-        for _, c, dr, ng, via, threads in [r for r in results if r[0] == name]:
+        for _, c, dr, ng, via, threads, _ in [r for r in results if r[0] == name]:
             ratio = via["rps"] / dr["rps"] if dr["rps"] else 0
             kind = "forking" if name == "cat" else "fast"
             row(f"via/direct req/s, {kind} (`{name}`), c={c}", f"{ratio:.2f}", f"≥ {target:.2f}",
@@ -512,7 +533,7 @@ def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, 
                     f"{via['errors'] + via['non2xx']}", "0", via["errors"] + via["non2xx"] == 0)
             row(f"faasd threads under load, `{name}`, c={c}", f"{threads}",
                 f"≤ {cores + 8}", threads <= cores + 8)
-    for name, c, dr, ng, via, _ in results:
+    for name, c, dr, ng, via, _, _ in results:
         added = (via["p99_us"] - dr["p99_us"]) / 1000
         row(f"added p99, `{name}`, c={c}", f"{added:.2f} ms", f"≤ {TARGET_ADDED_P99_MS:.0f} ms",
             added <= TARGET_ADDED_P99_MS)

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 
 namespace faasd::autoscaler {
 
@@ -20,6 +21,7 @@ void Autoscaler::Start() {
     stop_ = false;
   }
   thread_ = std::thread([this] {
+    NameThisThread("faasd-autoscale");
     while (true) {
       {
         absl::MutexLock l(&mu_);

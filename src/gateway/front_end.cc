@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
@@ -69,8 +70,8 @@ error_code AdoptListener(tcp::acceptor& acceptor, int fd) {
 struct FrontEnd::State {
   State(FrontEndOptions options, provider::FunctionProvider& provider, metrics::Metrics& metrics)
       : waiter(provider.Routes()),
-        blocking(0, 1, kSidePoolIdle),
-        queue_ops(0, kQueueOpsThreads, kSidePoolIdle),
+        blocking(0, 1, kSidePoolIdle, "faasd-blocking"),
+        queue_ops(0, kQueueOpsThreads, kSidePoolIdle, "faasd-queue-ops"),
         shared{std::move(options), provider, metrics, waiter, blocking, queue_ops} {}
 
   void Accept();
@@ -198,6 +199,7 @@ absl::Status FrontEnd::Start() {
     s.guards.push_back(asio::make_work_guard(loop->ioc));
     EventLoop* l = loop.get();
     loop->thread = std::thread([l] {
+      NameThisThread("faasd-loop");
       for (;;) {
         try {
           l->ioc.run();

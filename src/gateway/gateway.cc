@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "gateway/basic_auth.h"
 #include "gateway/http_errors.h"
 #include "gateway/names.h"
@@ -185,7 +186,8 @@ absl::Status GatewayServer::Start() {
   const int workers = options_.worker_threads > 0 ? options_.worker_threads : kDefaultWorkers;
   // One thread idle, up to `workers` while /system requests run (each holds one).
   server_.new_task_queue = [workers] {
-    return new ElasticWorkerPool(1, static_cast<size_t>(workers), absl::Seconds(30));
+    return new ElasticWorkerPool(1, static_cast<size_t>(workers), absl::Seconds(30),
+                                 "faasd-system-w");
   };
   server_.set_keep_alive_max_count(10000);
   server_.set_keep_alive_timeout(5);
@@ -209,7 +211,10 @@ absl::Status GatewayServer::Start() {
   }
   // httplib listens with a backlog of 5; a burst of new connections would see SYN drops.
   ::listen(server_.listening_socket(), kListenBacklog);
-  listener_ = std::thread([this] { server_.listen_after_bind(); });
+  listener_ = std::thread([this] {
+    NameThisThread("faasd-system");
+    server_.listen_after_bind();
+  });
   // stop() is a no-op until the accept loop runs; wait for it so Stop() cannot hang.
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
   while (!server_.is_running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));

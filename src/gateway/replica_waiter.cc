@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/time/clock.h"
+#include "base/thread_name.h"
 #include "boost/asio/post.hpp"
 
 namespace faasd::gateway {
@@ -20,7 +21,10 @@ void ReplicaWaiter::Await(const std::string& key, absl::Time deadline,
   // This key's previous helper, if any, is among those: without a waiter left it has returned
   // or is returning.
   ReapLocked();
-  threads_[key] = std::thread([this, key] { Wait(key); });
+  threads_[key] = std::thread([this, key] {
+    NameThisThread("faasd-waiter");
+    Wait(key);
+  });
 }
 
 void ReplicaWaiter::ReapLocked() {

@@ -1,9 +1,11 @@
 #include "gateway/worker_pool.h"
 
+#include "base/thread_name.h"
+
 namespace faasd::gateway {
 
-ElasticWorkerPool::ElasticWorkerPool(size_t min, size_t max, absl::Duration idle)
-    : min_(min), max_(max < min ? min : max), idle_timeout_(idle) {
+ElasticWorkerPool::ElasticWorkerPool(size_t min, size_t max, absl::Duration idle, const char* name)
+    : min_(min), max_(max < min ? min : max), name_(name), idle_timeout_(idle) {
   absl::MutexLock l(&mu_);
   for (size_t i = 0; i < min_; ++i) {
     std::thread t([this] { Work(); });
@@ -45,6 +47,7 @@ void ElasticWorkerPool::enqueue(std::function<void()> fn) {
 }
 
 void ElasticWorkerPool::Work() {
+  NameThisThread(name_);
   mu_.Lock();
   while (true) {
     ++idle_;

@@ -20,7 +20,9 @@ namespace faasd::gateway {
 
 class ElasticWorkerPool final : public httplib::TaskQueue {
  public:
-  ElasticWorkerPool(size_t min, size_t max, absl::Duration idle);
+  // `name`: its threads' name (base/thread_name.h); a string literal, or one that outlives the
+  // pool.
+  ElasticWorkerPool(size_t min, size_t max, absl::Duration idle, const char* name = "faasd-worker");
   ~ElasticWorkerPool() override;
 
   // Runs `fn` on an idle thread, a new one if all are busy and fewer than `max` exist, or
@@ -38,6 +40,7 @@ class ElasticWorkerPool final : public httplib::TaskQueue {
   void ReapLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t min_, max_;
+  const char* const name_;
   const absl::Duration idle_timeout_;
   mutable absl::Mutex mu_;
   std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/container/flat_hash_set.h"
+#include "base/thread_name.h"
 
 namespace faasd::metrics {
 
@@ -28,6 +29,7 @@ std::optional<double> QuantileMs(const std::array<uint64_t, Metrics::kBuckets.si
 void History::Start() {
   if (thread_.joinable()) return;
   thread_ = std::thread([this] {
+    NameThisThread("faasd-history");
     while (!stop_.WaitForNotificationWithTimeout(kInterval)) Sample(absl::Now());
   });
 }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "events_task.pb.h"
 #include "provider/containerd_provider.h"
 #include "provider/internal.h"
@@ -45,8 +46,14 @@ absl::Status ContainerdProvider::Start() {
   for (const std::set<std::string>* keys : {&busy, &retry}) {
     for (const std::string& key : *keys) RequestReconcile(key);
   }
-  loop_ = std::thread([this] { ReconcileLoop(); });
-  events_ = std::thread([this] { WatchTaskExits(); });
+  loop_ = std::thread([this] {
+    NameThisThread("faasd-reconcile");
+    ReconcileLoop();
+  });
+  events_ = std::thread([this] {
+    NameThisThread("faasd-task-exit");
+    WatchTaskExits();
+  });
   return absl::OkStatus();
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "provider/containerd_provider.h"
 #include "provider/internal.h"
 
@@ -49,6 +50,7 @@ void ContainerdProvider::RunInBackground(std::function<void()> job) {
   ReapJobsLocked();  // threads that finished: their stacks must not pile up
   auto done = std::make_shared<std::atomic<bool>>(false);
   jobs_.push_back(Job{std::thread([this, job = std::move(job), done] {
+                        NameThisThread("faasd-job");
                         job();
                         // The jobs that finished before this one are joined by it, so that
                         // after a burst (a remove of many replicas) at most one exited thread

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "httplib.h"
 #include "queue/state.h"
 
@@ -58,7 +59,10 @@ bool AsyncQueue::State::SleepUnlessStopping(absl::Duration d) {
 }
 
 void AsyncQueue::State::StartWorker() {
-  dispatcher = std::thread([this] { Dispatch(); });
+  dispatcher = std::thread([this] {
+    NameThisThread("faasd-queue");
+    Dispatch();
+  });
 }
 
 void AsyncQueue::State::StopWorker() {
@@ -147,7 +151,11 @@ absl::Status AsyncQueue::State::StartLane(const std::string& key) {
   absl::MutexLock lock(&mu);
   Lane* l = lane.get();
   l->running = static_cast<int>(subs.size());
-  for (natsSubscription* sub : subs) l->threads.emplace_back([this, l, sub] { LaneWork(l, sub); });
+  for (natsSubscription* sub : subs)
+    l->threads.emplace_back([this, l, sub] {
+      NameThisThread("faasd-queue-lane");
+      LaneWork(l, sub);
+    });
   lanes[key] = std::move(lane);
   return absl::OkStatus();
 }

@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "events_task.pb.h"
 #include "image/importer.h"
 #include "network/netns.h"
@@ -127,8 +128,14 @@ class ServiceSupervisor::Impl {
   }
 
   void Start() {
-    main_ = std::thread([this] { Run(); });
-    events_ = std::thread([this] { WatchExits(); });
+    main_ = std::thread([this] {
+      NameThisThread("faasd-services");
+      Run();
+    });
+    events_ = std::thread([this] {
+      NameThisThread("faasd-svc-exit");
+      WatchExits();
+    });
   }
 
   std::vector<ServiceStatus> Statuses() const {

@@ -1,6 +1,9 @@
 #include "gateway/worker_pool.h"
 
+#include <sys/prctl.h>
+
 #include <atomic>
+#include <string>
 
 #include "absl/synchronization/notification.h"
 #include "catch.hpp"
@@ -44,4 +47,17 @@ TEST_CASE("ElasticWorkerPool shutdown runs queued work and joins") {
     pool.shutdown();
   }
   CHECK(done.load() == 5);
+}
+
+TEST_CASE("ElasticWorkerPool names its threads") {
+  ElasticWorkerPool pool(0, 2, absl::Seconds(30), "faasd-test-pool");
+  absl::Notification ran;
+  char name[16] = {};
+  pool.enqueue([&] {
+    ::prctl(PR_GET_NAME, name, 0, 0, 0);
+    ran.Notify();
+  });
+  REQUIRE(ran.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  CHECK(std::string(name) == "faasd-test-pool");
+  pool.shutdown();
 }

@@ -17,6 +17,7 @@
 #include "boost/asio/steady_timer.hpp"
 #include "gateway/client_session.h"
 #include "gateway/http_errors.h"
+#include "gateway/session_slab.h"
 #include "gateway/worker_pool.h"
 
 namespace faasd::gateway {
@@ -32,6 +33,9 @@ constexpr int kListenBacklog = 4096;
 // so an appliance that takes no async call and no /healthz keeps none.
 constexpr size_t kQueueOpsThreads = 8;
 constexpr absl::Duration kSidePoolIdle = absl::Seconds(30);
+// What std::allocate_shared puts beside a ClientSession in its one allocation (reference counts,
+// the allocator, a vtable pointer), with room to spare; a larger request falls back to the heap.
+constexpr size_t kSessionSlotExtra = 64;
 
 void BindListener(tcp::acceptor& acceptor, const std::string& host, int port, error_code& ec) {
   const auto ip = asio::ip::make_address(host, ec);
@@ -78,6 +82,8 @@ struct FrontEnd::State {
   void OnAccept(size_t loop, tcp::socket socket);
   void TrimAfterBursts();
 
+  // First, so destroyed last: a session may end on any thread that held the last reference.
+  SessionSlab sessions{sizeof(ClientSession) + kSessionSlotExtra};
   ReplicaWaiter waiter;
   ElasticWorkerPool blocking;
   ElasticWorkerPool queue_ops;
@@ -127,7 +133,8 @@ void FrontEnd::State::OnAccept(size_t loop, tcp::socket socket) {
     return;
   }
   peak_open = std::max(peak_open, shared.open.fetch_add(1, std::memory_order_relaxed) + 1);
-  auto session = std::make_shared<ClientSession>(std::move(socket), *loops[loop], shared);
+  auto session = std::allocate_shared<ClientSession>(SlabAllocator<ClientSession>(sessions),
+                                                     std::move(socket), *loops[loop], shared);
   asio::post(loops[loop]->ioc, [session] { session->Start(); });
 }
 

@@ -1,0 +1,87 @@
+// Where the front end's sessions live: equal slots packed in 64 KiB chunks that are mapped from
+// the kernel when needed and unmapped when their last slot is freed.
+//
+// Why: made from glibc's heap, the sessions of a burst of connections (1.5 KB each) sit between
+// objects that outlive the burst (Boost.Asio keeps every socket's reactor state for reuse), and
+// the holes they leave are smaller than a page: neither free() nor malloc_trim() can return
+// them, and the daemon kept megabytes after a burst (bench/README.md, "Memory after a burst").
+// In chunks of their own they go back once the burst is over, without rounding each session up
+// to a page. One chunk is kept spare, so a connection coming and going does not map and unmap.
+// Thread-safe: a session may end on any thread holding the last reference.
+#pragma once
+
+#include <cstddef>
+#include <new>
+
+#include "absl/synchronization/mutex.h"
+
+namespace faasd::gateway {
+
+class SessionSlab {
+ public:
+  static constexpr size_t kChunkBytes = 64 * 1024;
+
+  explicit SessionSlab(size_t slot_bytes);
+  ~SessionSlab();  // unmaps the spare chunk; one with a slot still in use stays mapped
+  SessionSlab(const SessionSlab&) = delete;
+  SessionSlab& operator=(const SessionSlab&) = delete;
+
+  // A slot of slot_bytes, aligned for any object; throws std::bad_alloc when the kernel refuses.
+  void* Allocate();
+  void Free(void* slot);
+
+  size_t slot_bytes() const { return slot_bytes_; }
+  size_t chunks() const;  // mapped, the spare included
+  size_t used() const;    // slots handed out
+
+ private:
+  struct Chunk;
+  Chunk* MapChunk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Unlink(Chunk* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const size_t slot_bytes_;
+  const size_t slots_per_chunk_;
+  mutable absl::Mutex mu_;
+  Chunk* partial_ ABSL_GUARDED_BY(mu_) = nullptr;  // chunks with a free slot (a list)
+  Chunk* spare_ ABSL_GUARDED_BY(mu_) = nullptr;    // an empty chunk kept mapped
+  size_t chunks_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t used_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// A standard allocator over one SessionSlab, for std::allocate_shared: the one allocation it
+// makes (object and reference counts together) takes a slot when it fits, else comes from the
+// heap as usual.
+template <typename T>
+struct SlabAllocator {
+  using value_type = T;
+
+  explicit SlabAllocator(SessionSlab& slab) : slab(&slab) {}
+  template <typename U>
+  SlabAllocator(const SlabAllocator<U>& other) : slab(other.slab) {}  // NOLINT: rebinding
+
+  T* allocate(size_t n) {
+    if (n * sizeof(T) <= slab->slot_bytes() && alignof(T) <= alignof(std::max_align_t)) {
+      return static_cast<T*>(slab->Allocate());
+    }
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, size_t n) {
+    if (n * sizeof(T) <= slab->slot_bytes() && alignof(T) <= alignof(std::max_align_t)) {
+      slab->Free(p);
+    } else {
+      ::operator delete(p);
+    }
+  }
+  template <typename U>
+  bool operator==(const SlabAllocator<U>& other) const {
+    return slab == other.slab;
+  }
+  template <typename U>
+  bool operator!=(const SlabAllocator<U>& other) const {
+    return slab != other.slab;
+  }
+
+  SessionSlab* slab;
+};
+
+}  // namespace faasd::gateway

@@ -9,7 +9,7 @@ namespace {
 
 constexpr size_t kAlign = alignof(std::max_align_t);
 
-size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
+constexpr size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 }  // namespace
 
@@ -23,9 +23,11 @@ struct SessionSlab::Chunk {
   bool listed = false;
 };
 
+const size_t SessionSlab::kHeaderBytes = RoundUp(sizeof(Chunk), kAlign);
+
 SessionSlab::SessionSlab(size_t slot_bytes)
     : slot_bytes_(RoundUp(slot_bytes < sizeof(void*) ? sizeof(void*) : slot_bytes, kAlign)),
-      slots_per_chunk_((kChunkBytes - RoundUp(sizeof(Chunk), kAlign)) / slot_bytes_) {}
+      slots_per_chunk_((kChunkBytes - kHeaderBytes) / slot_bytes_) {}
 
 SessionSlab::~SessionSlab() {
   // Chunks still holding a slot stay mapped: a session outliving its front end (a bug) then
@@ -60,6 +62,13 @@ SessionSlab::Chunk* SessionSlab::MapChunk() {
   return new (reinterpret_cast<void*>(aligned)) Chunk();
 }
 
+void SessionSlab::Link(Chunk* c) {
+  c->next = partial_;
+  if (partial_ != nullptr) partial_->prev = c;
+  partial_ = c;
+  c->listed = true;
+}
+
 void SessionSlab::Unlink(Chunk* c) {
   if (c->prev != nullptr) c->prev->next = c->next;
   if (c->next != nullptr) c->next->prev = c->prev;
@@ -74,17 +83,14 @@ void* SessionSlab::Allocate() {
   if (c == nullptr) {
     c = spare_ != nullptr ? spare_ : MapChunk();
     spare_ = nullptr;
-    c->next = partial_;
-    if (partial_ != nullptr) partial_->prev = c;
-    partial_ = c;
-    c->listed = true;
+    Link(c);
   }
   void* slot;
   if (c->free_list != nullptr) {
     slot = c->free_list;
     c->free_list = *static_cast<void**>(slot);
   } else {
-    slot = reinterpret_cast<char*>(c) + RoundUp(sizeof(Chunk), kAlign) + c->carved * slot_bytes_;
+    slot = reinterpret_cast<char*>(c) + kHeaderBytes + c->carved * slot_bytes_;
     ++c->carved;
   }
   ++c->used;
@@ -114,12 +120,7 @@ void SessionSlab::Free(void* slot) {
     }
     return;
   }
-  if (!c->listed) {  // it was full
-    c->next = partial_;
-    if (partial_ != nullptr) partial_->prev = c;
-    partial_ = c;
-    c->listed = true;
-  }
+  if (!c->listed) Link(c);  // it was full
 }
 
 }  // namespace faasd::gateway

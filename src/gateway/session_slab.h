@@ -36,8 +36,11 @@ class SessionSlab {
 
  private:
   struct Chunk;
+  static const size_t kHeaderBytes;  // a chunk's header, rounded to alignment: slots follow it
+
   Chunk* MapChunk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Unlink(Chunk* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Link(Chunk* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);    // onto partial_
+  void Unlink(Chunk* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);  // off partial_
 
   const size_t slot_bytes_;
   const size_t slots_per_chunk_;
@@ -60,13 +63,11 @@ struct SlabAllocator {
   SlabAllocator(const SlabAllocator<U>& other) : slab(other.slab) {}  // NOLINT: rebinding
 
   T* allocate(size_t n) {
-    if (n * sizeof(T) <= slab->slot_bytes() && alignof(T) <= alignof(std::max_align_t)) {
-      return static_cast<T*>(slab->Allocate());
-    }
+    if (Fits(n)) return static_cast<T*>(slab->Allocate());
     return static_cast<T*>(::operator new(n * sizeof(T)));
   }
   void deallocate(T* p, size_t n) {
-    if (n * sizeof(T) <= slab->slot_bytes() && alignof(T) <= alignof(std::max_align_t)) {
+    if (Fits(n)) {
       slab->Free(p);
     } else {
       ::operator delete(p);
@@ -82,6 +83,11 @@ struct SlabAllocator {
   }
 
   SessionSlab* slab;
+
+ private:
+  bool Fits(size_t n) const {
+    return n * sizeof(T) <= slab->slot_bytes() && alignof(T) <= alignof(std::max_align_t);
+  }
 };
 
 }  // namespace faasd::gateway

@@ -648,12 +648,14 @@ int ProcessThreads() {
 // joiner, before it drops the thread from the count, so an earlier test's threads may linger.
 int SettledProcessThreads() {
   int last = ProcessThreads();
-  for (int i = 0; i < 100; ++i) {  // at most about 2 s
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the interval between reads
-    const int now = ProcessThreads();
-    if (now == last) return now;
-    last = now;
-  }
+  ::faasd::testing::Eventually(
+      [&] {
+        const int now = ProcessThreads();
+        const bool settled = now == last;
+        last = now;
+        return settled;
+      },
+      absl::Seconds(2), absl::Milliseconds(20));
   return last;
 }
 

@@ -414,6 +414,9 @@ def main():
                     f"{name}'s container removed")
         except Exception as exc:  # noqa: BLE001
             deploy_error = repr(exc)
+            alive = reg.proc is not None and reg.proc.poll() is None
+            deploy_error += (f" (registry process {'running' if alive else 'gone'}; "
+                             f"its log ends: {harness.tail(reg.log_path, 600)!r})")
             log(f"deploy -> first 200 failed: {deploy_error}")
         rss_end_kib = mem_status(pid)
 

@@ -3,8 +3,8 @@
 #
 #   scripts/debian_source.sh abseil 20220623.1-1+deb12u2 build-tsan-absl [PACKAGE VERSION DEST]...
 #
-# The static build compiles cpp-httplib and prometheus-cpp's core from them (meson.build); the
-# ThreadSanitizer build Abseil's synchronization code too (see tests/meson.build).
+# Every build compiles cpp-httplib from them, the static build prometheus-cpp's core too
+# (meson.build); the ThreadSanitizer build Abseil's synchronization code (see tests/meson.build).
 # apt fetches them from the deb-src twins of the machine's own deb entries, with a private list and
 # cache, so the machine's apt state is left as it was; apt checks the archive's signature and the
 # files' hashes. Nothing is fetched for a DEST that already holds its version; one `apt-get update`

@@ -131,6 +131,33 @@ def test_thousand_idle_connections_keep_nobody_waiting(api, functions):
             s.close()
 
 
+def test_descriptors_past_1024_still_pull_deploy_and_serve_system(api, functions):
+    """With over 1,024 descriptors open in the daemon, the sockets it opens next (a registry
+    pull's, a fresh /system connection's) are numbered past FD_SETSIZE: code that waits on them
+    with select() fails there ("cannot connect"; cpp-httplib's server answers 500)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1400:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    held = []
+    try:
+        for _ in range(1100):
+            held.append(socket.create_connection(("127.0.0.1", api.port), timeout=10))
+        harness.wait_until(lambda: len(os.listdir(f"/proc/{api.proc.pid}/fd")) > 1100, 10,
+                           "the daemon holding 1,100 descriptors")
+        # A new function: its image is checked against the registry on a new socket.
+        name = functions.deploy("fd", image="hello")
+        r = api.invoke(name, timeout=10)
+        assert r.status == 200, r
+        # Each /system request beside them, on whatever connection the gateway picks.
+        for _ in range(5):
+            r = api.request("GET", "/system/functions", timeout=10)
+            assert r.status == 200, r
+    finally:
+        for s in held:
+            s.close()
+
+
 def test_big_body_streams_through_without_being_held(api, functions):
     name = functions.deploy("echo")
     before = int(daemon_status(api)["VmRSS"])  # KiB

@@ -29,6 +29,10 @@ namespace {
 // Bodies up to this size are held whole (one write of head and body, replayable); larger or
 // slower ones stream through in pieces of this size.
 constexpr size_t kBodyChunk = 64 << 10;
+// What an idle keep-alive connection reads its next request into (Beast's own first read size):
+// most heads fit, and the buffer stays for the next one.
+constexpr size_t kFirstReadBytes = 512;
+constexpr size_t kPooledBufferBytes = 1024;
 // After an error answer, what the client is still sending is read and dropped for a while so
 // it can read the answer instead of a reset.
 constexpr size_t kLingerBytes = 4 << 20;
@@ -81,19 +85,21 @@ void ClientSession::ReadHead() {
   req_.emplace();
   LimitParser(*req_);
   if (in_.size() > 0) return ReadHeadRest();  // pipelined: the next head is already here
-  // Idle keep-alive: wait, holding no buffer, for the next request's first byte; its head
-  // then has head_timeout to arrive.
+  // Idle keep-alive: the next request's first bytes are read, with idle_timeout; its head then
+  // has head_timeout to arrive. A read, not a readiness wait: Asio (1.74) re-arms epoll with a
+  // system call for every wait, while a read after one that drained the socket costs none.
   idle_timer_.expires_after(ToChrono(shared_.options.idle_timeout));
   idle_timer_.async_wait([self = shared_from_this()](error_code ec) {
     if (!ec) self->CloseNow();  // idle too long (a cancelled wait means a request came)
   });
-  client_.socket().async_wait(asio::socket_base::wait_read,
-                              [self = shared_from_this()](error_code ec) {
-                                self->idle_timer_.cancel();
-                                if (ec) return self->CloseNow();
-                                self->SetBusy(true);
-                                self->ReadHeadRest();
-                              });
+  client_.socket().async_read_some(in_.prepare(kFirstReadBytes),
+                                   [self = shared_from_this()](error_code ec, size_t n) {
+                                     self->idle_timer_.cancel();
+                                     if (ec) return self->CloseNow();
+                                     self->in_.commit(n);
+                                     self->SetBusy(true);
+                                     self->ReadHeadRest();
+                                   });
 }
 
 void ClientSession::ReadHeadRest() {
@@ -804,7 +810,10 @@ void ClientSession::FinishExchange() {
 void ClientSession::ReleaseUpstream(bool reusable) {
   if (up_ == nullptr) return;
   if (reusable) {
-    if (up_->buffer.size() == 0) up_->buffer.shrink_to_fit();  // idle ones hold no buffer
+    // Pooled ones keep a buffer of a first read's size for the next response, no larger.
+    if (up_->buffer.size() == 0 && up_->buffer.capacity() > kPooledBufferBytes) {
+      up_->buffer.shrink_to_fit();
+    }
     loop_.pool.Put(std::move(up_));
   } else {
     error_code ignored;
@@ -888,7 +897,9 @@ void ClientSession::NextRequest(bool close) {
   // Body buffers live for one exchange: idle keep-alive connections hold none.
   std::vector<char>().swap(req_body_);
   std::vector<char>().swap(resp_body_);
-  if (in_.size() == 0) in_.shrink_to_fit();
+  // The next head's first read reuses the buffer; one grown past that (a long head, a body
+  // read through it) goes back.
+  if (in_.size() == 0 && in_.capacity() > kFirstReadBytes) in_.shrink_to_fit();
   SetBusy(false);
   if (close || shared_.draining.load(std::memory_order_relaxed)) return LingeringClose();
   ReadHead();

@@ -12,11 +12,9 @@ std::shared_ptr<UpstreamConnection> UpstreamPool::Take(const std::string& addres
   while (it != idle_.end() && !it->second.empty()) {
     std::shared_ptr<UpstreamConnection> conn = std::move(it->second.back());
     it->second.pop_back();
-    conn->in_pool = false;
     boost::system::error_code ignored;
-    conn->stream.socket().cancel(ignored);  // ends the idle watch (its handler sees aborted)
-    // The idle watch's completion may be queued behind us on this loop: look for the EOF
-    // itself, so a connection the function closed while idle is not handed out (one syscall).
+    // A connection the function closed while idle is not handed out: look for its EOF (one
+    // system call, where an armed readiness wait would cost one for every Put).
     char byte;
     const ssize_t n = ::recv(conn->stream.socket().native_handle(), &byte, 1,
                              MSG_PEEK | MSG_DONTWAIT);
@@ -33,15 +31,7 @@ void UpstreamPool::Put(std::shared_ptr<UpstreamConnection> conn) {
   auto& stack = idle_[conn->address];
   if (stack.size() >= max_idle_ || !conn->stream.socket().is_open()) return;
   conn->stream.expires_never();
-  conn->in_pool = true;
   conn->idle_since = std::chrono::steady_clock::now();
-  const uint64_t epoch = ++conn->idle_epoch;
-  // Readable while idle means EOF, an error or bytes nobody asked for: all unusable.
-  conn->stream.socket().async_wait(boost::asio::socket_base::wait_read,
-                                   [this, conn, epoch](boost::system::error_code ec) {
-                                     if (ec == boost::asio::error::operation_aborted) return;
-                                     if (conn->in_pool && conn->idle_epoch == epoch) Drop(conn);
-                                   });
   stack.push_back(std::move(conn));
 }
 
@@ -58,9 +48,8 @@ size_t UpstreamPool::Sweep(std::chrono::steady_clock::time_point cutoff) {
     auto fresh = std::find_if(stack.begin(), stack.end(),
                               [cutoff](const auto& c) { return c->idle_since >= cutoff; });
     for (auto c = stack.begin(); c != fresh; ++c) {
-      (*c)->in_pool = false;
       boost::system::error_code ignored;
-      (*c)->stream.socket().close(ignored);  // the idle watch completes with operation_aborted
+      (*c)->stream.socket().close(ignored);
     }
     closed += static_cast<size_t>(fresh - stack.begin());
     stack.erase(stack.begin(), fresh);
@@ -71,16 +60,6 @@ size_t UpstreamPool::Sweep(std::chrono::steady_clock::time_point cutoff) {
     }
   }
   return closed;
-}
-
-void UpstreamPool::Drop(const std::shared_ptr<UpstreamConnection>& conn) {
-  conn->in_pool = false;
-  boost::system::error_code ignored;
-  conn->stream.socket().close(ignored);
-  auto it = idle_.find(conn->address);
-  if (it == idle_.end()) return;
-  auto& stack = it->second;
-  stack.erase(std::remove(stack.begin(), stack.end(), conn), stack.end());
 }
 
 }  // namespace faasd::gateway

@@ -1,12 +1,13 @@
 // Keep-alive connections from one event loop to function replicas (and to the gateway's
 // internal /system server), pooled per "ip:port".
 //
-// An idle pooled connection keeps a read-readiness wait armed (no system call: the socket stays
-// in the loop's epoll set), so a replica that closes it while idle takes it out of the pool at
-// once instead of failing the next request. Sweep() closes those idle for too long: after a
-// burst, hundreds of connections would otherwise stay open for good, each holding our buffers
-// and, in a thread-per-connection function server, a thread there. Not thread-safe: one pool
-// per event loop, used only from that loop's thread; connections never cross loops.
+// A pooled connection arms no wait while idle (with Asio 1.74 every readiness wait re-arms epoll
+// with a system call): Take() looks for an EOF before handing one out, so one a replica closed
+// while idle is dropped there instead of failing the next request. Sweep() closes those idle
+// for too long: after a burst, hundreds of connections would otherwise stay open for good,
+// each holding a descriptor and, in a thread-per-connection function server, a thread there.
+// Not thread-safe: one pool per event loop, used only from that loop's thread; connections
+// never cross loops.
 #pragma once
 
 #include <chrono>
@@ -29,9 +30,6 @@ struct UpstreamConnection {
   boost::beast::flat_buffer buffer;  // bytes read past the current response stay here
   const std::string address;         // "ip:port", the pool's key
   bool reused = false;               // taken from the pool rather than freshly connected
-  // The pool's idle watch is current only while in_pool and `idle_epoch` matches.
-  bool in_pool = false;
-  uint64_t idle_epoch = 0;
   std::chrono::steady_clock::time_point idle_since;  // when Put last pooled it
 };
 
@@ -51,8 +49,6 @@ class UpstreamPool {
   size_t Sweep(std::chrono::steady_clock::time_point cutoff);
 
  private:
-  void Drop(const std::shared_ptr<UpstreamConnection>& conn);
-
   const size_t max_idle_;
   absl::flat_hash_map<std::string, std::vector<std::shared_ptr<UpstreamConnection>>> idle_;
 };

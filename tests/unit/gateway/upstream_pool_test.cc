@@ -1,11 +1,15 @@
-// UpstreamPool on real loopback sockets: what Sweep closes and what it keeps.
+// UpstreamPool on real loopback sockets: what Sweep closes and what it keeps, and what Take
+// hands out.
 #include "gateway/upstream_pool.h"
+
+#include <poll.h>
 
 #include <chrono>
 #include <memory>
 
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/write.hpp"
 #include "catch.hpp"
 
 namespace faasd::gateway {
@@ -42,7 +46,6 @@ TEST_CASE("a sweep closes the connections pooled before its cutoff and keeps the
   CHECK_FALSE(old1->stream.socket().is_open());
   CHECK_FALSE(old2->stream.socket().is_open());
   CHECK(fresh->stream.socket().is_open());
-  ioc.poll();  // the closed ones' idle watches end (aborted) without touching the pool
   CHECK(pool.idle("replica") == 1);
   CHECK(pool.Take("replica") == fresh);
 
@@ -52,7 +55,39 @@ TEST_CASE("a sweep closes the connections pooled before its cutoff and keeps the
   CHECK(pool.Sweep(Clock::now() + seconds(1)) == 1);
   CHECK(pool.idle("replica") == 0);
   CHECK(pool.Take("replica") == nullptr);
-  ioc.poll();
+}
+
+TEST_CASE(
+    "take skips a connection its replica closed while it was pooled, and one that has "
+    "bytes nobody asked for",
+    "[upstream_pool]") {
+  boost::asio::io_context ioc;
+  tcp::acceptor listener(ioc, tcp::endpoint(boost::asio::ip::address_v4::loopback(), 0));
+  UpstreamPool pool;
+  auto healthy = Connect(ioc, listener);
+  tcp::socket healthy_peer = listener.accept();
+  auto closed = Connect(ioc, listener);
+  tcp::socket closed_peer = listener.accept();
+  auto chatty = Connect(ioc, listener);
+  tcp::socket chatty_peer = listener.accept();
+  // Take pops the most recently pooled first: the two bad ones are met before the healthy one.
+  pool.Put(healthy);
+  pool.Put(closed);
+  pool.Put(chatty);
+  closed_peer.close();  // the replica's FIN, while nothing of ours waits on the socket
+  boost::asio::write(chatty_peer, boost::asio::buffer("x", 1));
+  // Both have reached our side once each socket polls readable (poll consumes nothing).
+  for (const auto& c : {closed, chatty}) {
+    pollfd p{c->stream.socket().native_handle(), POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 5000) == 1);
+  }
+
+  std::shared_ptr<UpstreamConnection> taken = pool.Take("replica");
+  CHECK(taken == healthy);
+  CHECK(taken->reused);
+  CHECK_FALSE(closed->stream.socket().is_open());
+  CHECK_FALSE(chatty->stream.socket().is_open());
+  CHECK(pool.idle("replica") == 0);
 }
 
 }  // namespace

@@ -423,12 +423,15 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
     if (own_network) ReleaseNetwork(id);
     return s;
   };
+  const absl::Time t0 = absl::Now();
   containerd::CallScope scope = Call(ns);
   absl::StatusOr<containerd::Mounts> rootfs = runtime_.SnapshotMounts(scope, id);
   if (!rootfs.ok()) return fail(rootfs.status());
+  const absl::Time t_mounts = absl::Now();
   const std::string log_uri = TaskLogUri(ns, name);
   absl::StatusOr<uint32_t> pid = runtime_.CreateTask(scope, id, *rootfs, {log_uri, log_uri});
   if (!pid.ok()) return fail(pid.status());
+  const absl::Time t_created = absl::Now();
   auto undo_task = [&](absl::Status s) {
     (void)runtime_.KillTask(Call(ns), id, SIGKILL, true);
     (void)runtime_.DeleteTask(Call(ns), id);
@@ -436,10 +439,15 @@ absl::StatusOr<ContainerdProvider::Replica> ContainerdProvider::StartTask(const 
   };
   absl::StatusOr<std::string> ip = pending->get();
   if (!ip.ok()) return undo_task(ip.status());
+  const absl::Time t_network = absl::Now();
   // The function resolves its own name to its address.
   (void)WriteHosts(options_.state_dir, id, name, network_.GatewayIp(), *ip);
   absl::StatusOr<uint32_t> started = runtime_.StartTask(scope, id);
   if (!started.ok()) return undo_task(started.status());
+  LogDebug("task ", id, ": mounts ", absl::FormatDuration(t_mounts - t0), ", create ",
+           absl::FormatDuration(t_created - t_mounts), ", network wait ",
+           absl::FormatDuration(t_network - t_created), ", start ",
+           absl::FormatDuration(absl::Now() - t_network));
   Replica r;
   r.container_id = id;
   r.ip = *ip;

@@ -15,11 +15,13 @@ import argparse
 import collections
 import json
 import os
+import shutil
 import random
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import bench_stack
 
@@ -159,6 +161,8 @@ def main():
         before_d = daemon_counts(pid)
         before_h = host_counts(harness, d, ctd, cni)
         log(f"baseline: daemon fds/threads/RSS {before_d}, host {before_h}")
+        if os.environ.get("SOAK_SMAPS_DIR"):  # diagnosis: which mappings keep the growth
+            shutil.copy(f"/proc/{pid}/smaps", Path(os.environ["SOAK_SMAPS_DIR"]) / "before")
 
         t0 = time.monotonic()
         deadline = t0 + a.minutes * 60
@@ -196,6 +200,8 @@ def main():
             time.sleep(0.5)  # idle keep-alive connections close after --http-idle-timeout
             after_d = daemon_counts(pid)
 
+        if os.environ.get("SOAK_SMAPS_DIR"):
+            shutil.copy(f"/proc/{pid}/smaps", Path(os.environ["SOAK_SMAPS_DIR"]) / "after")
         ops = collections.Counter()
         failures = []
         for w in workers:

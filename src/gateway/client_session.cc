@@ -29,10 +29,6 @@ namespace {
 // Bodies up to this size are held whole (one write of head and body, replayable); larger or
 // slower ones stream through in pieces of this size.
 constexpr size_t kBodyChunk = 64 << 10;
-// What an idle keep-alive connection reads its next request into (Beast's own first read size):
-// most heads fit, and the buffer stays for the next one.
-constexpr size_t kFirstReadBytes = 512;
-constexpr size_t kPooledBufferBytes = 1024;
 // After an error answer, what the client is still sending is read and dropped for a while so
 // it can read the answer instead of a reset.
 constexpr size_t kLingerBytes = 4 << 20;
@@ -811,7 +807,8 @@ void ClientSession::ReleaseUpstream(bool reusable) {
   if (up_ == nullptr) return;
   if (reusable) {
     // Pooled ones keep a buffer of a first read's size for the next response, no larger.
-    if (up_->buffer.size() == 0 && up_->buffer.capacity() > kPooledBufferBytes) {
+    if (up_->buffer.size() == 0 &&
+        up_->buffer.capacity() > UpstreamConnection::kInlineBufferBytes) {
       up_->buffer.shrink_to_fit();
     }
     loop_.pool.Put(std::move(up_));

@@ -30,6 +30,7 @@
 #include "gateway/front_end.h"
 #include "gateway/http_rules.h"
 #include "gateway/replica_waiter.h"
+#include "gateway/session_slab.h"
 #include "gateway/upstream_pool.h"
 #include "gateway/worker_pool.h"
 #include "metrics/metrics.h"
@@ -69,6 +70,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
  private:
   using Clock = std::chrono::steady_clock;
+  // What an idle keep-alive connection reads its next request into (Beast's own first read
+  // size): most heads fit.
+  static constexpr size_t kFirstReadBytes = 512;
   using RequestParser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
   using ResponseParser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
   enum class Route { kInvoke, kInternal };
@@ -137,7 +141,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   EventLoop& loop_;
   FrontEndShared& shared_;
   std::string remote_ip_;
-  boost::beast::flat_buffer in_;
+  // The next head's first read, and most heads whole, land in in_block_, inside the session.
+  InlineBlock<kFirstReadBytes> in_block_;
+  boost::beast::basic_flat_buffer<InlineBlockAllocator<char, kFirstReadBytes>> in_{
+      InlineBlockAllocator<char, kFirstReadBytes>(in_block_)};
   std::optional<RequestParser> req_;
 
   // The exchange in progress.

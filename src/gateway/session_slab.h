@@ -90,4 +90,56 @@ struct SlabAllocator {
   }
 };
 
+// A few hundred bytes inside the object that owns them (a session, so in the slab above), lent
+// by InlineBlockAllocator to the first allocation that fits while it is not lent.
+template <size_t N>
+struct InlineBlock {
+  alignas(std::max_align_t) char bytes[N];
+  bool lent = false;
+};
+
+// A standard allocator for a buffer that usually stays small (a session's read buffer, a
+// flat_buffer that keeps its storage between requests): an allocation of up to N bytes takes
+// the block when it is free, a larger one, or one made while the block is lent, comes from the
+// heap. So a connection's buffer lives and dies with its session instead of staying behind as
+// a small hole in the heap. Not thread-safe: the block belongs to one owner.
+template <typename T, size_t N>
+struct InlineBlockAllocator {
+  using value_type = T;
+  template <typename U>
+  struct rebind {
+    using other = InlineBlockAllocator<U, N>;
+  };
+
+  explicit InlineBlockAllocator(InlineBlock<N>& block) : block(&block) {}
+  template <typename U>
+  InlineBlockAllocator(const InlineBlockAllocator<U, N>& other)  // NOLINT: rebinding
+      : block(other.block) {}
+
+  T* allocate(size_t n) {
+    if (!block->lent && n * sizeof(T) <= N && alignof(T) <= alignof(std::max_align_t)) {
+      block->lent = true;
+      return reinterpret_cast<T*>(block->bytes);
+    }
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, size_t) {
+    if (reinterpret_cast<char*>(p) == block->bytes) {
+      block->lent = false;
+    } else {
+      ::operator delete(p);
+    }
+  }
+  template <typename U>
+  bool operator==(const InlineBlockAllocator<U, N>& other) const {
+    return block == other.block;
+  }
+  template <typename U>
+  bool operator!=(const InlineBlockAllocator<U, N>& other) const {
+    return block != other.block;
+  }
+
+  InlineBlock<N>* block;
+};
+
 }  // namespace faasd::gateway

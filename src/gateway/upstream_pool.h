@@ -20,16 +20,24 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/core/tcp_stream.hpp"
+#include "gateway/session_slab.h"
 
 namespace faasd::gateway {
 
 struct UpstreamConnection {
+  // A response head of up to this size is read into the connection itself; a pooled connection
+  // keeps no more buffer than this.
+  static constexpr size_t kInlineBufferBytes = 1024;
+  using Buffer = boost::beast::basic_flat_buffer<InlineBlockAllocator<char, kInlineBufferBytes>>;
+
   UpstreamConnection(boost::asio::io_context& ioc, std::string address)
       : stream(ioc), address(std::move(address)) {}
   boost::beast::tcp_stream stream;
-  boost::beast::flat_buffer buffer;  // bytes read past the current response stay here
-  const std::string address;         // "ip:port", the pool's key
-  bool reused = false;               // taken from the pool rather than freshly connected
+  InlineBlock<kInlineBufferBytes> buffer_block;
+  // What was read of the response, and bytes past it.
+  Buffer buffer{InlineBlockAllocator<char, kInlineBufferBytes>(buffer_block)};
+  const std::string address;  // "ip:port", the pool's key
+  bool reused = false;        // taken from the pool rather than freshly connected
   std::chrono::steady_clock::time_point idle_since;  // when Put last pooled it
 };
 

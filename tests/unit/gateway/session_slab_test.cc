@@ -9,8 +9,12 @@
 #include <thread>
 #include <vector>
 
+#include "boost/asio/buffer.hpp"
+#include "boost/beast/core/flat_buffer.hpp"
 #include "catch.hpp"
 
+using faasd::gateway::InlineBlock;
+using faasd::gateway::InlineBlockAllocator;
 using faasd::gateway::SessionSlab;
 using faasd::gateway::SlabAllocator;
 
@@ -99,4 +103,59 @@ TEST_CASE("SessionSlab takes slots and frees them from many threads at once") {
   for (auto& th : threads) th.join();
   CHECK(slab.used() == 0);
   CHECK(slab.chunks() == 1);
+}
+
+TEST_CASE("InlineBlockAllocator lends its block to one allocation that fits at a time") {
+  InlineBlock<512> block;
+  InlineBlockAllocator<char, 512> alloc(block);
+  auto inside = [&](const char* p) { return p >= block.bytes && p < block.bytes + 512; };
+  char* a = alloc.allocate(512);
+  CHECK(a == block.bytes);
+  CHECK(block.lent);
+  char* b = alloc.allocate(16);  // lent already: the heap
+  CHECK_FALSE(inside(b));
+  char* c = alloc.allocate(513);  // too large: the heap
+  CHECK_FALSE(inside(c));
+  alloc.deallocate(b, 16);
+  alloc.deallocate(c, 513);
+  CHECK(block.lent);
+  alloc.deallocate(a, 512);
+  CHECK_FALSE(block.lent);
+  // A rebound copy lends the same block.
+  InlineBlockAllocator<int, 512> ints(alloc);
+  CHECK(ints == alloc);
+  int* i = ints.allocate(128);
+  CHECK(reinterpret_cast<char*>(i) == block.bytes);
+  char* d = alloc.allocate(1);
+  CHECK_FALSE(inside(d));
+  alloc.deallocate(d, 1);
+  ints.deallocate(i, 128);
+  CHECK_FALSE(block.lent);
+}
+
+TEST_CASE(
+    "a flat_buffer on InlineBlockAllocator reads into the block, grows onto the heap and "
+    "comes back") {
+  InlineBlock<512> block;
+  boost::beast::basic_flat_buffer<InlineBlockAllocator<char, 512>> buf{
+      InlineBlockAllocator<char, 512>(block)};
+  auto in_block = [&] {
+    const char* p = static_cast<const char*>(buf.data().data());
+    return p >= block.bytes && p < block.bytes + 512;
+  };
+  const std::string head = "GET / HTTP/1.1\r\n";
+  buf.commit(boost::asio::buffer_copy(buf.prepare(512), boost::asio::buffer(head)));
+  CHECK(in_block());
+  CHECK(block.lent);
+  const std::string more(2000, 'x');
+  buf.commit(boost::asio::buffer_copy(buf.prepare(2000), boost::asio::buffer(more)));
+  CHECK_FALSE(in_block());  // grown: copied to the heap, the block given back
+  CHECK_FALSE(block.lent);
+  CHECK(buf.size() == head.size() + more.size());
+  CHECK(std::string(static_cast<const char*>(buf.data().data()), head.size()) == head);
+  buf.consume(buf.size());
+  buf.shrink_to_fit();
+  CHECK(buf.capacity() == 0);
+  buf.commit(boost::asio::buffer_copy(buf.prepare(512), boost::asio::buffer(head)));
+  CHECK(in_block());
 }

@@ -236,12 +236,17 @@ def test_concurrency_annotation(env):
 # A call whose answer reached the worker is acked at once (one round trip to NATS); this much
 # before the kill, a call the function finished had its answer back and its ack taken.
 ACK_MARGIN = 0.2
+# A call the function finished this shortly before the kill may have been acked with its
+# callback still to send (or in flight) when the daemon died.
+CALLBACK_WINDOW = 2.0
 
 
 def test_daemon_killed_mid_queue(env, receiver):
     """100 calls of 100-400 ms (mixed, so the workers finish out of step and the kill finds
     some with an answer just in), the daemon SIGKILLed (once 12 have finished and while more
-    than half are queued) and restarted: all 100 run and call back. Every call the function had
+    than half are queued) and restarted: all 100 run, and all call back but those the kill
+    caught between their ack and their callback (finished within CALLBACK_WINDOW before it; at
+    most the worker's concurrency). Every call the function had
     finished more than ACK_MARGIN before the kill ran exactly once: its answer reached the
     worker, which acks before anything else. Only a call cut in flight by the kill may run
     twice (the daemon never got its answer, the ack never went; JetStream redelivers it after
@@ -263,15 +268,21 @@ def test_daemon_killed_mid_queue(env, receiver):
         assert r.status == 202, (i, r)
         accepted.append(r.headers["X-Call-Id"])
     wait_all_ran(env, "rec", accepted, 60)
-    # Each call calls back once acked; the calls cut by the kill only after their redelivery.
-    harness.wait_until(lambda: all(receiver.by_call_id(c) for c in accepted), 60,
-                       "a callback for every call")
-    runs = [c for c in seen(env, "rec") if c not in before]
-    twice = {c for c in accepted if runs.count(c) > 1}
     spans = [s for s in timeline(env, "rec") if s[0] in set(accepted)]
     first_end = {}
     for call_id, _, end in spans:
         first_end.setdefault(call_id, end)
+    # Each call calls back once acked; the calls cut by the kill only after their redelivery.
+    # The callback goes after the ack (README: a crash then loses the callback, never repeats
+    # the call), so only a call that finished just before the kill may have none.
+    may_lose = {c for c, end in first_end.items()
+                if end is not None and kill_at - CALLBACK_WINDOW <= end <= kill_at}
+    harness.wait_until(lambda: all(receiver.by_call_id(c) for c in accepted if c not in may_lose),
+                       60, "a callback for every call but those acked just before the kill")
+    lost = {c for c in accepted if not receiver.by_call_id(c)}
+    assert len(lost) <= CONCURRENCY, f"{len(lost)} callbacks lost: {sorted(lost)}"
+    runs = [c for c in seen(env, "rec") if c not in before]
+    twice = {c for c in accepted if runs.count(c) > 1}
     done_before_kill = {c for c, end in first_end.items()
                         if end is not None and end < kill_at - ACK_MARGIN}
     print(f"daemon killed with {30 - ran_at_kill} of 30 calls queued or in flight; "

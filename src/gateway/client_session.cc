@@ -806,11 +806,7 @@ void ClientSession::FinishExchange() {
 void ClientSession::ReleaseUpstream(bool reusable) {
   if (up_ == nullptr) return;
   if (reusable) {
-    // Pooled ones keep a buffer of a first read's size for the next response, no larger.
-    if (up_->buffer.size() == 0 &&
-        up_->buffer.capacity() > UpstreamConnection::kInlineBufferBytes) {
-      up_->buffer.shrink_to_fit();
-    }
+    ShrinkIfGrown(up_->buffer);  // pooled ones keep no more than their inline block
     loop_.pool.Put(std::move(up_));
   } else {
     error_code ignored;
@@ -894,9 +890,7 @@ void ClientSession::NextRequest(bool close) {
   // Body buffers live for one exchange: idle keep-alive connections hold none.
   std::vector<char>().swap(req_body_);
   std::vector<char>().swap(resp_body_);
-  // The next head's first read reuses the buffer; one grown past that (a long head, a body
-  // read through it) goes back.
-  if (in_.size() == 0 && in_.capacity() > kFirstReadBytes) in_.shrink_to_fit();
+  ShrinkIfGrown(in_);  // the next head's first read reuses the inline block
   SetBusy(false);
   if (close || shared_.draining.load(std::memory_order_relaxed)) return LingeringClose();
   ReadHead();

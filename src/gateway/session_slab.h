@@ -14,6 +14,7 @@
 #include <new>
 
 #include "absl/synchronization/mutex.h"
+#include "boost/beast/core/flat_buffer.hpp"
 
 namespace faasd::gateway {
 
@@ -141,5 +142,12 @@ struct InlineBlockAllocator {
 
   InlineBlock<N>* block;
 };
+
+// Gives an empty buffer's storage back when it has grown past its inline block (a long head, a
+// body read through it); one still in its block keeps it for the next read.
+template <size_t N>
+void ShrinkIfGrown(boost::beast::basic_flat_buffer<InlineBlockAllocator<char, N>>& buffer) {
+  if (buffer.size() == 0 && buffer.capacity() > N) buffer.shrink_to_fit();
+}
 
 }  // namespace faasd::gateway

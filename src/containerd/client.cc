@@ -186,6 +186,19 @@ absl::Status LeaseService::Delete(const CallScope& scope, const std::string& id)
   return FromGrpc(st, absl::StrCat("leases.Delete ", id));
 }
 
+absl::Status LeaseService::AddResource(const CallScope& scope, const std::string& type,
+                                       const std::string& id) {
+  grpc::ClientContext ctx;
+  conn_.Prepare(ctx, CallScope{scope.ns, "", scope.timeout});
+  api::services::leases::v1::AddResourceRequest req;
+  req.set_id(scope.lease);
+  req.mutable_resource()->set_id(id);
+  req.mutable_resource()->set_type(type);
+  google::protobuf::Empty resp;
+  return FromGrpc(stub_->AddResource(&ctx, req, &resp),
+                  absl::StrCat("leases.AddResource ", scope.lease, " ", type, " ", id));
+}
+
 // ---- content -----------------------------------------------------------------------------------
 
 ContentStore::ContentStore(const Connection& conn)

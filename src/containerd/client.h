@@ -102,6 +102,11 @@ class LeaseService {
   // A lease that containerd's GC drops by itself after `expire` if we never delete it.
   absl::StatusOr<std::string> Create(const CallScope& scope, absl::Duration expire);
   absl::Status Delete(const CallScope& scope, const std::string& id);
+  // Makes the lease `scope.lease` a GC root of a resource that already exists: type "content"
+  // with a digest, or "snapshots/<snapshotter>" with a snapshot key. What a call made under a
+  // lease creates joins it by itself; what it only finds there does not, and the GC may take it
+  // the moment nothing else references it (e.g. the layers a failed pull left behind).
+  absl::Status AddResource(const CallScope& scope, const std::string& type, const std::string& id);
 
  private:
   const Connection& conn_;

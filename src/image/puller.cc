@@ -145,10 +145,18 @@ absl::StatusOr<PulledImage> ImagePuller::Pull(const std::string& image, PullPoli
   return result;
 }
 
+absl::StatusOr<containerd::ContentInfo> ImagePuller::HeldInfo(Scope& scope,
+                                                              const std::string& digest) {
+  // The hold comes first: a blob the GC takes between the two calls is then simply not found.
+  absl::Status held = client_.leases.AddResource(scope.call, "content", digest);
+  if (!held.ok()) return held;
+  return client_.content.Info(scope.call, digest);
+}
+
 absl::StatusOr<std::string> ImagePuller::Blob(const registry::Reference& ref,
                                               const registry::Descriptor& desc, Scope& scope,
                                               const containerd::Labels& labels, bool* downloaded) {
-  absl::StatusOr<containerd::ContentInfo> info = client_.content.Info(scope.call, desc.digest);
+  absl::StatusOr<containerd::ContentInfo> info = HeldInfo(scope, desc.digest);
   bool small = desc.size <= kMaxManifestBytes && !absl::StrContains(desc.media_type, "layer");
   if (info.ok()) {
     if (!small) {
@@ -230,7 +238,7 @@ absl::StatusOr<PulledImage> ImagePuller::FromRegistry(const registry::Reference&
   }
   // The top-level manifest or index: read from the content store when we already hold it.
   std::string top_body;
-  absl::StatusOr<containerd::ContentInfo> have = client_.content.Info(scope.call, top->digest);
+  absl::StatusOr<containerd::ContentInfo> have = HeldInfo(scope, top->digest);
   if (have.ok()) {
     absl::StatusOr<std::string> body =
         client_.content.ReadAll(scope.call, top->digest, kMaxManifestBytes);
@@ -267,8 +275,7 @@ absl::StatusOr<PulledImage> ImagePuller::FromRegistry(const registry::Reference&
       if (index->manifests[i].digest == chosen->digest)
         index_child.emplace(static_cast<int>(i), *chosen);
     }
-    absl::StatusOr<containerd::ContentInfo> have_m =
-        client_.content.Info(scope.call, chosen->digest);
+    absl::StatusOr<containerd::ContentInfo> have_m = HeldInfo(scope, chosen->digest);
     if (have_m.ok()) {
       absl::StatusOr<std::string> body =
           client_.content.ReadAll(scope.call, chosen->digest, kMaxManifestBytes);
@@ -400,7 +407,11 @@ absl::StatusOr<PulledImage> ImagePuller::FromContentStore(const registry::Refere
 absl::Status ImagePuller::Unpack(const registry::Manifest& manifest,
                                  const registry::ImageConfig& config, Scope& scope) {
   std::vector<std::string> chain = registry::ChainIds(config.diff_ids);
+  const std::string snapshot_type = absl::StrCat("snapshots/", client_.snapshots.snapshotter());
   for (size_t i = 0; i < manifest.layers.size(); ++i) {
+    // Held before it is looked at, as blobs are (HeldInfo): the next layer is unpacked onto it.
+    absl::Status held = client_.leases.AddResource(scope.call, snapshot_type, chain[i]);
+    if (!held.ok()) return held;
     if (client_.snapshots.Stat(scope.call, chain[i]).ok()) continue;
     std::string key = absl::StrCat("extract-", RandomHex(6), "-", chain[i]);
     std::string parent = i == 0 ? "" : chain[i - 1];

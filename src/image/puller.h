@@ -58,6 +58,9 @@ class ImagePuller {
                                    bool* downloaded);
   absl::Status Unpack(const registry::Manifest& manifest, const registry::ImageConfig& config,
                       Scope& scope);
+  // content.Info of a blob, once the pull's lease holds it: a blob found in the store is then
+  // kept until the pull ends, though nothing else may reference it (a failed pull's layers).
+  absl::StatusOr<containerd::ContentInfo> HeldInfo(Scope& scope, const std::string& digest);
   // "bad image" (400) once the layers counted so far unpack to more than max_image_bytes_.
   absl::Status CheckImageSize(const Scope& scope) const;
 

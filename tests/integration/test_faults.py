@@ -423,6 +423,70 @@ def test_registry_dying_mid_pull(request, workdir, api, containerd):
     assert api.invoke(name, body="whole").text == "whole"
 
 
+def test_pull_holds_what_it_finds_until_unpacked(request, workdir, api, containerd):
+    """A pull that finds a layer already in the content store uses it instead of downloading it.
+    Nothing may reference that blob but the pull itself (a failed pull leaves its finished
+    layers so; here, an image removed while the pull runs): containerd's GC must not take it, nor
+    the snapshot it was unpacked to, before the pull has unpacked the image. This forces that GC
+    (`ctr images rm --sync`) while the pull downloads its last layer. In CI the registry-death
+    test above met it by chance once: 'content digest ... not found' from diff.Apply."""
+    base = Path(workdir) / "held-reg"
+    reg = harness.Registry(base)
+    request.addfinalizer(reg.close)
+    reg.start()
+    layout = hostile_images.OciLayoutWriter(base / "oci")
+    # A base layer of its own, which no other test's image shares (they would keep it alive).
+    shared = layout.layer(hostile_images.base_entries() +
+                          [hostile_images.f("etc/held", os.urandom(16).hex())])
+    small = layout.layer([hostile_images.f("small.txt", "small")])
+    size = 24 << 20
+    big = layout.layer([hostile_images.big("big.bin", size, RandomBytes(size))])
+    layout.image("first", [shared, small])
+    layout.image("second", [shared, big])
+    for tag in ("first", "second"):
+        harness.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                     f"oci:{layout.path}:{tag}", f"docker://{reg.host}/held:{tag}"], timeout=300)
+    link = SlowLink(reg.port, rate=4 << 20)
+    request.addfinalizer(link.close)
+    first_ref = f"127.0.0.1:{link.port}/held:first"
+    second_ref = f"127.0.0.1:{link.port}/held:second"
+    first, second = fn_name("held1"), fn_name("held2")
+    request.addfinalizer(lambda: api.delete(first))
+    request.addfinalizer(lambda: api.delete(second))
+
+    # The shared layer is now in the store and unpacked, referenced only through the first image.
+    link.rate = 0
+    deploy_ready(api, first, first_ref)
+    assert api.delete(first).status in (200, 202)
+    harness.wait_until(lambda: not containers_of(containerd, harness.NAMESPACE, first), 30,
+                       f"{first}'s container to be removed")
+    assert first_ref in containerd.lines("images", "ls", "-q", namespace=harness.NAMESPACE)
+
+    link.rate = 4 << 20
+    before = link.relayed
+    answer = {}
+    t = threading.Thread(target=lambda: answer.update(r=api.deploy(second, second_ref)),
+                         daemon=True)
+    t.start()
+    try:
+        harness.wait_until(lambda: link.relayed - before > 4 << 20, 60,
+                           "the second image's big layer to be on its way")
+        assert "r" not in answer, "the pull finished before the GC could be forced"
+        # Unreferences the shared layer's blob and snapshots, and collects garbage before it
+        # returns.
+        containerd.ctr("images", "rm", "--sync", first_ref, namespace=harness.NAMESPACE)
+        link.rate = 0
+        t.join(timeout=120)
+    finally:
+        link.rate = 0
+        t.join(timeout=1)
+    assert "r" in answer, "the second deploy did not answer within 120 s"
+    r = answer["r"]
+    assert r.status in (200, 202), f"deploy over a layer the GC was asked to take: {r}"
+    api.wait_ready(second)
+    assert api.invoke(second, body="held").text == "held"
+
+
 # -- 4. the state dir's disk full ----------------------------------------------------------------
 def fill(path):
     """Writes `path` until the file system is full (bounded: a tmpfs of a few MiB)."""

@@ -199,6 +199,15 @@ absl::Status LeaseService::AddResource(const CallScope& scope, const std::string
                   absl::StrCat("leases.AddResource ", scope.lease, " ", type, " ", id));
 }
 
+absl::Status LeaseService::HoldContent(const CallScope& scope, const std::string& digest) {
+  return AddResource(scope, "content", digest);
+}
+
+absl::Status LeaseService::HoldSnapshot(const CallScope& scope, const std::string& snapshotter,
+                                        const std::string& key) {
+  return AddResource(scope, absl::StrCat("snapshots/", snapshotter), key);
+}
+
 // ---- content -----------------------------------------------------------------------------------
 
 ContentStore::ContentStore(const Connection& conn)

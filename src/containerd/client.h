@@ -102,13 +102,18 @@ class LeaseService {
   // A lease that containerd's GC drops by itself after `expire` if we never delete it.
   absl::StatusOr<std::string> Create(const CallScope& scope, absl::Duration expire);
   absl::Status Delete(const CallScope& scope, const std::string& id);
-  // Makes the lease `scope.lease` a GC root of a resource that already exists: type "content"
-  // with a digest, or "snapshots/<snapshotter>" with a snapshot key. What a call made under a
-  // lease creates joins it by itself; what it only finds there does not, and the GC may take it
-  // the moment nothing else references it (e.g. the layers a failed pull left behind).
-  absl::Status AddResource(const CallScope& scope, const std::string& type, const std::string& id);
+  // Make the lease `scope.lease` a GC root of a blob (by digest) or of a snapshot (by key) that
+  // may already exist. What a call made under a lease creates joins it by itself; what it only
+  // finds there does not, and the GC may take it the moment nothing else references it (e.g.
+  // the layers a failed pull left behind). Hold first, then look: what the GC took before the
+  // hold is then simply not found.
+  absl::Status HoldContent(const CallScope& scope, const std::string& digest);
+  absl::Status HoldSnapshot(const CallScope& scope, const std::string& snapshotter,
+                            const std::string& key);
 
  private:
+  absl::Status AddResource(const CallScope& scope, const std::string& type, const std::string& id);
+
   const Connection& conn_;
   std::unique_ptr<api::services::leases::v1::Leases::Stub> stub_;
 };

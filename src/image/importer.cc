@@ -58,11 +58,11 @@ class Import {
   }
 
   // Streams a blob file into the content store; only labels are added when it is there already.
-  // Either way the import's lease holds it from before that check (see ImagePuller::HeldInfo).
+  // Either way the import's lease holds it from before that check (LeaseService::HoldContent).
   absl::Status Put(const registry::Descriptor& d, const containerd::Labels& labels) {
     if (!registry::IsValidDigest(d.digest))
       return absl::InvalidArgumentError(absl::StrCat("bad digest \"", d.digest, "\""));
-    absl::Status held = client_.leases.AddResource(scope_, "content", d.digest);
+    absl::Status held = client_.leases.HoldContent(scope_, d.digest);
     if (!held.ok()) return held;
     auto copy = [&](containerd::ContentWriter& w, containerd::Labels*) -> absl::Status {
       std::ifstream in(BlobPath(d.digest), std::ios::binary);

@@ -147,8 +147,7 @@ absl::StatusOr<PulledImage> ImagePuller::Pull(const std::string& image, PullPoli
 
 absl::StatusOr<containerd::ContentInfo> ImagePuller::HeldInfo(Scope& scope,
                                                               const std::string& digest) {
-  // The hold comes first: a blob the GC takes between the two calls is then simply not found.
-  absl::Status held = client_.leases.AddResource(scope.call, "content", digest);
+  absl::Status held = client_.leases.HoldContent(scope.call, digest);
   if (!held.ok()) return held;
   return client_.content.Info(scope.call, digest);
 }
@@ -407,10 +406,10 @@ absl::StatusOr<PulledImage> ImagePuller::FromContentStore(const registry::Refere
 absl::Status ImagePuller::Unpack(const registry::Manifest& manifest,
                                  const registry::ImageConfig& config, Scope& scope) {
   std::vector<std::string> chain = registry::ChainIds(config.diff_ids);
-  const std::string snapshot_type = absl::StrCat("snapshots/", client_.snapshots.snapshotter());
   for (size_t i = 0; i < manifest.layers.size(); ++i) {
     // Held before it is looked at, as blobs are (HeldInfo): the next layer is unpacked onto it.
-    absl::Status held = client_.leases.AddResource(scope.call, snapshot_type, chain[i]);
+    absl::Status held =
+        client_.leases.HoldSnapshot(scope.call, client_.snapshots.snapshotter(), chain[i]);
     if (!held.ok()) return held;
     if (client_.snapshots.Stat(scope.call, chain[i]).ok()) continue;
     std::string key = absl::StrCat("extract-", RandomHex(6), "-", chain[i]);

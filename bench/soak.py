@@ -201,18 +201,24 @@ def main():
                 time.sleep(0.5)  # polling the host's state, bounded
             return workers, ran, peak, anon_trend
 
+        def daemon_settled(reference):
+            """The daemon's counts once its fds and threads are back at `reference`'s, or after
+            60 s: idle keep-alive connections close after --http-idle-timeout."""
+            settle = time.monotonic() + 60
+            now = daemon_counts(pid)
+            while time.monotonic() < settle and not no_more(now[:2], reference[:2]):
+                time.sleep(0.5)  # polling the daemon's counts, bounded
+                now = daemon_counts(pid)
+            return now
+
         warm_failures = []
         if a.warmup_minutes > 0:
             # The same mix before the baseline: the allocator's arenas and Asio's descriptor
             # states reach what concurrent work needs, so what follows shows growth with work.
             warm, _, _, _ = phase(a.warmup_minutes, "w", before_h)
             warm_failures = [f"warm-up: {f}" for w in warm for f in w.failures]
-            settle = time.monotonic() + 60
-            while time.monotonic() < settle and not no_more(daemon_counts(pid)[:2],
-                                                            before_d[:2]):
-                time.sleep(0.5)  # idle keep-alive connections close after --http-idle-timeout
         start_d = before_d
-        before_d = daemon_counts(pid)
+        before_d = daemon_settled(start_d)
         before_h = host_counts(harness, d, ctd, cni)
         log(f"baseline after the warm-up: daemon {before_d}, host {before_h}")
         if os.environ.get("SOAK_SMAPS_DIR"):  # diagnosis: which mappings keep the growth
@@ -221,11 +227,7 @@ def main():
         workers, ran, peak, anon_trend = phase(a.minutes, "s", before_h)
         peak = [max(x, y) for x, y in zip(peak, before_d)]
         after_h = host_counts(harness, d, ctd, cni)
-        settle = time.monotonic() + 60
-        after_d = daemon_counts(pid)
-        while time.monotonic() < settle and not no_more(after_d[:2], before_d[:2]):
-            time.sleep(0.5)  # idle keep-alive connections close after --http-idle-timeout
-            after_d = daemon_counts(pid)
+        after_d = daemon_settled(before_d)
 
         if os.environ.get("SOAK_SMAPS_DIR"):
             shutil.copy(f"/proc/{pid}/smaps", Path(os.environ["SOAK_SMAPS_DIR"]) / "after")

@@ -39,6 +39,11 @@ nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
 group='root:x:0:
 nogroup:x:65534:
 '
+# Names from /etc/hosts first (faasd writes gateway and localhost there), then DNS. Without
+# this file glibc and Go both ask DNS first, so Prometheus sent a query for "gateway" to the
+# host's nameserver at every scrape (the airgap test saw it on a box with no route out).
+nsswitch='hosts: files dns
+'
 
 for bin in "$nats_bin" "$prom_bin"; do
   [ -x "$bin" ] || { echo "build.sh: $bin not found (apt-get install nats-server prometheus)" >&2; exit 1; }
@@ -54,7 +59,7 @@ prom_ref=${PROMETHEUS_REF:-docker.io/prom/prometheus:v$prom_version}
 # shellcheck disable=SC2046
 $mkimage --ref "$nats_ref" --out "$out/nats.tar" \
   --file "$nats_bin:nats-server:0755" $(libraries "$nats_bin") \
-  --text "etc/passwd=$passwd" --text "etc/group=$group" \
+  --text "etc/passwd=$passwd" --text "etc/group=$group" --text "etc/nsswitch.conf=$nsswitch" \
   --text "nats-server.conf=port: 4222
 http: 8222
 " \
@@ -66,7 +71,7 @@ http: 8222
 # shellcheck disable=SC2046
 $mkimage --ref "$prom_ref" --out "$out/prometheus.tar" \
   --file "$prom_bin:bin/prometheus:0755" $(libraries "$prom_bin") \
-  --text "etc/passwd=$passwd" --text "etc/group=$group" \
+  --text "etc/passwd=$passwd" --text "etc/group=$group" --text "etc/nsswitch.conf=$nsswitch" \
   --text "etc/prometheus/prometheus.yml=global:
   scrape_interval: 15s
 scrape_configs:

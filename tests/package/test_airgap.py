@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.parse
@@ -233,6 +234,25 @@ def test_sidecars_start_from_the_packaged_archives(appliance):
             f"{name} not imported from {IMAGES}:\n{log}"
     images = appliance["containerd"].lines("images", "ls", "-q", namespace=SERVICES_NS)
     assert any("nats" in i for i in images) and any("prometheus" in i for i in images), images
+
+
+def archive_file(archive, path):
+    """The bytes of `path` in the single layer of an OCI archive (packaging/images/mkimage.py)."""
+    with tarfile.open(archive) as outer:
+        index = json.load(outer.extractfile("index.json"))
+        digest = index["manifests"][0]["digest"].split(":", 1)[1]
+        manifest = json.load(outer.extractfile(f"blobs/sha256/{digest}"))
+        layer = manifest["layers"][0]["digest"].split(":", 1)[1]
+        with tarfile.open(fileobj=outer.extractfile(f"blobs/sha256/{layer}"), mode="r:gz") as t:
+            return t.extractfile(path).read()
+
+
+def test_sidecars_look_names_up_in_hosts_first(appliance):
+    """Without /etc/nsswitch.conf, glibc and Go ask DNS before /etc/hosts: Prometheus then
+    sent a query for "gateway" (which /etc/hosts names) to the nameserver at each new scrape
+    connection, and test_nothing_tried_to_leave failed whenever one fell inside its window."""
+    for name in ("nats.tar", "prometheus.tar"):
+        assert archive_file(IMAGES / name, "etc/nsswitch.conf") == b"hosts: files dns\n", name
 
 
 @pytest.fixture(scope="module")

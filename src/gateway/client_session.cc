@@ -755,6 +755,9 @@ void ClientSession::RelayResponseBody() {
     // A connection that carried an upgrade offer is not reused, whatever the answer.
     ReleaseUpstream(resp_->keep_alive() && !resp_->need_eof() &&
                     upgrade_ != UpgradeKind::kWebSocket);
+    // Counted before the last bytes go out: a client that has read its answer and then asks
+    // /metrics (or describe's invocationCount) on another connection must find it counted.
+    CountFinished(code_);
   } else if (!watching_client_) {
     WatchClientGone();
   }
@@ -798,10 +801,7 @@ void ClientSession::WatchClientGone() {
       });
 }
 
-void ClientSession::FinishExchange() {
-  CountFinished(code_);
-  NextRequest(close_after_ || !req_->is_done());
-}
+void ClientSession::FinishExchange() { NextRequest(close_after_ || !req_->is_done()); }
 
 void ClientSession::ReleaseUpstream(bool reusable) {
   if (up_ == nullptr) return;

@@ -159,6 +159,15 @@ class ContainerdProvider final : public FunctionProvider, public RoutingTable {
     FunctionDeployment deployment;   // of the newest container
     absl::Time created;              // of the generation (its oldest container, when unlabelled)
   };
+  // Whether the exited task of replica `id` was OOM-killed: containerd's /tasks/oom came, or
+  // its cgroup counted a kill (then containerd's event is awaited for up to kOomEventWait
+  // before the caller deletes the task). Clears the event's note.
+  struct OomAccount {
+    bool event = false;  // containerd's /tasks/oom
+    uint64_t kills = 0;  // the task cgroup's count (0 also when it could not be read)
+  };
+  OomAccount OomKilled(const std::string& ns, const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  static constexpr absl::Duration kOomEventWait = absl::Milliseconds(500);
   // Crash back-off of one replica, by container id.
   struct Restarts {
     bool oom_killed = false;  // containerd said so; the next exit is logged as such

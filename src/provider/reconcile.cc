@@ -126,6 +126,39 @@ void ContainerdProvider::NoteOom(const containerd::api::services::events::v1::En
   restarts_[id].oom_killed = true;
 }
 
+ContainerdProvider::OomAccount ContainerdProvider::OomKilled(const std::string& ns,
+                                                             const std::string& id) {
+  // containerd's /tasks/oom alone is not enough: its shim sends it only if the task's cgroup
+  // still exists when it handles the kernel's notice, and deleting the exited task removes the
+  // cgroup. CI saw an OOM-killed replica reported as "Error" that way. The cgroup's own count
+  // of OOM kills (task metrics: v1 memory.oom_control, v2 memory.events) is read first, and
+  // when it says so the task is kept a moment for containerd's event, so that whoever else
+  // follows containerd's events learns of the kill too.
+  uint64_t kills = 0;
+  absl::StatusOr<std::vector<containerd::TaskMetrics>> m =
+      runtime_.TaskMetrics(Call(ns, absl::Seconds(5)), {id});
+  if (m.ok() && !m->empty()) {
+    kills = m->front().oom_kills;
+  } else {
+    LogDebug("reconcile: no task metrics of exited replica ", id, " (",
+             m.ok() ? "none returned" : m.status().message(), "): OOM kills known by event only");
+  }
+  absl::MutexLock l(&mu_);
+  // Looked up afresh each time: the wait releases mu_.
+  auto noted = [this, &id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = restarts_.find(id);
+    return it != restarts_.end() && it->second.oom_killed;
+  };
+  if (kills > 0 && !mu_.AwaitWithTimeout(absl::Condition(&noted), kOomEventWait)) {
+    LogWarning("function replica ", id, " in ", ns, " had ", kills,
+               " OOM kill(s) in its cgroup that containerd sent no /tasks/oom for within ",
+               absl::FormatDuration(kOomEventWait));
+  }
+  auto it = restarts_.find(id);
+  const bool event = it != restarts_.end() && std::exchange(it->second.oom_killed, false);
+  return OomAccount{event, kills};
+}
+
 void ContainerdProvider::Stop() {
   if (stopping_.exchange(true)) return;
   {
@@ -433,19 +466,26 @@ bool ContainerdProvider::ReconcileFunction(
     if (!deployed(id)) continue;
     auto t = tasks.find(id);
     if (t != tasks.end()) {
-      bool oom = false;
+      const OomAccount account = OomKilled(f.ns, id);
+      const bool oom = account.event || account.kills > 0;
       {
         absl::MutexLock l(&mu_);
         Restarts& r = restarts_[id];
-        oom = std::exchange(r.oom_killed, false);
         // restarts_in_a_row is set below, with the restart this exit leads to.
         const absl::Time at = containerd::ToTime(t->second.exited_at());
         r.last_exit =
             ReplicaExit{id, t->second.exit_status(), oom, at != absl::UnixEpoch() ? at : now};
       }
       LogWarning("reconcile ", f.name, ": replica ", id, " exited with status ",
-                 t->second.exit_status(), oom ? " (OOM-killed)" : "");
+                 t->second.exit_status(),
+                 !oom ? ""
+                 : account.kills == 0
+                     ? " (OOM-killed)"
+                     : absl::StrCat(" (OOM-killed: ", account.kills, " kill(s) in its cgroup",
+                                    account.event ? ")" : ", no /tasks/oom from containerd)"));
       (void)runtime_.DeleteTask(Call(f.ns), id);
+      absl::MutexLock l(&mu_);
+      restarts_[id].oom_killed = false;  // one in flight for the task just deleted is not news
     }
     int consecutive = 0;
     {

@@ -232,6 +232,10 @@ def test_oom_kill_restarts_the_task(oom):
     # The daemon saw the same exit status, and the limit holds for the new task.
     log = harness.tail(oom["daemon"].log_path, 10**7)
     assert f"replica {cid} exited with status 137" in log
+    # It read the kill from the task's cgroup as well, so it does not hang on containerd's event
+    # alone (which containerd drops when the cgroup goes first).
+    assert re.search(rf"replica {cid} exited with status 137 \(OOM-killed: \d+ kill\(s\) in its "
+                     r"cgroup\)", log), log[-2000:]
     assert cgroup_int("memory", cid, "memory.limit_in_bytes") == 32 * MiB
 
 

@@ -414,18 +414,23 @@ absl::Status FakeRuntime::DeleteTask(const containerd::CallScope& scope, const s
     return absl::FailedPreconditionError(absl::StrCat("task ", id, ": still running"));
   }
   tasks_[scope.ns].erase(id);
+  oom_kills_[scope.ns].erase(id);  // the cgroup goes with the task
+  journal_.push_back(absl::StrCat("delete-task ", id));
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<containerd::TaskMetrics>> FakeRuntime::TaskMetrics(
     const containerd::CallScope& scope, const std::vector<std::string>& ids) {
   absl::MutexLock l(&mu_);
+  ++metrics_calls_;
   std::vector<containerd::TaskMetrics> out;
   for (const std::string& id : ids) {
     if (tasks_[scope.ns].count(id) == 0) continue;
     containerd::TaskMetrics& m = out.emplace_back();
     m.container_id = id;
     m.timestamp = clock_.Now();
+    auto k = oom_kills_[scope.ns].find(id);
+    m.oom_kills = k == oom_kills_[scope.ns].end() ? 0 : k->second;
   }
   return out;
 }
@@ -465,7 +470,18 @@ void FakeRuntime::Oom(const std::string& ns, const std::string& id) {
   absl::MutexLock l(&mu_);
   containerd::api::events::TaskOOM oom;
   oom.set_container_id(id);
+  journal_.push_back(absl::StrCat("oom ", id));
   EmitLocked("/tasks/oom", ns, "containerd.events.TaskOOM", oom.SerializeAsString());
+}
+
+void FakeRuntime::CountOomKill(const std::string& ns, const std::string& id) {
+  absl::MutexLock l(&mu_);
+  if (tasks_[ns].count(id) != 0) ++oom_kills_[ns][id];
+}
+
+int FakeRuntime::MetricsCalls() const {
+  absl::MutexLock l(&mu_);
+  return metrics_calls_;
 }
 
 void FakeRuntime::IgnoreSigterm(bool ignore) {

@@ -88,6 +88,9 @@ class FakeRuntime final : public ContainerRuntime {
   void Exit(const std::string& ns, const std::string& id, uint32_t status);
   // /tasks/oom goes out for the task (containerd sends it before the task's exit).
   void Oom(const std::string& ns, const std::string& id);
+  // The kernel OOM-kills a process of the task: its cgroup counts the kill, which TaskMetrics
+  // reports as oom_kills until the task is deleted. No event (Oom() is containerd's account).
+  void CountOomKill(const std::string& ns, const std::string& id);
   // While set, SIGTERM leaves tasks running (a function slow to stop); Exit() still stops them.
   void IgnoreSigterm(bool ignore);
   // The container, its task and its snapshot disappear behind the provider's back.
@@ -118,8 +121,11 @@ class FakeRuntime final : public ContainerRuntime {
   // How many ListContainers calls were made (with or without a filter).
   int ContainerListings() const;
   // One line an operation that changes state, in order: "create <id>" (a task, tried),
-  // "start <id>", "kill <id> <signal>", "label <id> <faasd.state>", "delete <id>" (a container).
+  // "start <id>", "kill <id> <signal>", "label <id> <faasd.state>", "delete <id>" (a container),
+  // "delete-task <id>", "oom <id>" (the event sent).
   std::vector<std::string> Journal() const;
+  // How many TaskMetrics calls were made.
+  int MetricsCalls() const;
   bool Subscribed() const;
   // Events the subscribers have handled (their callback returned).
   int EventsHandled() const;
@@ -145,6 +151,9 @@ class FakeRuntime final : public ContainerRuntime {
   // By namespace, then id.
   std::map<std::string, std::map<std::string, Container>> containers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::map<std::string, Process>> tasks_ ABSL_GUARDED_BY(mu_);
+  // OOM kills each task's cgroup counted, by namespace, then id.
+  std::map<std::string, std::map<std::string, uint64_t>> oom_kills_ ABSL_GUARDED_BY(mu_);
+  int metrics_calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, std::set<std::string>> snapshots_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::set<std::string>> images_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> leases_ ABSL_GUARDED_BY(mu_);

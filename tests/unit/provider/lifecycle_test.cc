@@ -267,6 +267,61 @@ struct LogCapture {
   std::vector<std::string> lines ABSL_GUARDED_BY(mu);
 };
 
+TEST_CASE("An OOM kill containerd sends no /tasks/oom for is named from the task's cgroup") {
+  // containerd's shim drops the event when the cgroup is gone before it reads the kernel's
+  // notice; CI once saw such a replica reported as "Error".
+  LogCapture log;
+  Rig rig(absl::Milliseconds(5));
+  REQUIRE(rig.provider->Deploy(Fn("echo")).ok());
+  const std::string id = rig.Ids().at(0);
+  rig.runtime.CountOomKill(kNs, id);
+  rig.runtime.Exit(kNs, id, 137);
+  REQUIRE(Eventually([&] { return rig.runtime.Starts().size() == 2; }));
+  CHECK(log.Has("exited with status 137 (OOM-killed: 1 kill(s) in its cgroup, no /tasks/oom"));
+  CHECK(log.Has("containerd sent no /tasks/oom"));
+  absl::StatusOr<FunctionStatus> st = rig.provider->Get("echo", kNs);
+  REQUIRE(st.ok());
+  REQUIRE(st->last_exit.has_value());
+  CHECK(st->last_exit->oom_killed);
+  CHECK(ToJson(*st)["lastExit"]["reason"] == "OOMKilled");
+
+  // The new task's cgroup is a new one: its plain crash is not an OOM kill.
+  rig.runtime.Exit(kNs, id, 1);
+  rig.AwaitPass();
+  rig.clock.Advance(absl::Milliseconds(250));  // the second restart in a row backs off
+  REQUIRE(Eventually([&] { return rig.runtime.Starts().size() == 3; }));
+  st = rig.provider->Get("echo", kNs);
+  REQUIRE(st.ok());
+  REQUIRE(st->last_exit.has_value());
+  CHECK(st->last_exit->exit_code == 1);
+  CHECK_FALSE(st->last_exit->oom_killed);
+}
+
+TEST_CASE("A task whose cgroup counted an OOM kill is deleted only after containerd's event") {
+  // Deleting the task removes its cgroup, and with it containerd's chance to report the kill
+  // to anyone else who follows its events.
+  Rig rig(absl::Milliseconds(5));
+  REQUIRE(rig.provider->Deploy(Fn("echo")).ok());
+  const std::string id = rig.Ids().at(0);
+  const int calls = rig.runtime.MetricsCalls();
+  rig.runtime.CountOomKill(kNs, id);
+  rig.runtime.Exit(kNs, id, 137);
+  // The provider has read the cgroup's count; containerd's notice comes after that.
+  REQUIRE(Eventually([&] { return rig.runtime.MetricsCalls() > calls; }));
+  rig.runtime.Oom(kNs, id);
+  REQUIRE(Eventually([&] { return rig.runtime.Starts().size() == 2; }));
+  auto journal = rig.runtime.Journal();
+  auto oom = std::find(journal.begin(), journal.end(), "oom " + id);
+  auto deleted = std::find(journal.begin(), journal.end(), "delete-task " + id);
+  REQUIRE(oom != journal.end());
+  REQUIRE(deleted != journal.end());
+  CHECK(oom < deleted);
+  absl::StatusOr<FunctionStatus> st = rig.provider->Get("echo", kNs);
+  REQUIRE(st.ok());
+  REQUIRE(st->last_exit.has_value());
+  CHECK(st->last_exit->oom_killed);
+}
+
 TEST_CASE("A replica that exits is restarted; one that keeps crashing backs off, 250 ms doubling") {
   LogCapture log;  // before the rig: it outlives the provider's threads
   Rig rig(absl::Milliseconds(5));

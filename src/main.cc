@@ -642,7 +642,6 @@ int Up(const Flags& f, const Relaunch& relaunch) {
   metrics::History history(metrics, [&provider](const std::string& key) {
     return provider.Routes().Snapshot()->functions.count(key) > 0;
   });
-  history.Start();
   // Declared before the gateway, which borrows it: destroyed after it.
   std::unique_ptr<queue::AsyncQueue> async_queue;
   if (!qopts.nats_url.empty()) {
@@ -723,14 +722,24 @@ int Up(const Flags& f, const Relaunch& relaunch) {
     supervisor.Start();
   }
 
-  // Signals are collected here with sigwait (blocked in every thread): no work in handlers.
-  // SIGUSR2 starts a successor (base/handover.h), SIGCHLD tells when it died before taking
-  // over, SIGTERM (from it, or from an operator) and SIGINT stop.
+  // Signals are collected here with sigtimedwait (blocked in every thread): no work in
+  // handlers. SIGUSR2 starts a successor (base/handover.h), SIGCHLD tells when it died before
+  // taking over, SIGTERM (from it, or from an operator) and SIGINT stop. Between them this
+  // thread takes the charts' samples (History::Sample, quick: no I/O).
   sigset_t set = StopSignals();
   int sig = 0;
   Successor successor;
+  absl::Time next_sample = absl::Now() + metrics::History::kInterval;
   for (;;) {
-    sigwait(&set, &sig);
+    const absl::Time now = absl::Now();
+    if (now >= next_sample) {
+      history.Sample(now);
+      next_sample += metrics::History::kInterval;
+      if (next_sample <= now) next_sample = now + metrics::History::kInterval;  // fell behind
+    }
+    const timespec wait = absl::ToTimespec(next_sample - now);
+    sig = sigtimedwait(&set, nullptr, &wait);
+    if (sig < 0) continue;  // EAGAIN: a sample is due; EINTR
     if (sig == SIGCHLD) {
       int status = 0;
       if (successor.pid > 0 && ::waitpid(successor.pid, &status, WNOHANG) == successor.pid) {

@@ -184,9 +184,10 @@ void GatewayServer::RegisterRoutes() {
 absl::Status GatewayServer::Start() {
   if (listener_.joinable()) return absl::FailedPreconditionError("gateway: already started");
   const int workers = options_.worker_threads > 0 ? options_.worker_threads : kDefaultWorkers;
-  // One thread idle, up to `workers` while /system requests run (each holds one).
+  // None while idle (a /system request then pays one thread start, tens of microseconds), up
+  // to `workers` while /system connections are open (each holds one).
   server_.new_task_queue = [workers] {
-    return new ElasticWorkerPool(1, static_cast<size_t>(workers), absl::Seconds(30),
+    return new ElasticWorkerPool(0, static_cast<size_t>(workers), absl::Seconds(30),
                                  "faasd-system-w");
   };
   server_.set_keep_alive_max_count(10000);

@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "absl/container/flat_hash_set.h"
-#include "base/thread_name.h"
 
 namespace faasd::metrics {
 
@@ -24,20 +23,6 @@ std::optional<double> QuantileMs(const std::array<uint64_t, Metrics::kBuckets.si
     lower_bound = Metrics::kBuckets[i];
   }
   return 1000 * Metrics::kBuckets.back();
-}
-
-void History::Start() {
-  if (thread_.joinable()) return;
-  thread_ = std::thread([this] {
-    NameThisThread("faasd-history");
-    while (!stop_.WaitForNotificationWithTimeout(kInterval)) Sample(absl::Now());
-  });
-}
-
-void History::Stop() {
-  if (!thread_.joinable()) return;
-  stop_.Notify();
-  thread_.join();
 }
 
 void History::Sample(absl::Time now) {

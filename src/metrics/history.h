@@ -1,7 +1,8 @@
 // The last 15 minutes of each function's invocations, in 10-second points, for the portal's
 // charts (no Prometheus needed): requests, errors (5xx), rate and p50/p99 latency estimated from
 // the histogram buckets' growth over the interval, as Prometheus' histogram_quantile does.
-// Sample() is called every interval, by Start()'s thread or by a test with its own clock.
+// Sample() is called every interval, by the daemon's main thread between the signals it waits
+// for (a thread of its own would be one more for nothing), or by a test with its own clock.
 // Thread-safe.
 #pragma once
 
@@ -9,14 +10,12 @@
 #include <functional>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "metrics/metrics.h"
 
@@ -45,12 +44,8 @@ class History {
   // Sample(). Sample() is called from one thread at a time.
   History(Metrics& metrics, std::function<bool(const std::string&)> known)
       : metrics_(metrics), known_(std::move(known)) {}
-  ~History() { Stop(); }
   History(const History&) = delete;
   History& operator=(const History&) = delete;
-
-  void Start();
-  void Stop();
 
   // Forgets functions that are no longer known, then adds one point per function counted so
   // far: what changed since the previous Sample().
@@ -74,8 +69,6 @@ class History {
   absl::flat_hash_set<std::string> missing_;  // unknown at the last Sample (its thread only)
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Series> series_ ABSL_GUARDED_BY(mu_);
-  absl::Notification stop_;
-  std::thread thread_;
 };
 
 }  // namespace faasd::metrics

@@ -154,6 +154,45 @@ def thread_names(pid):
     return names
 
 
+def cpu_seconds(pids):
+    """(user, system) CPU seconds used so far by the processes `pids` (all their threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    user = system = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it exited
+        user, system = user + int(fields[11]), system + int(fields[12])
+    return user / tick, system / tick
+
+
+def child_pids(pid):
+    """Direct children of `pid` (nginx's workers)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def run_wrk_counting_cpu(pids, url, conns, threads, seconds, method, body):
+    """run_wrk, plus the CPU the proxy `pids` spent per request (user and system, µs): a
+    figure that depends far less than req/s on what else the shared cores are doing."""
+    before = cpu_seconds(pids)
+    res = run_wrk(url, conns, threads, seconds, method, body)
+    after = cpu_seconds(pids)
+    n = max(res["requests"], 1)
+    res["cpu_user_us"] = (after[0] - before[0]) * 1e6 / n
+    res["cpu_sys_us"] = (after[1] - before[1]) * 1e6 / n
+    return res
+
+
 class ThreadSampler:
     """Largest thread count of `pid` seen while a wrk run goes (sampled every 100 ms), and the
     threads' names at that count (/proc/PID/task/*/comm: the daemon names its own)."""
@@ -338,6 +377,8 @@ def main():
         ngx = Nginx(wd, harness, fns)
         ngx.start()
         log(f"nginx on 127.0.0.1:{ngx.port}")
+        ngx_pids = [ngx.proc.pid] + harness.wait_until(lambda: child_pids(ngx.proc.pid), 10,
+                                                       "nginx's workers")
 
         # Idle RSS with both functions deployed: let the deploy settle, sample a few times.
         rss_idle = []
@@ -361,10 +402,12 @@ def main():
                 log(f"{name} c={c} direct")
                 direct = run_wrk(direct_url, c, a.threads, a.duration, f["method"], f["body"])
                 log(f"{name} c={c} nginx")
-                viangx = run_wrk(nginx_url, c, a.threads, a.duration, f["method"], f["body"])
+                viangx = run_wrk_counting_cpu(ngx_pids, nginx_url, c, a.threads, a.duration,
+                                              f["method"], f["body"])
                 log(f"{name} c={c} via gateway")
                 with ThreadSampler(pid) as ts:
-                    via = run_wrk(via_url, c, a.threads, a.duration, f["method"], f["body"])
+                    via = run_wrk_counting_cpu([pid], via_url, c, a.threads, a.duration,
+                                               f["method"], f["body"])
                 if not d.running():
                     raise RuntimeError(f"faasd exited {d.proc.returncode} under load "
                                        f"({name} c={c}); log {d.log_path}")
@@ -495,6 +538,17 @@ def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, 
           f"| {threads} "
           f"| {dr['errors']}/{ng['errors']}/{via['errors']} "
           f"| {dr['non2xx']}/{ng['non2xx']}/{via['non2xx']} |")
+    w("")
+    w("CPU per request of the proxy itself, µs (user + system; nginx: its master and workers; "
+      "via: the faasd daemon, all threads), from /proc/PID/stat around each run:\n")
+    w("| function | conns | nginx user + sys | via user + sys | via/nginx |")
+    w("|---|---:|---:|---:|---:|")
+    for name, c, dr, ng, via, threads, _ in results:
+        ng_cpu = ng.get("cpu_user_us", 0) + ng.get("cpu_sys_us", 0)
+        via_cpu = via.get("cpu_user_us", 0) + via.get("cpu_sys_us", 0)
+        w(f"| {name} | {c} | {ng.get('cpu_user_us', 0):.1f} + {ng.get('cpu_sys_us', 0):.1f} "
+          f"| {via.get('cpu_user_us', 0):.1f} + {via.get('cpu_sys_us', 0):.1f} "
+          f"| {via_cpu / ng_cpu if ng_cpu else 0:.2f} |")
     w("")
     most = max(results, key=lambda r: r[5], default=None)
     if most is not None and most[6]:

@@ -16,6 +16,7 @@
 #include "gateway/names.h"
 #include "gateway/server.h"
 #include "gateway/tunnel.h"
+#include "gateway/write_now.h"
 
 namespace faasd::gateway {
 
@@ -543,7 +544,7 @@ void ClientSession::SendRequest() {
       asio::buffer(up_head_), asio::buffer(chunk_head_),
       asio::buffer(req_body_.data(), req_body_len_),
       asio::buffer(kChunkEnd.data(), chunk_head_.empty() ? 0 : kChunkEnd.size())};
-  asio::async_write(
+  WriteNowOrLater(
       up_->stream, bufs, [self = shared_from_this(), up = up_](error_code ec, size_t n) {
         self->outcome_.bytes_written += n;
         if (ec) return self->UpstreamFailed(ec, "write");
@@ -769,7 +770,7 @@ void ClientSession::RelayResponseBody() {
       asio::buffer(kChunkEnd.data(), chunk_head_.empty() ? 0 : kChunkEnd.size()),
       asio::buffer(kLastChunk.data(), chunked_out_ && done ? kLastChunk.size() : 0)};
   client_.expires_after(ToChrono(shared_.options.upstream_timeout));
-  asio::async_write(client_, bufs, [self = shared_from_this(), done](error_code ec, size_t) {
+  WriteNowOrLater(client_, bufs, [self = shared_from_this(), done](error_code ec, size_t) {
     if (ec) {
       self->ReleaseUpstream(false);  // the client left: the rest of the response is not wanted
       return self->CloseNow();
@@ -879,11 +880,11 @@ void ClientSession::Respond(std::string response, bool close) {
   out_head_ = std::move(response);
   client_head_sent_ = true;
   client_.expires_after(ToChrono(shared_.options.upstream_timeout));
-  asio::async_write(client_, asio::buffer(out_head_),
-                    [self = shared_from_this(), close](error_code ec, size_t) {
-                      if (ec) return self->CloseNow();
-                      self->NextRequest(close);
-                    });
+  WriteNowOrLater(client_, std::array<asio::const_buffer, 1>{asio::buffer(out_head_)},
+                  [self = shared_from_this(), close](error_code ec, size_t) {
+                    if (ec) return self->CloseNow();
+                    self->NextRequest(close);
+                  });
 }
 
 void ClientSession::NextRequest(bool close) {

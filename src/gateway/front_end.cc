@@ -32,7 +32,9 @@ constexpr int kListenBacklog = 4096;
 // pools start no thread: one appears when work does, and leaves after kSidePoolIdle without any,
 // so an appliance that takes no async call and no /healthz keeps none.
 constexpr size_t kQueueOpsThreads = 8;
-constexpr absl::Duration kSidePoolIdle = absl::Seconds(30);
+// 10 s: /healthz polled every few seconds keeps its thread; one call after a deploy does not
+// leave a thread for half a minute.
+constexpr absl::Duration kSidePoolIdle = absl::Seconds(10);
 // What std::allocate_shared puts beside a ClientSession in its one allocation (reference counts,
 // the allocator, a vtable pointer), with room to spare; a larger request falls back to the heap.
 constexpr size_t kSessionSlotExtra = 64;

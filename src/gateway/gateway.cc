@@ -185,9 +185,10 @@ absl::Status GatewayServer::Start() {
   if (listener_.joinable()) return absl::FailedPreconditionError("gateway: already started");
   const int workers = options_.worker_threads > 0 ? options_.worker_threads : kDefaultWorkers;
   // None while idle (a /system request then pays one thread start, tens of microseconds), up
-  // to `workers` while /system connections are open (each holds one).
+  // to `workers` while /system connections are open (each holds one); a worker leaves 10 s
+  // after its last connection (kept alive up to 5 s) closed.
   server_.new_task_queue = [workers] {
-    return new ElasticWorkerPool(0, static_cast<size_t>(workers), absl::Seconds(30),
+    return new ElasticWorkerPool(0, static_cast<size_t>(workers), absl::Seconds(10),
                                  "faasd-system-w");
   };
   server_.set_keep_alive_max_count(10000);

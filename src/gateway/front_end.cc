@@ -28,6 +28,8 @@ using boost::system::error_code;
 
 namespace {
 constexpr int kListenBacklog = 4096;
+// Connections taken from the backlog at once after each accept completes (with it, 64).
+constexpr int kAcceptBatch = 63;
 // Async publishes and cancels wait for JetStream's answer (up to the publish timeout). Both side
 // pools start no thread: one appears when work does, and leaves after kSidePoolIdle without any,
 // so an appliance that takes no async call and no /healthz keeps none.
@@ -116,6 +118,17 @@ void FrontEnd::State::Accept() {
       return;
     }
     OnAccept(loop, std::move(socket));
+    // Whatever else waits in the backlog is taken now: one accept per round of this loop
+    // would leave a burst of new connections, their requests already sent, queued behind
+    // the loop's traffic. Errors (would_block among them) are left to the async accept.
+    for (int i = 0; i < kAcceptBatch; ++i) {
+      const size_t next = next_loop++ % loops.size();
+      tcp::socket more(loops[next]->ioc);
+      error_code e;
+      acceptor->accept(more, e);
+      if (e) break;
+      OnAccept(next, std::move(more));
+    }
     Accept();
   });
 }
@@ -200,6 +213,8 @@ absl::Status FrontEnd::Start() {
     s.loops.clear();
     return absl::UnavailableError(absl::StrCat("gateway: listen ", address, ": ", ec.message()));
   }
+  // Accepts beyond the first of a batch must not block the loop (State::Accept).
+  s.acceptor->non_blocking(true, ec);
   port_ = s.acceptor->local_endpoint().port();
   listener_fd_ = s.acceptor->native_handle();
   s.Accept();

@@ -1,7 +1,6 @@
 // The invoke proxy against a real echo upstream on loopback.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -193,39 +192,16 @@ TEST_CASE("a response the client's socket cannot take at once arrives whole and 
   ProxyFixture f(/*upstream_timeout_seconds=*/30);
   std::string payload(1 << 20, '\0');
   for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + (i * 7919) % 26);
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  const int small = 4096;
-  REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) == 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(f.gateway->port()));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  RawConn c(f.gateway->port(), /*receive_buffer_bytes=*/4096);
+  REQUIRE(c.connected());
   const std::string request =
       absl::StrCat("POST /function/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
                    "Content-Length: ", payload.size(), "\r\n\r\n", payload);
   // Sent from a thread: the gateway may start answering before the whole body is in.
-  std::thread sender([&] {
-    size_t off = 0;
-    while (off < request.size()) {
-      const ssize_t n = ::send(fd, request.data() + off, request.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return;
-      off += static_cast<size_t>(n);
-    }
-  });
-  std::string got;
-  char buf[1024];  // small reads, so the client stays the slow side
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    got.append(buf, static_cast<size_t>(n));
-  }
+  std::thread sender([&] { c.Send(request); });
+  const std::string got = c.ReadUntilClose(std::chrono::seconds(20));
   sender.join();
-  ::close(fd);
+  CHECK(c.closed());
   CHECK(got.rfind("HTTP/1.1 200 ", 0) == 0);
   const size_t at = got.find("body=");
   REQUIRE(at != std::string::npos);

@@ -1,13 +1,16 @@
 #include "test_support.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "catch.hpp"
 
@@ -388,6 +391,72 @@ int UnusedPort() {
   int port = ntohs(addr.sin_port);
   ::close(fd);
   return port;
+}
+
+RawConn::RawConn(int port, int receive_buffer_bytes) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (receive_buffer_bytes > 0) {
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof(receive_buffer_bytes));
+  }
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+}
+
+RawConn::~RawConn() { ::close(fd_); }
+
+bool RawConn::Send(const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string RawConn::ReadUntilClose(std::chrono::milliseconds timeout) {
+  return Read(timeout, [](const std::string&) { return false; });
+}
+
+std::string RawConn::ReadResponse(std::chrono::milliseconds timeout) {
+  return Read(timeout, [](const std::string& got) {
+    const size_t end = got.find("\r\n\r\n");
+    if (end == std::string::npos) return false;
+    const size_t cl = got.find("Content-Length: ");
+    if (cl == std::string::npos || cl > end) return true;
+    return got.size() >= end + 4 + std::stoul(got.substr(cl + 16));
+  });
+}
+
+std::string RawConn::ReadUntil(const std::string& needle, std::chrono::milliseconds timeout) {
+  return Read(timeout, [&](const std::string& got) { return absl::StrContains(got, needle); });
+}
+
+void RawConn::ShutdownSend() { ::shutdown(fd_, SHUT_WR); }
+
+std::string RawConn::Read(std::chrono::milliseconds timeout,
+                          const std::function<bool(const std::string&)>& done) {
+  using Clock = std::chrono::steady_clock;
+  std::string got;
+  const auto deadline = Clock::now() + timeout;
+  while (!done(got)) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) break;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    char buf[65536];
+    ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      closed_ = true;
+      break;
+    }
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
 }
 
 }  // namespace faasd::gateway::testing

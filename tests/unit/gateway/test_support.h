@@ -3,7 +3,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -83,8 +85,8 @@ class FakeProvider : public provider::FunctionProvider {
 
   std::mutex mu;
   std::map<std::string, provider::FunctionDeployment> functions;  // "name.ns"
-  std::map<std::string, uint64_t> scaled;  // what Scale asked for; Get reports it as replicas
-  std::map<std::string, std::string> secrets;                   // "name.ns" -> value
+  std::map<std::string, uint64_t> scaled;      // what Scale asked for; Get reports it as replicas
+  std::map<std::string, std::string> secrets;  // "name.ns" -> value
   std::map<std::string, provider::FunctionNamespace> namespaces{// besides openfaas-fn
                                                                 {"other", {"other", {}, {}}}};
   absl::Status next_deploy_error;  // returned once by Deploy when not OK
@@ -136,5 +138,34 @@ class EchoUpstream {
 
 // Returns a port nothing listens on (bound then closed).
 int UnusedPort();
+
+// A blocking client socket to 127.0.0.1:`port` with bounded reads. A `receive_buffer_bytes`
+// above 0 is set before connecting, so it bounds the window the gateway may fill.
+class RawConn {
+ public:
+  explicit RawConn(int port, int receive_buffer_bytes = 0);
+  ~RawConn();
+  RawConn(const RawConn&) = delete;
+  RawConn& operator=(const RawConn&) = delete;
+  bool connected() const { return connected_; }
+  bool Send(const std::string& data);
+  // Reads until the peer closes (closed() = true) or `timeout` passes.
+  std::string ReadUntilClose(std::chrono::milliseconds timeout);
+  // Reads until one whole response with a Content-Length body is in, the peer closes, or
+  // `timeout` passes.
+  std::string ReadResponse(std::chrono::milliseconds timeout);
+  bool closed() const { return closed_; }
+  // Reads until `needle` is in what arrived (from the start of this call), the peer closes or
+  // `timeout` passes.
+  std::string ReadUntil(const std::string& needle, std::chrono::milliseconds timeout);
+  void ShutdownSend();
+
+ private:
+  std::string Read(std::chrono::milliseconds timeout,
+                   const std::function<bool(const std::string&)>& done);
+  int fd_ = -1;
+  bool connected_ = false;
+  bool closed_ = false;
+};
 
 }  // namespace faasd::gateway::testing

@@ -154,31 +154,28 @@ def thread_names(pid):
     return names
 
 
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (state first, ppid second, utime
+    and stime at 11 and 12), or None once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_seconds(pids):
     """(user, system) CPU seconds used so far by the processes `pids` (all their threads)."""
     tick = os.sysconf("SC_CLK_TCK")
     user = system = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # it exited
+    for fields in filter(None, map(stat_fields, pids)):
         user, system = user + int(fields[11]), system + int(fields[12])
     return user / tick, system / tick
 
 
 def child_pids(pid):
     """Direct children of `pid` (nginx's workers)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
+    return [int(e) for e in os.listdir("/proc")
+            if e.isdigit() and (stat_fields(e) or [None, None])[1] == str(pid)]
 
 
 def run_wrk_counting_cpu(pids, url, conns, threads, seconds, method, body):

@@ -32,6 +32,7 @@
 #include "builder/builder.h"
 #include "config/settings.h"
 #include "containerd/client.h"
+#include "containerd/event_engine.h"
 #include "faasd_version.h"
 #include "gateway/gateway.h"
 #include "image/importer.h"
@@ -845,6 +846,8 @@ int main(int argc, char** argv) {
   // where a lock-order cycle would be caught, keeps it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
+  // Before any gRPC channel: gRPC's own engine would keep 3 idle threads (on 2 cores) for good.
+  faasd::containerd::UseOnDemandEventEngine();
 
   if (argc < 2) {
     std::fputs(kUsage, stderr);

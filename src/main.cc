@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -650,6 +651,12 @@ int Up(const Flags& f, const Relaunch& relaunch) {
     async_queue->Connect();  // before the gateway serves: its first async call may publish
     gopts.async_queue = async_queue.get();
   }
+  // A deploy or update may ask for autoscaling: a sleeping autoscaler (none of its functions
+  // managed) starts again. Set once the autoscaler exists; cleared before it goes.
+  std::atomic<autoscaler::Autoscaler*> wake_on_deploy{nullptr};
+  gopts.on_function_changed = [&wake_on_deploy] {
+    if (autoscaler::Autoscaler* scaler = wake_on_deploy.load()) scaler->Wake();
+  };
   gateway::Gateway gw(gopts, provider, metrics, &history);
   absl::Status s = gw.Start();
   if (!s.ok()) {
@@ -684,6 +691,7 @@ int Up(const Flags& f, const Relaunch& relaunch) {
   autoscaler::Autoscaler scaler(aopts, provider, load, clock);
   if (autoscale_interval > 0) {
     scaler.Start();
+    wake_on_deploy = &scaler;
     LogInfo("autoscaler: every ", autoscale_interval, " s, rps over ", autoscale_window, " s, ",
             autoscale_all ? "every function" : "functions with com.openfaas.scale.* labels");
   }
@@ -775,6 +783,7 @@ int Up(const Flags& f, const Relaunch& relaunch) {
   supervisor.Stop();
   metrics.RemoveCollector(desired_collector);
   metrics.RemoveCollector(queue_collector);
+  wake_on_deploy = nullptr;
   scaler.Stop();
   gw.Drain(absl::Seconds(shutdown_grace));
   gw.Stop();

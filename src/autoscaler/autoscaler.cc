@@ -16,30 +16,59 @@ Autoscaler::Autoscaler(AutoscalerOptions options, provider::FunctionProvider& pr
 Autoscaler::~Autoscaler() { Stop(); }
 
 void Autoscaler::Start() {
-  {
-    absl::MutexLock l(&mu_);
-    stop_ = false;
-  }
-  thread_ = std::thread([this] {
-    NameThisThread("faasd-autoscale");
-    while (true) {
-      {
-        absl::MutexLock l(&mu_);
-        const absl::Time until = absl::Now() + options_.interval;
-        while (!stop_ && absl::Now() < until) mu_.AwaitWithDeadline(absl::Condition(&stop_), until);
-        if (stop_) return;
-      }
-      Tick();
+  absl::MutexLock l(&mu_);
+  stop_ = false;
+  started_ = true;
+  StartThreadLocked();
+}
+
+void Autoscaler::StartThreadLocked() {
+  if (awake_) return;
+  // One that left Loop() holds mu_ no more: joined here, it returns at once.
+  if (thread_.joinable()) thread_.join();
+  awake_ = true;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Autoscaler::Loop() {
+  NameThisThread("faasd-autoscale");
+  while (true) {
+    {
+      absl::MutexLock l(&mu_);
+      const absl::Time until = absl::Now() + options_.interval;
+      while (!stop_ && absl::Now() < until) mu_.AwaitWithDeadline(absl::Condition(&stop_), until);
+      if (stop_) break;
+      woken_ = false;
     }
-  });
+    const bool complete = Tick();
+    absl::MutexLock l(&mu_);
+    // Nothing to manage, known for sure: sleep until Wake().
+    if (complete && functions_.empty() && !woken_) break;
+  }
+  absl::MutexLock l(&mu_);
+  awake_ = false;
+}
+
+void Autoscaler::Wake() {
+  absl::MutexLock l(&mu_);
+  woken_ = true;
+  if (started_ && !stop_) StartThreadLocked();
+}
+
+bool Autoscaler::Awake() const {
+  absl::MutexLock l(&mu_);
+  return awake_;
 }
 
 void Autoscaler::Stop() {
+  std::thread thread;
   {
     absl::MutexLock l(&mu_);
     stop_ = true;
+    started_ = false;
+    thread = std::move(thread_);
   }
-  if (thread_.joinable()) thread_.join();
+  if (thread.joinable()) thread.join();
 }
 
 std::map<std::string, uint64_t> Autoscaler::Desired() const {
@@ -47,11 +76,11 @@ std::map<std::string, uint64_t> Autoscaler::Desired() const {
   return desired_;
 }
 
-void Autoscaler::Tick() {
+bool Autoscaler::Tick() {
   absl::StatusOr<std::vector<std::string>> namespaces = provider_.Namespaces();
   if (!namespaces.ok()) {
     LogWarning("autoscale: list namespaces: ", namespaces.status().message());
-    return;  // keep what is known; the next tick tries again
+    return false;  // keep what is known; the next tick tries again
   }
   const std::map<std::string, InvocationLoad> loads = load_.Loads();
   std::map<std::string, uint64_t> desired;
@@ -60,7 +89,7 @@ void Autoscaler::Tick() {
     absl::StatusOr<std::vector<provider::FunctionStatus>> list = provider_.List(ns);
     if (!list.ok()) {
       LogWarning("autoscale: list functions in ", ns, ": ", list.status().message());
-      return;
+      return false;
     }
     for (const provider::FunctionStatus& f : *list) {
       const std::string key = absl::StrCat(f.name, ".", ns);
@@ -74,6 +103,7 @@ void Autoscaler::Tick() {
   }
   absl::MutexLock l(&mu_);
   desired_ = std::move(desired);
+  return true;
 }
 
 void Autoscaler::Scan(const provider::FunctionStatus& f, const std::string& ns,

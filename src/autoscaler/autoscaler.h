@@ -7,9 +7,14 @@
 // The loop never touches the invoke path: it reads counters the path keeps as atomics, and a
 // scale from zero stays the path's job (the provider's wake on the first request).
 //
-// Thread-safety: Start() and Stop() from one owning thread; Desired() from any thread; Tick()
-// only when the loop is not started (tests). The provider, load source and clock must outlive
-// the Autoscaler.
+// While no function is managed the loop sleeps: a pass that finds none ends its thread, and
+// Wake() (called when a function is deployed or updated, since its labels may now ask for
+// scaling) starts it again. An appliance without autoscaled functions keeps no thread for it
+// and does not list its functions every interval.
+//
+// Thread-safety: Start(), Stop() from one owning thread; Wake() and Desired() from any thread;
+// Tick() only when the loop is not started (tests). The provider, load source and clock must
+// outlive the Autoscaler.
 #pragma once
 
 #include <cstdint>
@@ -69,9 +74,15 @@ class Autoscaler {
 
   void Start();
   void Stop();  // idempotent; an in-progress tick finishes first
+  // A function was deployed or updated: a sleeping loop starts again (its first pass after one
+  // interval). Does nothing before Start() or after Stop().
+  void Wake();
+  // Whether the loop has a thread now (tests).
+  bool Awake() const;
 
-  // One pass over every function (what the loop runs each interval).
-  void Tick();
+  // One pass over every function (what the loop runs each interval). False when the provider
+  // did not answer and the pass stopped short.
+  bool Tick();
 
   // "name.namespace" → the replicas the autoscaler wants, for each function it manages.
   std::map<std::string, uint64_t> Desired() const;
@@ -83,6 +94,8 @@ class Autoscaler {
   };
   void Scan(const provider::FunctionStatus& f, const std::string& ns, const InvocationLoad& load,
             std::map<std::string, uint64_t>* desired);
+  void Loop();
+  void StartThreadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const AutoscalerOptions options_;
   provider::FunctionProvider& provider_;
@@ -92,9 +105,12 @@ class Autoscaler {
   std::map<std::string, std::unique_ptr<Managed>> functions_;  // loop thread only
 
   mutable absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;  // between Start() and Stop()
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool awake_ ABSL_GUARDED_BY(mu_) = false;  // a thread is in Loop()
+  bool woken_ ABSL_GUARDED_BY(mu_) = false;  // Wake() since the current pass began
   std::map<std::string, uint64_t> desired_ ABSL_GUARDED_BY(mu_);
-  std::thread thread_;
+  std::thread thread_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace faasd::autoscaler

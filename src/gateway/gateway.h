@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -62,6 +63,8 @@ struct GatewayOptions {
   std::string provider_name = "faasd-cpp", version, git_sha;
   // Borrowed, must outlive the Gateway; null: /async-function/ answers 501.
   queue::AsyncQueue* async_queue = nullptr;
+  // Called (on a /system thread) after each deploy or update the provider accepted.
+  std::function<void()> on_function_changed;
 };
 
 class GatewayServer;  // private: the httplib server and the route handlers

@@ -156,6 +156,7 @@ void GatewayServer::DeployFunction(const httplib::Request& req, const std::strin
   }
   absl::Status s = update ? provider_.Update(*d) : provider_.Deploy(*d);
   if (!s.ok()) return WriteFailure(res, absl::StrCat(verb, " ", d->service, ".", d->namespace_), s);
+  if (options_.on_function_changed) options_.on_function_changed();
   // faas-cli treats 201 as failure; 202 says "accepted, replicas are starting".
   res.status = 202;
 }

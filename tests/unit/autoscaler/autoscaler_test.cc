@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "catch.hpp"
+#include "eventually.h"
 #include "gateway/test_support.h"
 
 using namespace faasd;
@@ -61,6 +62,24 @@ class ScalingProvider final : public gateway::testing::FakeProvider {
     std::lock_guard<std::mutex> l(mu);
     return scaled.at(key);
   }
+  absl::StatusOr<std::vector<std::string>> Namespaces() override {
+    {
+      std::lock_guard<std::mutex> l(mu);  // FakeProvider's, which its Namespaces() takes too
+      ++namespace_calls;
+      if (unavailable) return absl::UnavailableError("containerd: connection refused");
+    }
+    return FakeProvider::Namespaces();
+  }
+  int NamespaceCalls() {
+    std::lock_guard<std::mutex> l(mu);
+    return namespace_calls;
+  }
+  void SetUnavailable(bool u) {
+    std::lock_guard<std::mutex> l(mu);
+    unavailable = u;
+  }
+  int namespace_calls = 0;
+  bool unavailable = false;
 };
 
 struct Rig {
@@ -78,6 +97,15 @@ struct Rig {
     }
     scaler.Tick();
   }
+};
+
+// The loop on its own thread, every 10 ms.
+struct LoopRig {
+  ScalingProvider provider;
+  TestLoad load;
+  TestClock clock;
+  Autoscaler scaler{AutoscalerOptions{absl::Milliseconds(10), absl::Seconds(30), false}, provider,
+                    load, clock};
 };
 
 }  // namespace
@@ -142,11 +170,9 @@ TEST_CASE("A removed function is forgotten; bad labels never stop the loop") {
 }
 
 TEST_CASE("The loop runs on its own thread and stops promptly") {
-  ScalingProvider provider;
-  TestLoad load;
-  TestClock clock;
-  Autoscaler scaler(AutoscalerOptions{absl::Milliseconds(10), absl::Seconds(30), false}, provider,
-                    load, clock);
+  LoopRig rig;
+  ScalingProvider& provider = rig.provider;
+  Autoscaler& scaler = rig.scaler;
   provider.Add("auto", {{"com.openfaas.scale.target", "1"}});
   scaler.Start();
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -155,4 +181,54 @@ TEST_CASE("The loop runs on its own thread and stops promptly") {
   const absl::Time t0 = absl::Now();
   scaler.Stop();
   CHECK(absl::Now() - t0 < absl::Seconds(1));
+}
+
+TEST_CASE("With no function to manage the loop leaves its thread; Wake() brings it back") {
+  using faasd::testing::Eventually;
+  LoopRig rig;
+  ScalingProvider& provider = rig.provider;
+  Autoscaler& scaler = rig.scaler;
+  provider.Add("plain", {});
+  scaler.Start();
+  REQUIRE(Eventually([&] { return !scaler.Awake(); }));
+  // Asleep: no more passes, so no more listing.
+  const int calls = provider.NamespaceCalls();
+  CHECK(calls >= 1);
+  absl::SleepFor(absl::Milliseconds(100));  // ten intervals: a loop still awake would list again
+  CHECK(provider.NamespaceCalls() == calls);
+
+  provider.Add("auto", {{"com.openfaas.scale.target", "1"}});
+  scaler.Wake();
+  CHECK(scaler.Awake());
+  REQUIRE(Eventually([&] { return scaler.Desired().count("auto.openfaas-fn") == 1; }));
+  // Managed now: it keeps its thread pass after pass.
+  const int more = provider.NamespaceCalls();
+  REQUIRE(Eventually([&] { return provider.NamespaceCalls() >= more + 3; }));
+  CHECK(scaler.Awake());
+
+  // Its labels gone, the loop sleeps again.
+  provider::FunctionDeployment unlabelled;
+  unlabelled.service = "auto";
+  unlabelled.image = "r/fn:1";
+  REQUIRE(provider.Update(unlabelled).ok());
+  REQUIRE(Eventually([&] { return !scaler.Awake(); }));
+  CHECK(scaler.Desired().empty());
+  scaler.Stop();
+  scaler.Wake();  // after Stop(): nothing starts
+  CHECK_FALSE(scaler.Awake());
+}
+
+TEST_CASE("A pass the provider did not answer never puts the loop to sleep") {
+  using faasd::testing::Eventually;
+  LoopRig rig;
+  ScalingProvider& provider = rig.provider;
+  Autoscaler& scaler = rig.scaler;
+  provider.Add("auto", {{"com.openfaas.scale.target", "1"}});
+  provider.SetUnavailable(true);
+  scaler.Start();
+  REQUIRE(Eventually([&] { return provider.NamespaceCalls() >= 3; }));
+  CHECK(scaler.Awake());
+  provider.SetUnavailable(false);
+  REQUIRE(Eventually([&] { return scaler.Desired().count("auto.openfaas-fn") == 1; }));
+  CHECK(scaler.Awake());
 }

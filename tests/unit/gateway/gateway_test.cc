@@ -114,6 +114,8 @@ TEST_CASE("deploy answers 202, duplicate 409, update absent 404", "[gateway][dep
   CHECK(f.client->Post("/system/functions?namespace=other", kDeploy, "application/json")->status ==
         202);
   CHECK(f.provider.functions.count("echo.other") == 1);
+  // The autoscaler's wake-up: after the deploys and the update accepted, not the refused ones.
+  CHECK(f.functions_changed.load() == 3);
 }
 
 TEST_CASE("deploy rejects malformed bodies and bad names with 400", "[gateway][deploy]") {
@@ -136,6 +138,7 @@ TEST_CASE("deploy rejects malformed bodies and bad names with 400", "[gateway][d
   CHECK(status(R"({"service":"echo","image":"x:1","namespace":"../etc"})") == 400);
   CHECK(f.client->Put("/system/functions", "{oops", "application/json")->status == 400);
   CHECK(f.provider.functions.empty());
+  CHECK(f.functions_changed.load() == 0);
 }
 
 TEST_CASE("provider errors map to HTTP, including the http-status payload", "[gateway]") {
@@ -151,6 +154,7 @@ TEST_CASE("provider errors map to HTTP, including the http-status payload", "[ga
   CHECK(f.client->Post("/system/functions", kDeploy, "application/json")->status == 503);
   f.provider.next_deploy_error = absl::InternalError("boom");
   CHECK(f.client->Post("/system/functions", kDeploy, "application/json")->status == 500);
+  CHECK(f.functions_changed.load() == 0);
 }
 
 TEST_CASE("oversized /system body is 413", "[gateway]") {

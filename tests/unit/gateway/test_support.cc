@@ -210,6 +210,7 @@ GatewayFixture::GatewayFixture() {
   o.max_request_bytes = 4 << 20;
   o.version = "0.1.0";
   o.git_sha = "abc123";
+  o.on_function_changed = [this] { ++functions_changed; };
   gateway = std::make_unique<Gateway>(o, provider, metrics, &history);
   REQUIRE(gateway->Start().ok());
   client = std::make_unique<httplib::Client>("127.0.0.1", gateway->port());

@@ -109,6 +109,7 @@ struct GatewayFixture {
   metrics::History history{metrics, [](const std::string&) { return true; }};
   std::unique_ptr<Gateway> gateway;
   std::unique_ptr<httplib::Client> client;
+  std::atomic<int> functions_changed{0};  // GatewayOptions::on_function_changed calls
 };
 
 // Echo upstream: answers every method on every path with a body describing the request

@@ -85,18 +85,36 @@ void ClientSession::ReadHead() {
   // Idle keep-alive: the next request's first bytes are read, with idle_timeout; its head then
   // has head_timeout to arrive. A read, not a readiness wait: Asio (1.74) re-arms epoll with a
   // system call for every wait, while a read after one that drained the socket costs none.
-  idle_timer_.expires_after(ToChrono(shared_.options.idle_timeout));
-  idle_timer_.async_wait([self = shared_from_this()](error_code ec) {
-    if (!ec) self->CloseNow();  // idle too long (a cancelled wait means a request came)
-  });
+  idle_since_ = Clock::now();
+  waiting_idle_ = true;
+  if (!idle_timer_armed_) ArmIdleTimer(idle_since_ + ToChrono(shared_.options.idle_timeout));
   client_.socket().async_read_some(in_.prepare(kFirstReadBytes),
                                    [self = shared_from_this()](error_code ec, size_t n) {
-                                     self->idle_timer_.cancel();
+                                     self->waiting_idle_ = false;
                                      if (ec) return self->CloseNow();
                                      self->in_.commit(n);
                                      self->SetBusy(true);
                                      self->ReadHeadRest();
                                    });
+}
+
+// Armed once and left armed while requests come: it is not cancelled when one does (a wait and
+// a cancel for every request, each a trip through the timer queue and a completion of its own),
+// so when it fires it looks at when the current wait began and waits again for the rest. It
+// holds the session weakly: a session that ends while it is armed goes at once, not when it
+// fires.
+void ClientSession::ArmIdleTimer(Clock::time_point at) {
+  idle_timer_armed_ = true;
+  idle_timer_.expires_at(at);
+  idle_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+    std::shared_ptr<ClientSession> self = weak.lock();
+    if (self == nullptr) return;
+    self->idle_timer_armed_ = false;
+    if (ec || !self->waiting_idle_) return;  // closing, or busy: the next wait arms it again
+    const Clock::time_point due = self->idle_since_ + ToChrono(self->shared_.options.idle_timeout);
+    if (Clock::now() >= due) return self->CloseNow();  // idle too long
+    self->ArmIdleTimer(due);
+  });
 }
 
 void ClientSession::ReadHeadRest() {

@@ -129,6 +129,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void LingeringClose();
   void CloseNow();
   void SetBusy(bool busy);
+  void ArmIdleTimer(Clock::time_point at);
 
   std::string BuildUpstreamHead(bool whole_body) const;
   std::string BuildResponseHead(bool whole_body, size_t body_len);
@@ -138,6 +139,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   boost::beast::tcp_stream client_;
   boost::asio::steady_timer idle_timer_;  // keep-alive connections waiting for a request
+  Clock::time_point idle_since_;          // when the current wait for a request began
+  bool waiting_idle_ = false;             // in that wait now
+  bool idle_timer_armed_ = false;
   EventLoop& loop_;
   FrontEndShared& shared_;
   std::string remote_ip_;

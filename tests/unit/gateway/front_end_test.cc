@@ -154,7 +154,7 @@ struct FrontFixture {
   std::unique_ptr<Gateway> gateway;
 
   explicit FrontFixture(size_t max_connections = 10000, int head_timeout = 10,
-                        int tunnel_idle_timeout = 600) {
+                        int tunnel_idle_timeout = 600, int idle_timeout = 60) {
     provider.routes.Set("echo.openfaas-fn", {{"127.0.0.1", upstream.port()}});
     GatewayOptions o;
     o.listen_host = "127.0.0.1";
@@ -164,6 +164,7 @@ struct FrontFixture {
     o.max_connections = max_connections;
     o.head_timeout_seconds = head_timeout;
     o.tunnel_idle_timeout_seconds = tunnel_idle_timeout;
+    o.idle_timeout_seconds = idle_timeout;
     gateway = std::make_unique<Gateway>(o, provider, metrics);
     REQUIRE(gateway->Start().ok());
   }
@@ -265,6 +266,32 @@ TEST_CASE("a head sent slower than the deadline is dropped; others are served me
   }
   CHECK(dropped);
   CHECK(Clock::now() - t0 < std::chrono::seconds(4));
+}
+
+TEST_CASE("a kept-alive connection closes the idle timeout after its last request", "[front]") {
+  using std::chrono::milliseconds;
+  using Clock = std::chrono::steady_clock;
+  FrontFixture f(10000, 10, 600, /*idle_timeout=*/2);
+  RawConn c(f.port());
+  REQUIRE(c.connected());
+  const std::string req = "GET /function/echo HTTP/1.1\r\nHost: x\r\n\r\n";
+  const Clock::time_point first = Clock::now();
+  REQUIRE(c.Send(req));
+  CHECK(StartsWith(c.ReadResponse(milliseconds(5000)), "HTTP/1.1 200 "));
+  // The second request 1.2 s after the first: the idle time counts again from its answer.
+  std::this_thread::sleep_until(first + milliseconds(1200));
+  REQUIRE(c.Send(req));
+  CHECK(StartsWith(c.ReadResponse(milliseconds(5000)), "HTTP/1.1 200 "));
+  const Clock::time_point second = Clock::now();
+  // Still open 1.7 s after it, past the 2 s that counting from the first would have allowed.
+  c.ReadUntilClose(
+      std::chrono::duration_cast<milliseconds>(second + milliseconds(1700) - Clock::now()));
+  CHECK_FALSE(c.closed());
+  // Then closed, not before the 2 s.
+  c.ReadUntilClose(milliseconds(5000));
+  CHECK(c.closed());
+  CHECK(Clock::now() - second >= milliseconds(2000));
+  CHECK(f.upstream.requests.load() == 2);
 }
 
 TEST_CASE("past the connection cap a new connection gets 503 and is closed", "[front]") {

@@ -52,7 +52,7 @@ bool IsParseError(const error_code& ec) {
 
 }  // namespace
 
-ClientSession::ClientSession(asio::ip::tcp::socket socket, EventLoop& loop, FrontEndShared& shared)
+ClientSession::ClientSession(LoopSocket socket, EventLoop& loop, FrontEndShared& shared)
     : client_(std::move(socket)),
       idle_timer_(client_.get_executor()),
       loop_(loop),

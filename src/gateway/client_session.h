@@ -22,13 +22,12 @@
 #include "absl/status/status.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
-#include "boost/asio/steady_timer.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
-#include "boost/beast/core/tcp_stream.hpp"
 #include "boost/beast/http/buffer_body.hpp"
 #include "boost/beast/http/parser.hpp"
 #include "gateway/front_end.h"
 #include "gateway/http_rules.h"
+#include "gateway/loop_types.h"
 #include "gateway/replica_waiter.h"
 #include "gateway/session_slab.h"
 #include "gateway/upstream_pool.h"
@@ -64,7 +63,7 @@ struct FrontEndShared {
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
-  ClientSession(boost::asio::ip::tcp::socket socket, EventLoop& loop, FrontEndShared& shared);
+  ClientSession(LoopSocket socket, EventLoop& loop, FrontEndShared& shared);
   ~ClientSession();
   void Start();
 
@@ -137,10 +136,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void CountFinished(int code);
   void ReleaseUpstream(bool reusable);
 
-  boost::beast::tcp_stream client_;
-  boost::asio::steady_timer idle_timer_;  // keep-alive connections waiting for a request
-  Clock::time_point idle_since_;          // when the current wait for a request began
-  bool waiting_idle_ = false;             // in that wait now
+  LoopStream client_;
+  LoopTimer idle_timer_;          // keep-alive connections waiting for a request
+  Clock::time_point idle_since_;  // when the current wait for a request began
+  bool waiting_idle_ = false;     // in that wait now
   bool idle_timer_armed_ = false;
   EventLoop& loop_;
   FrontEndShared& shared_;

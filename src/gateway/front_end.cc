@@ -14,7 +14,6 @@
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
-#include "boost/asio/steady_timer.hpp"
 #include "gateway/client_session.h"
 #include "gateway/http_errors.h"
 #include "gateway/session_slab.h"
@@ -41,7 +40,7 @@ constexpr absl::Duration kSidePoolIdle = absl::Seconds(10);
 // the allocator, a vtable pointer), with room to spare; a larger request falls back to the heap.
 constexpr size_t kSessionSlotExtra = 64;
 
-void BindListener(tcp::acceptor& acceptor, const std::string& host, int port, error_code& ec) {
+void BindListener(LoopAcceptor& acceptor, const std::string& host, int port, error_code& ec) {
   const auto ip = asio::ip::make_address(host, ec);
   if (ec) return;
   const tcp::endpoint endpoint(ip, static_cast<uint16_t>(port));
@@ -55,7 +54,7 @@ void BindListener(tcp::acceptor& acceptor, const std::string& host, int port, er
 
 // Takes over a socket someone else bound and listens on (systemd's socket unit, a test): it
 // must be a listening TCP socket; its backlog is the holder's.
-error_code AdoptListener(tcp::acceptor& acceptor, int fd) {
+error_code AdoptListener(LoopAcceptor& acceptor, int fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
   int type = 0, listening = 0;
@@ -83,7 +82,7 @@ struct FrontEnd::State {
         shared{std::move(options), provider, metrics, waiter, blocking, queue_ops} {}
 
   void Accept();
-  void OnAccept(size_t loop, tcp::socket socket);
+  void OnAccept(size_t loop, LoopSocket socket);
   void TrimAfterBursts();
 
   // First, so destroyed last: a session may end on any thread that held the last reference.
@@ -95,9 +94,9 @@ struct FrontEnd::State {
   // Loops last: their destruction ends the sessions, which use everything above.
   std::vector<std::unique_ptr<EventLoop>> loops;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
-  std::optional<tcp::acceptor> acceptor;
-  std::optional<asio::steady_timer> backoff;
-  std::optional<asio::steady_timer> trim;
+  std::optional<LoopAcceptor> acceptor;
+  std::optional<LoopTimer> backoff;
+  std::optional<LoopTimer> trim;
   size_t peak_open = 0;  // most connections open since the last trim (acceptor's loop only)
   std::atomic<size_t> swept{0};  // idle upstream connections closed since the last trim
   size_t next_loop = 0;
@@ -106,7 +105,7 @@ struct FrontEnd::State {
 
 void FrontEnd::State::Accept() {
   const size_t loop = next_loop++ % loops.size();
-  acceptor->async_accept(loops[loop]->ioc, [this, loop](error_code ec, tcp::socket socket) {
+  acceptor->async_accept(loops[loop]->ioc, [this, loop](error_code ec, LoopSocket socket) {
     if (ec == asio::error::operation_aborted) return;
     if (ec) {
       // Out of descriptors or memory: pause accepting briefly instead of spinning.
@@ -123,7 +122,7 @@ void FrontEnd::State::Accept() {
     // the loop's traffic. Errors (would_block among them) are left to the async accept.
     for (int i = 0; i < kAcceptBatch; ++i) {
       const size_t next = next_loop++ % loops.size();
-      tcp::socket more(loops[next]->ioc);
+      LoopSocket more(loops[next]->ioc);
       error_code e;
       acceptor->accept(more, e);
       if (e) break;
@@ -133,7 +132,7 @@ void FrontEnd::State::Accept() {
   });
 }
 
-void FrontEnd::State::OnAccept(size_t loop, tcp::socket socket) {
+void FrontEnd::State::OnAccept(size_t loop, LoopSocket socket) {
   if (shared.open.load(std::memory_order_relaxed) >= shared.options.max_connections) {
     // Best effort, without blocking the acceptor: a fresh socket's send buffer is empty.
     static const std::string kFull = RenderProxyError(

@@ -8,7 +8,7 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
 
-void Tunnel::Start(tcp::socket client, tcp::socket upstream, std::string to_client_first,
+void Tunnel::Start(LoopSocket client, LoopSocket upstream, std::string to_client_first,
                    std::string to_upstream_first, std::chrono::steady_clock::duration idle_timeout,
                    Done done) {
   auto t = std::make_shared<Tunnel>(std::move(client), std::move(upstream), idle_timeout,
@@ -25,7 +25,7 @@ void Tunnel::Start(tcp::socket client, tcp::socket upstream, std::string to_clie
   t->WatchIdle();
 }
 
-Tunnel::Tunnel(tcp::socket client, tcp::socket upstream,
+Tunnel::Tunnel(LoopSocket client, LoopSocket upstream,
                std::chrono::steady_clock::duration idle_timeout, Done done)
     : client_(std::move(client)),
       upstream_(std::move(upstream)),

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "boost/asio/ip/tcp.hpp"
-#include "boost/asio/steady_timer.hpp"
+#include "gateway/loop_types.h"
 
 namespace faasd::gateway {
 
@@ -41,18 +41,18 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
   // goes to the replica before anything read from the client (bytes the client sent behind its
   // request head). `done` runs once, on the loop, when both sockets are closed; it is not run
   // when the loop is destroyed first (the daemon stopping).
-  static void Start(boost::asio::ip::tcp::socket client, boost::asio::ip::tcp::socket upstream,
-                    std::string to_client_first, std::string to_upstream_first,
-                    std::chrono::steady_clock::duration idle_timeout, Done done);
+  static void Start(LoopSocket client, LoopSocket upstream, std::string to_client_first,
+                    std::string to_upstream_first, std::chrono::steady_clock::duration idle_timeout,
+                    Done done);
 
-  Tunnel(boost::asio::ip::tcp::socket client, boost::asio::ip::tcp::socket upstream,
-         std::chrono::steady_clock::duration idle_timeout, Done done);
+  Tunnel(LoopSocket client, LoopSocket upstream, std::chrono::steady_clock::duration idle_timeout,
+         Done done);
 
  private:
   // One direction: reads from `from`, writes to `to`.
   struct Direction {
-    boost::asio::ip::tcp::socket* from;
-    boost::asio::ip::tcp::socket* to;
+    LoopSocket* from;
+    LoopSocket* to;
     std::vector<char> buffer;
     std::string first;  // written before the first read
     uint64_t* copied;
@@ -65,8 +65,8 @@ class Tunnel : public std::enable_shared_from_this<Tunnel> {
   void WatchIdle();
   void Finish(bool failed);
 
-  boost::asio::ip::tcp::socket client_, upstream_;
-  boost::asio::steady_timer idle_timer_;
+  LoopSocket client_, upstream_;
+  LoopTimer idle_timer_;
   const std::chrono::steady_clock::duration idle_timeout_;
   std::chrono::steady_clock::time_point last_activity_;
   Result result_;

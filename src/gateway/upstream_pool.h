@@ -18,7 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
-#include "boost/beast/core/tcp_stream.hpp"
+#include "gateway/loop_types.h"
 #include "gateway/session_slab.h"
 
 namespace faasd::gateway {
@@ -31,7 +31,7 @@ struct UpstreamConnection {
 
   UpstreamConnection(boost::asio::io_context& ioc, std::string address)
       : stream(ioc), address(std::move(address)) {}
-  boost::beast::tcp_stream stream;
+  LoopStream stream;
   InlineBlock<kInlineBufferBytes> buffer_block;
   // What was read of the response, and bytes past it.
   Buffer buffer{InlineBlockAllocator<char, kInlineBufferBytes>(buffer_block)};

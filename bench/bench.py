@@ -195,7 +195,8 @@ def median_run(runs):
     (its latencies with it), errors and non-2xx summed over all, CPU per request over all,
     and every run's req/s in "rounds"."""
     mid = dict(sorted(runs, key=lambda r: r["rps"])[len(runs) // 2])
-    mid["errors"] = sum(r["errors"] for r in runs)
+    for k in ("errors", "err_connect", "err_read", "err_write", "err_timeout"):
+        mid[k] = sum(r.get(k, 0) for r in runs)
     mid["non2xx"] = sum(r["non2xx"] for r in runs)
     n = sum(max(r["requests"], 1) for r in runs)
     for k in ("cpu_user_us", "cpu_sys_us"):
@@ -305,6 +306,18 @@ def rss_settle(pid, limit_mb, seconds):
             break
         time.sleep(1)  # sampling period, not synchronisation
     return first, m, None
+
+
+def fmt_errors(r):
+    """wrk's socket errors of a run, its timeouts (no answer within 5 s) named apart."""
+    if r["errors"] <= 0:
+        return str(r["errors"])
+    return f"{r['errors']} ({r.get('err_timeout', 0)} timeouts)"
+
+
+def socket_errors(r):
+    """Connect, read and write errors: what a proxy dropping connections would cause."""
+    return r.get("err_connect", 0) + r.get("err_read", 0) + r.get("err_write", 0)
 
 
 def fmt_ms(us):
@@ -576,7 +589,7 @@ def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, 
           f"| {fmt_ms(dr['p50_us'])} / {fmt_ms(ng['p50_us'])} / {fmt_ms(via['p50_us'])} "
           f"| {fmt_ms(dr['p99_us'])} / {fmt_ms(ng['p99_us'])} / {fmt_ms(via['p99_us'])} "
           f"| {threads} ({own_threads(names)} not gRPC's) "
-          f"| {dr['errors']}/{ng['errors']}/{via['errors']} "
+          f"| {fmt_errors(dr)} / {fmt_errors(ng)} / {fmt_errors(via)} "
           f"| {dr['non2xx']}/{ng['non2xx']}/{via['non2xx']} |")
     w("")
     if any(len(r[4].get("rounds", [])) > 1 for r in results):
@@ -637,8 +650,10 @@ def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, 
                     f"{fmt_ms(via['p99_us'])} vs {fmt_ms(ng['p99_us'])} ms", "≤ nginx",
                     via["p99_us"] <= ng["p99_us"])
             if c == BURST_CONNS:
-                row(f"errors + non-2xx via, `{name}`, c={c}",
-                    f"{via['errors'] + via['non2xx']}", "0", via["errors"] + via["non2xx"] == 0)
+                row(f"socket errors + non-2xx via, `{name}`, c={c}, {a.burst_duration} s",
+                    f"{socket_errors(via) + via['non2xx']} (wrk timeouts: via "
+                    f"{via.get('err_timeout', 0)}, direct {dr.get('err_timeout', 0)})", "0",
+                    socket_errors(via) + via["non2xx"] == 0)
             row(f"faasd threads under load, `{name}`, c={c}",
                 f"{threads} ({own_threads(names)} not gRPC's)", f"≤ {cores + 8}",
                 threads <= cores + 8)

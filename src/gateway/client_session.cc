@@ -50,6 +50,22 @@ bool IsParseError(const error_code& ec) {
          ec != http::error::need_buffer && ec != http::error::need_more;
 }
 
+// Parses what `buffer` already holds, as Beast's read does before it reads: true when that
+// settles the read (the head, or some of the body, or an error in `ec`), false when more bytes
+// are needed and the caller reads. A read Beast settles from its buffer alone completes through
+// a posted handler, one more pass of the event loop (and of epoll_wait) per request.
+template <typename Parser, typename Buffer>
+bool ParseBuffered(Parser& parser, Buffer& buffer, bool head_only, error_code& ec) {
+  if (buffer.size() == 0) return false;
+  ec = {};
+  buffer.consume(parser.put(buffer.data(), ec));
+  if (ec == http::error::need_more) {
+    ec = {};
+    return false;
+  }
+  return ec || !head_only || parser.is_header_done();
+}
+
 }  // namespace
 
 ClientSession::ClientSession(LoopSocket socket, EventLoop& loop, FrontEndShared& shared)
@@ -119,6 +135,7 @@ void ClientSession::ArmIdleTimer(Clock::time_point at) {
 
 void ClientSession::ReadHeadRest() {
   SetBusy(true);
+  if (error_code ec; ParseBuffered(*req_, in_, /*head_only=*/true, ec)) return OnHead(ec);
   client_.expires_after(ToChrono(shared_.options.head_timeout));
   http::async_read_header(client_, in_, *req_,
                           [self = shared_from_this()](error_code ec, size_t) { self->OnHead(ec); });
@@ -431,6 +448,9 @@ void ClientSession::ReadRequestBody() {
   auto& body = req_->get().body();
   body.data = req_body_.data() + req_body_len_;
   body.size = req_cap_ - req_body_len_;
+  if (error_code ec; ParseBuffered(*req_, in_, /*head_only=*/false, ec)) {
+    return OnRequestBody(ec);
+  }
   client_.expires_after(ToChrono(shared_.options.upstream_timeout));
   http::async_read_some(client_, in_, *req_, [self = shared_from_this()](error_code ec, size_t) {
     self->OnRequestBody(ec);
@@ -676,6 +696,9 @@ void ClientSession::ReadResponseBody(size_t offset) {
   auto& body = resp_->get().body();
   body.data = resp_body_.data() + offset;
   body.size = resp_cap_ - offset;
+  if (error_code ec; ParseBuffered(*resp_, up_->buffer, /*head_only=*/false, ec)) {
+    return OnResponseBody(ec);
+  }
   http::async_read_some(
       up_->stream, up_->buffer, *resp_,
       [self = shared_from_this(), up = up_](error_code ec, size_t) { self->OnResponseBody(ec); });

@@ -28,13 +28,13 @@ struct OnDemandEventEngine::State {
   const absl::Duration linger;
   absl::Mutex mu;
   // Ordered by when each is due (steady clock, ns), then by the order they were scheduled in.
-  std::map<std::pair<int64_t, uint64_t>, absl::AnyInvocable<void()>> tasks ABSL_GUARDED_BY(mu);
+  using Tasks = std::map<std::pair<int64_t, uint64_t>, absl::AnyInvocable<void()>>;
+  Tasks tasks ABSL_GUARDED_BY(mu);
   uint64_t next_seq ABSL_GUARDED_BY(mu) = 1;
   uint64_t changes ABSL_GUARDED_BY(mu) = 0;  // bumped by every change: the thread re-plans
   bool running ABSL_GUARDED_BY(mu) = false;  // a thread is in Work()
   bool stop ABSL_GUARDED_BY(mu) = false;
   std::thread thread ABSL_GUARDED_BY(mu);
-  std::thread::id worker ABSL_GUARDED_BY(mu);
 };
 
 bool UseOnDemandEventEngine() {
@@ -49,7 +49,7 @@ OnDemandEventEngine::OnDemandEventEngine(absl::Duration linger)
 
 OnDemandEventEngine::~OnDemandEventEngine() {
   std::thread thread;
-  std::map<std::pair<int64_t, uint64_t>, absl::AnyInvocable<void()>> dropped;  // unlocked
+  State::Tasks dropped;  // destroyed after the lock is released
   {
     absl::MutexLock l(&state_->mu);
     state_->stop = true;
@@ -66,7 +66,7 @@ OnDemandEventEngine::~OnDemandEventEngine() {
 
 bool OnDemandEventEngine::IsWorkerThread() {
   absl::MutexLock l(&state_->mu);
-  return state_->running && state_->worker == std::this_thread::get_id();
+  return state_->running && state_->thread.get_id() == std::this_thread::get_id();
 }
 
 bool OnDemandEventEngine::HasThread() const {
@@ -140,7 +140,6 @@ ee::EventEngine::TaskHandle OnDemandEventEngine::Schedule(Duration when,
       finished = std::move(s.thread);
       s.running = true;
       s.thread = std::thread([state = state_] { Work(state); });
-      s.worker = s.thread.get_id();
     }
     handle = TaskHandle{{static_cast<intptr_t>(seq), static_cast<intptr_t>(due)}};
   }

@@ -150,11 +150,27 @@ class TokenServer:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(str(self.cert_path), str(self.key_path))
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            # The handshake runs in the connection's own thread, bounded in time. A wrapped
+            # listening socket would run every handshake inside accept() on the one serving
+            # thread, where a single slow or silent client stalls all the others.
+            def finish_request(self, request, client_address):
+                request.settimeout(10)
+                try:
+                    tls = ctx.wrap_socket(request, server_side=True)
+                except (OSError, ssl.SSLError):
+                    return
+                try:
+                    super().finish_request(tls, client_address)
+                finally:
+                    tls.close()
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

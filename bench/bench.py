@@ -176,22 +176,16 @@ def stat_fields(pid):
         return None
 
 
-def cpu_seconds(pids):
-    """(user, system) CPU seconds used so far by the processes `pids` (all their threads)."""
+def cpu_seconds(pids, reaped=False):
+    """(user, system) CPU seconds used so far by the processes `pids` (all their threads), with
+    what their reaped children used when `reaped` (a forking function's)."""
     tick = os.sysconf("SC_CLK_TCK")
     user = system = 0
     for fields in filter(None, map(stat_fields, pids)):
         user, system = user + int(fields[11]), system + int(fields[12])
+        if reaped:
+            user, system = user + int(fields[13]), system + int(fields[14])
     return user / tick, system / tick
-
-
-def cpu_seconds_reaped_too(pids):
-    """cpu_seconds, plus what the processes' reaped children used (a forking function's)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for fields in filter(None, map(stat_fields, pids)):
-        total += sum(int(x) for x in fields[11:15])
-    return total / tick
 
 
 def box_cpu_seconds():
@@ -220,12 +214,12 @@ def run_wrk_counting_cpu(pids, url, conns, threads, seconds, method, body, fn_pi
     where the rest of the machine's CPU went per request: the function `fn_pids` (with their
     reaped children), wrk, softirq and idle time over all cores."""
     before = cpu_seconds(pids)
-    fn_before, wrk_before, box_before = (cpu_seconds_reaped_too(fn_pids), wrk_cpu_seconds(),
-                                         box_cpu_seconds())
+    fn_before, wrk_before, box_before = (sum(cpu_seconds(fn_pids, reaped=True)),
+                                         wrk_cpu_seconds(), box_cpu_seconds())
     res = run_wrk(url, conns, threads, seconds, method, body)
     after = cpu_seconds(pids)
-    fn_after, wrk_after, box_after = (cpu_seconds_reaped_too(fn_pids), wrk_cpu_seconds(),
-                                      box_cpu_seconds())
+    fn_after, wrk_after, box_after = (sum(cpu_seconds(fn_pids, reaped=True)),
+                                      wrk_cpu_seconds(), box_cpu_seconds())
     n = max(res["requests"], 1)
     res["cpu_user_us"] = (after[0] - before[0]) * 1e6 / n
     res["cpu_sys_us"] = (after[1] - before[1]) * 1e6 / n
@@ -237,11 +231,10 @@ def run_wrk_counting_cpu(pids, url, conns, threads, seconds, method, body, fn_pi
 
 
 def via_vs_nginx(ng, via):
-    """The gateway's req/s over nginx's: the median of the rounds' ratios, each round's pair
-    run back to back, so what else the shared cores did then weighs on both; with one round,
-    that round's ratio."""
-    pairs = [v / g for v, g in zip(via.get("rounds", [via["rps"]]), ng.get("rounds", [ng["rps"]]))
-             if g]
+    """The gateway's req/s over nginx's (median_run results): the median of the rounds' ratios,
+    each round's pair run back to back, so what else the shared cores did then weighs on both;
+    with one round, that round's ratio."""
+    pairs = [v / g for v, g in zip(via["rounds"], ng["rounds"]) if g]
     return statistics.median(pairs) if pairs else 0.0
 
 
@@ -731,8 +724,7 @@ def render(a, results, deploy_ms, deploy_api_ms, rss_start, rss_idle, rss_load, 
                 vs = via_vs_nginx(ng, via)
                 row(f"via/nginx req/s, `{name}`, c={c} (median of the rounds' ratios)", f"{vs:.2f}", "≥ 1.00", vs >= 1.0)
             if c == 128:
-                vp, np_ = via.get("p99_median_us", via["p99_us"]), ng.get("p99_median_us",
-                                                                           ng["p99_us"])
+                vp, np_ = via["p99_median_us"], ng["p99_median_us"]
                 row(f"p99 via vs nginx, `{name}`, c={c} (median of the rounds' p99s)",
                     f"{fmt_ms(vp)} vs {fmt_ms(np_)} ms", "≤ nginx", vp <= np_)
             if c == BURST_CONNS:

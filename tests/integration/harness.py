@@ -862,16 +862,17 @@ class FaasdDaemon:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def paced_invokes(daemon, name, rate, seconds, results, tag="q"):
-    """Invokes `name` `rate` times a second for `seconds`, one connection each, with bodies
-    TAG0, TAG1, ...; appends each outcome to `results`: 200 when the echo came back whole,
-    else "status:text" or the exception. Bounded in count and time."""
+def paced_invokes(daemon, name, rate, seconds, results, tag="q", headers=None):
+    """Invokes `name` `rate` times a second for `seconds`, one at a time on a connection each,
+    with bodies TAG0, TAG1, ... and the headers `headers(n)` returns (when given); appends each
+    outcome to `results`, request n's at index n: 200 when the echo came back whole, else
+    "status:text" or the exception. Bounded in count and time."""
     deadline = time.monotonic() + seconds
     n = 0
     while time.monotonic() < deadline and n < rate * seconds + 10:
         t = time.monotonic()
         try:
-            r = daemon.invoke(name, body=f"{tag}{n}", timeout=30)
+            r = daemon.invoke(name, body=f"{tag}{n}", headers=headers and headers(n), timeout=30)
             results.append(r.status if r.text == f"{tag}{n}" else f"{r.status}:{r.text[:200]}")
         except OSError as exc:
             results.append(repr(exc))

@@ -191,31 +191,17 @@ def test_fifty_concurrent_requests_at_zero_share_one_start(api, functions, conta
     assert len(containers_of(containerd, name)) == 1
 
 
-def load(api, name, rate, seconds, results, with_keys=False):
-    """Sends `rate` requests per second for `seconds`, one at a time on a connection each
-    (with_keys: every other one with an Idempotency-Key); appends (keyed, outcome) to
-    `results`: outcome is 200 when the echo came back whole, else "status:text" or the
-    exception. Bounded in count and time."""
-    deadline = time.monotonic() + seconds
-    n = 0
-    while time.monotonic() < deadline and n < rate * seconds + 10:
-        t = time.monotonic()
-        keyed = with_keys and n % 2 == 0
-        headers = {"Idempotency-Key": f"k{n}"} if keyed else None
-        try:
-            r = api.invoke(name, body=f"q{n}", headers=headers, timeout=30)
-            results.append((keyed, r.status if r.text == f"q{n}" else f"{r.status}:{r.text[:200]}"))
-        except OSError as exc:
-            results.append((keyed, repr(exc)))
-        n += 1
-        time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - t)))  # pacing, not synchronisation
+def every_other_keyed(n):
+    """Headers of request n for paced_invokes: an Idempotency-Key on the even ones."""
+    return {"Idempotency-Key": f"k{n}"} if n % 2 == 0 else None
 
 
 def test_kill_of_the_only_replica_under_load_fails_only_the_post_it_had_taken(
         api, functions, containerd):
     name = functions.deploy("lone")
     results = []
-    loader = threading.Thread(target=load, args=(api, name, 20, 8, results, True))
+    loader = threading.Thread(target=harness.paced_invokes, args=(api, name, 20, 8, results),
+                              kwargs={"headers": every_other_keyed})
     loader.start()
     harness.wait_until(lambda: len(results) >= 20, 10, "load to run")
     (cid,) = containerd.running_tasks(name)
@@ -227,13 +213,13 @@ def test_kill_of_the_only_replica_under_load_fails_only_the_post_it_had_taken(
     # Requests sent while the replica was gone or restarting wait for it; one the function's
     # kernel had refused (RST) is sent again. Those carrying an Idempotency-Key are sent again
     # even when the function had read them before it died: none of them fails.
-    failed_keyed = [r for keyed, r in results if keyed and r != 200]
+    failed_keyed = [r for n, r in enumerate(results) if every_other_keyed(n) and r != 200]
     assert not failed_keyed, f"{len(failed_keyed)} keyed requests failed: {failed_keyed[:5]}"
     # A plain POST the function had already read when it was killed is not sent again (the
     # function may have acted on it): measured, its connection was in CLOSE_WAIT with the
     # request acknowledged and no RST. Requests go one at a time, so at most one was taken,
     # and its 502 says so; any other failure is a gateway fault.
-    failed = [r for keyed, r in results if not keyed and r != 200]
+    failed = [r for n, r in enumerate(results) if not every_other_keyed(n) and r != 200]
     assert len(failed) <= 1, f"{len(failed)} of {len(results)} failed: {failed[:5]}"
     for r in failed:
         assert r.startswith("502:") and "read: end of stream (kept-alive connection)" in r, r
@@ -244,14 +230,14 @@ def test_update_with_two_replicas_under_load_fails_nothing(api, functions, fn_im
     assert scale(api, name, 2).status in OK
     wait_available(api, name, 2)
     results = []
-    loader = threading.Thread(target=load, args=(api, name, 20, 6, results))
+    loader = threading.Thread(target=harness.paced_invokes, args=(api, name, 20, 6, results))
     loader.start()
     harness.wait_until(lambda: len(results) >= 10, 10, "load to run")
     r = api.deploy(name, fn_image.refs["echo"], method="PUT", envVars={"v": "2"})
     assert r.status in OK, r
     loader.join(timeout=40)
     assert len(results) >= 60, len(results)
-    failed = [r for _, r in results if r != 200]
+    failed = [r for r in results if r != 200]
     assert not failed, f"{len(failed)} of {len(results)} failed: {failed[:5]}"
     st = status(api, name)
     assert st["replicas"] == 2 and st["envVars"] == {"v": "2"}, st

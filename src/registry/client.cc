@@ -1,5 +1,6 @@
 // RegistryClient: the distribution API over cpp-httplib. One httplib::Client per exchange keeps the
 // class thread-safe without locking sockets; only the token cache is shared.
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -9,8 +10,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "base/log.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "openssl/err.h"
+#include "openssl/ssl.h"
 #include "openssl/x509_vfy.h"
 #include "registry/auth.h"
 #include "registry/json_fields.h"
@@ -51,6 +57,32 @@ bool IsInsecureRegistry(const RegistryOptions& o, std::string_view domain) {
   return false;
 }
 
+// Why OpenSSL failed an exchange: the oldest reason on this thread's error queue, which it
+// empties. cpp-httplib's SSL_shutdown of a failed handshake adds "shutdown while in init"
+// after the cause, and alone when there was no TLS error (the peer closed or reset): not a cause.
+struct TlsFailure {
+  std::string reason;  // "" when OpenSSL gave none
+  bool unexpected_eof = false;
+};
+TlsFailure DrainTlsError() {
+  TlsFailure f;
+  bool seen = false;
+  while (unsigned long e = ERR_get_error()) {
+    const bool ssl = ERR_GET_LIB(e) == ERR_LIB_SSL;
+    if (seen || (ssl && ERR_GET_REASON(e) == SSL_R_SHUTDOWN_WHILE_IN_INIT)) continue;
+    seen = true;
+    f.unexpected_eof = ssl && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+    if (const char* reason = ERR_reason_error_string(e)) {
+      f.reason = reason;
+    } else {
+      char code[256];
+      ERR_error_string_n(e, code, sizeof code);
+      f.reason = code;
+    }
+  }
+  return f;
+}
+
 std::string DescribeError(httplib::Error e) {
   switch (e) {
     case httplib::Error::Connection:
@@ -73,6 +105,9 @@ std::string DescribeError(httplib::Error e) {
 constexpr size_t kMaxManifestBytes = 4 << 20;  // containerd's limit too
 constexpr size_t kMaxErrorBodyBytes = 64 << 10;
 constexpr int kMaxRedirects = 5;
+constexpr int kTransportAttempts = 3;
+constexpr absl::Duration kTransportPauses[kTransportAttempts - 1] = {absl::Milliseconds(200),
+                                                                     absl::Seconds(1)};
 constexpr char kDefaultCaFile[] = "/etc/ssl/certs/ca-certificates.crt";
 
 const char* const kManifestAccept =
@@ -219,59 +254,85 @@ absl::Status PerformExchange(const RegistryOptions& o, Url url, const std::strin
     if (!authorization.empty() && url.Origin() == origin) {
       headers.emplace("Authorization", authorization);
     }
-    status = 0;
-    response_headers.clear();
-    body.clear();
-    error_body.clear();
-    absl::Status body_error;
+    // A connection that breaks before any answer (reset, closed in the handshake) is tried
+    // again, twice, after a pause: a GET or HEAD before its response has no effect to repeat.
+    // Refusals, TLS alerts, certificates and timeouts (cpp-httplib 0.11 reports a read timeout
+    // as a broken read: told apart by the time it took) are not retried.
+    const absl::Duration timeout =
+        absl::Seconds(std::min(o.connect_timeout_seconds, o.read_timeout_seconds));
     httplib::Result res(nullptr, httplib::Error::Unknown);
-    if (method == "HEAD") {
-      res = cli.Head(url.path_query, headers);
-    } else {
-      res = cli.Get(
-          url.path_query, headers,
-          [&](const httplib::Response& r) {
-            status = r.status;
-            response_headers = r.headers;
-            int64_t announced = 0;
-            if (expect_length >= 0 && status >= 200 && status <= 299 &&
-                absl::SimpleAtoi(r.get_header_value("Content-Length"), &announced) &&
-                announced != expect_length) {
-              body_error =
-                  absl::DataLossError(absl::StrCat(what, ": the registry announces ", announced,
-                                                   " bytes, the descriptor says ", expect_length));
-              return false;
-            }
-            return true;
-          },
-          [&](const char* data, size_t n) {
-            std::string_view chunk(data, n);
-            if (status < 200 || status > 299) {
-              if (error_body.size() < kMaxErrorBodyBytes) error_body.append(chunk);
+    for (int attempt = 1;; ++attempt) {
+      const absl::Time began = absl::Now();
+      status = 0;
+      response_headers.clear();
+      body.clear();
+      error_body.clear();
+      absl::Status body_error;
+      ERR_clear_error();  // so that what is there after a failure is this exchange's
+      if (method == "HEAD") {
+        res = cli.Head(url.path_query, headers);
+      } else {
+        res = cli.Get(
+            url.path_query, headers,
+            [&](const httplib::Response& r) {
+              status = r.status;
+              response_headers = r.headers;
+              int64_t announced = 0;
+              if (expect_length >= 0 && status >= 200 && status <= 299 &&
+                  absl::SimpleAtoi(r.get_header_value("Content-Length"), &announced) &&
+                  announced != expect_length) {
+                body_error = absl::DataLossError(
+                    absl::StrCat(what, ": the registry announces ", announced,
+                                 " bytes, the descriptor says ", expect_length));
+                return false;
+              }
               return true;
-            }
-            if (on_body) {
-              body_error = on_body(chunk);
-              return body_error.ok();
-            }
-            if (body.size() + n > kMaxManifestBytes) {
-              body_error = absl::ResourceExhaustedError(
-                  absl::StrCat("manifest larger than ", kMaxManifestBytes, " bytes"));
-              return false;
-            }
-            body.append(chunk);
-            return true;
-          });
-    }
-    if (!body_error.ok()) return body_error;
-    if (!res) {
-      if (transport_error != nullptr) *transport_error = res.error();
-      const std::string cause =
+            },
+            [&](const char* data, size_t n) {
+              std::string_view chunk(data, n);
+              if (status < 200 || status > 299) {
+                if (error_body.size() < kMaxErrorBodyBytes) error_body.append(chunk);
+                return true;
+              }
+              if (on_body) {
+                body_error = on_body(chunk);
+                return body_error.ok();
+              }
+              if (body.size() + n > kMaxManifestBytes) {
+                body_error = absl::ResourceExhaustedError(
+                    absl::StrCat("manifest larger than ", kMaxManifestBytes, " bytes"));
+                return false;
+              }
+              body.append(chunk);
+              return true;
+            });
+      }
+      if (!body_error.ok()) return body_error;
+      if (res) break;
+      std::string cause =
           res.error() == httplib::Error::SSLServerVerification
               ? DescribeVerifyFailure(cli.get_openssl_verify_result(), url.host_port, o)
               : DescribeError(res.error());
-      return absl::UnavailableError(
-          absl::StrCat(what, ": ", method, " ", url.Origin(), url.path_query, ": ", cause));
+      const TlsFailure tls = DrainTlsError();
+      if (res.error() == httplib::Error::SSLConnection) {
+        absl::StrAppend(&cause, " (",
+                        tls.reason.empty() ? "the connection closed or broke" : tls.reason, ")");
+      }
+      const std::string failure =
+          absl::StrCat(what, ": ", method, " ", url.Origin(), url.path_query, ": ", cause);
+      const bool broke =
+          status == 0 && absl::Now() - began < timeout &&
+          (res.error() == httplib::Error::Read || res.error() == httplib::Error::Write ||
+           (res.error() == httplib::Error::SSLConnection &&
+            (tls.reason.empty() || tls.unexpected_eof)));
+      if (!broke || attempt >= kTransportAttempts) {
+        if (transport_error != nullptr) *transport_error = res.error();
+        return absl::UnavailableError(failure);
+      }
+      const absl::Duration pause = kTransportPauses[attempt - 1];
+      LogWarning(failure, "; trying again in ", absl::FormatDuration(pause), " (attempt ",
+                 attempt + 1, " of ", kTransportAttempts, ")");
+      absl::SleepFor(pause);
     }
     status = res->status;
     response_headers = res->headers;

@@ -21,6 +21,7 @@ import secrets
 import ssl
 import threading
 import time
+import traceback
 import urllib.parse
 from pathlib import Path
 
@@ -120,6 +121,7 @@ class TokenServer:
         self.expires_in = expires_in
         self.users = {}
         self.requests = []
+        self.failures = []  # (client port, what went wrong) per connection it could not serve
         self.lock = threading.Lock()
         _, _, (self.cert_path, self.key_path) = ca.issue("token-server")
         cert, key, _ = ca.issue("token-signer", names=("faasd test token signer",), server=False)
@@ -163,12 +165,18 @@ class TokenServer:
                 request.settimeout(10)
                 try:
                     tls = ctx.wrap_socket(request, server_side=True)
-                except (OSError, ssl.SSLError):
+                except (OSError, ssl.SSLError) as e:
+                    with owner.lock:
+                        owner.failures.append((client_address[1], repr(e)))
                     return
                 try:
                     super().finish_request(tls, client_address)
                 finally:
                     tls.close()
+
+            def handle_error(self, request, client_address):
+                with owner.lock:
+                    owner.failures.append((client_address[1], traceback.format_exc()))
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -122,6 +122,7 @@ def refusal_context(r, daemon, bench):
     return "\n".join([
         repr(r), "--- daemon log:", harness.tail(daemon.log_path, 3000),
         "--- token requests:", repr(bench.tokens.requests[-4:]),
+        "--- connections the token server could not serve:", repr(bench.tokens.failures[-4:]),
         "--- token registry log:", harness.tail(bench.token.log_path, 1500),
         "--- htpasswd registry log:", harness.tail(bench.basic.log_path, 1500),
         "--- docker config (restored since):", bench.docker_config.read_text()])

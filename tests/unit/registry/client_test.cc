@@ -1,5 +1,11 @@
 // RegistryClient against tiny registries on loopback that demand bearer tokens or basic auth,
 // redirect blobs to another origin, and lie about digests.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -8,6 +14,7 @@
 
 #include "absl/strings/escaping.h"
 #include "catch.hpp"
+#include "openssl/err.h"
 #include "registry/registry.h"
 #include "test_server.h"
 
@@ -349,10 +356,12 @@ struct Certs {
 Certs MakeCerts(const TempDir& dir, const std::string& san) {
   const std::string d = dir.path();
   const std::string cmd =
-      "cd " + d + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+      "cd " + d +
+      " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
       "-nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=faasd-test-ca 2>/dev/null && "
       "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key "
-      "-out srv.csr -subj /CN=registry 2>/dev/null && printf 'subjectAltName=" + san +
+      "-out srv.csr -subj /CN=registry 2>/dev/null && printf 'subjectAltName=" +
+      san +
       "' > ext && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
       "-out srv.pem -days 2 -extfile ext 2>/dev/null";
   REQUIRE(std::system(cmd.c_str()) == 0);
@@ -408,8 +417,7 @@ TEST_CASE("a loopback registry speaking TLS is reached over TLS, its CA from --r
   INFO(why);
   CHECK(why.find("signed by an unknown authority") != std::string::npos);
   CHECK(why.find("--registry-ca=FILE") != std::string::npos);
-  CHECK(why.find("--insecure-registry=127.0.0.1:" + std::to_string(reg.port)) !=
-        std::string::npos);
+  CHECK(why.find("--insecure-registry=127.0.0.1:" + std::to_string(reg.port)) != std::string::npos);
   CHECK(why.find("HTTP 400") == std::string::npos);  // not the plain-HTTP fallback's answer
 }
 
@@ -425,4 +433,181 @@ TEST_CASE("a certificate for another name is refused, naming the host", "[client
   INFO(got.status().ToString());
   CHECK(std::string(got.status().message())
             .find("does not name 127.0.0.1:" + std::to_string(reg.port)) != std::string::npos);
+}
+
+namespace {
+
+// A server on 127.0.0.1 that hands each connection, with its number (0, 1, ...), to `serve`
+// and closes it after; for 10 s at most.
+struct RawServer {
+  explicit RawServer(std::function<void(int fd, int n)> serve) {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), len) == 0);
+    REQUIRE(listen(fd, 8) == 0);
+    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port = ntohs(a.sin_port);
+    thread = std::thread([this, serve] {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!stop && std::chrono::steady_clock::now() < deadline) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 50) != 1) continue;
+        const int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        serve(c, connections++);
+        close(c);
+      }
+    });
+  }
+  ~RawServer() {
+    stop = true;
+    thread.join();
+    close(fd);
+  }
+  std::string Host() const { return "127.0.0.1:" + std::to_string(port); }
+
+  // What `serve` may do with a connection.
+  static std::string ReadRequest(int c) {  // its first bytes (a request's head, a client hello)
+    pollfd in{c, POLLIN, 0};
+    char buf[4096];
+    if (poll(&in, 1, 5000) != 1) return "";
+    const ssize_t n = read(c, buf, sizeof buf);
+    return n > 0 ? std::string(buf, n) : "";
+  }
+  static void Reset(int c) {  // close sends RST
+    const linger now{1, 0};
+    setsockopt(c, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+  }
+  static void Write(int c, const std::string& text) { (void)!write(c, text.data(), text.size()); }
+
+  int fd = -1;
+  int port = 0;
+  std::atomic<int> connections{0};
+  std::atomic<bool> stop{false};
+  std::thread thread;
+};
+
+std::string ManifestAnswer() {
+  return "HTTP/1.1 200 OK\r\nContent-Type: " + std::string(r::kMediaTypeOciManifest) +
+         "\r\nContent-Length: " + std::to_string(kManifest.size()) +
+         "\r\nConnection: close\r\n\r\n" + kManifest;
+}
+
+// A registry at `host` in the clear (no https probe), with short timeouts.
+r::RegistryOptions PlainRegistry(const std::string& host) {
+  r::RegistryOptions o;
+  o.insecure_registries = {host};
+  o.connect_timeout_seconds = 2;
+  o.read_timeout_seconds = 1;
+  return o;
+}
+
+// Starts `s` as a registry whose every answer is a Bearer challenge with the realm
+// https://<realm_host()>/token.
+void StartWithTokenRealm(TestServer& s, std::function<std::string()> realm_host) {
+  s.server.Get(R"(/v2/.*)", [realm_host](const httplib::Request&, httplib::Response& res) {
+    res.status = 401;
+    res.set_header("WWW-Authenticate",
+                   "Bearer realm=\"https://" + realm_host() + "/token\",service=\"test-registry\"");
+  });
+  REQUIRE(s.Start());
+}
+
+}  // namespace
+
+TEST_CASE("a failed TLS handshake says what OpenSSL saw", "[client][tls]") {
+  // The registry sends its token clients to an https realm on its own plain-HTTP port.
+  TestServer s;
+  StartWithTokenRealm(s, [&s] { return s.Host(); });
+  auto got = r::RegistryClient({}).FetchManifest(Ref(s, "fn:1"));
+  REQUIRE_FALSE(got.ok());
+  const std::string why(got.status().message());
+  INFO(why);
+  CHECK(why.find("token from https://" + s.Host() + "/token: GET https://" + s.Host() +
+                 "/token?service=test-registry") != std::string::npos);
+  CHECK(why.find(": TLS handshake failed (wrong version number)") != std::string::npos);
+  CHECK(ERR_peek_error() == 0);  // nothing left on the thread's queue for its next user
+}
+
+TEST_CASE("a connection that breaks before any answer is tried three times in all",
+          "[client][tls]") {
+  // The token realm (https) breaks each connection in the handshake: closes it at once, or
+  // resets it once the client hello is in.
+  std::string cause;
+  std::function<void(int, int)> serve;
+  SECTION("closed") {
+    serve = [](int, int) {};
+    cause = ": TLS handshake failed (";  // "unexpected eof while reading", or a broken write
+  }
+  SECTION("reset") {
+    serve = [](int c, int) {
+      RawServer::ReadRequest(c);
+      RawServer::Reset(c);
+    };
+    cause = ": TLS handshake failed (the connection closed or broke)";
+  }
+  RawServer realm(serve);
+  TestServer s;
+  StartWithTokenRealm(s, [&realm] { return realm.Host(); });
+  const auto began = std::chrono::steady_clock::now();
+  auto got = r::RegistryClient({}).FetchManifest(Ref(s, "fn:1"));
+  const auto took = std::chrono::steady_clock::now() - began;
+  REQUIRE_FALSE(got.ok());
+  const std::string why(got.status().message());
+  INFO(why);
+  CHECK(why.find("token from https://" + realm.Host() + "/token") != std::string::npos);
+  CHECK(why.find(cause) != std::string::npos);
+  CHECK(realm.connections == 3);
+  CHECK(took >= std::chrono::milliseconds(1200));  // the pauses between: 200 ms, then 1 s
+  CHECK(ERR_peek_error() == 0);
+}
+
+TEST_CASE("a connection broken before the answer is tried again and the pull goes on", "[client]") {
+  RawServer flaky([](int c, int n) {
+    RawServer::ReadRequest(c);
+    if (n == 0) {
+      RawServer::Reset(c);
+    } else {
+      RawServer::Write(c, ManifestAnswer());
+    }
+  });
+  auto ref = r::Reference::Parse(flaky.Host() + "/fn:1");
+  REQUIRE(ref.ok());
+  auto got = r::RegistryClient(PlainRegistry(flaky.Host())).FetchManifest(*ref);
+  INFO(got.status().ToString());
+  REQUIRE(got.ok());
+  CHECK(got->second == kManifest);
+  CHECK(flaky.connections == 2);
+}
+
+TEST_CASE("a GET is not tried again once its answer began, nor after a timeout", "[client]") {
+  std::function<void(int, int)> serve;
+  std::string cause;
+  SECTION("the answer breaks off") {
+    serve = [](int c, int) {
+      RawServer::ReadRequest(c);
+      RawServer::Write(c, ManifestAnswer().substr(0, ManifestAnswer().size() - 10));
+      RawServer::Reset(c);
+    };
+    cause = "connection broken while reading";
+  }
+  SECTION("no answer within the read timeout (1 s)") {
+    serve = [](int c, int) {
+      RawServer::ReadRequest(c);
+      pollfd hold{c, POLLIN, 0};
+      poll(&hold, 1, 3000);  // until the client gives up and closes
+    };
+    cause = "connection broken while reading";
+  }
+  RawServer server(serve);
+  auto ref = r::Reference::Parse(server.Host() + "/fn:1");
+  REQUIRE(ref.ok());
+  auto got = r::RegistryClient(PlainRegistry(server.Host())).FetchManifest(*ref);
+  REQUIRE_FALSE(got.ok());
+  INFO(got.status().ToString());
+  CHECK(std::string(got.status().message()).find(cause) != std::string::npos);
+  CHECK(server.connections == 1);
 }
